@@ -1,0 +1,199 @@
+"""The encode and decode pipelines: dataset -> codes -> ANS bytes (+ residual) -> container, and back."""
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import __version__, kernels
+from .atomic import atomic_path
+from .container import ContainerReader, ContainerWriter
+from .data import Dataset, Source, write_dataset
+from .entropy import decode_codes, encode_codes
+from .errors import FormatError, InputError, ModelMismatchError
+from .intdecoder import ARITHMETIC, integer_decode
+from .modelfile import ModelFile, load_model
+from .residual import RESIDUAL_CODER, decode_residual, encode_residual
+from .train import resolve_device, to_unit
+
+DEFAULT_CHUNK = 1024
+_PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
+
+
+@dataclass
+class CodecReport:
+    """What an encode or decode did, with the figures a user asks for."""
+
+    images: int
+    pixels: int
+    file_bytes: int
+    seconds: float
+    psnr_db: float | None = None
+    max_abs_error: int | None = None
+
+    @property
+    def bits_per_pixel(self) -> float:
+        return self.file_bytes * 8 / self.pixels
+
+
+def _pack_payload(n: int, latent: bytes, residual: bytes, pixel_crc: int) -> bytes:
+    return _PAYLOAD.pack(n, len(latent), len(residual)) + latent + residual + struct.pack(">I", pixel_crc)
+
+
+def _unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
+    if len(payload) < _PAYLOAD.size + 4:
+        raise FormatError(f"{where}: chunk payload too short")
+    n, lat, res = _PAYLOAD.unpack_from(payload)
+    if _PAYLOAD.size + lat + res + 4 != len(payload):
+        raise FormatError(f"{where}: chunk payload lengths do not add up")
+    body = payload[_PAYLOAD.size:]
+    (crc,) = struct.unpack(">I", body[lat + res:])
+    return n, body[:lat], body[lat:lat + res], crc
+
+
+def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None:
+    """The model must have been made for images of this shape."""
+    want = mf.config.image_shape
+    if tuple(dataset_shape) != tuple(want):
+        raise ModelMismatchError(f"{what}: images are {'x'.join(map(str, dataset_shape))} but the model expects "
+                                 f"{'x'.join(map(str, want))}")
+
+
+def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_size: int = DEFAULT_CHUNK,
+                   max_error: int | None = None, backend: str | None = None, device: str = "auto",
+                   force: bool = False) -> CodecReport:
+    """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless)."""
+    check_fits(dataset.image_shape, mf, str(dataset.path))
+    if max_error is not None and not 0 <= max_error <= 255:
+        raise InputError(f"--max-error must be an integer in 0..255, got {max_error}")
+    if chunk_size < 1:
+        raise InputError(f"--chunk-size must be positive, got {chunk_size}")
+    dev = resolve_device(device)
+    backend_used = kernels.resolve_backend(backend, dev)
+    model = mf.model.to(dev)
+    header = {
+        "shape": list(dataset.shape), "dtype": "uint8", "source": dataset.source.to_dict(),
+        "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
+        "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
+        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": "ans-categorical-per-dim",
+        "residual": RESIDUAL_CODER if max_error is not None else None,
+    }
+    start = time.perf_counter()
+    sse, max_err, pixels = 0.0, 0, 0
+    with atomic_path(out, force=force) as tmp:
+        with open(tmp, "wb") as f:
+            writer = ContainerWriter(f, header)
+            for chunk in dataset.chunks(chunk_size):
+                flat = chunk.reshape(len(chunk), -1)
+                codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
+                recon = integer_decode(mf.intdec, codes)
+                residual = b""
+                if max_error is not None:
+                    residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error)
+                writer.add_chunk(_pack_payload(len(chunk), encode_codes(codes, mf.tables), residual,
+                                               zlib.crc32(recon.tobytes())), len(chunk))
+                diff = flat.astype(np.int64) - recon
+                sse += float((diff ** 2).sum())
+                max_err = max(max_err, int(np.abs(diff).max()))
+                pixels += flat.size
+            writer.close()
+        size = tmp.stat().st_size
+    mse = sse / pixels
+    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return CodecReport(dataset.shape[0], pixels, size, time.perf_counter() - start, float(psnr), max_err)
+
+
+def parse_range(spec: str | None, total: int) -> tuple[int, int]:
+    """'A:B' (either end may be empty) into 0 <= A < B <= total."""
+    if not spec:
+        return 0, total
+    a, sep, b = spec.partition(":")
+    try:
+        lo = int(a) if a else 0
+        hi = int(b) if b else total
+    except ValueError:
+        raise InputError(f"--range {spec!r}: expected A:B with integers") from None
+    if not sep or not 0 <= lo < hi <= total:
+        raise InputError(f"--range {spec!r}: expected A:B with 0 <= A < B <= {total}")
+    return lo, hi
+
+
+def model_for(reader: ContainerReader, model_path: str | Path | None) -> ModelFile:
+    """The model that wrote the file: the one given, or the default; a different one is an error."""
+    mf = load_model(model_path)
+    want = reader.header.get("model_id", "")
+    if mf.id != want:
+        hint = "pass the model that wrote it with -m" if model_path is None else "this is not the model that wrote it"
+        raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
+                                 f"({hint})")
+    return mf
+
+
+def _check_header(reader: ContainerReader) -> None:
+    h = reader.header
+    if h.get("decoder") != ARITHMETIC:
+        raise FormatError(f"{reader.path}: decoder arithmetic {h.get('decoder')!r} is not supported")
+    if h.get("residual") not in (None, RESIDUAL_CODER):
+        raise FormatError(f"{reader.path}: residual coder {h.get('residual')!r} is not supported")
+    if reader.total_images != h["shape"][0]:
+        raise FormatError(f"{reader.path}: the chunk index holds {reader.total_images} images, the header "
+                          f"{h['shape'][0]}")
+
+
+def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> Iterator[np.ndarray]:
+    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
+    _check_header(reader)
+    image_shape = tuple(reader.header["shape"][1:])
+    max_error = reader.header.get("max_error")
+    for i, c in enumerate(reader.chunks):
+        if c.first_image + c.images <= lo or c.first_image >= hi:
+            continue
+        where = f"{reader.path} chunk {i}"
+        n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
+        try:
+            codes = decode_codes(latent, n, mf.tables)
+            recon = integer_decode(mf.intdec, codes)
+            if max_error is not None:
+                recon = decode_residual(residual, recon, image_shape, max_error)
+        except (ValueError, RuntimeError, OverflowError) as exc:
+            raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
+        if zlib.crc32(recon.tobytes()) != crc:
+            raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
+        a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + n) - c.first_image
+        yield recon[a:b].reshape((b - a, *image_shape))
+
+
+def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | None = None,
+                image_range: str | None = None, force: bool = False) -> CodecReport:
+    """Decode a .aez file (all of it, or --range A:B) into its source format at `out`."""
+    start = time.perf_counter()
+    with ContainerReader(path) as reader:
+        lo, hi = parse_range(image_range, reader.header["shape"][0])
+        if image_range is None:
+            reader.verify()
+        mf = model_for(reader, model_path)
+        source = Source.from_dict(reader.header["source"])
+        if source.names:
+            source.names = source.names[lo:hi]
+        shape = (hi - lo, *reader.header["shape"][1:])
+        write_dataset(iter_decoded(reader, mf, lo, hi), shape, source, out, force=force)
+        size = reader.size
+    pixels = int(np.prod(shape))
+    return CodecReport(hi - lo, pixels, size, time.perf_counter() - start)
+
+
+def file_info(path: str | Path) -> dict:
+    """The header of a .aez file and what it costs, after checking every checksum."""
+    with ContainerReader(path) as reader:
+        reader.verify()
+        h = dict(reader.header)
+        pixels = int(np.prod(h["shape"]))
+        h.update({"path": str(path), "format_version": 1, "chunks": len(reader.chunks), "bytes": reader.size,
+                  "bits_per_pixel": reader.size * 8 / pixels})
+    return h

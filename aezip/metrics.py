@@ -1,0 +1,17 @@
+"""Image-quality figures."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+def _as_float64(a: torch.Tensor | np.ndarray) -> np.ndarray:
+    return a.detach().cpu().double().numpy() if torch.is_tensor(a) else np.asarray(a, dtype=np.float64)
+
+
+def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels (inf when identical)."""
+    mse = float(np.mean((_as_float64(a) - _as_float64(b)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)

@@ -1,0 +1,93 @@
+"""The autoencoder: an MLP encoder with a sigmoid latent and an MLP decoder, and its configuration."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import kernels
+
+
+@dataclass(frozen=True)
+class AEConfig:
+    """Architecture and quantization of a codec model."""
+
+    image_shape: tuple[int, ...]           # H x W or H x W x C of one image
+    hidden: tuple[int, ...] = (512, 256)   # encoder widths; the decoder mirrors them
+    latent: int = 32
+    levels: int = 16                       # latent codes are integers 0 .. levels-1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        object.__setattr__(self, "hidden", tuple(int(s) for s in self.hidden))
+        if self.latent < 1 or any(h < 1 for h in self.hidden):
+            raise ValueError("layer widths must be positive")
+        if not 2 <= self.levels <= 65536:
+            raise ValueError(f"levels must lie in 2..65536, got {self.levels}")
+
+    @property
+    def input_dim(self) -> int:
+        return int(np.prod(self.image_shape))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AEConfig":
+        return cls(image_shape=tuple(d["image_shape"]), hidden=tuple(d["hidden"]), latent=int(d["latent"]),
+                   levels=int(d["levels"]))
+
+
+@dataclass
+class DecoderLayers:
+    """The decoder's float parameters in nn.Linear layout, first layer first."""
+
+    weights: list[torch.Tensor] = field(default_factory=list)
+    biases: list[torch.Tensor] = field(default_factory=list)
+
+
+class AutoEncoder(nn.Module):
+    """AE(x) = D(E(x)): E ends in a sigmoid (latents in (0, 1)); D ends in logits of pixel intensities."""
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__()
+        self.config = config
+        dims = [config.input_dim, *config.hidden, config.latent]
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        rdims = dims[::-1]
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(rdims[:-1], rdims[1:]))
+
+    @property
+    def encoder_activations(self) -> list[str]:
+        return ["relu"] * len(self.config.hidden) + ["sigmoid"]
+
+    def _encoder_params(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return [m.weight for m in self.encoder], [m.bias for m in self.encoder]
+
+    def encode(self, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+        """Latents in (0, 1) for inputs x (B x D, intensities in [0, 1]), through the kernel dispatch."""
+        w, b = self._encoder_params()
+        return kernels.encoder_forward(x, w, b, self.encoder_activations, backend=backend)
+
+    def codes(self, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
+        """Integer latent codes 0..levels-1 (int32) through the fused quantize epilogue where it runs."""
+        w, b = self._encoder_params()
+        return kernels.encoder_codes(x, w, b, self.encoder_activations, self.config.levels, backend=backend)
+
+    def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
+        """The latent value a code stands for: code / (levels - 1)."""
+        return codes.float() / (self.config.levels - 1)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder output before the final sigmoid."""
+        h = z
+        for i, layer in enumerate(self.decoder):
+            h = layer(h)
+            if i < len(self.decoder) - 1:
+                h = torch.relu(h)
+        return h
+
+    def decoder_layers(self) -> DecoderLayers:
+        return DecoderLayers([m.weight.detach() for m in self.decoder], [m.bias.detach() for m in self.decoder])

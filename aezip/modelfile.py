@@ -1,0 +1,106 @@
+"""Model files (.aezm): safetensors weights, a JSON config in the metadata, the entropy tables and the integer
+decoder. No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load as st_load_numpy
+from safetensors.numpy import save as st_save_numpy
+
+from . import __version__
+from .atomic import atomic_path
+from .errors import InputError, FormatError
+from .intdecoder import IntegerDecoder
+from .model import AEConfig, AutoEncoder
+
+FORMAT = "aezip-model"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "default.aezm"
+METADATA_KEY = "aezip"
+
+
+@dataclass
+class ModelFile:
+    """A loaded model: the network, its entropy tables, its integer decoder, metadata and id."""
+
+    model: AutoEncoder
+    tables: np.ndarray
+    intdec: IntegerDecoder
+    info: dict = field(default_factory=dict)   # training summary: loss, data shape, held-out figures, ...
+    id: str = ""
+    path: Path | None = None
+
+    @property
+    def config(self) -> AEConfig:
+        return self.model.config
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("aezip") / "assets" / DEFAULT_MODEL_NAME))
+
+
+def model_bytes(model: AutoEncoder, tables: np.ndarray, intdec: IntegerDecoder, info: dict) -> bytes:
+    """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
+    tensors = {f"float.{k}": v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    tensors["entropy.tables"] = np.ascontiguousarray(tables, np.int64)
+    tensors.update(intdec.tensors())
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
+            "config": model.config.to_dict(), "info": info}
+    # One metadata key: safetensors writes a map's keys in no fixed order, and the file must be reproducible.
+    return st_save_numpy(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
+
+
+def save_model(path: str | Path, model: AutoEncoder, tables: np.ndarray, intdec: IntegerDecoder, info: dict,
+               *, force: bool = False) -> str:
+    """Write a model file atomically; returns its id."""
+    data = model_bytes(model, tables, intdec, info)
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _metadata(data: bytes) -> dict:
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    return json.loads((header.get("__metadata__") or {}).get(METADATA_KEY, "{}"))
+
+
+def load_model(path: str | Path | None = None) -> ModelFile:
+    """Load a model file (the packaged default when path is None), checking it is one."""
+    path = Path(path) if path is not None else default_model_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read model file ({exc.strerror})") from None
+    try:
+        meta = _metadata(data)
+        tensors = st_load_numpy(data)
+    except Exception:
+        raise FormatError(f"{path}: not an aezip model file (not valid safetensors)") from None
+    if meta.get("format") != FORMAT:
+        raise FormatError(f"{path}: not an aezip model file (no aezip metadata)")
+    if int(meta.get("format_version", 0)) != FORMAT_VERSION:
+        raise FormatError(f"{path}: model format version {meta.get('format_version')} is not supported "
+                          f"(this aezip reads version {FORMAT_VERSION})")
+    try:
+        config = AEConfig.from_dict(meta["config"])
+        model = AutoEncoder(config)
+        state = {k[len("float."):]: torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("float.")}
+        model.load_state_dict(state)
+        intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
+        tables = tensors["entropy.tables"]
+        info = meta.get("info", {})
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"{path}: damaged aezip model file ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return ModelFile(model, tables, intdec, info, hashlib.sha256(data).hexdigest(), path)

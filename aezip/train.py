@@ -1,0 +1,206 @@
+"""The training loop: denoising and quantization noise, latent penalties, validation, early stop, progress."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from . import kernels
+from .entropy import encode_codes, frequency_tables
+from .errors import InputError
+from .intdecoder import IntegerDecoder, build_integer_decoder, integer_decode
+from .losses import RECONSTRUCTION_LOSSES, l2_penalty, reconstruction_loss, sparsity_penalty
+from .metrics import psnr
+from .model import AEConfig, AutoEncoder
+
+
+@dataclass
+class TrainOptions:
+    """Everything `aezip train` takes besides the data and the architecture."""
+
+    loss: str = "mse"
+    rho: float | None = 0.05          # sparse-KL target activation; None turns the penalty off
+    beta: float = 0.1
+    l2: float = 0.0
+    denoise: str | None = None        # "gaussian:SIGMA" | "mask:P"
+    quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    val_split: float = 0.1
+    patience: int = 15
+    device: str = "auto"
+    backend: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss not in RECONSTRUCTION_LOSSES:
+            raise InputError(f"unknown loss {self.loss!r}; expected one of {', '.join(RECONSTRUCTION_LOSSES)}")
+        if self.rho is not None and not 0.0 < self.rho < 1.0:
+            raise InputError(f"--sparsity must lie in (0, 1), got {self.rho}")
+        if self.quant_noise not in ("uniform", "ste"):
+            raise InputError(f"unknown quantization noise {self.quant_noise!r}; expected uniform or ste")
+        if not 0.0 < self.val_split < 1.0:
+            raise InputError(f"--val-split must lie in (0, 1), got {self.val_split}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise InputError("--epochs, --batch-size and --lr must be positive")
+        parse_denoise(self.denoise)
+
+
+@dataclass
+class TrainResult:
+    """A trained model with its entropy tables, integer decoder and summary."""
+
+    model: AutoEncoder
+    tables: np.ndarray
+    intdec: IntegerDecoder
+    info: dict
+
+
+def parse_denoise(spec: str | None) -> tuple[str, float] | None:
+    """'gaussian:SIGMA' or 'mask:P' into (kind, value); None stays None."""
+    if not spec:
+        return None
+    kind, _, value = spec.partition(":")
+    try:
+        v = float(value)
+    except ValueError:
+        raise InputError(f"--denoise {spec!r}: expected gaussian:SIGMA or mask:P") from None
+    if kind not in ("gaussian", "mask") or v < 0 or (kind == "mask" and v >= 1):
+        raise InputError(f"--denoise {spec!r}: expected gaussian:SIGMA (SIGMA >= 0) or mask:P (0 <= P < 1)")
+    return kind, v
+
+
+def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, gen: torch.Generator) -> torch.Tensor:
+    """The denoising corruption: Gaussian noise (clipped to [0, 1]) or a random mask of pixels set to 0."""
+    if denoise is None:
+        return x
+    kind, v = denoise
+    if kind == "gaussian":
+        noise = torch.randn(x.shape, generator=gen, device=x.device)
+        return torch.clamp(x + v * noise, 0.0, 1.0)
+    keep = torch.rand(x.shape, generator=gen, device=x.device) >= v
+    return x * keep
+
+
+def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Generator) -> torch.Tensor:
+    step = 1.0 / (levels - 1)
+    if mode == "ste":
+        return h + (torch.round(h / step) * step - h).detach()
+    return h + (torch.rand(h.shape, generator=gen, device=h.device) - 0.5) * step
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available (this torch build or machine has none)")
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+    return torch.device(device)
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (n x ...) to float rows in [0, 1] (n x D)."""
+    return torch.from_numpy(np.array(images, dtype=np.float32).reshape(len(images), -1)) / 255.0
+
+
+def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_split)))
+    if n - n_val < 1:
+        raise InputError(f"too few images to train ({n}); need at least 2")
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _float_psnr(model: AutoEncoder, x: torch.Tensor, backend: str) -> float:
+    with torch.no_grad():
+        codes = model.codes(x, backend)
+        y = torch.round(torch.sigmoid(model.decode_logits(model.dequantize(codes))) * 255)
+    return psnr(x * 255, y)
+
+
+def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, progress: bool = True,
+                log=print) -> TrainResult:
+    """Train a codec on uint8 images (n x H x W[ x C]); returns the model, its tables and a summary."""
+    if tuple(images.shape[1:]) != config.image_shape:
+        raise InputError(f"images are {images.shape[1:]}, the config expects {config.image_shape}")
+    device = resolve_device(opts.device)
+    backend = kernels.resolve_backend(opts.backend, device)
+    log(f"aezip train: {len(images)} images of {'x'.join(map(str, config.image_shape))}, device {device}, "
+        f"kernel backend {backend}")
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator(device=device).manual_seed(opts.seed)
+    train_idx, val_idx = _split(len(images), opts.val_split, opts.seed)
+    x_train = to_unit(images[train_idx]).to(device)
+    x_val = to_unit(images[val_idx]).to(device)
+    model = AutoEncoder(config).to(device)
+    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
+    denoise = parse_denoise(opts.denoise)
+    best = (-math.inf, copy.deepcopy(model.state_dict()), 0)
+    bar = _progress(opts.epochs, progress)
+    for epoch in range(opts.epochs):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen, device=device)
+        total = 0.0
+        for i in range(0, len(x_train), opts.batch_size):
+            x = x_train[perm[i:i + opts.batch_size]]
+            h = model.encode(corrupt(x, denoise, gen), backend)
+            logits = model.decode_logits(_quantization_noise(h, config.levels, opts.quant_noise, gen))
+            loss = reconstruction_loss(logits, x, opts.loss)
+            if opts.rho is not None and opts.beta > 0:
+                loss = loss + sparsity_penalty(h, opts.rho, opts.beta, backend)
+            if opts.l2 > 0:
+                loss = loss + l2_penalty(h, opts.l2)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            sched.step()
+            total += loss.item() * len(x)
+        model.eval()
+        val_psnr = _float_psnr(model, x_val, backend)
+        if val_psnr > best[0]:
+            best = (val_psnr, copy.deepcopy(model.state_dict()), epoch)
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / len(x_train):.3f}", val_psnr=f"{val_psnr:.2f}")
+        if epoch - best[2] >= opts.patience:
+            log(f"early stop after epoch {epoch + 1}: no better validation PSNR for {opts.patience} epochs")
+            break
+    bar.close()
+    model.load_state_dict(best[1])
+    model = model.cpu().eval()
+    return _finish(model, images[train_idx], images[val_idx], opts, backend, log)
+
+
+def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray, opts: TrainOptions,
+            backend: str, log) -> TrainResult:
+    """Count the entropy tables, build the integer decoder, and measure the held-out figures the codec will give."""
+    cfg = model.config
+    with torch.no_grad():
+        train_codes = model.codes(to_unit(train_images), "torch").numpy()
+        val_codes = model.codes(to_unit(val_images), "torch").numpy()
+    tables = frequency_tables(train_codes, cfg.levels)
+    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
+    recon = integer_decode(intdec, val_codes)
+    pixels = val_images.size
+    latent_bytes = len(encode_codes(val_codes, tables))
+    val_psnr = psnr(val_images.reshape(len(val_images), -1), recon)
+    info = {
+        "options": {k: v for k, v in asdict(opts).items() if k not in ("device", "backend")},
+        "train_images": int(len(train_images)),
+        "heldout": {"images": int(len(val_images)), "psnr_db": round(val_psnr, 3),
+                    "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},
+    }
+    log(f"held-out ({len(val_images)} validation images): PSNR {val_psnr:.2f} dB at "
+        f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
+    return TrainResult(model, tables, intdec, info)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, desc="epochs", disable=not enabled, leave=False, dynamic_ncols=True)

@@ -1,0 +1,191 @@
+"""The `aezip` command line: train, encode, decode, info, demo. Errors are one line and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from aezip import __version__
+from aezip.errors import AezipError, InputError
+from aezip.kernels import BackendError
+
+BACKEND = click.Choice(["auto", "triton", "torch"])
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InputError(f"--hidden {text!r}: expected comma-separated widths such as 512,256") from None
+    if not values or min(values) < 1:
+        raise InputError(f"--hidden {text!r}: expected positive widths such as 512,256")
+    return values
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aezip")
+def cli() -> None:
+    """Compress image datasets with a trained sparse autoencoder."""
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model file to write (.aezm).")
+@click.option("--range", "image_range", help="Train on images A..B-1 only (A:B).")
+@click.option("--hidden", default="512,256", show_default=True, help="Encoder widths; the decoder mirrors them.")
+@click.option("--latent", default=32, show_default=True, help="Latent dimensions.")
+@click.option("--levels", default=16, show_default=True, help="Quantization levels of each latent.")
+@click.option("--loss", type=click.Choice(["bce", "mse", "cosine"]), default="mse", show_default=True)
+@click.option("--sparsity", "rho", type=float, default=0.05, show_default=True,
+              help="Sparse-KL target activation rho (0 turns the penalty off).")
+@click.option("--beta", type=float, default=0.1, show_default=True, help="Weight of the sparse-KL penalty.")
+@click.option("--l2", type=float, default=0.0, show_default=True, help="Weight of the L2 latent penalty.")
+@click.option("--denoise", help="Denoising training: gaussian:SIGMA or mask:P (intensities in [0, 1]).")
+@click.option("--quant-noise", type=click.Choice(["uniform", "ste"]), default="uniform", show_default=True,
+              help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@click.option("--epochs", default=60, show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (one-cycle).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-split", type=float, default=0.1, show_default=True)
+@click.option("--patience", default=15, show_default=True, help="Early stop after this many epochs without a "
+              "better validation PSNR.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data: Path, output: Path, image_range: str | None, hidden: str, latent: int, levels: int, loss: str,
+          rho: float, beta: float, l2: float, denoise: str | None, quant_noise: str, epochs: int, batch_size: int,
+          lr: float, seed: int, val_split: float, patience: int, device: str, backend: str | None, force: bool,
+          quiet: bool) -> None:
+    """Learn a codec on DATA and write it to a model file."""
+    from aezip.atomic import check_output
+    from aezip.codec import parse_range
+    from aezip.data import open_dataset
+    from aezip.model import AEConfig
+    from aezip.modelfile import save_model
+    from aezip.train import TrainOptions, train_model
+
+    check_output(output, force)
+    opts = TrainOptions(loss=loss, rho=rho if rho > 0 else None, beta=beta, l2=l2, denoise=denoise,
+                        quant_noise=quant_noise, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                        val_split=val_split, patience=patience, device=device, backend=backend)
+    try:
+        config = AEConfig(image_shape=(), hidden=_int_list(hidden), latent=latent, levels=levels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    dataset = open_dataset(data)
+    lo, hi = parse_range(image_range, dataset.shape[0])
+    images = dataset.read_all()[lo:hi]
+    config = AEConfig(image_shape=dataset.image_shape, hidden=config.hidden, latent=latent, levels=levels)
+    result = train_model(images, config, opts, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    info = dict(result.info, data={"name": Path(data).name, "range": [lo, hi], "shape": list(images.shape)})
+    model_id = save_model(output, result.model, result.tables, result.intdec, info, force=force)
+    click.echo(f"wrote {output} (model id {model_id[:16]})")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".aez file to write.")
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
+@click.option("--max-error", type=int, default=None, help="Bound every pixel's error by E gray levels (0: lossless).")
+@click.option("--chunk-size", default=1024, show_default=True, help="Images per chunk (the unit of random access).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def encode(data: Path, output: Path, model_path: Path | None, max_error: int | None, chunk_size: int, device: str,
+           backend: str | None, force: bool) -> None:
+    """Write the dataset DATA into one .aez file."""
+    from aezip.atomic import check_output
+    from aezip.codec import encode_dataset
+    from aezip.data import open_dataset
+    from aezip.modelfile import load_model
+
+    check_output(output, force)
+    dataset = open_dataset(data)
+    mf = load_model(model_path)
+    r = encode_dataset(dataset, mf, output, chunk_size=chunk_size, max_error=max_error, backend=backend,
+                       device=device, force=force)
+    click.echo(f"wrote {output}: {r.images} images, {r.file_bytes} bytes, {r.bits_per_pixel:.4f} bits/pixel, "
+               f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Where to write the dataset (a folder for image datasets).")
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path),
+              help="The model that wrote FILE [default: embedded].")
+@click.option("--range", "image_range", help="Decode images A..B-1 only (A:B), through the chunk index.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def decode(file: Path, output: Path, model_path: Path | None, image_range: str | None, force: bool) -> None:
+    """Give back the dataset stored in FILE, in the format it came in."""
+    from aezip.atomic import check_output
+    from aezip.codec import decode_file
+
+    check_output(output, force)
+    r = decode_file(file, output, model_path=model_path, image_range=image_range, force=force)
+    click.echo(f"wrote {output}: {r.images} images, {r.images / r.seconds:.0f} images/s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
+def info(file: Path, as_json: bool) -> None:
+    """Show the header of a .aez file (all checksums are verified)."""
+    from aezip.codec import file_info
+
+    h = file_info(file)
+    if as_json:
+        click.echo(json.dumps(h, indent=2, sort_keys=True))
+        return
+    src = h["source"]
+    rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src["format"]),
+            ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
+            ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
+            ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
+            ("bytes", h["bytes"]), ("bits/pixel", f"{h['bits_per_pixel']:.4f}"),
+            ("aezip version", h["aezip_version"])]
+    for k, v in rows:
+        click.echo(f"{k:>16}: {v}")
+
+
+@cli.command()
+@click.option("--workdir", type=click.Path(path_type=Path), help="Keep the files here [default: a temporary folder].")
+def demo(workdir: Path | None) -> None:
+    """Encode the shipped MNIST sample with the embedded model, decode it, and compare with xz and zstd."""
+    from aezip.demo import run_demo
+
+    for line in run_demo(workdir):
+        click.echo(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group, turning every expected failure into `aezip: error: ...` and exit status 1/2."""
+    try:
+        cli.main(args=argv, prog_name="aezip", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        click.echo(f"aezip: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aezip: error: aborted", err=True)
+        sys.exit(130)
+    except (AezipError, BackendError) as exc:
+        click.echo(f"aezip: error: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"aezip: error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("aezip: error: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

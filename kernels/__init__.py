@@ -1,0 +1,60 @@
+"""aezip.kernels: fused Triton kernels with torch references and one dispatch.
+
+Public API: `encoder_forward`, `encoder_codes`, `sparse_kl`, `available_backends`. Triton is imported only when
+the Triton backend is chosen, so this package works where Triton is absent.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .dispatch import BackendError, available_backends, resolve_backend
+from .reference import (ACTIVATIONS, encoder_forward_reference, quantize_reference, sparse_kl_reference)
+
+__all__ = ["encoder_forward", "encoder_codes", "sparse_kl", "available_backends", "resolve_backend", "BackendError"]
+
+
+def _check_encoder_args(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                        activations: Sequence[str]) -> None:
+    if not (len(weights) == len(biases) == len(activations)) or not weights:
+        raise ValueError("weights, biases and activations must be non-empty and of the same length")
+    if x.dim() != 2 or x.shape[1] != weights[0].shape[1]:
+        raise ValueError(f"x must be B x {weights[0].shape[1]}, got shape {tuple(x.shape)}")
+    for act in activations:
+        if act not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {act!r}; expected one of {ACTIVATIONS}")
+
+
+def encoder_forward(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                    activations: Sequence[str], *, backend: str = "auto") -> torch.Tensor:
+    """act_n(... act_1(x W_1^T + b_1) ...) with weights in nn.Linear's out x in layout; differentiable."""
+    _check_encoder_args(x, weights, biases, activations)
+    if resolve_backend(backend, x.device) == "torch":
+        return encoder_forward_reference(x, weights, biases, activations)
+    from .encoder_kernel import encoder_forward_triton
+    return encoder_forward_triton(x, weights, biases, activations)
+
+
+def encoder_codes(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
+                  activations: Sequence[str], levels: int, *, backend: str = "auto") -> torch.Tensor:
+    """Integer latent codes round(z * (levels - 1)) (int32), through the fused quantize epilogue where it fits."""
+    _check_encoder_args(x, weights, biases, activations)
+    with torch.no_grad():
+        if resolve_backend(backend, x.device) == "triton":
+            from .encoder_kernel import encoder3_triton, encoder_forward_triton, fused_encoder_fits
+            if fused_encoder_fits(weights):
+                return encoder3_triton(x, weights, biases, activations, levels=levels)
+            return quantize_reference(encoder_forward_triton(x, weights, biases, activations), levels)
+        return quantize_reference(encoder_forward_reference(x, weights, biases, activations), levels)
+
+
+def sparse_kl(h: torch.Tensor, rho: float, beta: float = 1.0, *, eps: float = 1e-6,
+              backend: str = "auto") -> torch.Tensor:
+    """beta * sum_j KL(rho || rho_hat_j), rho_hat_j = clamp(mean_b h_bj, eps, 1-eps); a differentiable scalar."""
+    if not 0.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (0, 1), got {rho}")
+    if resolve_backend(backend, h.device) == "torch":
+        return sparse_kl_reference(h, rho, beta, eps=eps)
+    from .sparse_kl_kernel import sparse_kl_triton
+    return sparse_kl_triton(h, rho, beta, eps)

@@ -1,0 +1,74 @@
+"""Choose the backend for a kernel call: Triton on CUDA tensors or under TRITON_INTERPRET=1, torch otherwise."""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+BACKENDS = ("auto", "triton", "torch")
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here; the message says why."""
+
+
+def interpreter_on() -> bool:
+    """True when Triton runs kernels on the CPU through its interpreter."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_import_error() -> str | None:
+    try:
+        import triton  # noqa: F401
+        import triton.language  # noqa: F401
+    except Exception as exc:  # ImportError, or a broken install
+        return f"triton is not importable ({exc.__class__.__name__}: {exc})"
+    return None
+
+
+def triton_unavailable_reason(device: torch.device) -> str | None:
+    """None if Triton can run on tensors of this device, else a one-line reason."""
+    reason = _triton_import_error()
+    if reason:
+        return reason + "; install it with `pip install triton`"
+    if device.type == "cuda" or interpreter_on():
+        return None
+    return (f"tensors are on {device.type}, and Triton runs only on CUDA devices or on the CPU "
+            "under TRITON_INTERPRET=1")
+
+
+def default_backend() -> str:
+    """The backend asked for by AEZIP_BACKEND (auto if unset)."""
+    value = os.environ.get("AEZIP_BACKEND", "auto").strip().lower() or "auto"
+    if value not in BACKENDS:
+        raise BackendError(f"AEZIP_BACKEND={value!r} is not one of {', '.join(BACKENDS)}")
+    return value
+
+
+def resolve_backend(backend: str | None, device: torch.device) -> str:
+    """Turn "auto" | "triton" | "torch" into the backend that will run; "auto" (or None) defers to AEZIP_BACKEND."""
+    if backend in (None, "auto"):
+        backend = default_backend()
+    if backend not in BACKENDS:
+        raise BackendError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return "torch"
+    reason = triton_unavailable_reason(device)
+    if backend == "triton" and reason:
+        raise BackendError(f"backend 'triton' cannot run: {reason}")
+    return "torch" if reason else "triton"
+
+
+def available_backends(device: torch.device | str = "cpu") -> list[str]:
+    """The backends that can run on tensors of this device."""
+    device = torch.device(device)
+    return ["triton", "torch"] if triton_unavailable_reason(device) is None else ["torch"]
+
+
+def autotune_configs(configs: list) -> list:
+    """All configs on a GPU; only the first under the interpreter or with AEZIP_AUTOTUNE=0 (CI)."""
+    if interpreter_on() or os.environ.get("AEZIP_AUTOTUNE", "1") == "0":
+        return configs[:1]
+    return configs

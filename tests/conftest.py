@@ -1,0 +1,46 @@
+"""Test setup: Triton kernels run on the CPU through the interpreter; "auto" picks torch unless a test asks."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")   # must precede any import of the kernel modules
+os.environ["AEZIP_BACKEND"] = "torch"
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from aezip.demo import sample_path  # noqa: E402
+from aezip.data import open_dataset  # noqa: E402
+from aezip.model import AEConfig  # noqa: E402
+from aezip.modelfile import save_model  # noqa: E402
+from aezip.train import TrainOptions, train_model  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def sample_images() -> np.ndarray:
+    """The 300 MNIST images shipped with the package (uint8, 300 x 28 x 28)."""
+    return open_dataset(sample_path()).read_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory, sample_images) -> Path:
+    """A CPU-sized model (784-32-8) trained for a few epochs on the sample."""
+    config = AEConfig(image_shape=(28, 28), hidden=(32,), latent=8, levels=8)
+    opts = TrainOptions(epochs=3, batch_size=32, seed=1, device="cpu", backend="torch")
+    result = train_model(sample_images, config, opts, progress=False, log=lambda m: None)
+    path = tmp_path_factory.mktemp("model") / "tiny.aezm"
+    save_model(path, result.model, result.tables, result.intdec, result.info)
+    return path
+
+
+def write_idx(path: Path, images: np.ndarray) -> Path:
+    """Write uint8 images as an (uncompressed) IDX file."""
+    import struct
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, images.ndim]) + struct.pack(f">{images.ndim}I", *images.shape) + images.tobytes())
+    return path

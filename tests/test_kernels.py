@@ -1,0 +1,137 @@
+"""Triton kernels against the torch reference (under TRITON_INTERPRET=1 on the CPU), and the dispatch rules."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aezip import kernels
+from aezip.kernels.dispatch import BackendError, resolve_backend
+from aezip.kernels.reference import (encoder_forward_reference, quantize_reference, sparse_kl_grad_reference,
+                                     sparse_kl_reference)
+
+# (value rtol, value atol, gradient atol) per dtype; the interpreter runs fp32 only (no bf16 there).
+TOLERANCE = {torch.float32: (1e-5, 1e-6, 1e-6)}
+
+
+def _rand_h(b: int, j: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, j, generator=g).clamp(0.01, 0.99)
+
+
+@pytest.mark.parametrize("b,j", [(1, 7), (7, 50), (37, 97), (130, 784), (600, 33)])
+@pytest.mark.parametrize("rho", [0.01, 0.5])
+def test_sparse_kl_matches_reference(b: int, j: int, rho: float) -> None:
+    rtol, atol, gatol = TOLERANCE[torch.float32]
+    h = _rand_h(b, j, b * 1000 + j).requires_grad_()
+    grad_out = torch.tensor(0.37)
+    loss = kernels.sparse_kl(h, rho, 0.8, backend="triton")
+    (g_triton,) = torch.autograd.grad(loss, h, grad_out)
+    ref = sparse_kl_reference(h, rho, 0.8)
+    (g_ref,) = torch.autograd.grad(ref, h, grad_out)
+    torch.testing.assert_close(loss, ref, rtol=rtol, atol=atol)
+    torch.testing.assert_close(g_triton, g_ref, rtol=0, atol=gatol)
+
+
+def test_sparse_kl_clamped_columns_match_reference() -> None:
+    h = _rand_h(9, 6, 3)
+    h[:, 0] = 0.0
+    h[:, 1] = 1.0
+    h.requires_grad_()
+    loss = kernels.sparse_kl(h, 0.05, backend="triton")
+    (g,) = torch.autograd.grad(loss, h)
+    ref = sparse_kl_reference(h, 0.05)
+    (g_ref,) = torch.autograd.grad(ref, h)
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(g, g_ref, rtol=0, atol=1e-6)
+    assert torch.all(g[:, :2] == 0)  # zero where the clamp is active, as documented
+
+
+def test_sparse_kl_analytic_gradient_is_autograd_of_reference() -> None:
+    h = _rand_h(11, 5, 7).double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: sparse_kl_reference(t, 0.1, 2.0), (h,))
+    (g,) = torch.autograd.grad(sparse_kl_reference(h, 0.1, 2.0), h)
+    torch.testing.assert_close(sparse_kl_grad_reference(h, 0.1, 2.0), g)
+
+
+def _encoder_params(widths: list[int], seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    ws = [torch.randn(o, i, generator=g) / i ** 0.5 for i, o in zip(widths[:-1], widths[1:])]
+    bs = [0.1 * torch.randn(o, generator=g) for o in widths[1:]]
+    return ws, bs
+
+
+@pytest.mark.parametrize("b", [1, 7, 37, 130])
+@pytest.mark.parametrize("widths,acts", [
+    ([50, 97, 40, 13], ["relu", "relu", "sigmoid"]),        # fused three-layer kernel
+    ([97, 50, 7], ["sigmoid", "identity"]),                # per-layer kernels
+    ([784, 64, 32, 16], ["relu", "relu", "sigmoid"]),
+])
+def test_encoder_forward_matches_reference(b: int, widths: list[int], acts: list[str]) -> None:
+    ws, bs = _encoder_params(widths, b)
+    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b))
+    out = kernels.encoder_forward(x, ws, bs, acts, backend="triton")
+    torch.testing.assert_close(out, encoder_forward_reference(x, ws, bs, acts), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("b", [7, 130])
+def test_encoder_gradients_match_reference(b: int) -> None:
+    widths, acts = [50, 97, 40, 13], ["relu", "sigmoid", "identity"]
+    ws, bs = _encoder_params(widths, b)
+    params = [p.requires_grad_() for p in (*ws, *bs)]
+    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b)).requires_grad_()
+    grad_out = torch.randn(b, widths[-1], generator=torch.Generator().manual_seed(0))
+    out = kernels.encoder_forward(x, ws, bs, acts, backend="triton")
+    got = torch.autograd.grad(out, [x, *params], grad_out)
+    ref = encoder_forward_reference(x, ws, bs, acts)
+    want = torch.autograd.grad(ref, [x, *params], grad_out)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_quantize_epilogue_gives_the_reference_codes() -> None:
+    widths, acts = [97, 64, 50, 21], ["relu", "relu", "sigmoid"]
+    ws, bs = _encoder_params(widths, 5)
+    x = torch.rand(37, widths[0], generator=torch.Generator().manual_seed(5))
+    codes = kernels.encoder_codes(x, ws, bs, acts, 16, backend="triton")
+    z = encoder_forward_reference(x, ws, bs, acts)
+    ref = quantize_reference(z, 16)
+    assert codes.dtype == torch.int32
+    # A code may differ only where z * 15 sits within float rounding of a half-way point.
+    near_tie = ((z * 15 - torch.floor(z * 15)) - 0.5).abs() < 1e-4
+    assert torch.all((codes == ref) | near_tie)
+
+
+def test_training_step_is_the_same_with_both_backends() -> None:
+    from aezip.losses import sparsity_penalty
+    from aezip.model import AEConfig, AutoEncoder
+    config = AEConfig(image_shape=(7, 7), hidden=(20,), latent=5, levels=8)
+    x = torch.rand(13, 49, generator=torch.Generator().manual_seed(0))
+    results = []
+    for backend in ("torch", "triton"):
+        torch.manual_seed(0)
+        model = AutoEncoder(config)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        h = model.encode(x, backend)
+        loss = ((torch.sigmoid(model.decode_logits(h)) - x) ** 2).sum() + sparsity_penalty(h, 0.1, 0.5, backend)
+        loss.backward()
+        opt.step()
+        results.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_triton_backend_where_it_cannot_run_says_why(monkeypatch) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(BackendError, match="CUDA devices or on the CPU under TRITON_INTERPRET=1"):
+        resolve_backend("triton", torch.device("cpu"))
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+
+
+def test_env_switch_sets_the_default(monkeypatch) -> None:
+    monkeypatch.setenv("AEZIP_BACKEND", "triton")
+    assert resolve_backend(None, torch.device("cpu")) == "triton"
+    assert resolve_backend("torch", torch.device("cpu")) == "torch"
+    monkeypatch.setenv("AEZIP_BACKEND", "cuda-please")
+    with pytest.raises(BackendError, match="AEZIP_BACKEND"):
+        resolve_backend(None, torch.device("cpu"))
+    assert kernels.available_backends("cpu") == ["triton", "torch"]
