@@ -27,6 +27,8 @@ class TrainOptions:
     l2: float = 0.0
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
+    shift: int = 0                    # augmentation: random translations of up to this many pixels
+    weight_decay: float = 0.0
     epochs: int = 60
     batch_size: int = 64
     lr: float = 2e-3
@@ -47,6 +49,8 @@ class TrainOptions:
             raise InputError(f"--val-split must lie in (0, 1), got {self.val_split}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise InputError("--epochs, --batch-size and --lr must be positive")
+        if self.shift < 0 or self.weight_decay < 0:
+            raise InputError("--shift and --weight-decay must not be negative")
         parse_denoise(self.denoise)
 
 
@@ -84,6 +88,21 @@ def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, gen: torch.Gener
         return torch.clamp(x + v * noise, 0.0, 1.0)
     keep = torch.rand(x.shape, generator=gen, device=x.device) >= v
     return x * keep
+
+
+def random_shift(x: torch.Tensor, image_shape: tuple[int, ...], max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image (rows of x) by a random offset of up to max_shift pixels, filling with zeros."""
+    if max_shift == 0:
+        return x
+    b, (h, w) = x.shape[0], image_shape[:2]
+    imgs = x.view(b, h, w, -1).permute(0, 3, 1, 2)
+    padded = torch.nn.functional.pad(imgs, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen, device=x.device)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen, device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    return padded[batch, :, rows, cols].reshape(b, -1)   # advanced indices first: b x h x w x c
 
 
 def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Generator) -> torch.Tensor:
@@ -138,7 +157,7 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
     x_train = to_unit(images[train_idx]).to(device)
     x_val = to_unit(images[val_idx]).to(device)
     model = AutoEncoder(config).to(device)
-    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
@@ -149,7 +168,7 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
         perm = torch.randperm(len(x_train), generator=gen, device=device)
         total = 0.0
         for i in range(0, len(x_train), opts.batch_size):
-            x = x_train[perm[i:i + opts.batch_size]]
+            x = random_shift(x_train[perm[i:i + opts.batch_size]], config.image_shape, opts.shift, gen)
             h = model.encode(corrupt(x, denoise, gen), backend)
             logits = model.decode_logits(_quantization_noise(h, config.levels, opts.quant_noise, gen))
             loss = reconstruction_loss(logits, x, opts.loss)

@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA or mask:P (intensities in [0, 1]).")
 @click.option("--quant-noise", type=click.Choice(["uniform", "ste"]), default="uniform", show_default=True,
               help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@click.option("--shift", default=0, show_default=True, help="Augment with random translations of up to N pixels.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW weight decay.")
 @click.option("--epochs", default=60, show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (one-cycle).")
@@ -58,7 +60,7 @@ def cli() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train(data: Path, output: Path, image_range: str | None, hidden: str, latent: int, levels: int, loss: str,
-          rho: float, beta: float, l2: float, denoise: str | None, quant_noise: str, epochs: int, batch_size: int,
+          rho: float, beta: float, l2: float, denoise: str | None, quant_noise: str, shift: int, weight_decay: float, epochs: int, batch_size: int,
           lr: float, seed: int, val_split: float, patience: int, device: str, backend: str | None, force: bool,
           quiet: bool) -> None:
     """Learn a codec on DATA and write it to a model file."""
@@ -71,7 +73,7 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
 
     check_output(output, force)
     opts = TrainOptions(loss=loss, rho=rho if rho > 0 else None, beta=beta, l2=l2, denoise=denoise,
-                        quant_noise=quant_noise, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                        quant_noise=quant_noise, shift=shift, weight_decay=weight_decay, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                         val_split=val_split, patience=patience, device=device, backend=backend)
     try:
         config = AEConfig(image_shape=(), hidden=_int_list(hidden), latent=latent, levels=levels)

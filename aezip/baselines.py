@@ -1,0 +1,64 @@
+"""Baseline codecs measured beside aezip on the same images: general-purpose compressors and PCA + zstd."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+
+from .metrics import psnr
+
+
+def raw_compressors() -> dict[str, "callable"]:
+    """Lossless general-purpose compressors at their strongest common settings."""
+    return {
+        "gzip -9": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
+        "bz2 -9": lambda b: bz2.compress(b, compresslevel=9),
+        "xz -9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
+        "zstd -19": lambda b: zstandard.ZstdCompressor(level=19).compress(b),
+    }
+
+
+@dataclass
+class PCACodec:
+    """PCA fit on training images; coefficients quantized with one uniform step and packed with zstd -19."""
+
+    mean: np.ndarray
+    basis: np.ndarray      # components x D, orthonormal rows
+
+    @classmethod
+    def fit(cls, images: np.ndarray, components: int) -> "PCACodec":
+        x = images.reshape(len(images), -1).astype(np.float64)
+        mean = x.mean(0)
+        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+        return cls(mean, vt[:components])
+
+    def compress(self, images: np.ndarray, step: float) -> tuple[bytes, np.ndarray]:
+        """(file bytes, reconstruction) for images at quantization step `step` (gray levels)."""
+        x = images.reshape(len(images), -1).astype(np.float64)
+        q = np.round((x - self.mean) @ self.basis.T / step).astype(np.int64)
+        dtype = np.int8 if np.abs(q).max() < 128 else np.int16
+        payload = zstandard.ZstdCompressor(level=19).compress(np.ascontiguousarray(q.T.astype(dtype)).tobytes())
+        recon = np.clip(np.round(q * step @ self.basis + self.mean), 0, 255).astype(np.uint8)
+        return payload, recon.reshape(images.shape)
+
+
+def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
+                     components: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64),
+                     steps: tuple[float, ...] = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)) -> dict | None:
+    """The best PSNR PCA + quantization + zstd reaches on `test` at no more than max_bpp (searching k and step)."""
+    best = None
+    for k in components:
+        codec = PCACodec.fit(train, k)
+        for step in steps:
+            payload, recon = codec.compress(test, step)
+            bpp = len(payload) * 8 / test.size
+            if bpp <= max_bpp:
+                p = psnr(test, recon)
+                if best is None or p > best["psnr_db"]:
+                    best = {"components": k, "step": step, "bytes": len(payload), "bits_per_pixel": bpp,
+                            "psnr_db": p}
+    return best

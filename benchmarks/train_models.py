@@ -1,0 +1,39 @@
+"""Train the shipped default model (and other named recipes) on MNIST test images 0-7999; anyone can rerun it.
+
+    python benchmarks/train_models.py default                       # -> aezip/assets/default.aezm
+    python benchmarks/train_models.py default --out /tmp/m.aezm     # elsewhere
+
+The default recipe is `aezip train` with its default options, so the shipped model is what a user gets from
+`aezip train DATA --range 0:8000`. Training on the CPU is deterministic for a given seed and thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MNIST = REPO.parent / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+TRAIN_RANGE = "0:8000"
+
+# name -> extra `aezip train` options (on top of its defaults)
+RECIPES: dict[str, list[str]] = {
+    "default": [],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--data", type=Path, default=MNIST, help="MNIST test images (IDX, gz)")
+    parser.add_argument("--out", type=Path, help="model file [default: aezip/assets/<recipe>.aezm]")
+    args = parser.parse_args(argv)
+    out = args.out or REPO / "aezip" / "assets" / f"{args.recipe}.aezm"
+    from aezip.cli.main import main as aezip_main
+    aezip_main(["train", str(args.data), "--range", TRAIN_RANGE, "-o", str(out), "--force", "--quiet",
+                *RECIPES[args.recipe]])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
