@@ -165,6 +165,83 @@ def demo(workdir: Path | None) -> None:
         click.echo(line)
 
 
+@cli.group()
+def bench() -> None:
+    """Measure the kernels or the codec against the alternatives."""
+
+
+@bench.command("kernels")
+@click.option("--batch", "batches", default="256,4096,65536", show_default=True, help="Batch sizes to sweep.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--reps", default=20, show_default=True, help="Timed repetitions per row.")
+@click.option("--no-compile", is_flag=True, help="Skip the torch.compile rows.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the rows as JSON here.")
+def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, json_path: Path | None) -> None:
+    """Time the Triton kernels beside torch eager and torch.compile of the reference."""
+    from aezip.kernel_bench import bench_kernels, environment
+    from aezip.train import resolve_device
+
+    dev = resolve_device(device)
+    env = environment(dev)
+    rows = bench_kernels(dev, list(_int_list(batches)), reps=reps, compile_ok=not no_compile)
+    click.echo(f"device {env['device']} ({env['device_type']}), torch {env['torch']}, triton {env['triton']}, "
+               f"commit {str(env['git_commit'])[:10]}, {env['date']}")
+    click.echo(f"{'case':<38}{'impl':<15}{'batch':>7}{'median ms':>11}{'p20':>9}{'p80':>9}{'TFLOP/s':>9}"
+               f"{'GB/s':>8}{'% peak':>8}")
+    for r in rows:
+        if "note" in r:
+            click.echo(f"{r['case']:<38}{r['impl']:<15}{r['batch']:>7}  {r['note']}")
+            continue
+        fmt = lambda k, f: f"{r[k]:{f}}" if k in r else "-"  # noqa: E731
+        click.echo(f"{r['case']:<38}{r['impl']:<15}{r['batch']:>7}{r['median_s'] * 1e3:>11.3f}"
+                   f"{r['p20_s'] * 1e3:>9.3f}{r['p80_s'] * 1e3:>9.3f}{fmt('tflops', '.3f'):>9}{fmt('gb_s', '.1f'):>8}"
+                   f"{fmt('pct_peak', '.1f'):>8}")
+    if json_path:
+        json_path.write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
+
+
+@bench.command("codec")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-m", "--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model file(s) for the aezip rate points [default: the embedded model].")
+@click.option("--test-range", default="8000:10000", show_default=True, help="Images to measure on (A:B).")
+@click.option("--train-range", default="0:8000", show_default=True, help="Images PCA is fit on (A:B).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every row as JSON here.")
+@click.option("--plot", type=click.Path(path_type=Path), help="Write the rate-distortion plot (PNG) here.")
+@click.option("--grid", type=click.Path(path_type=Path), help="Write originals beside reconstructions (PNG) here.")
+def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str, train_range: str, json_path: Path | None,
+                    plot: Path | None, grid: Path | None) -> None:
+    """aezip beside gzip, bz2, xz, zstd, PNG, WebP, JPEG and PCA on the same images, from real file bytes."""
+    from aezip.codec import parse_range
+    from aezip.data import open_dataset
+    from aezip.report import run_codec_report
+
+    dataset = open_dataset(data)
+    test = parse_range(test_range, dataset.shape[0])
+    train_r = parse_range(train_range, dataset.shape[0])
+    named = [(Path(m).stem, Path(m)) for m in models] or [("default", None)]
+    report = run_codec_report(dataset, test, train_r, named)
+    click.echo(f"{report['images']} images {test[0]}..{test[1] - 1}; bits/pixel from file bytes; model bytes apart")
+    click.echo(f"{'codec':<16}{'setting':<34}{'bytes':>9}{'bpp':>8}{'PSNR':>8}{'max':>5}{'enc img/s':>11}"
+               f"{'dec img/s':>11}{'model B':>9}")
+    for r in report["rows"]:
+        click.echo(f"{r['codec'][:16]:<16}{r['setting'][:34]:<34}{r['bytes']:>9}{r['bits_per_pixel']:>8.4f}"
+                   f"{r['psnr_db']:>8.2f}{r['max_abs_error']:>5}{r['encode_images_per_s']:>11.0f}"
+                   f"{r['decode_images_per_s']:>11.0f}{r['model_bytes']:>9}")
+    for k, v in report["bd_rate_percent"].items():
+        click.echo(f"BD-rate {k}: " + ("n/a (no common PSNR range)" if v is None else f"{v:+.1f} %"))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=1))
+    if plot:
+        from aezip.plots import rd_plot
+        rd_plot(report["rows"], plot, f"{data.name} images {test[0]}-{test[1] - 1}")
+    if grid:
+        from aezip.report import reconstructions
+        from aezip.plots import recon_grid
+        original, recons = reconstructions(dataset, test, named, count=16)
+        recon_grid(original, recons, grid)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turning every expected failure into `aezip: error: ...` and exit status 1/2."""
     try:

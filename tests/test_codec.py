@@ -140,3 +140,13 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path, tiny
     run(1, "decode", tmp_path / "x.aez", tmp_path / "one-idx3-ubyte", tiny_model_path)
     run(2, "decode", tmp_path / "x.aez", tmp_path / "two-idx3-ubyte", tiny_model_path)
     assert (tmp_path / "one-idx3-ubyte").read_bytes() == (tmp_path / "two-idx3-ubyte").read_bytes()
+
+
+def test_lossless_through_the_triton_encoder_decodes_to_the_same_bytes(tmp_path, tiny_model_path, sample_images):
+    src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:9])
+    for backend in ("triton", "torch"):
+        aez, out = tmp_path / f"{backend}.aez", tmp_path / f"{backend}-idx3-ubyte"
+        encode_dataset(open_dataset(src), load_model(tiny_model_path), aez, max_error=0, backend=backend)
+        assert file_info(aez)["backend"] == backend
+        decode_file(aez, out, model_path=tiny_model_path)
+        assert out.read_bytes() == src.read_bytes()

@@ -1,0 +1,204 @@
+"""`aezip bench codec`: aezip beside the codecs users would pick instead, measured on the same images in one run.
+
+Rates are file bytes x 8 / pixels of files written for real (model bytes are reported apart, never hidden).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+from PIL import Image
+
+from .baselines import PCACodec, raw_compressors
+from .codec import decode_file, encode_dataset
+from .data import Dataset, Source, open_dataset, write_dataset
+from .metrics import psnr
+from .modelfile import load_model
+
+MAX_ERRORS = (0, 1, 2, 4, 8, 16)
+
+
+@dataclass
+class Row:
+    """One codec at one setting on the test images."""
+
+    codec: str
+    setting: str
+    bytes: int
+    bits_per_pixel: float
+    psnr_db: float
+    max_abs_error: int
+    encode_images_per_s: float
+    decode_images_per_s: float
+    model_bytes: int = 0
+
+
+def _row(codec: str, setting: str, size: int, images: np.ndarray, recon: np.ndarray, t_enc: float, t_dec: float,
+         model_bytes: int = 0) -> Row:
+    n = len(images)
+    err = int(np.abs(images.astype(np.int64) - recon.astype(np.int64)).max())
+    return Row(codec, setting, size, size * 8 / images.size, psnr(images, recon), err, n / max(t_enc, 1e-9),
+               n / max(t_dec, 1e-9), model_bytes)
+
+
+def _timed(fn: Callable, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t
+
+
+def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
+               workdir: Path) -> list[Row]:
+    """Encode and decode real .aez files: each model lossy, and the first model at each max error."""
+    src = workdir / "test-idx3-ubyte"
+    write_dataset(iter([images]), images.shape, Source("idx"), src, force=True)
+    dataset = open_dataset(src)
+    rows = []
+    models = list(models)
+    runs = [(name, path, None) for name, path in models]
+    runs += [(models[0][0], models[0][1], e) for e in max_errors]
+    for name, path, max_error in runs:
+        mf = load_model(path)
+        aez, out = workdir / "x.aez", workdir / "x-idx3-ubyte"
+        report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True))
+        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf.path, force=True))
+        recon = open_dataset(out).read_all()
+        setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
+            "" if max_error is None else f", --max-error {max_error}")
+        rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
+                         mf.path.stat().st_size))
+    return rows
+
+
+def raw_rows(images: np.ndarray) -> list[Row]:
+    """General-purpose compressors on the raw bytes of the whole set."""
+    import bz2, gzip, lzma, zstandard  # noqa: E401
+    decompress = {"gzip -9": gzip.decompress, "bz2 -9": bz2.decompress, "xz -9e": lzma.decompress,
+                  "zstd -19": zstandard.ZstdDecompressor().decompress}
+    rows = []
+    raw = images.tobytes()
+    for name, fn in raw_compressors().items():
+        blob, t_enc = _timed(fn, raw)
+        back, t_dec = _timed(decompress[name], blob)
+        recon = np.frombuffer(back, np.uint8).reshape(images.shape)
+        rows.append(_row(name, "raw bytes, whole set", len(blob), images, recon, t_enc, t_dec))
+    return rows
+
+
+def mosaic(images: np.ndarray) -> np.ndarray:
+    """All images tiled into one near-square picture (zero padding in the last row)."""
+    n, h, w = images.shape[:3]
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    pad = np.zeros((rows * cols - n, *images.shape[1:]), np.uint8)
+    tiles = np.concatenate([images, pad]).reshape(rows, cols, h, w, *images.shape[3:])
+    return tiles.swapaxes(1, 2).reshape(rows * h, cols * w, *images.shape[3:])
+
+
+def unmosaic(big: np.ndarray, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    h, w = shape[:2]
+    rows, cols = big.shape[0] // h, big.shape[1] // w
+    tiles = big.reshape(rows, h, cols, w, *shape[2:]).swapaxes(1, 2).reshape(rows * cols, *shape)
+    return tiles[:n]
+
+
+def _pil_codec(images: np.ndarray, fmt: str, params: dict, per_image: bool) -> tuple[int, np.ndarray, float, float]:
+    def enc(a: np.ndarray) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format=fmt, **params)
+        return buf.getvalue()
+
+    def dec(b: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(b)) as im:
+            return np.asarray(im.convert("L" if images.ndim == 3 else "RGB"))
+
+    if per_image:
+        blobs, t_enc = _timed(lambda: [enc(a) for a in images])
+        recon, t_dec = _timed(lambda: np.stack([dec(b) for b in blobs]))
+        return sum(map(len, blobs)), recon, t_enc, t_dec
+    blob, t_enc = _timed(enc, mosaic(images))
+    big, t_dec = _timed(dec, blob)
+    return len(blob), unmosaic(big, len(images), images.shape[1:]), t_enc, t_dec
+
+
+def image_codec_rows(images: np.ndarray, qualities: Iterable[int] = (30, 50, 75, 90)) -> list[Row]:
+    """PNG and WebP lossless, JPEG and WebP lossy, each per image and on a mosaic of the whole set."""
+    settings = [("PNG", "PNG", {"optimize": True}, "lossless"), ("WebP lossless", "WEBP", {"lossless": True,
+                "quality": 100, "method": 6}, "lossless")]
+    for q in qualities:
+        settings.append(("JPEG", "JPEG", {"quality": q}, f"q {q}"))
+        settings.append(("WebP", "WEBP", {"quality": q, "method": 6}, f"q {q}"))
+    rows = []
+    for name, fmt, params, label in settings:
+        for per_image in (True, False):
+            size, recon, t_enc, t_dec = _pil_codec(images, fmt, params, per_image)
+            rows.append(_row(name, f"{label}, {'per image' if per_image else 'mosaic'}", size, images, recon,
+                             t_enc, t_dec))
+    return rows
+
+
+def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (8, 16, 32, 48),
+             step: float = 32.0) -> list[Row]:
+    """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19."""
+    rows = []
+    for k in sizes:
+        codec = PCACodec.fit(train, k)
+        (blob, recon), t = _timed(codec.compress, images, step)
+        rows.append(_row("PCA + zstd", f"{k} components, step {step:g}", len(blob), images, recon, t, t,
+                         codec.basis.nbytes + codec.mean.nbytes))
+    return rows
+
+
+def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
+    """Bjontegaard delta rate (%) of `test` against `anchor`, points (bits/pixel, PSNR dB), over their common
+    PSNR range; negative means test needs fewer bits. None where the ranges do not overlap or points are too few."""
+    if len(anchor) < 2 or len(test) < 2:
+        return None
+    (ra, pa), (rt, pt) = (np.array(sorted(anchor, key=lambda t: t[1])).T, np.array(sorted(test, key=lambda t: t[1])).T)
+    lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
+    if lo >= hi:
+        return None
+    deg = min(3, len(anchor) - 1, len(test) - 1)
+    fa, ft = np.polyfit(pa, np.log(ra), deg), np.polyfit(pt, np.log(rt), deg)
+    ia, it = np.polyint(fa), np.polyint(ft)
+    avg = ((np.polyval(it, hi) - np.polyval(it, lo)) - (np.polyval(ia, hi) - np.polyval(ia, lo))) / (hi - lo)
+    return float((np.exp(avg) - 1) * 100)
+
+
+def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
+                     models: list[tuple[str, Path | None]], max_errors: Iterable[int] = MAX_ERRORS) -> dict:
+    """Every row and the BD-rates, as one JSON-ready dict."""
+    images = data.read_all()
+    test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
+    with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
+        rows = aezip_rows(test, models, max_errors, Path(tmp))
+    rows += raw_rows(test) + image_codec_rows(test) + pca_rows(train, test)
+    lossy = [r for r in rows if r.codec.startswith("aezip") and "max-error" not in r.setting]
+    points = lambda rs: [(r.bits_per_pixel, r.psnr_db) for r in rs]  # noqa: E731
+    webp = [r for r in rows if r.codec == "WebP" and "per image" in r.setting]
+    pca = [r for r in rows if r.codec == "PCA + zstd"]
+    return {"test_range": list(test_range), "train_range": list(train_range), "images": len(test),
+            "rows": [asdict(r) for r in rows],
+            "bd_rate_percent": {"aezip vs WebP (per image)": bd_rate(points(webp), points(lossy)),
+                                "aezip vs PCA + zstd": bd_rate(points(pca), points(lossy))}}
+
+
+def reconstructions(data: Dataset, test_range: tuple[int, int], models: list[tuple[str, Path | None]],
+                    count: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The first `count` test images and their round trips through each model's .aez file."""
+    images = data.read_all()[test_range[0]:test_range[0] + count]
+    recons = []
+    with tempfile.TemporaryDirectory(prefix="aezip-grid-") as tmp:
+        src = Path(tmp) / "g-idx3-ubyte"
+        write_dataset(iter([images]), images.shape, Source("idx"), src)
+        for _, path in models:
+            mf = load_model(path)
+            encode_dataset(open_dataset(src), mf, Path(tmp) / "g.aez", force=True)
+            decode_file(Path(tmp) / "g.aez", Path(tmp) / "o-idx3-ubyte", model_path=mf.path, force=True)
+            recons.append(open_dataset(Path(tmp) / "o-idx3-ubyte").read_all())
+    return images, recons

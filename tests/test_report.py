@@ -1,0 +1,38 @@
+"""The codec report: real bytes, every codec row present, BD-rate arithmetic, mosaics that round-trip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aezip.report import aezip_rows, bd_rate, image_codec_rows, mosaic, pca_rows, raw_rows, unmosaic
+
+
+def test_bd_rate_of_a_codec_needing_half_the_bits_is_minus_fifty_percent() -> None:
+    anchor = [(0.1, 15.0), (0.2, 18.0), (0.4, 21.0), (0.8, 24.0)]
+    test = [(r / 2, p) for r, p in anchor]
+    assert bd_rate(anchor, test) == pytest.approx(-50.0, abs=1e-6)
+    assert bd_rate(anchor, [(1.0, 40.0), (2.0, 45.0)]) is None
+
+
+def test_mosaic_round_trips() -> None:
+    imgs = np.random.default_rng(0).integers(0, 256, (11, 4, 5), dtype=np.uint8)
+    big = mosaic(imgs)
+    assert big.shape == (12, 20)
+    np.testing.assert_array_equal(unmosaic(big, 11, (4, 5)), imgs)
+
+
+def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_path) -> None:
+    test, train = sample_images[:24], sample_images[100:300]
+    rows = aezip_rows(test, [("tiny", tiny_model_path)], [0, 4], tmp_path)
+    rows += raw_rows(test) + image_codec_rows(test, qualities=(50,)) + pca_rows(train, test, sizes=(8,))
+    by = {(r.codec, r.setting): r for r in rows}
+    lossless = by[("aezip tiny", "latent 8, L 8, --max-error 0")]
+    assert lossless.max_abs_error == 0 and lossless.psnr_db == float("inf")
+    assert by[("aezip tiny", "latent 8, L 8, --max-error 4")].max_abs_error <= 4
+    for name in ("gzip -9", "bz2 -9", "xz -9e", "zstd -19"):
+        r = by[(name, "raw bytes, whole set")]
+        assert r.max_abs_error == 0 and r.bytes * 8 / test.size == pytest.approx(r.bits_per_pixel)
+    assert by[("PNG", "lossless, per image")].max_abs_error == 0
+    assert by[("WebP lossless", "lossless, mosaic")].max_abs_error == 0
+    assert by[("JPEG", "q 50, per image")].max_abs_error > 0
+    assert by[("PCA + zstd", "8 components, step 32")].model_bytes > 0
