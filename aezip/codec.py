@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from . import __version__, kernels
 from .atomic import atomic_path

@@ -139,16 +139,21 @@ def _open_idx(path: Path) -> Dataset:
     return Dataset(path, shape, Source("idx", gzip=gz))
 
 
-def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:
+def _stream_chunks(f: BinaryIO, shape: tuple[int, ...], size: int, what: str) -> Iterator[np.ndarray]:
+    """Read uint8 images from a stream positioned at the first pixel, `size` images at a time."""
     per_image = int(np.prod(shape[1:]))
+    for i in range(0, shape[0], size):
+        n = min(size, shape[0] - i)
+        buf = f.read(n * per_image)
+        if len(buf) < n * per_image:
+            raise InputError(f"{what}: truncated (image {i + len(buf) // per_image} of {shape[0]})")
+        yield np.frombuffer(buf, np.uint8).reshape((n, *shape[1:]))
+
+
+def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:
     with _open_binary(path) as f:
         _read_idx_header(f, path)
-        for i in range(0, shape[0], size):
-            n = min(size, shape[0] - i)
-            buf = f.read(n * per_image)
-            if len(buf) < n * per_image:
-                raise InputError(f"{path}: truncated IDX file (image {i + len(buf) // per_image} of {shape[0]})")
-            yield np.frombuffer(buf, np.uint8).reshape((n, *shape[1:]))
+        yield from _stream_chunks(f, shape, size, f"{path}: IDX file")
 
 
 def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, gz: bool) -> None:
@@ -204,15 +209,9 @@ def _open_npz(path: Path) -> Dataset:
 
 
 def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:
-    per_image = int(np.prod(shape[1:]))
     with zipfile.ZipFile(path) as zf, zf.open(key + ".npy") as f:
         _npz_member_header(f)
-        for i in range(0, shape[0], size):
-            n = min(size, shape[0] - i)
-            buf = f.read(n * per_image)
-            if len(buf) < n * per_image:
-                raise InputError(f"{path}: truncated array {key!r}")
-            yield np.frombuffer(buf, np.uint8).reshape((n, *shape[1:]))
+        yield from _stream_chunks(f, shape, size, f"{path}: array {key!r}")
 
 
 def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path) -> None:

@@ -29,3 +29,53 @@ def sparsity_penalty(h: torch.Tensor, rho: float, beta: float, backend: str | No
 def l2_penalty(h: torch.Tensor, weight: float) -> torch.Tensor:
     """weight * mean over the batch of ||h||^2."""
     return weight * (h ** 2).sum() / h.shape[0]
+
+
+class LatentDiscriminator(torch.nn.Module):
+    """The adversarial autoencoder's second network: tells latent codes from samples of the prior."""
+
+    def __init__(self, latent: int, width: int = 64) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(latent, width), torch.nn.ReLU(),
+                                       torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).squeeze(1)
+
+
+def parse_prior(spec: str | None) -> tuple[str, float] | None:
+    """'adversarial', 'adversarial:uniform' or 'adversarial:bernoulli:RHO' into (distribution, rho)."""
+    if not spec:
+        return None
+    parts = spec.split(":")
+    if parts[0] != "adversarial" or len(parts) > 3:
+        raise ValueError(f"--prior {spec!r}: expected adversarial[:uniform|bernoulli:RHO]")
+    if len(parts) == 1 or parts[1:] == ["uniform"]:
+        return "uniform", 0.0
+    if parts[1] == "bernoulli" and len(parts) == 3:
+        try:
+            rho = float(parts[2])
+        except ValueError:
+            rho = -1.0
+        if 0.0 < rho < 1.0:
+            return "bernoulli", rho
+    raise ValueError(f"--prior {spec!r}: expected adversarial[:uniform|bernoulli:RHO] with 0 < RHO < 1")
+
+
+def sample_prior(prior: tuple[str, float], shape: tuple[int, ...], gen: torch.Generator,
+                 device: torch.device) -> torch.Tensor:
+    """Samples of the prior the latents are pushed towards."""
+    u = torch.rand(shape, generator=gen, device=device)
+    return u if prior[0] == "uniform" else (u < prior[1]).float()
+
+
+def discriminator_loss(disc: LatentDiscriminator, h: torch.Tensor, prior_sample: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss: prior samples are real, (detached) latent codes are fake."""
+    ones = torch.ones(h.shape[0], device=h.device)
+    return (F.binary_cross_entropy_with_logits(disc(prior_sample), ones)
+            + F.binary_cross_entropy_with_logits(disc(h.detach()), torch.zeros_like(ones)))
+
+
+def adversarial_penalty(disc: LatentDiscriminator, h: torch.Tensor, weight: float) -> torch.Tensor:
+    """The encoder's loss for making its codes pass as prior samples."""
+    return weight * F.binary_cross_entropy_with_logits(disc(h), torch.ones(h.shape[0], device=h.device))

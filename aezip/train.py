@@ -12,7 +12,8 @@ from . import kernels
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError
 from .intdecoder import IntegerDecoder, build_integer_decoder, integer_decode
-from .losses import RECONSTRUCTION_LOSSES, l2_penalty, reconstruction_loss, sparsity_penalty
+from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_penalty, discriminator_loss,
+                     l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
 from .metrics import psnr
 from .model import AEConfig, AutoEncoder
 
@@ -27,6 +28,8 @@ class TrainOptions:
     l2: float = 0.0
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
+    prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
+    prior_weight: float = 1.0
     shift: int = 0                    # augmentation: random translations of up to this many pixels
     weight_decay: float = 0.0
     epochs: int = 60
@@ -52,6 +55,10 @@ class TrainOptions:
         if self.shift < 0 or self.weight_decay < 0:
             raise InputError("--shift and --weight-decay must not be negative")
         parse_denoise(self.denoise)
+        try:
+            parse_prior(self.prior)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
 
 
 @dataclass
@@ -161,6 +168,9 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
     steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
+    prior = parse_prior(opts.prior)
+    disc = LatentDiscriminator(config.latent).to(device) if prior else None
+    disc_optim = torch.optim.Adam(disc.parameters(), lr=opts.lr / 2, betas=(0.5, 0.999)) if disc else None
     best = (-math.inf, copy.deepcopy(model.state_dict()), 0)
     bar = _progress(opts.epochs, progress)
     for epoch in range(opts.epochs):
@@ -176,6 +186,11 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
                 loss = loss + sparsity_penalty(h, opts.rho, opts.beta, backend)
             if opts.l2 > 0:
                 loss = loss + l2_penalty(h, opts.l2)
+            if disc is not None:
+                disc_optim.zero_grad(set_to_none=True)
+                discriminator_loss(disc, h, sample_prior(prior, tuple(h.shape), gen, device)).backward()
+                disc_optim.step()
+                loss = loss + adversarial_penalty(disc, h, opts.prior_weight)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()

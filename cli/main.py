@@ -46,6 +46,8 @@ def cli() -> None:
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA or mask:P (intensities in [0, 1]).")
 @click.option("--quant-noise", type=click.Choice(["uniform", "ste"]), default="uniform", show_default=True,
               help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
+@click.option("--prior-weight", type=float, default=1.0, show_default=True, help="Weight of the adversarial term.")
 @click.option("--shift", default=0, show_default=True, help="Augment with random translations of up to N pixels.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW weight decay.")
 @click.option("--epochs", default=60, show_default=True)
@@ -59,10 +61,8 @@ def cli() -> None:
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data: Path, output: Path, image_range: str | None, hidden: str, latent: int, levels: int, loss: str,
-          rho: float, beta: float, l2: float, denoise: str | None, quant_noise: str, shift: int, weight_decay: float, epochs: int, batch_size: int,
-          lr: float, seed: int, val_split: float, patience: int, device: str, backend: str | None, force: bool,
-          quiet: bool) -> None:
+def train(data: Path, output: Path, image_range: str | None, hidden: str, latent: int, levels: int, rho: float,
+          force: bool, quiet: bool, **options) -> None:
     """Learn a codec on DATA and write it to a model file."""
     from aezip.atomic import check_output
     from aezip.codec import parse_range
@@ -72,17 +72,14 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
     from aezip.train import TrainOptions, train_model
 
     check_output(output, force)
-    opts = TrainOptions(loss=loss, rho=rho if rho > 0 else None, beta=beta, l2=l2, denoise=denoise,
-                        quant_noise=quant_noise, shift=shift, weight_decay=weight_decay, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                        val_split=val_split, patience=patience, device=device, backend=backend)
-    try:
-        config = AEConfig(image_shape=(), hidden=_int_list(hidden), latent=latent, levels=levels)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    opts = TrainOptions(rho=rho if rho > 0 else None, **options)
     dataset = open_dataset(data)
     lo, hi = parse_range(image_range, dataset.shape[0])
+    try:
+        config = AEConfig(image_shape=dataset.image_shape, hidden=_int_list(hidden), latent=latent, levels=levels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     images = dataset.read_all()[lo:hi]
-    config = AEConfig(image_shape=dataset.image_shape, hidden=config.hidden, latent=latent, levels=levels)
     result = train_model(images, config, opts, progress=not quiet, log=lambda m: click.echo(m, err=True))
     info = dict(result.info, data={"name": Path(data).name, "range": [lo, hi], "shape": list(images.shape)})
     model_id = save_model(output, result.model, result.tables, result.intdec, info, force=force)
@@ -163,6 +160,122 @@ def demo(workdir: Path | None) -> None:
 
     for line in run_demo(workdir):
         click.echo(line)
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Features file (.npy).")
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
+@click.option("--quantized", is_flag=True, help="The integer codes the codec stores, not the float latents.")
+@click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, backend: str | None,
+          force: bool) -> None:
+    """Write the latent features of DATA (N x latent) for downstream models."""
+    import numpy as np
+    from aezip.atomic import atomic_path, check_output
+    from aezip.codec import check_fits
+    from aezip.data import open_dataset
+    from aezip.features import embed as embed_features
+    from aezip.modelfile import load_model
+
+    check_output(output, force)
+    dataset = open_dataset(data)
+    mf = load_model(model_path)
+    check_fits(dataset.image_shape, mf, str(data))
+    feats = embed_features(dataset, mf, quantized=quantized, backend=backend)
+    with atomic_path(output, force=force) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, feats)
+    click.echo(f"wrote {output}: {feats.shape[0]} x {feats.shape[1]} {feats.dtype} features")
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Evaluate what a model's features are worth."""
+
+
+@eval_group.command("probe")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--labels", type=click.Path(path_type=Path), required=True, help="IDX label file or 1-D .npy.")
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
+@click.option("--train-range", default="0:8000", show_default=True, help="Images the probe is fit on (A:B).")
+@click.option("--test-range", default="8000:10000", show_default=True, help="Images it is tested on (A:B).")
+def probe(data: Path, labels: Path, model_path: Path | None, train_range: str, test_range: str) -> None:
+    """Linear-probe accuracy of aezip features beside raw pixels and PCA of the same size."""
+    from aezip.baselines import PCACodec
+    from aezip.codec import check_fits, parse_range
+    from aezip.data import open_dataset
+    from aezip.features import embed as embed_features, linear_probe, read_labels
+    from aezip.modelfile import load_model
+
+    dataset = open_dataset(data)
+    mf = load_model(model_path)
+    check_fits(dataset.image_shape, mf, str(data))
+    y = read_labels(labels)
+    if len(y) != dataset.shape[0]:
+        raise InputError(f"{labels}: {len(y)} labels for {dataset.shape[0]} images")
+    (a, b), (c, d) = parse_range(train_range, len(y)), parse_range(test_range, len(y))
+    images = dataset.read_all()
+    flat = images.reshape(len(images), -1).astype("float64")
+    pca = PCACodec.fit(images[a:b], mf.config.latent)
+    features = {f"aezip ({mf.config.latent} latents)": embed_features(dataset, mf),
+                "raw pixels": flat,
+                f"PCA ({mf.config.latent} components)": (flat - pca.mean) @ pca.basis.T}
+    click.echo(f"linear probe: fit on images {a}..{b - 1}, tested on {c}..{d - 1}")
+    for name, f in features.items():
+        click.echo(f"{name:<28} accuracy {linear_probe(f[a:b], y[a:b], f[c:d], y[c:d]):.4f}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Restored dataset.")
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
+@click.option("--denoise", "do_denoise", is_flag=True, help="Map noisy images to clean ones (a --denoise model).")
+@click.option("--mask", "mask_path", type=click.Path(path_type=Path),
+              help="Missing pixels: a dataset of DATA's shape (or one image's), nonzero = missing.")
+@click.option("--mask-box", help="Missing pixels: the box X,Y,W,H in every image.")
+@click.option("--steps", default=200, show_default=True, help="Latent-search steps for masked restoration.")
+@click.option("--original", type=click.Path(path_type=Path), help="The undamaged images, to report PSNR.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool, mask_path: Path | None,
+            mask_box: str | None, steps: int, original: Path | None, force: bool) -> None:
+    """Restore damaged images: denoise them, or fill missing pixels from the nearest image on the manifold."""
+    import numpy as np
+    from aezip.atomic import check_output
+    from aezip.codec import check_fits
+    from aezip.data import open_dataset, write_dataset
+    from aezip.metrics import psnr
+    from aezip.modelfile import load_model
+    from aezip.restore import box_mask, denoise, inpaint
+
+    if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
+        raise InputError("give exactly one of --denoise, --mask and --mask-box")
+    check_output(output, force)
+    dataset = open_dataset(data)
+    mf = load_model(model_path)
+    check_fits(dataset.image_shape, mf, str(data))
+    images = dataset.read_all()
+    if do_denoise:
+        restored, region = denoise(mf.model, images), np.ones(images.shape, bool)
+    else:
+        if mask_box:
+            missing = box_mask(dataset.image_shape, mask_box)
+        else:
+            missing = open_dataset(mask_path).read_all() != 0
+            if missing.shape[1:] != images.shape[1:] or len(missing) not in (1, len(images)):
+                raise InputError(f"{mask_path}: mask of shape {missing.shape} does not fit images {images.shape}")
+        restored = inpaint(mf.model, images, missing, steps=steps)
+        region = np.broadcast_to(missing, images.shape)
+    write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force)
+    click.echo(f"wrote {output}: {len(restored)} images restored")
+    if original is not None:
+        clean = open_dataset(original).read_all()
+        if clean.shape != images.shape:
+            raise InputError(f"{original}: shape {clean.shape} differs from the data's {images.shape}")
+        where = "" if do_denoise else " (damaged region)"
+        click.echo(f"PSNR against the originals{where}: damaged {psnr(clean[region], images[region]):.2f} dB, "
+                   f"restored {psnr(clean[region], restored[region]):.2f} dB")
 
 
 @cli.group()
