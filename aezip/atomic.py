@@ -32,8 +32,13 @@ def atomic_path(path: str | os.PathLike, *, force: bool = False, directory: bool
         tmp = Path(name)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~umask)   # mkstemp/mkdtemp made it private
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
+        elif directory and path.exists():
+            path.unlink()
         os.replace(tmp, path)
     except BaseException:
         if tmp.is_dir():

@@ -47,8 +47,8 @@ class PCACodec:
 
 
 def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
-                     components: tuple[int, ...] = (8, 12, 16, 24, 32, 48, 64),
-                     steps: tuple[float, ...] = (4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128)) -> dict | None:
+                     components: tuple[int, ...] = (8, 12, 16, 24, 32, 40, 48, 64),
+                     steps: tuple[float, ...] = (16, 24, 32, 48, 64, 96, 128, 192)) -> dict | None:
     """The best PSNR PCA + quantization + zstd reaches on `test` at no more than max_bpp (searching k and step)."""
     best = None
     for k in components:

@@ -17,7 +17,7 @@ class AEConfig:
     image_shape: tuple[int, ...]           # H x W or H x W x C of one image
     hidden: tuple[int, ...] = (512, 256)   # encoder widths; the decoder mirrors them
     latent: int = 32
-    levels: int = 16                       # latent codes are integers 0 .. levels-1
+    levels: int = 24                       # latent codes are integers 0 .. levels-1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from .baselines import PCACodec, raw_compressors
+from .baselines import PCACodec, pca_best_at_rate, raw_compressors
 from .codec import decode_file, encode_dataset
 from .data import Dataset, Source, open_dataset, write_dataset
 from .metrics import psnr
@@ -182,8 +182,12 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
     points = lambda rs: [(r.bits_per_pixel, r.psnr_db) for r in rs]  # noqa: E731
     webp = [r for r in rows if r.codec == "WebP" and "per image" in r.setting]
     pca = [r for r in rows if r.codec == "PCA + zstd"]
+    first = lossy[0]
     return {"test_range": list(test_range), "train_range": list(train_range), "images": len(test),
             "rows": [asdict(r) for r in rows],
+            "pca_at_aezip_rate": {"aezip": {"codec": first.codec, "bits_per_pixel": first.bits_per_pixel,
+                                            "psnr_db": first.psnr_db},
+                                  "pca": pca_best_at_rate(train, test, first.bits_per_pixel)},
             "bd_rate_percent": {"aezip vs WebP (per image)": bd_rate(points(webp), points(lossy)),
                                 "aezip vs PCA + zstd": bd_rate(points(pca), points(lossy))}}
 

@@ -22,17 +22,17 @@ from .model import AEConfig, AutoEncoder
 class TrainOptions:
     """Everything `aezip train` takes besides the data and the architecture."""
 
-    loss: str = "mse"
+    loss: str = "bce"
     rho: float | None = 0.05          # sparse-KL target activation; None turns the penalty off
-    beta: float = 0.1
+    beta: float = 1.0
     l2: float = 0.0
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
-    shift: int = 0                    # augmentation: random translations of up to this many pixels
-    weight_decay: float = 0.0
-    epochs: int = 60
+    shift: int = 1                    # augmentation: random translations of up to this many pixels
+    weight_decay: float = 0.01
+    epochs: int = 80
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0

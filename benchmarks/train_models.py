@@ -2,6 +2,7 @@
 
     python benchmarks/train_models.py default                       # -> aezip/assets/default.aezm
     python benchmarks/train_models.py default --out /tmp/m.aezm     # elsewhere
+    python benchmarks/train_models.py rate-l12 --out models/rate-l12.aezm
 
 The default recipe is `aezip train` with its default options, so the shipped model is what a user gets from
 `aezip train DATA --range 0:8000`. Training on the CPU is deterministic for a given seed and thread count.
@@ -19,6 +20,13 @@ TRAIN_RANGE = "0:8000"
 # name -> extra `aezip train` options (on top of its defaults)
 RECIPES: dict[str, list[str]] = {
     "default": [],
+    # rate points for `aezip bench codec` (smaller and larger latents around the default)
+    "rate-l12": ["--latent", "12", "--levels", "16"],
+    "rate-l20": ["--latent", "20", "--levels", "16"],
+    "rate-l48": ["--latent", "48", "--levels", "24"],
+    # the other uses: a denoising model, and the adversarial prior beside the sparse-KL default
+    "denoise": ["--denoise", "gaussian:0.3"],
+    "adversarial": ["--prior", "adversarial:bernoulli:0.05", "--sparsity", "0"],
 }
 
 

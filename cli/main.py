@@ -10,6 +10,8 @@ import click
 from aezip import __version__
 from aezip.errors import AezipError, InputError
 from aezip.kernels import BackendError
+from aezip.model import AEConfig
+from aezip.train import TrainOptions
 
 BACKEND = click.Choice(["auto", "triton", "torch"])
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -25,6 +27,11 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _train_option(field: str, *decls: str, **kw):
+    """A click option whose default is TrainOptions' own, so the CLI and the library agree."""
+    return click.option(*decls, default=getattr(TrainOptions, field), show_default=True, **kw)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="aezip")
 def cli() -> None:
@@ -35,28 +42,27 @@ def cli() -> None:
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Model file to write (.aezm).")
 @click.option("--range", "image_range", help="Train on images A..B-1 only (A:B).")
-@click.option("--hidden", default="512,256", show_default=True, help="Encoder widths; the decoder mirrors them.")
-@click.option("--latent", default=32, show_default=True, help="Latent dimensions.")
-@click.option("--levels", default=16, show_default=True, help="Quantization levels of each latent.")
-@click.option("--loss", type=click.Choice(["bce", "mse", "cosine"]), default="mse", show_default=True)
-@click.option("--sparsity", "rho", type=float, default=0.05, show_default=True,
-              help="Sparse-KL target activation rho (0 turns the penalty off).")
-@click.option("--beta", type=float, default=0.1, show_default=True, help="Weight of the sparse-KL penalty.")
-@click.option("--l2", type=float, default=0.0, show_default=True, help="Weight of the L2 latent penalty.")
+@click.option("--hidden", default=",".join(map(str, AEConfig.hidden)), show_default=True,
+              help="Encoder widths; the decoder mirrors them.")
+@click.option("--latent", default=AEConfig.latent, show_default=True, help="Latent dimensions.")
+@click.option("--levels", default=AEConfig.levels, show_default=True, help="Quantization levels of each latent.")
+@_train_option("loss", "--loss", type=click.Choice(["bce", "mse", "cosine"]), help="Reconstruction loss.")
+@_train_option("rho", "--sparsity", "rho", type=float, help="Sparse-KL target activation rho (0: no penalty).")
+@_train_option("beta", "--beta", type=float, help="Weight of the sparse-KL penalty.")
+@_train_option("l2", "--l2", type=float, help="Weight of the L2 latent penalty.")
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA or mask:P (intensities in [0, 1]).")
-@click.option("--quant-noise", type=click.Choice(["uniform", "ste"]), default="uniform", show_default=True,
-              help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@_train_option("quant_noise", "--quant-noise", type=click.Choice(["uniform", "ste"]),
+               help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
-@click.option("--prior-weight", type=float, default=1.0, show_default=True, help="Weight of the adversarial term.")
-@click.option("--shift", default=0, show_default=True, help="Augment with random translations of up to N pixels.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True, help="AdamW weight decay.")
-@click.option("--epochs", default=60, show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True, help="Peak learning rate (one-cycle).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--val-split", type=float, default=0.1, show_default=True)
-@click.option("--patience", default=15, show_default=True, help="Early stop after this many epochs without a "
-              "better validation PSNR.")
+@_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
+@_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
+@_train_option("weight_decay", "--weight-decay", type=float, help="AdamW weight decay.")
+@_train_option("epochs", "--epochs")
+@_train_option("batch_size", "--batch-size")
+@_train_option("lr", "--lr", type=float, help="Peak learning rate (one-cycle schedule).")
+@_train_option("seed", "--seed")
+@_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
+@_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
@@ -341,6 +347,12 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str, train
         click.echo(f"{r['codec'][:16]:<16}{r['setting'][:34]:<34}{r['bytes']:>9}{r['bits_per_pixel']:>8.4f}"
                    f"{r['psnr_db']:>8.2f}{r['max_abs_error']:>5}{r['encode_images_per_s']:>11.0f}"
                    f"{r['decode_images_per_s']:>11.0f}{r['model_bytes']:>9}")
+    pca = report["pca_at_aezip_rate"]
+    if pca["pca"]:
+        click.echo(f"at {pca['aezip']['codec']}'s rate ({pca['aezip']['bits_per_pixel']:.4f} bits/pixel): aezip "
+                   f"{pca['aezip']['psnr_db']:.2f} dB, best PCA + zstd {pca['pca']['psnr_db']:.2f} dB "
+                   f"({pca['pca']['components']} components, step {pca['pca']['step']:g}, "
+                   f"{pca['pca']['bits_per_pixel']:.4f} bits/pixel)")
     for k, v in report["bd_rate_percent"].items():
         click.echo(f"BD-rate {k}: " + ("n/a (no common PSNR range)" if v is None else f"{v:+.1f} %"))
     if json_path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -101,3 +102,12 @@ def test_existing_output_is_kept_without_force(tmp_path) -> None:
     write_dataset(ds.chunks(2), ds.shape, ds.source, out, force=True)
     np.testing.assert_array_equal(np.load(out), imgs)
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_outputs_get_ordinary_permissions(tmp_path) -> None:
+    np.save(tmp_path / "x.npy", _images())
+    ds = open_dataset(tmp_path / "x.npy")
+    write_dataset(ds.chunks(2), ds.shape, ds.source, tmp_path / "y.npy")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "y.npy").stat().st_mode & 0o777 == 0o666 & ~umask
