@@ -94,7 +94,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
                 recon = integer_decode(mf.intdec, codes)
                 residual = b""
                 if max_error is not None:
-                    residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error)
+                    residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error, mf.residual_prior)
                 writer.add_chunk(_pack_payload(len(chunk), encode_codes(codes, mf.tables), residual,
                                                zlib.crc32(recon.tobytes())), len(chunk))
                 diff = flat.astype(np.int64) - recon
@@ -159,7 +159,7 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> It
             codes = decode_codes(latent, n, mf.tables)
             recon = integer_decode(mf.intdec, codes)
             if max_error is not None:
-                recon = decode_residual(residual, recon, image_shape, max_error)
+                recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
         except (ValueError, RuntimeError, OverflowError) as exc:
             raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
         if zlib.crc32(recon.tobytes()) != crc:

@@ -28,11 +28,12 @@ METADATA_KEY = "aezip"
 
 @dataclass
 class ModelFile:
-    """A loaded model: the network, its entropy tables, its integer decoder, metadata and id."""
+    """A codec model: the network, its entropy tables, integer decoder, residual prior, metadata; id once saved."""
 
     model: AutoEncoder
     tables: np.ndarray
     intdec: IntegerDecoder
+    residual_prior: np.ndarray                 # initial context counts of the max-error coder
     info: dict = field(default_factory=dict)   # training summary: loss, data shape, held-out figures, ...
     id: str = ""
     path: Path | None = None
@@ -47,21 +48,21 @@ def default_model_path() -> Path:
     return Path(str(resources.files("aezip") / "assets" / DEFAULT_MODEL_NAME))
 
 
-def model_bytes(model: AutoEncoder, tables: np.ndarray, intdec: IntegerDecoder, info: dict) -> bytes:
+def model_bytes(mf: ModelFile) -> bytes:
     """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
-    tensors = {f"float.{k}": v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
-    tensors["entropy.tables"] = np.ascontiguousarray(tables, np.int64)
-    tensors.update(intdec.tensors())
+    tensors = {f"float.{k}": v.detach().cpu().float().numpy() for k, v in mf.model.state_dict().items()}
+    tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
+    tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int32)   # each row sums to 4096
+    tensors.update(mf.intdec.tensors())
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
-            "config": model.config.to_dict(), "info": info}
+            "config": mf.config.to_dict(), "info": mf.info}
     # One metadata key: safetensors writes a map's keys in no fixed order, and the file must be reproducible.
     return st_save_numpy(tensors, metadata={METADATA_KEY: json.dumps(meta, sort_keys=True)})
 
 
-def save_model(path: str | Path, model: AutoEncoder, tables: np.ndarray, intdec: IntegerDecoder, info: dict,
-               *, force: bool = False) -> str:
+def save_model(path: str | Path, mf: ModelFile, *, force: bool = False) -> str:
     """Write a model file atomically; returns its id."""
-    data = model_bytes(model, tables, intdec, info)
+    data = model_bytes(mf)
     with atomic_path(path, force=force) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
@@ -99,8 +100,9 @@ def load_model(path: str | Path | None = None) -> ModelFile:
         model.load_state_dict(state)
         intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
         tables = tensors["entropy.tables"]
+        residual_prior = tensors["residual.prior"].astype(np.int64)
         info = meta.get("info", {})
     except (KeyError, ValueError, RuntimeError) as exc:
         raise FormatError(f"{path}: damaged aezip model file ({str(exc).splitlines()[0]})") from None
     model.eval()
-    return ModelFile(model, tables, intdec, info, hashlib.sha256(data).hexdigest(), path)
+    return ModelFile(model, tables, intdec, residual_prior, info, hashlib.sha256(data).hexdigest(), path)

@@ -4,16 +4,20 @@ Each pixel x is coded as its bin v = x // (2E+1) of width 2E+1 and decoded as mi
 within E of x. Pixels are coded in raster order, all images of a chunk at a time, with adaptive frequency counts
 per context. The context is what the decoder already knows: the autoencoder's prediction p (bit-identical
 everywhere, see intdecoder; bucketed) and the largest and smallest of the already decoded neighbours W, N, NW, NE
-(bucketed). Counts are integers, updated after each raster step, and turned into probabilities by one exact
-division, so both sides build the same models on any machine; the symbols go through constriction's range coder.
-On held-out MNIST the prediction context saves about 0.14 bits/pixel over the same model without it.
+(bucketed). The counts start from a prior learned on the training images and stored in the model file (each
+context's histogram of pixel values, scaled to PRIOR_TOTAL, summed into bins for E > 0, plus 1), so small chunks
+code well from their first pixel. Counts are integers, updated after each raster step, and turned into
+probabilities by one exact division, so both sides build the same models on any machine; the symbols go through
+constriction's range coder. On held-out MNIST the prediction context saves about 0.14 bits/pixel over the same
+model without it, and the learned prior about 0.1 bits/pixel on a 300-image chunk.
 """
 from __future__ import annotations
 
 import numpy as np
 import constriction
 
-RESIDUAL_CODER = "context-adaptive-v2"
+RESIDUAL_CODER = "context-adaptive-v3"
+PRIOR_TOTAL = 4096
 _PRED_EDGES = np.array([1, 8, 32, 64, 96, 128, 160, 192, 224, 248, 255])   # 12 buckets; 0 and 255 alone
 _NEIGH_EDGES = np.array([1, 64, 128, 192, 250])                            # 6 buckets
 _N_NEIGH = len(_NEIGH_EDGES) + 1
@@ -50,6 +54,23 @@ def _bins(max_error: int) -> tuple[int, int]:
     return step, -(-256 // step)
 
 
+def context_prior(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Per-context pixel-value counts (contexts x 256, int64) on training images, scaled to PRIOR_TOTAL a row."""
+    ctxs = _Contexts(image_shape, pred)
+    counts = np.zeros((_N_CTX, 256), np.int64)
+    for pos in range(x.shape[1]):
+        np.add.at(counts, (ctxs.at(pos, x), x[:, pos].astype(np.int64)), 1)
+    totals = counts.sum(axis=1, keepdims=True)
+    return counts * PRIOR_TOTAL // np.maximum(totals, 1)
+
+
+def _initial_counts(prior: np.ndarray, step: int, nbins: int) -> np.ndarray:
+    """The prior summed into bins of width `step`, plus 1 so no bin has zero probability."""
+    padded = np.zeros((prior.shape[0], nbins * step), np.int64)
+    padded[:, :256] = prior
+    return padded.reshape(prior.shape[0], nbins, step).sum(axis=2) + 1
+
+
 def _probabilities(counts: np.ndarray, ctx: np.ndarray) -> np.ndarray:
     rows = counts[ctx]
     return rows / rows.sum(axis=1, keepdims=True)   # integer sums, one correctly rounded division: exact anywhere
@@ -59,12 +80,12 @@ def _value(v: np.ndarray, step: int, max_error: int) -> np.ndarray:
     return np.minimum(v * step + max_error, 255).astype(np.uint8)
 
 
-def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
-                    max_error: int) -> tuple[bytes, np.ndarray]:
+def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                    prior: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) given the prediction; returns the bytes and the reconstruction the decoder will make."""
     step, nbins = _bins(max_error)
     ctxs = _Contexts(image_shape, pred)
-    counts = np.ones((_N_CTX, nbins), np.int64)
+    counts = _initial_counts(prior, step, nbins)
     bins = (x // step).astype(np.int64)
     recon = _value(bins, step, max_error)
     coder = constriction.stream.queue.RangeEncoder()
@@ -75,13 +96,14 @@ def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     return coder.get_compressed().astype("<u4").tobytes(), recon
 
 
-def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> np.ndarray:
+def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                    prior: np.ndarray) -> np.ndarray:
     """Inverse of `encode_residual`: the reconstruction (n x D uint8)."""
     step, nbins = _bins(max_error)
     if len(data) % 4:
         raise ValueError("residual stream length is not a whole number of 32-bit words")
     ctxs = _Contexts(image_shape, pred)
-    counts = np.ones((_N_CTX, nbins), np.int64)
+    counts = _initial_counts(prior, step, nbins)
     recon = np.zeros(pred.shape, np.uint8)
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     for pos in range(pred.shape[1]):
@@ -90,3 +112,8 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
         np.add.at(counts, (ctx, v), _INCREMENT)
         recon[:, pos] = _value(v, step, max_error)
     return recon
+
+
+def uniform_prior() -> np.ndarray:
+    """A prior that knows nothing (every value equally likely in every context)."""
+    return np.zeros((_N_CTX, 256), np.int64)

@@ -11,11 +11,13 @@ import torch
 from . import kernels
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError
-from .intdecoder import IntegerDecoder, build_integer_decoder, integer_decode
+from .intdecoder import build_integer_decoder, integer_decode
 from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_penalty, discriminator_loss,
                      l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
 from .metrics import psnr
+from .residual import context_prior
 from .model import AEConfig, AutoEncoder
+from .modelfile import ModelFile
 
 
 @dataclass
@@ -59,16 +61,6 @@ class TrainOptions:
             parse_prior(self.prior)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-
-
-@dataclass
-class TrainResult:
-    """A trained model with its entropy tables, integer decoder and summary."""
-
-    model: AutoEncoder
-    tables: np.ndarray
-    intdec: IntegerDecoder
-    info: dict
 
 
 def parse_denoise(spec: str | None) -> tuple[str, float] | None:
@@ -150,7 +142,7 @@ def _float_psnr(model: AutoEncoder, x: torch.Tensor, backend: str) -> float:
 
 
 def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, progress: bool = True,
-                log=print) -> TrainResult:
+                log=print) -> ModelFile:
     """Train a codec on uint8 images (n x H x W[ x C]); returns the model, its tables and a summary."""
     if tuple(images.shape[1:]) != config.image_shape:
         raise InputError(f"images are {images.shape[1:]}, the config expects {config.image_shape}")
@@ -212,7 +204,7 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
 
 
 def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray, opts: TrainOptions,
-            backend: str, log) -> TrainResult:
+            backend: str, log) -> ModelFile:
     """Count the entropy tables, build the integer decoder, and measure the held-out figures the codec will give."""
     cfg = model.config
     with torch.no_grad():
@@ -221,6 +213,8 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     tables = frequency_tables(train_codes, cfg.levels)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     recon = integer_decode(intdec, val_codes)
+    flat_train = train_images.reshape(len(train_images), -1)
+    prior = context_prior(flat_train, integer_decode(intdec, train_codes), cfg.image_shape)
     pixels = val_images.size
     latent_bytes = len(encode_codes(val_codes, tables))
     val_psnr = psnr(val_images.reshape(len(val_images), -1), recon)
@@ -232,7 +226,7 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     }
     log(f"held-out ({len(val_images)} validation images): PSNR {val_psnr:.2f} dB at "
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
-    return TrainResult(model, tables, intdec, info)
+    return ModelFile(model, tables, intdec, prior, info)
 
 
 def _progress(total: int, enabled: bool):

@@ -87,8 +87,8 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
         raise InputError(str(exc)) from None
     images = dataset.read_all()[lo:hi]
     result = train_model(images, config, opts, progress=not quiet, log=lambda m: click.echo(m, err=True))
-    info = dict(result.info, data={"name": Path(data).name, "range": [lo, hi], "shape": list(images.shape)})
-    model_id = save_model(output, result.model, result.tables, result.intdec, info, force=force)
+    result.info["data"] = {"name": Path(data).name, "range": [lo, hi], "shape": list(images.shape)}
+    model_id = save_model(output, result, force=force)
     click.echo(f"wrote {output} (model id {model_id[:16]})")
 
 

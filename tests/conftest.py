@@ -34,7 +34,7 @@ def tiny_model_path(tmp_path_factory, sample_images) -> Path:
     opts = TrainOptions(epochs=3, batch_size=32, seed=1, device="cpu", backend="torch")
     result = train_model(sample_images, config, opts, progress=False, log=lambda m: None)
     path = tmp_path_factory.mktemp("model") / "tiny.aezm"
-    save_model(path, result.model, result.tables, result.intdec, result.info)
+    save_model(path, result)
     return path
 
 

@@ -19,7 +19,7 @@ CONFIG = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)
 def _train(images: np.ndarray, **kw) -> bytes:
     opts = TrainOptions(**{"epochs": 2, "batch_size": 32, "device": "cpu", "backend": "torch", **kw})
     r = train_model(images, CONFIG, opts, progress=False, log=lambda m: None)
-    return model_bytes(r.model, r.tables, r.intdec, r.info)
+    return model_bytes(r)
 
 
 def test_same_seed_same_data_same_model_file(sample_images) -> None:
@@ -36,7 +36,7 @@ def test_every_loss_and_option_trains(sample_images, kw, tmp_path) -> None:
     path = tmp_path / "m.aezm"
     path.write_bytes(data)
     mf = load_model(path)
-    assert mf.info["options"]["loss"] == kw.get("loss", "mse")
+    assert mf.info["options"]["loss"] == kw.get("loss", TrainOptions.loss)
     assert all(torch.isfinite(p).all() for p in mf.model.parameters())
 
 
