@@ -36,14 +36,20 @@ class PCACodec:
         _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
         return cls(mean, vt[:components])
 
-    def compress(self, images: np.ndarray, step: float) -> tuple[bytes, np.ndarray]:
-        """(file bytes, reconstruction) for images at quantization step `step` (gray levels)."""
+    def compress(self, images: np.ndarray, step: float) -> bytes:
+        """The file: a dtype byte, then the quantized coefficients (component-major) packed with zstd -19."""
         x = images.reshape(len(images), -1).astype(np.float64)
         q = np.round((x - self.mean) @ self.basis.T / step).astype(np.int64)
         dtype = np.int8 if np.abs(q).max() < 128 else np.int16
-        payload = zstandard.ZstdCompressor(level=19).compress(np.ascontiguousarray(q.T.astype(dtype)).tobytes())
-        recon = np.clip(np.round(q * step @ self.basis + self.mean), 0, 255).astype(np.uint8)
-        return payload, recon.reshape(images.shape)
+        body = np.ascontiguousarray(q.T.astype(dtype)).tobytes()
+        return bytes([dtype().itemsize]) + zstandard.ZstdCompressor(level=19).compress(body)
+
+    def decompress(self, blob: bytes, shape: tuple[int, ...], step: float) -> np.ndarray:
+        """Images of `shape` back from `compress`'s bytes."""
+        dtype = np.int8 if blob[0] == 1 else np.int16
+        q = np.frombuffer(zstandard.ZstdDecompressor().decompress(blob[1:]), dtype).reshape(len(self.basis), -1).T
+        recon = np.clip(np.round(q.astype(np.float64) * step @ self.basis + self.mean), 0, 255).astype(np.uint8)
+        return recon.reshape(shape)
 
 
 def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
@@ -54,10 +60,10 @@ def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
     for k in components:
         codec = PCACodec.fit(train, k)
         for step in steps:
-            payload, recon = codec.compress(test, step)
+            payload = codec.compress(test, step)
             bpp = len(payload) * 8 / test.size
             if bpp <= max_bpp:
-                p = psnr(test, recon)
+                p = psnr(test, codec.decompress(payload, test.shape, step))
                 if best is None or p > best["psnr_db"]:
                     best = {"components": k, "step": step, "bytes": len(payload), "bits_per_pixel": bpp,
                             "psnr_db": p}

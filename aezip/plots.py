@@ -16,16 +16,19 @@ def rd_plot(rows: list[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     groups: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if r["psnr_db"] == float("inf") or "max-error" in r["setting"]:
+        if r["psnr_db"] == float("inf"):
             continue
-        key = "aezip" if r["codec"].startswith("aezip") else r["codec"]
+        key = r["codec"]
+        if key.startswith("aezip"):
+            key = "aezip --max-error E" if "max-error" in r["setting"] else "aezip (lossy)"
         if key in ("JPEG", "WebP"):
             key += " (mosaic)" if "mosaic" in r["setting"] else " (per image)"
         groups.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))
     for key, pts in sorted(groups.items()):
         pts.sort()
-        ax.plot(*zip(*pts), marker="o", lw=2.5 if key == "aezip" else 1.2, label=key)
-    ax.set_xlabel("bits/pixel (file bytes x 8 / pixels)")
+        ax.plot(*zip(*pts), marker="o", lw=2.5 if key.startswith("aezip") else 1.2, label=key)
+    ax.set_xscale("log")
+    ax.set_xlabel("bits/pixel (file bytes x 8 / pixels, log scale)")
     ax.set_ylabel("PSNR (dB)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

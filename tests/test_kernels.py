@@ -9,13 +9,17 @@ from aezip.kernels.dispatch import BackendError, resolve_backend
 from aezip.kernels.reference import (encoder_forward_reference, quantize_reference, sparse_kl_grad_reference,
                                      sparse_kl_reference)
 
+from aezip.kernels.dispatch import interpreter_on
+
 # (value rtol, value atol, gradient atol) per dtype; the interpreter runs fp32 only (no bf16 there).
 TOLERANCE = {torch.float32: (1e-5, 1e-6, 1e-6)}
+# On a GPU machine run with TRITON_INTERPRET=0 to test the compiled kernels on CUDA tensors.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() and not interpreter_on() else "cpu")
 
 
 def _rand_h(b: int, j: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.rand(b, j, generator=g).clamp(0.01, 0.99)
+    return torch.rand(b, j, generator=g).clamp(0.01, 0.99).to(DEVICE)
 
 
 @pytest.mark.parametrize("b,j", [(1, 7), (7, 50), (37, 97), (130, 784), (600, 33)])
@@ -23,7 +27,7 @@ def _rand_h(b: int, j: int, seed: int) -> torch.Tensor:
 def test_sparse_kl_matches_reference(b: int, j: int, rho: float) -> None:
     rtol, atol, gatol = TOLERANCE[torch.float32]
     h = _rand_h(b, j, b * 1000 + j).requires_grad_()
-    grad_out = torch.tensor(0.37)
+    grad_out = torch.tensor(0.37, device=DEVICE)
     loss = kernels.sparse_kl(h, rho, 0.8, backend="triton")
     (g_triton,) = torch.autograd.grad(loss, h, grad_out)
     ref = sparse_kl_reference(h, rho, 0.8)
@@ -55,8 +59,8 @@ def test_sparse_kl_analytic_gradient_is_autograd_of_reference() -> None:
 
 def _encoder_params(widths: list[int], seed: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     g = torch.Generator().manual_seed(seed)
-    ws = [torch.randn(o, i, generator=g) / i ** 0.5 for i, o in zip(widths[:-1], widths[1:])]
-    bs = [0.1 * torch.randn(o, generator=g) for o in widths[1:]]
+    ws = [(torch.randn(o, i, generator=g) / i ** 0.5).to(DEVICE) for i, o in zip(widths[:-1], widths[1:])]
+    bs = [(0.1 * torch.randn(o, generator=g)).to(DEVICE) for o in widths[1:]]
     return ws, bs
 
 
@@ -68,7 +72,7 @@ def _encoder_params(widths: list[int], seed: int) -> tuple[list[torch.Tensor], l
 ])
 def test_encoder_forward_matches_reference(b: int, widths: list[int], acts: list[str]) -> None:
     ws, bs = _encoder_params(widths, b)
-    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b))
+    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b)).to(DEVICE)
     out = kernels.encoder_forward(x, ws, bs, acts, backend="triton")
     torch.testing.assert_close(out, encoder_forward_reference(x, ws, bs, acts), rtol=1e-5, atol=1e-5)
 
@@ -78,8 +82,8 @@ def test_encoder_gradients_match_reference(b: int) -> None:
     widths, acts = [50, 97, 40, 13], ["relu", "sigmoid", "identity"]
     ws, bs = _encoder_params(widths, b)
     params = [p.requires_grad_() for p in (*ws, *bs)]
-    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b)).requires_grad_()
-    grad_out = torch.randn(b, widths[-1], generator=torch.Generator().manual_seed(0))
+    x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b)).to(DEVICE).requires_grad_()
+    grad_out = torch.randn(b, widths[-1], generator=torch.Generator().manual_seed(0)).to(DEVICE)
     out = kernels.encoder_forward(x, ws, bs, acts, backend="triton")
     got = torch.autograd.grad(out, [x, *params], grad_out)
     ref = encoder_forward_reference(x, ws, bs, acts)
@@ -91,7 +95,7 @@ def test_encoder_gradients_match_reference(b: int) -> None:
 def test_fused_quantize_epilogue_gives_the_reference_codes() -> None:
     widths, acts = [97, 64, 50, 21], ["relu", "relu", "sigmoid"]
     ws, bs = _encoder_params(widths, 5)
-    x = torch.rand(37, widths[0], generator=torch.Generator().manual_seed(5))
+    x = torch.rand(37, widths[0], generator=torch.Generator().manual_seed(5)).to(DEVICE)
     codes = kernels.encoder_codes(x, ws, bs, acts, 16, backend="triton")
     z = encoder_forward_reference(x, ws, bs, acts)
     ref = quantize_reference(z, 16)
@@ -105,11 +109,11 @@ def test_training_step_is_the_same_with_both_backends() -> None:
     from aezip.losses import sparsity_penalty
     from aezip.model import AEConfig, AutoEncoder
     config = AEConfig(image_shape=(7, 7), hidden=(20,), latent=5, levels=8)
-    x = torch.rand(13, 49, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(13, 49, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     results = []
     for backend in ("torch", "triton"):
         torch.manual_seed(0)
-        model = AutoEncoder(config)
+        model = AutoEncoder(config).to(DEVICE)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         h = model.encode(x, backend)
         loss = ((torch.sigmoid(model.decode_logits(h)) - x) ** 2).sum() + sparsity_penalty(h, 0.1, 0.5, backend)

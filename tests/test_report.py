@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aezip.metrics import psnr
 from aezip.report import aezip_rows, bd_rate, image_codec_rows, mosaic, pca_rows, raw_rows, unmosaic
 
 
@@ -36,3 +37,13 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
     assert by[("WebP lossless", "lossless, mosaic")].max_abs_error == 0
     assert by[("JPEG", "q 50, per image")].max_abs_error > 0
     assert by[("PCA + zstd", "8 components, step 32")].model_bytes > 0
+
+
+def test_pca_round_trips_its_own_bytes(sample_images) -> None:
+    from aezip.baselines import PCACodec
+    codec = PCACodec.fit(sample_images[:200], 12)
+    for step in (2, 64):                         # int8 and int16 coefficients, integer steps
+        blob = codec.compress(sample_images[200:], step)
+        recon = codec.decompress(blob, sample_images[200:].shape, step)
+        assert recon.shape == (100, 28, 28) and recon.dtype == np.uint8
+        assert psnr(sample_images[200:], recon) > 10
