@@ -25,7 +25,7 @@ RECIPES: dict[str, list[str]] = {
     "rate-l20": ["--latent", "20", "--levels", "16"],
     "rate-l48": ["--latent", "48", "--levels", "24"],
     # the other uses: a denoising model, and the adversarial prior beside the sparse-KL default
-    "denoise": ["--denoise", "gaussian:0.3", "--loss", "mse", "--sparsity", "0", "--latent", "48"],
+    "denoise": ["--denoise", "gaussian:0.3", "--loss", "mse", "--beta", "0.1"],
     "adversarial": ["--prior", "adversarial:uniform", "--prior-weight", "0.1", "--sparsity", "0"],
 }
 
