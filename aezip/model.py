@@ -16,7 +16,7 @@ class AEConfig:
 
     image_shape: tuple[int, ...]           # H x W or H x W x C of one image
     hidden: tuple[int, ...] = (512, 256)   # encoder widths; the decoder mirrors them
-    latent: int = 32
+    latent: int = 24
     levels: int = 24                       # latent codes are integers 0 .. levels-1
 
     def __post_init__(self) -> None:

@@ -34,12 +34,12 @@ class TrainOptions:
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels
     weight_decay: float = 0.01
-    epochs: int = 80
+    epochs: int = 160
     batch_size: int = 64
     lr: float = 2e-3
     seed: int = 0
     val_split: float = 0.1
-    patience: int = 15
+    patience: int = 30
     device: str = "auto"
     backend: str | None = None
 

@@ -22,11 +22,12 @@ RECIPES: dict[str, list[str]] = {
     "default": [],
     # rate points for `aezip bench codec` (smaller and larger latents around the default)
     "rate-l12": ["--latent", "12", "--levels", "16"],
-    "rate-l20": ["--latent", "20", "--levels", "16"],
-    "rate-l48": ["--latent", "48", "--levels", "24"],
+    "rate-l16": ["--latent", "16", "--levels", "16"],
+    "rate-l40": ["--latent", "40"],
     # the other uses: a denoising model, and the adversarial prior beside the sparse-KL default
     "denoise": ["--denoise", "gaussian:0.3", "--loss", "mse", "--beta", "0.1"],
-    "adversarial": ["--prior", "adversarial:uniform", "--prior-weight", "0.1", "--sparsity", "0"],
+    "adversarial": ["--prior", "adversarial:uniform", "--prior-weight", "0.1", "--sparsity", "0", "--latent", "32",
+                    "--epochs", "80", "--patience", "15"],
 }
 
 
