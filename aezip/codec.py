@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__, kernels
 from .atomic import atomic_path
-from .container import ContainerReader, ContainerWriter
+from .container import FORMAT_VERSION, ContainerReader, ContainerWriter
 from .data import Dataset, Source, write_dataset
 from .entropy import decode_codes, encode_codes
 from .errors import FormatError, InputError, ModelMismatchError
@@ -193,6 +193,6 @@ def file_info(path: str | Path) -> dict:
         reader.verify()
         h = dict(reader.header)
         pixels = int(np.prod(h["shape"]))
-        h.update({"path": str(path), "format_version": 1, "chunks": len(reader.chunks), "bytes": reader.size,
-                  "bits_per_pixel": reader.size * 8 / pixels})
+        h.update({"path": str(path), "format_version": FORMAT_VERSION, "chunks": len(reader.chunks),
+                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels})
     return h
