@@ -52,7 +52,7 @@ def model_bytes(mf: ModelFile) -> bytes:
     """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
     tensors = {f"float.{k}": v.detach().cpu().float().numpy() for k, v in mf.model.state_dict().items()}
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
-    tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int32)   # each row sums to 4096
+    tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
             "config": mf.config.to_dict(), "info": mf.info}

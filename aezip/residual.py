@@ -3,8 +3,8 @@
 Each pixel x is coded as its bin v = x // (2E+1) of width 2E+1 and decoded as min(v (2E+1) + E, 255), which lies
 within E of x. Pixels are coded in raster order, all images of a chunk at a time, with adaptive frequency counts
 per context. The context is what the decoder already knows: the autoencoder's prediction p (bit-identical
-everywhere, see intdecoder; bucketed) and the largest and smallest of the already decoded neighbours W, N, NW, NE
-(bucketed). The counts start from a prior learned on the training images and stored in the model file (each
+everywhere, see intdecoder; 12 buckets) and the level of each already decoded neighbour W, N, NW, NE (0, dark,
+bright, saturated): 3,072 contexts. The counts start from a prior learned on the training images and stored in the model file (each
 context's histogram of pixel values, scaled to PRIOR_TOTAL, summed into bins for E > 0, plus 1), so small chunks
 code well from their first pixel. Counts are integers, updated after each raster step, and turned into
 probabilities by one exact division, so both sides build the same models on any machine; the symbols go through
@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 import constriction
 
-RESIDUAL_CODER = "context-adaptive-v3"
+RESIDUAL_CODER = "context-adaptive-v4"
 PRIOR_TOTAL = 4096
 _PRED_EDGES = np.array([1, 8, 32, 64, 96, 128, 160, 192, 224, 248, 255])   # 12 buckets; 0 and 255 alone
-_NEIGH_EDGES = np.array([1, 64, 128, 192, 250])                            # 6 buckets
+_NEIGH_EDGES = np.array([1, 128, 250])                                    # 4 levels: 0, dark, bright, saturated
 _N_NEIGH = len(_NEIGH_EDGES) + 1
-_N_CTX = (len(_PRED_EDGES) + 1) * _N_NEIGH ** 2
+_N_CTX = (len(_PRED_EDGES) + 1) * _N_NEIGH ** 4
 _INCREMENT = 4
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
@@ -37,15 +37,12 @@ class _Contexts:
     def at(self, pos: int, recon: np.ndarray) -> np.ndarray:
         y, x = divmod(pos // self.c, self.w)
         row = self.w * self.c
-        offsets = ([self.c] if x > 0 else []) + ([row] if y > 0 else []) \
-            + ([row + self.c] if x > 0 and y > 0 else []) + ([row - self.c] if y > 0 and x < self.w - 1 else [])
-        if offsets:
-            neigh = recon[:, [pos - o for o in offsets]]
-            hi, lo = neigh.max(1), neigh.min(1)
-        else:
-            hi = lo = np.zeros(len(recon), np.uint8)
-        return ((self.pred_bucket[:, pos] * _N_NEIGH + np.searchsorted(_NEIGH_EDGES, hi, side="right")) * _N_NEIGH
-                + np.searchsorted(_NEIGH_EDGES, lo, side="right"))
+        ctx = self.pred_bucket[:, pos]
+        for offset, present in ((self.c, x > 0), (row, y > 0), (row + self.c, x > 0 and y > 0),
+                                (row - self.c, y > 0 and x < self.w - 1)):        # W, N, NW, NE
+            level = np.searchsorted(_NEIGH_EDGES, recon[:, pos - offset], side="right") if present else 0
+            ctx = ctx * _N_NEIGH + level
+        return ctx
 
 
 def _bins(max_error: int) -> tuple[int, int]:
