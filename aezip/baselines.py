@@ -5,6 +5,7 @@ import bz2
 import gzip
 import lzma
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import zstandard
@@ -12,13 +13,14 @@ import zstandard
 from .metrics import psnr
 
 
-def raw_compressors() -> dict[str, "callable"]:
-    """Lossless general-purpose compressors at their strongest common settings."""
+def raw_compressors() -> dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]]:
+    """Lossless general-purpose compressors at their strongest common settings: name -> (compress, decompress)."""
     return {
-        "gzip -9": lambda b: gzip.compress(b, compresslevel=9, mtime=0),
-        "bz2 -9": lambda b: bz2.compress(b, compresslevel=9),
-        "xz -9e": lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME),
-        "zstd -19": lambda b: zstandard.ZstdCompressor(level=19).compress(b),
+        "gzip -9": (lambda b: gzip.compress(b, compresslevel=9, mtime=0), gzip.decompress),
+        "bz2 -9": (lambda b: bz2.compress(b, compresslevel=9), bz2.decompress),
+        "xz -9e": (lambda b: lzma.compress(b, preset=9 | lzma.PRESET_EXTREME), lzma.decompress),
+        "zstd -19": (lambda b: zstandard.ZstdCompressor(level=19).compress(b),
+                     lambda b: zstandard.ZstdDecompressor().decompress(b)),
     }
 
 

@@ -17,6 +17,7 @@ from .data import Dataset, Source, write_dataset
 from .entropy import decode_codes, encode_codes
 from .errors import FormatError, InputError, ModelMismatchError
 from .intdecoder import ARITHMETIC, integer_decode
+from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
 from .train import resolve_device, to_unit
@@ -103,9 +104,8 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
                 pixels += flat.size
             writer.close()
         size = tmp.stat().st_size
-    mse = sse / pixels
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-    return CodecReport(dataset.shape[0], pixels, size, time.perf_counter() - start, float(psnr), max_err)
+    return CodecReport(dataset.shape[0], pixels, size, time.perf_counter() - start, psnr_from_mse(sse / pixels),
+                       max_err)
 
 
 def parse_range(spec: str | None, total: int) -> tuple[int, int]:

@@ -111,10 +111,13 @@ def open_dataset(path: str | Path) -> Dataset:
 
 # ---- IDX -------------------------------------------------------------------------------------------------------
 
-def _open_binary(path: Path) -> BinaryIO:
+def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else open(path, "rb")
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
 def _read_idx_header(f: BinaryIO, path: Path) -> tuple[int, ...]:
@@ -134,9 +137,7 @@ def _open_idx(path: Path) -> Dataset:
     with _open_binary(path) as f:
         shape = _read_idx_header(f, path)
     _check_image_shape(shape, str(path))
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return Dataset(path, shape, Source("idx", gzip=gz))
+    return Dataset(path, shape, Source("idx", gzip=_is_gzip(path)))
 
 
 def _stream_chunks(f: BinaryIO, shape: tuple[int, ...], size: int, what: str) -> Iterator[np.ndarray]:

@@ -1,15 +1,14 @@
 """`aezip demo`: the main job on the shipped sample with the embedded model, beside xz and zstd."""
 from __future__ import annotations
 
-import lzma
 import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-import zstandard
 
+from .baselines import raw_compressors
 from .codec import decode_file, encode_dataset
 from .data import open_dataset
 from .metrics import psnr
@@ -21,12 +20,6 @@ SAMPLE_NAME = "mnist-sample-8000-8299-idx3-ubyte.gz"
 def sample_path() -> Path:
     """The shipped sample: MNIST test images 8000-8299 (held out from the default model's training)."""
     return Path(str(resources.files("aezip") / "assets" / SAMPLE_NAME))
-
-
-def raw_baselines(raw: bytes) -> dict[str, int]:
-    """Sizes of general-purpose compressors on the same raw pixel bytes."""
-    return {"xz -9e": len(lzma.compress(raw, preset=9 | lzma.PRESET_EXTREME)),
-            "zstd -19": len(zstandard.ZstdCompressor(level=19).compress(raw))}
 
 
 def run_demo(workdir: Path | None = None) -> Iterator[str]:
@@ -50,7 +43,8 @@ def run_demo(workdir: Path | None = None) -> Iterator[str]:
             err = int(np.abs(decoded.astype(int) - original.astype(int)).max())
             yield (f"{label:<24}{r.file_bytes:>9}{r.bits_per_pixel:>12.4f}{psnr(original, decoded):>10.2f}"
                    f"{err:>9}")
-        for name, size in raw_baselines(original.tobytes()).items():
+        for name in ("xz -9e", "zstd -19"):
+            size = len(raw_compressors()[name][0](original.tobytes()))
             yield f"{name + ' (lossless)':<24}{size:>9}{size * 8 / pixels:>12.4f}{'inf':>10}{0:>9}"
         yield f"raw pixels: {pixels} bytes; bits/pixel = file bytes x 8 / {pixels} pixels"
         if workdir:

@@ -47,9 +47,3 @@ def decode_codes(data: bytes, n: int, tables: np.ndarray) -> np.ndarray:
     out = coder.decode(_MODEL_FAMILY, _probabilities(tables, n))
     return np.asarray(out, dtype=np.int32).reshape(n, latent)
 
-
-def code_bits(codes: np.ndarray, tables: np.ndarray) -> float:
-    """The ideal code length in bits under the tables (an estimate to show beside real bytes)."""
-    p = tables.astype(np.float64) / tables.sum(axis=1, keepdims=True)
-    codes = np.asarray(codes)
-    return float(-np.log2(p[np.arange(codes.shape[1])[None, :], codes]).sum())

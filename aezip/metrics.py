@@ -13,5 +13,9 @@ def _as_float64(a: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB over all pixels (inf when identical)."""
-    mse = float(np.mean((_as_float64(a) - _as_float64(b)) ** 2))
+    return psnr_from_mse(float(np.mean((_as_float64(a) - _as_float64(b)) ** 2)), peak)
+
+
+def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
+    """PSNR in dB for a mean squared error (inf when it is 0)."""
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)

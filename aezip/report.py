@@ -77,14 +77,11 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
 
 def raw_rows(images: np.ndarray) -> list[Row]:
     """General-purpose compressors on the raw bytes of the whole set."""
-    import bz2, gzip, lzma, zstandard  # noqa: E401
-    decompress = {"gzip -9": gzip.decompress, "bz2 -9": bz2.decompress, "xz -9e": lzma.decompress,
-                  "zstd -19": zstandard.ZstdDecompressor().decompress}
     rows = []
     raw = images.tobytes()
-    for name, fn in raw_compressors().items():
-        blob, t_enc = _timed(fn, raw)
-        back, t_dec = _timed(decompress[name], blob)
+    for name, (compress, decompress) in raw_compressors().items():
+        blob, t_enc = _timed(compress, raw)
+        back, t_dec = _timed(decompress, blob)
         recon = np.frombuffer(back, np.uint8).reshape(images.shape)
         rows.append(_row(name, "raw bytes, whole set", len(blob), images, recon, t_enc, t_dec))
     return rows

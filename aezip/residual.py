@@ -21,7 +21,7 @@ PRIOR_TOTAL = 4096
 _PRED_EDGES = np.array([1, 8, 32, 64, 96, 128, 160, 192, 224, 248, 255])   # 12 buckets; 0 and 255 alone
 _NEIGH_EDGES = np.array([1, 128, 250])                                    # 4 levels: 0, dark, bright, saturated
 _N_NEIGH = len(_NEIGH_EDGES) + 1
-_N_CTX = (len(_PRED_EDGES) + 1) * _N_NEIGH ** 4
+N_CONTEXTS = (len(_PRED_EDGES) + 1) * _N_NEIGH ** 4
 _INCREMENT = 4
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
@@ -54,7 +54,7 @@ def _bins(max_error: int) -> tuple[int, int]:
 def context_prior(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """Per-context pixel-value counts (contexts x 256, int64) on training images, scaled to PRIOR_TOTAL a row."""
     ctxs = _Contexts(image_shape, pred)
-    counts = np.zeros((_N_CTX, 256), np.int64)
+    counts = np.zeros((N_CONTEXTS, 256), np.int64)
     for pos in range(x.shape[1]):
         np.add.at(counts, (ctxs.at(pos, x), x[:, pos].astype(np.int64)), 1)
     totals = counts.sum(axis=1, keepdims=True)
@@ -110,7 +110,3 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
         recon[:, pos] = _value(v, step, max_error)
     return recon
 
-
-def uniform_prior() -> np.ndarray:
-    """A prior that knows nothing (every value equally likely in every context)."""
-    return np.zeros((_N_CTX, 256), np.int64)
