@@ -20,7 +20,7 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
-from .train import resolve_device, to_unit
+from .tensors import resolve_device, to_unit
 
 DEFAULT_CHUNK = 1024
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length

@@ -11,7 +11,7 @@ import torch
 from .data import Dataset
 from .errors import InputError
 from .modelfile import ModelFile
-from .train import to_unit
+from .tensors import to_unit
 
 
 def embed(dataset: Dataset, mf: ModelFile, *, quantized: bool = False, chunk_size: int = 4096,

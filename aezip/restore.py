@@ -7,7 +7,7 @@ import torch
 
 from .errors import InputError
 from .model import AutoEncoder
-from .train import to_unit
+from .tensors import to_unit
 
 
 def denoise(model: AutoEncoder, images: np.ndarray, backend: str | None = None) -> np.ndarray:

@@ -16,6 +16,7 @@ from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_pen
                      l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
 from .metrics import psnr
 from .residual import context_prior
+from .tensors import resolve_device, to_unit
 from .model import AEConfig, AutoEncoder
 from .modelfile import ModelFile
 
@@ -109,21 +110,6 @@ def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Gene
     if mode == "ste":
         return h + (torch.round(h / step) * step - h).detach()
     return h + (torch.rand(h.shape, generator=gen, device=h.device) - 0.5) * step
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available (this torch build or machine has none)")
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
-    return torch.device(device)
-
-
-def to_unit(images: np.ndarray) -> torch.Tensor:
-    """uint8 images (n x ...) to float rows in [0, 1] (n x D)."""
-    return torch.from_numpy(np.array(images, dtype=np.float32).reshape(len(images), -1)) / 255.0
 
 
 def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

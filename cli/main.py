@@ -75,7 +75,7 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
     from aezip.data import open_dataset
     from aezip.model import AEConfig
     from aezip.modelfile import save_model
-    from aezip.train import TrainOptions, train_model
+    from aezip.train import train_model
 
     check_output(output, force)
     opts = TrainOptions(rho=rho if rho > 0 else None, **options)
@@ -298,7 +298,7 @@ def bench() -> None:
 def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, json_path: Path | None) -> None:
     """Time the Triton kernels beside torch eager and torch.compile of the reference."""
     from aezip.kernel_bench import bench_kernels, environment
-    from aezip.train import resolve_device
+    from aezip.tensors import resolve_device
 
     dev = resolve_device(device)
     env = environment(dev)
