@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Any
 
 import torch
 
@@ -67,8 +68,21 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
     return ["triton", "torch"] if triton_unavailable_reason(device) is None else ["torch"]
 
 
-def autotune_configs(configs: list) -> list:
-    """All configs on a GPU; only the first under the interpreter or with AEZIP_AUTOTUNE=0 (CI)."""
-    if interpreter_on() or os.environ.get("AEZIP_AUTOTUNE", "1") == "0":
+def autotune_configs(configs: list, interpreter: object) -> list:
+    """The GPU configs to autotune over; only the first with AEZIP_AUTOTUNE=0; under the interpreter, `interpreter`.
+
+    The interpreter runs each program's block operations as numpy calls, so its cost is per program and per
+    operation, not per FLOP: large blocks make an interpreted training step ~15x faster than GPU-sized ones."""
+    if interpreter_on():
+        return [interpreter]
+    if os.environ.get("AEZIP_AUTOTUNE", "1") == "0":
         return configs[:1]
     return configs
+
+
+def launch(kernel: Any, grid: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+    """Launch an autotuned kernel; with a config, bypass the autotuner and run that config (tests try every one)."""
+    if config is None:
+        kernel[grid](*args, **kwargs)
+    else:
+        kernel.fn[grid](*args, **kwargs, **config.kwargs)

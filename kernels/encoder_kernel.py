@@ -17,11 +17,27 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import autotune_configs
+from .dispatch import autotune_configs, interpreter_on, launch
 from .reference import ACTIVATIONS
 
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # relu 0, sigmoid 1, identity 2
 FUSED_MAX_WIDTH = 256  # layers 2 and 3 of the fused kernel are held on chip, padded to a power of two up to this
+
+
+# GPU autotune candidates (the first is the one AEZIP_AUTOTUNE=0 keeps) and the one config the interpreter runs.
+LINEAR_CONFIGS = [
+    triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+]
+LINEAR_INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N": 256, "BLOCK_K": 256})
+ENCODER3_CONFIGS = [
+    triton.Config({"BLOCK_M": 32, "BLOCK_N1": 32, "BLOCK_K": 32}, num_warps=4),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N1": 32, "BLOCK_K": 64}, num_warps=8),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N1": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+]
+ENCODER3_INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N1": 256, "BLOCK_K": 256})
 
 
 def _input_precision(dtype: torch.dtype) -> str:
@@ -48,15 +64,7 @@ def _round_half_even(x):
     return tl.where(d > 0.5, f + 1.0, tl.where(d < 0.5, f, f + parity))
 
 
-@triton.autotune(
-    configs=autotune_configs([
-        triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
-        triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-    ]),
-    key=["N", "K"],
-)
+@triton.autotune(configs=autotune_configs(LINEAR_CONFIGS, interpreter=LINEAR_INTERPRETER_CONFIG), key=["N", "K"])
 @triton.jit
 def _linear_act_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, N, K,
                        stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
@@ -80,14 +88,8 @@ def _linear_act_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, N, K,
              mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-@triton.autotune(
-    configs=autotune_configs([
-        triton.Config({"BLOCK_M": 32, "BLOCK_N1": 32, "BLOCK_K": 32}, num_warps=4),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N1": 32, "BLOCK_K": 64}, num_warps=8),
-        triton.Config({"BLOCK_M": 64, "BLOCK_N1": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
-    ]),
-    key=["K1", "N1", "N2", "N3"],
-)
+@triton.autotune(configs=autotune_configs(ENCODER3_CONFIGS, interpreter=ENCODER3_INTERPRETER_CONFIG),
+                 key=["K1", "N1", "N2", "N3"])
 @triton.jit
 def _encoder3_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, out_ptr,
                      M, K1, N1, N2, N3, stride_xm, stride_xk, stride_om,
@@ -142,15 +144,15 @@ def _activation_grad_kernel(g_ptr, y_ptr, out_ptr, numel, ACT: tl.constexpr, BLO
     tl.store(out_ptr + offs, g.to(out_ptr.dtype.element_ty), mask=mask)
 
 
-def linear_act_triton(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, activation: str) -> torch.Tensor:
-    """Launch `_linear_act_kernel`: act(x @ w.T + b) for one layer."""
+def linear_act_triton(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, activation: str,
+                      config: triton.Config | None = None) -> torch.Tensor:
+    """Launch `_linear_act_kernel` (autotuned, or with `config`): act(x @ w.T + b) for one layer."""
     M, K = x.shape
     N = w.shape[0]
     y = torch.empty((M, N), device=x.device, dtype=x.dtype)
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]))  # noqa: E731
-    _linear_act_kernel[grid](x, w, b, y, M, N, K, x.stride(0), x.stride(1), w.stride(0), w.stride(1),
-                             y.stride(0), y.stride(1), ACT=ACT_CODES[activation],
-                             PRECISION=_input_precision(x.dtype))
+    launch(_linear_act_kernel, grid, config, x, w, b, y, M, N, K, x.stride(0), x.stride(1), w.stride(0),
+           w.stride(1), y.stride(0), y.stride(1), ACT=ACT_CODES[activation], PRECISION=_input_precision(x.dtype))
     return y
 
 
@@ -160,18 +162,18 @@ def fused_encoder_fits(weights: Sequence[torch.Tensor]) -> bool:
 
 
 def encoder3_triton(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
-                    activations: Sequence[str], levels: int = 0) -> torch.Tensor:
-    """Launch `_encoder3_kernel`; levels > 0 returns int32 codes round(z * (levels - 1)) instead of z."""
+                    activations: Sequence[str], levels: int = 0, config: triton.Config | None = None) -> torch.Tensor:
+    """Launch `_encoder3_kernel` (autotuned, or with `config`); levels > 0 gives int32 codes round(z * (levels-1))."""
     w1, w2, w3 = (w.contiguous() for w in weights)
     b1, b2, b3 = (b.contiguous() for b in biases)
     M, K1 = x.shape
     N1, N2, N3 = w1.shape[0], w2.shape[0], w3.shape[0]
     out = torch.empty((M, N3), device=x.device, dtype=torch.int32 if levels > 0 else x.dtype)
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),)  # noqa: E731
-    _encoder3_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, M, K1, N1, N2, N3, x.stride(0), x.stride(1),
-                           out.stride(0), ACT1=ACT_CODES[activations[0]], ACT2=ACT_CODES[activations[1]],
-                           ACT3=ACT_CODES[activations[2]], LEVELS=levels, PRECISION=_input_precision(x.dtype),
-                           N2P=max(16, triton.next_power_of_2(N2)), N3P=max(16, triton.next_power_of_2(N3)))
+    launch(_encoder3_kernel, grid, config, x, w1, b1, w2, b2, w3, b3, out, M, K1, N1, N2, N3, x.stride(0),
+           x.stride(1), out.stride(0), ACT1=ACT_CODES[activations[0]], ACT2=ACT_CODES[activations[1]],
+           ACT3=ACT_CODES[activations[2]], LEVELS=levels, PRECISION=_input_precision(x.dtype),
+           N2P=max(16, triton.next_power_of_2(N2)), N3P=max(16, triton.next_power_of_2(N3)))
     return out
 
 
@@ -179,7 +181,7 @@ def activation_grad_triton(g: torch.Tensor, y: torch.Tensor, activation: str) ->
     """Launch `_activation_grad_kernel`: d loss / d pre-activation from d loss / d output and the output."""
     g, y = g.contiguous(), y.contiguous()
     out = torch.empty_like(y)
-    BLOCK = 1024
+    BLOCK = 16384 if interpreter_on() else 1024  # the interpreter's cost is per program (see autotune_configs)
     _activation_grad_kernel[(triton.cdiv(y.numel(), BLOCK),)](g, y, out, y.numel(), ACT=ACT_CODES[activation],
                                                               BLOCK=BLOCK)
     return out

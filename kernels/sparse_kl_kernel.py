@@ -14,19 +14,21 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import autotune_configs
+from .dispatch import autotune_configs, launch
 
 ROWS_PER_PROGRAM = 512  # rows one stage-1 program sums; the partials buffer is ceil(B / 512) x J
 
 
-@triton.autotune(
-    configs=autotune_configs([
-        triton.Config({"BLOCK_B": 64, "BLOCK_J": 64}, num_warps=4),
-        triton.Config({"BLOCK_B": 32, "BLOCK_J": 128}, num_warps=4),
-        triton.Config({"BLOCK_B": 128, "BLOCK_J": 32}, num_warps=8),
-    ]),
-    key=["J"],
-)
+# GPU autotune candidates for stage 1 (the first is the one AEZIP_AUTOTUNE=0 keeps) and the interpreter's one.
+PARTIALS_CONFIGS = [
+    triton.Config({"BLOCK_B": 64, "BLOCK_J": 64}, num_warps=4),
+    triton.Config({"BLOCK_B": 32, "BLOCK_J": 128}, num_warps=4),
+    triton.Config({"BLOCK_B": 128, "BLOCK_J": 32}, num_warps=8),
+]
+PARTIALS_INTERPRETER_CONFIG = triton.Config({"BLOCK_B": 128, "BLOCK_J": 64})
+
+
+@triton.autotune(configs=autotune_configs(PARTIALS_CONFIGS, interpreter=PARTIALS_INTERPRETER_CONFIG), key=["J"])
 @triton.jit
 def _column_partials_kernel(h_ptr, part_ptr, B, J, stride_hb, stride_hj,
                             ROWS: tl.constexpr, BLOCK_B: tl.constexpr, BLOCK_J: tl.constexpr):
@@ -63,8 +65,9 @@ def _kl_finish_kernel(part_ptr, grad_ptr, loss_ptr, P, J, B, rho, beta, eps,
     tl.store(loss_ptr, beta * tl.sum(total, axis=0))
 
 
-def sparse_kl_forward_triton(h: torch.Tensor, rho: float, beta: float, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Launch both stages; returns (loss as a 0-d fp32 tensor, per-column gradient coefficients g of shape (J,))."""
+def sparse_kl_forward_triton(h: torch.Tensor, rho: float, beta: float, eps: float,
+                             config: triton.Config | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Launch both stages (stage 1 autotuned, or with `config`); returns (0-d fp32 loss, per-column g of shape (J,))."""
     if h.dim() != 2:
         raise ValueError(f"sparse_kl expects a B x J tensor, got shape {tuple(h.shape)}")
     B, J = h.shape
@@ -73,7 +76,7 @@ def sparse_kl_forward_triton(h: torch.Tensor, rho: float, beta: float, eps: floa
     grad = torch.empty((J,), device=h.device, dtype=torch.float32)
     loss = torch.empty((), device=h.device, dtype=torch.float32)
     grid = lambda meta: (P, triton.cdiv(J, meta["BLOCK_J"]))  # noqa: E731
-    _column_partials_kernel[grid](h, partials, B, J, h.stride(0), h.stride(1), ROWS=ROWS_PER_PROGRAM)
+    launch(_column_partials_kernel, grid, config, h, partials, B, J, h.stride(0), h.stride(1), ROWS=ROWS_PER_PROGRAM)
     _kl_finish_kernel[(1,)](partials, grad, loss, P, J, B, float(rho), float(beta), float(eps),
                             BLOCK_P=32, BLOCK_J=128)
     return loss, grad

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from aezip import kernels
-from aezip.kernels.dispatch import BackendError, resolve_backend
+from aezip.kernels.dispatch import BackendError, interpreter_on, resolve_backend
+from aezip.kernels.encoder_kernel import ENCODER3_CONFIGS, LINEAR_CONFIGS, encoder3_triton, linear_act_triton
 from aezip.kernels.reference import (encoder_forward_reference, quantize_reference, sparse_kl_grad_reference,
                                      sparse_kl_reference)
-
-from aezip.kernels.dispatch import interpreter_on
+from aezip.kernels.sparse_kl_kernel import PARTIALS_CONFIGS, sparse_kl_forward_triton
 
 # (value rtol, value atol, gradient atol) per dtype; the interpreter runs fp32 only (no bf16 there).
 TOLERANCE = {torch.float32: (1e-5, 1e-6, 1e-6)}
@@ -103,6 +103,32 @@ def test_fused_quantize_epilogue_gives_the_reference_codes() -> None:
     # A code may differ only where z * 15 sits within float rounding of a half-way point.
     near_tie = ((z * 15 - torch.floor(z * 15)) - 0.5).abs() < 1e-4
     assert torch.all((codes == ref) | near_tie)
+
+
+# The interpreter runs one large-block config (fast); these run every GPU autotune candidate on odd shapes.
+@pytest.mark.parametrize("i", range(len(LINEAR_CONFIGS)))
+def test_every_linear_gpu_config_matches_reference(i: int) -> None:
+    ws, bs = _encoder_params([97, 130], i)
+    x = torch.rand(37, 97, generator=torch.Generator().manual_seed(i)).to(DEVICE)
+    y = linear_act_triton(x, ws[0], bs[0], "sigmoid", config=LINEAR_CONFIGS[i])
+    torch.testing.assert_close(y, encoder_forward_reference(x, ws, bs, ["sigmoid"]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("i", range(len(ENCODER3_CONFIGS)))
+def test_every_fused_encoder_gpu_config_matches_reference(i: int) -> None:
+    widths, acts = [97, 70, 40, 13], ["relu", "relu", "sigmoid"]
+    ws, bs = _encoder_params(widths, i)
+    x = torch.rand(70, widths[0], generator=torch.Generator().manual_seed(i)).to(DEVICE)
+    z = encoder3_triton(x, ws, bs, acts, config=ENCODER3_CONFIGS[i])
+    torch.testing.assert_close(z, encoder_forward_reference(x, ws, bs, acts), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("i", range(len(PARTIALS_CONFIGS)))
+def test_every_sparse_kl_gpu_config_matches_reference(i: int) -> None:
+    h = _rand_h(530, 97, i)
+    loss, grad = sparse_kl_forward_triton(h, 0.05, 1.0, 1e-6, config=PARTIALS_CONFIGS[i])
+    torch.testing.assert_close(loss, sparse_kl_reference(h, 0.05), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad.expand_as(h), sparse_kl_grad_reference(h, 0.05, 1.0), rtol=0, atol=1e-6)
 
 
 def test_training_step_is_the_same_with_both_backends() -> None:
