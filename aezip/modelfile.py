@@ -1,5 +1,6 @@
-"""Model files (.aezm): safetensors weights, a JSON config in the metadata, the entropy tables and the integer
-decoder. No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
+"""Model files (.aezm): safetensors weights, a JSON config in the metadata, the entropy tables, the integer
+decoder, the max-error coder's prior and (optionally) a bank of training codes for restoration.
+No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
 from __future__ import annotations
 
 import hashlib
@@ -35,6 +36,7 @@ class ModelFile:
     intdec: IntegerDecoder
     residual_prior: np.ndarray                 # initial context counts of the max-error coder
     info: dict = field(default_factory=dict)   # training summary: loss, data shape, held-out figures, ...
+    bank: np.ndarray | None = None             # latent codes of training images: restoration's start points
     id: str = ""
     path: Path | None = None
 
@@ -54,6 +56,8 @@ def model_bytes(mf: ModelFile) -> bytes:
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
     tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
+    if mf.bank is not None:
+        tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
             "config": mf.config.to_dict(), "info": mf.info}
     # One metadata key: safetensors writes a map's keys in no fixed order, and the file must be reproducible.
@@ -101,8 +105,12 @@ def load_model(path: str | Path | None = None) -> ModelFile:
         intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
         tables = tensors["entropy.tables"]
         residual_prior = tensors["residual.prior"].astype(np.int64)
+        bank = tensors.get("restore.bank")
+        if bank is not None and (bank.ndim != 2 or bank.shape[1] != config.latent
+                                 or bank.max(initial=0) >= config.levels):
+            raise ValueError(f"restore.bank of shape {bank.shape} does not fit the model")
         info = meta.get("info", {})
     except (KeyError, ValueError, RuntimeError) as exc:
         raise FormatError(f"{path}: damaged aezip model file ({str(exc).splitlines()[0]})") from None
     model.eval()
-    return ModelFile(model, tables, intdec, residual_prior, info, hashlib.sha256(data).hexdigest(), path)
+    return ModelFile(model, tables, intdec, residual_prior, info, bank, hashlib.sha256(data).hexdigest(), path)

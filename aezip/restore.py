@@ -1,5 +1,5 @@
 """Restoring damaged images with the autoencoder: denoising, and filling masked pixels by searching the latent
-space for the code whose decoding best matches the known pixels (the nearest image on the learned manifold)."""
+space for the codes whose decodings best match the known pixels (images on the learned manifold)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,6 +18,7 @@ def denoise(model: AutoEncoder, images: np.ndarray, backend: str | None = None) 
 
 
 def _to_uint8(y: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    """Intensities in [0, 1] to uint8 pixels of the given shape."""
     return torch.round(y * 255).clamp(0, 255).to(torch.uint8).numpy().reshape(shape)
 
 
@@ -35,34 +36,78 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
     return mask
 
 
-def inpaint(model: AutoEncoder, images: np.ndarray, missing: np.ndarray, *, steps: int = 200, lr: float = 0.05,
-            backend: str | None = None) -> np.ndarray:
-    """Keep the known pixels; fill the missing ones from D(z*), z* = argmin_z ||known * (D(z) - x)||^2.
+BANK_MAX = 16384          # codes of at most this many training images go into a model file
+ESTIMATES = ("mean", "nearest")
 
-    The search starts from the encoder's code of the image with its missing pixels set to the mean of its known
-    ones, and runs Adam on the latent's logit (so z stays in (0, 1)), all images of the batch at once."""
-    missing = np.broadcast_to(missing, images.shape)
-    x = to_unit(images)
-    known = torch.from_numpy(~missing.reshape(len(images), -1)).float()
-    fill = (x * known).sum(1, keepdim=True) / known.sum(1, keepdim=True).clamp_min(1)
-    start = x * known + fill * (1 - known)
-    with torch.no_grad():
-        z0 = model.encode(start, backend).clamp(1e-4, 1 - 1e-4)
-    logit = torch.logit(z0).detach().requires_grad_()
-    opt = torch.optim.Adam([logit], lr=lr)
+
+def code_bank(train_codes: np.ndarray, levels: int) -> np.ndarray:
+    """The codes of (an evenly spaced subset of at most BANK_MAX of) the training images, in the narrowest int."""
+    keep = np.unique(np.linspace(0, len(train_codes) - 1, min(len(train_codes), BANK_MAX)).round().astype(int))
+    return train_codes[keep].astype(np.uint8 if levels <= 256 else np.uint16)
+
+
+def inpaint(model: AutoEncoder, images: np.ndarray, missing: np.ndarray, bank: np.ndarray | None, *,
+            candidates: int = 20, steps: int = 25, lr: float = 0.05, temperature: float = 1.0,
+            estimate: str = "mean", batch: int = 256, backend: str | None = None) -> np.ndarray:
+    """Keep the known pixels; fill the missing ones from the decodings of the latent codes that best match them.
+
+    Start codes: the encoder's code of the image with its missing pixels set to 0, and the `candidates` bank codes
+    whose decodings are nearest on the known pixels. Each is refined by `steps` Adam steps on its logit (z stays in
+    (0, 1)) against the squared error on the known pixels. "nearest" fills from the best-matching refined code (a
+    single image on the learned manifold); "mean" from the average of all of them weighted by
+    exp(-(err - min err) / temperature), err summed over the known pixels with intensities in [0, 1] — an estimate
+    of the posterior mean, which is what minimizes the expected squared error."""
+    if estimate not in ESTIMATES:
+        raise InputError(f"unknown estimate {estimate!r}; expected one of {', '.join(ESTIMATES)}")
+    if candidates < 0 or steps < 0 or temperature <= 0:
+        raise InputError("--candidates and --steps must not be negative, --temperature must be positive")
+    missing = np.broadcast_to(missing, images.shape).reshape(len(images), -1)
+    bank_z = bank_y = None
+    if bank is not None and candidates > 0 and len(bank):
+        with torch.no_grad():
+            bank_z = model.dequantize(torch.from_numpy(bank.astype(np.int64)))
+            bank_y = torch.sigmoid(model.decode_logits(bank_z))
+    out = np.empty((len(images), missing.shape[1]), np.uint8)
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for _ in range(steps):
-            y = torch.sigmoid(model.decode_logits(torch.sigmoid(logit)))
-            loss = (((y - x) * known) ** 2).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        for i in range(0, len(images), batch):
+            x = to_unit(images[i:i + batch])
+            known = torch.from_numpy(~missing[i:i + batch]).float()
+            y = _search(model, x, known, bank_z, bank_y, candidates, steps, lr, temperature, estimate, backend)
+            out[i:i + batch] = _to_uint8(x * known + y * (1 - known), (len(x), -1))
     finally:
         for p in model.parameters():
             p.requires_grad_(True)
+    return out.reshape(images.shape)
+
+
+def _search(model: AutoEncoder, x: torch.Tensor, known: torch.Tensor, bank_z: torch.Tensor | None,
+            bank_y: torch.Tensor | None, candidates: int, steps: int, lr: float, temperature: float,
+            estimate: str, backend: str | None) -> torch.Tensor:
+    """The latent search for one batch: B x D decoded estimates."""
+    with torch.no_grad():
+        starts = [model.encode(x * known, backend)[:, None]]
+        if bank_z is not None:
+            # squared distance on the known pixels: sum_k x^2 - 2 (x*k) . y + k . y^2, one matmul per term
+            d = ((x * known) ** 2).sum(1, keepdim=True) - 2 * (x * known) @ bank_y.T + known @ (bank_y ** 2).T
+            nearest = d.topk(min(candidates, len(bank_z)), dim=1, largest=False).indices
+            starts.append(bank_z[nearest])
+        z0 = torch.cat(starts, 1).clamp(1e-3, 1 - 1e-3)                      # B x K x latent
+    b, k = z0.shape[:2]
+    logit = torch.logit(z0.reshape(b * k, -1)).requires_grad_()
+    xs, ks = x.repeat_interleave(k, 0), known.repeat_interleave(k, 0)
+    opt = torch.optim.Adam([logit], lr=lr)
+    for _ in range(steps):
+        err = (((torch.sigmoid(model.decode_logits(torch.sigmoid(logit))) - xs) * ks) ** 2).sum()
+        opt.zero_grad()
+        err.backward()
+        opt.step()
     with torch.no_grad():
         y = torch.sigmoid(model.decode_logits(torch.sigmoid(logit)))
-        out = x * known + y * (1 - known)
-    return _to_uint8(out, images.shape)
+        err = (((y - xs) * ks) ** 2).sum(1).view(b, k)
+        y = y.view(b, k, -1)
+        if estimate == "nearest":
+            return y[torch.arange(b), err.argmin(1)]
+        w = torch.softmax(-(err - err.min(1, keepdim=True).values) / temperature, dim=1)
+        return (w[:, :, None] * y).sum(1)

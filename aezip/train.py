@@ -16,6 +16,7 @@ from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_pen
                      l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
 from .metrics import psnr
 from .residual import context_prior
+from .restore import code_bank
 from .tensors import resolve_device, to_unit
 from .model import AEConfig, AutoEncoder
 from .modelfile import ModelFile
@@ -29,7 +30,7 @@ class TrainOptions:
     rho: float | None = 0.05          # sparse-KL target activation; None turns the penalty off
     beta: float = 1.0
     l2: float = 0.0
-    denoise: str | None = None        # "gaussian:SIGMA" | "mask:P"
+    denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
@@ -64,30 +65,44 @@ class TrainOptions:
             raise InputError(str(exc)) from None
 
 
+DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
+
+
 def parse_denoise(spec: str | None) -> tuple[str, float] | None:
-    """'gaussian:SIGMA' or 'mask:P' into (kind, value); None stays None."""
+    """'gaussian:SIGMA', 'mask:P' or 'box:S' into (kind, value); None stays None."""
     if not spec:
         return None
     kind, _, value = spec.partition(":")
     try:
         v = float(value)
     except ValueError:
-        raise InputError(f"--denoise {spec!r}: expected gaussian:SIGMA or mask:P") from None
-    if kind not in ("gaussian", "mask") or v < 0 or (kind == "mask" and v >= 1):
-        raise InputError(f"--denoise {spec!r}: expected gaussian:SIGMA (SIGMA >= 0) or mask:P (0 <= P < 1)")
+        raise InputError(f"--denoise {spec!r}: expected {DENOISE_SPECS}") from None
+    valid = {"gaussian": v >= 0, "mask": 0 <= v < 1, "box": v >= 1 and v == int(v)}
+    if not valid.get(kind, False):
+        raise InputError(f"--denoise {spec!r}: expected {DENOISE_SPECS}")
     return kind, v
 
 
-def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, gen: torch.Generator) -> torch.Tensor:
-    """The denoising corruption: Gaussian noise (clipped to [0, 1]) or a random mask of pixels set to 0."""
+def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
+            gen: torch.Generator) -> torch.Tensor:
+    """The denoising corruption: Gaussian noise (clipped to [0, 1]), a random mask of pixels set to 0, or one
+    S x S box per image, at a random place inside it, set to 0."""
     if denoise is None:
         return x
     kind, v = denoise
     if kind == "gaussian":
         noise = torch.randn(x.shape, generator=gen, device=x.device)
         return torch.clamp(x + v * noise, 0.0, 1.0)
-    keep = torch.rand(x.shape, generator=gen, device=x.device) >= v
-    return x * keep
+    if kind == "mask":
+        return x * (torch.rand(x.shape, generator=gen, device=x.device) >= v)
+    b, (h, w) = x.shape[0], image_shape[:2]
+    size_y, size_x = min(int(v), h), min(int(v), w)
+    y0 = torch.randint(0, h - size_y + 1, (b, 1, 1), generator=gen, device=x.device)
+    x0 = torch.randint(0, w - size_x + 1, (b, 1, 1), generator=gen, device=x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None]
+    cols = torch.arange(w, device=x.device)[None, None, :]
+    inside = (rows >= y0) & (rows < y0 + size_y) & (cols >= x0) & (cols < x0 + size_x)   # b x h x w
+    return (x.view(b, h, w, -1) * ~inside[..., None]).reshape(x.shape)
 
 
 def random_shift(x: torch.Tensor, image_shape: tuple[int, ...], max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -157,7 +172,7 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
         total = 0.0
         for i in range(0, len(x_train), opts.batch_size):
             x = random_shift(x_train[perm[i:i + opts.batch_size]], config.image_shape, opts.shift, gen)
-            h = model.encode(corrupt(x, denoise, gen), backend)
+            h = model.encode(corrupt(x, denoise, config.image_shape, gen), backend)
             logits = model.decode_logits(_quantization_noise(h, config.levels, opts.quant_noise, gen))
             loss = reconstruction_loss(logits, x, opts.loss)
             if opts.rho is not None and opts.beta > 0:
@@ -191,7 +206,8 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
 
 def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray, opts: TrainOptions,
             backend: str, log) -> ModelFile:
-    """Count the entropy tables, build the integer decoder, and measure the held-out figures the codec will give."""
+    """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
+    held-out figures the codec will give."""
     cfg = model.config
     with torch.no_grad():
         train_codes = model.codes(to_unit(train_images), "torch").numpy()
@@ -212,7 +228,7 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     }
     log(f"held-out ({len(val_images)} validation images): PSNR {val_psnr:.2f} dB at "
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
-    return ModelFile(model, tables, intdec, prior, info)
+    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels))
 
 
 def _progress(total: int, enabled: bool):

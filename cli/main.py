@@ -50,7 +50,7 @@ def cli() -> None:
 @_train_option("rho", "--sparsity", "rho", type=float, help="Sparse-KL target activation rho (0: no penalty).")
 @_train_option("beta", "--beta", type=float, help="Weight of the sparse-KL penalty.")
 @_train_option("l2", "--l2", type=float, help="Weight of the L2 latent penalty.")
-@click.option("--denoise", help="Denoising training: gaussian:SIGMA or mask:P (intensities in [0, 1]).")
+@click.option("--denoise", help="Denoising training: gaussian:SIGMA, mask:P or box:S (intensities in [0, 1]).")
 @_train_option("quant_noise", "--quant-noise", type=click.Choice(["uniform", "ste"]),
                help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
@@ -241,11 +241,18 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str, t
 @click.option("--mask", "mask_path", type=click.Path(path_type=Path),
               help="Missing pixels: a dataset of DATA's shape (or one image's), nonzero = missing.")
 @click.option("--mask-box", help="Missing pixels: the box X,Y,W,H in every image.")
-@click.option("--steps", default=200, show_default=True, help="Latent-search steps for masked restoration.")
+@click.option("--candidates", default=20, show_default=True,
+              help="Masked: start codes taken from the model's bank of training codes (plus the encoder's).")
+@click.option("--steps", default=25, show_default=True, help="Masked: gradient steps refining each start code.")
+@click.option("--estimate", type=click.Choice(["mean", "nearest"]), default="mean", show_default=True,
+              help="Masked: fit-weighted mean of the refined decodings, or the single best-matching one.")
+@click.option("--temperature", default=1.0, show_default=True,
+              help="Masked, mean: weights exp(-(err - min err) / T), err the squared error on the known pixels.")
 @click.option("--original", type=click.Path(path_type=Path), help="The undamaged images, to report PSNR.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool, mask_path: Path | None,
-            mask_box: str | None, steps: int, original: Path | None, force: bool) -> None:
+            mask_box: str | None, candidates: int, steps: int, estimate: str, temperature: float,
+            original: Path | None, force: bool) -> None:
     """Restore damaged images: denoise them, or fill missing pixels from the nearest image on the manifold."""
     import numpy as np
     from aezip.atomic import check_output
@@ -271,7 +278,10 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
             missing = open_dataset(mask_path).read_all() != 0
             if missing.shape[1:] != images.shape[1:] or len(missing) not in (1, len(images)):
                 raise InputError(f"{mask_path}: mask of shape {missing.shape} does not fit images {images.shape}")
-        restored = inpaint(mf.model, images, missing, steps=steps)
+        if mf.bank is None and candidates > 0:
+            click.echo(f"note: {mf.path.name} has no bank of training codes; searching from the encoder's code only")
+        restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
+                           estimate=estimate, temperature=temperature)
         region = np.broadcast_to(missing, images.shape)
     write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force)
     click.echo(f"wrote {output}: {len(restored)} images restored")

@@ -60,12 +60,27 @@ def test_losses_are_zero_or_minimal_at_the_target() -> None:
 def test_denoise_specs() -> None:
     assert parse_denoise("gaussian:0.3") == ("gaussian", 0.3)
     assert parse_denoise("mask:0.5") == ("mask", 0.5)
-    for bad in ("blur:1", "mask:1.5", "gaussian:x"):
+    assert parse_denoise("box:14") == ("box", 14.0)
+    for bad in ("blur:1", "mask:1.5", "gaussian:x", "box:0", "box:2.5"):
         with pytest.raises(InputError, match="--denoise"):
             parse_denoise(bad)
     g = torch.Generator().manual_seed(0)
     x = torch.full((4, 1000), 0.5)
-    masked = corrupt(x, ("mask", 0.25), g)
+    masked = corrupt(x, ("mask", 0.25), (1000,), g)
     assert 0.2 < (masked == 0).float().mean().item() < 0.3
-    noisy = corrupt(x, ("gaussian", 0.1), g)
+    noisy = corrupt(x, ("gaussian", 0.1), (1000,), g)
     assert 0.08 < (noisy - x).std().item() < 0.12 and noisy.min() >= 0 and noisy.max() <= 1
+
+
+def test_box_corruption_zeroes_one_box_per_image() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.ones(50, 9 * 7 * 2)
+    boxed = corrupt(x, ("box", 3), (9, 7, 2), g).view(50, 9, 7, 2)
+    assert torch.equal(boxed[..., 0], boxed[..., 1])            # channels share the box
+    for img in boxed[..., 0]:
+        rows, cols = torch.nonzero(img == 0, as_tuple=True)
+        assert len(rows) == 9 and rows.max() - rows.min() == 2 and cols.max() - cols.min() == 2
+    corners = {(int(torch.nonzero(i[..., 0] == 0)[0, 0]), int(torch.nonzero(i[..., 0] == 0)[0, 1])) for i in boxed}
+    assert len(corners) > 10                                    # placed at random
+    whole = corrupt(torch.ones(2, 16), ("box", 9), (4, 4), g)   # a box larger than the image covers it
+    assert torch.all(whole == 0)

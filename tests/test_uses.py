@@ -15,7 +15,7 @@ from aezip.losses import (LatentDiscriminator, adversarial_penalty, discriminato
                           sample_prior)
 from aezip.model import AEConfig
 from aezip.modelfile import load_model
-from aezip.restore import box_mask, inpaint
+from aezip.restore import BANK_MAX, box_mask, code_bank, inpaint
 from aezip.train import TrainOptions, train_model
 from tests.conftest import write_idx
 from tests.test_cli import run
@@ -52,10 +52,45 @@ def test_inpainting_improves_on_the_damaged_input(tiny_model_path, sample_images
     missing = box_mask((28, 28), "7,7,14,14")
     damaged = clean.copy()
     damaged[:, missing] = 0
-    restored = inpaint(mf.model, damaged, missing, steps=60)
+    restored = inpaint(mf.model, damaged, missing, mf.bank)
     np.testing.assert_array_equal(restored[:, ~missing], clean[:, ~missing])   # known pixels are kept
     err = lambda a: np.mean((a[:, missing].astype(float) - clean[:, missing]) ** 2)  # noqa: E731
     assert err(restored) < err(damaged)
+
+
+def test_model_file_keeps_a_bank_of_training_codes(tiny_model_path) -> None:
+    mf = load_model(tiny_model_path)
+    assert mf.bank is not None and mf.bank.dtype == np.uint8 and mf.bank.shape[1] == mf.config.latent
+    assert len(mf.bank) == 270 and mf.bank.max() < mf.config.levels      # the 90 % training split of 300 images
+    assert len(code_bank(np.zeros((BANK_MAX + 5, 3), np.int32), 300)) == BANK_MAX
+
+
+def test_inpainting_finds_an_image_whose_code_is_in_the_bank(tiny_model_path) -> None:
+    mf = load_model(tiny_model_path)
+    with torch.no_grad():
+        decoded = torch.sigmoid(mf.model.decode_logits(mf.model.dequantize(torch.from_numpy(mf.bank[:5].astype(int)))))
+    target = np.round(decoded.numpy() * 255).astype(np.uint8).reshape(5, 28, 28)
+    missing = box_mask((28, 28), "6,6,16,16")
+    damaged = target.copy()
+    damaged[:, missing] = 0
+    restored = inpaint(mf.model, damaged, missing, mf.bank, steps=0, estimate="nearest")
+    assert np.abs(restored.astype(int) - target).max() <= 1
+
+
+def test_bank_candidates_improve_inpainting(sample_images) -> None:
+    mf = load_model()                          # the shipped model (MNIST 0-7999); the sample is images 8000-8299
+    clean = sample_images[:40]
+    missing = np.zeros(clean.shape, bool)      # a 12 x 14 box, at a different height in every image
+    for i in range(len(clean)):
+        missing[i, i % 10 + 4:i % 10 + 16, 7:21] = True
+    damaged = np.where(missing, 0, clean).astype(np.uint8)
+    err = lambda a: np.mean((a[missing].astype(float) - clean[missing]) ** 2)  # noqa: E731
+    encoder_only = inpaint(mf.model, damaged, missing, mf.bank, candidates=0)
+    with_bank = inpaint(mf.model, damaged, missing, mf.bank, batch=16)
+    nearest = inpaint(mf.model, damaged, missing, mf.bank, batch=16, estimate="nearest")
+    assert err(with_bank) < 0.8 * err(encoder_only) and err(with_bank) < err(nearest) < err(damaged)
+    with pytest.raises(InputError, match="unknown estimate"):
+        inpaint(mf.model, damaged, missing, mf.bank, estimate="median")
 
 
 def test_restore_cli_reports_psnr(tmp_path, capsys, tiny_model_path, sample_images) -> None:
