@@ -14,7 +14,7 @@ from aezip.features import embed, linear_probe, read_labels
 from aezip.losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, parse_prior,
                           sample_prior)
 from aezip.model import AEConfig
-from aezip.modelfile import load_model
+from aezip.modelfile import load_model, save_model
 from aezip.restore import BANK_MAX, box_mask, code_bank, inpaint
 from aezip.train import TrainOptions, train_model
 from tests.conftest import write_idx
@@ -103,6 +103,36 @@ def test_restore_cli_reports_psnr(tmp_path, capsys, tiny_model_path, sample_imag
     assert code == 0 and "damaged region" in out and open_dataset(tmp_path / "r-idx3-ubyte").shape == (10, 28, 28)
     code, _, err = run(capsys, "restore", src, "-m", tiny_model_path, "-o", tmp_path / "x", "--mask-box", "20,20,9,9")
     assert code != 0 and "does not fit" in err
+
+
+def test_restore_cli_with_a_mask_file(tmp_path, capsys, tiny_model_path, sample_images) -> None:
+    images = sample_images[:6].copy()
+    mask = np.zeros(images.shape, np.uint8)
+    mask[np.arange(6), 5:9, np.arange(6) + 3] = 1                       # a different stroke in every image
+    np.save(tmp_path / "mask.npy", mask)
+    np.save(tmp_path / "d.npy", np.where(mask, 0, images).astype(np.uint8))
+    code, out, _ = run(capsys, "restore", tmp_path / "d.npy", "-m", tiny_model_path, "-o", tmp_path / "r.npy",
+                       "--mask", tmp_path / "mask.npy", "--estimate", "nearest", "--steps", "3")
+    restored = np.load(tmp_path / "r.npy")
+    assert code == 0 and restored.shape == images.shape
+    np.testing.assert_array_equal(restored[mask == 0], images[mask == 0])
+    np.save(tmp_path / "bad.npy", mask[:, :20])
+    code, _, err = run(capsys, "restore", tmp_path / "d.npy", "-m", tiny_model_path, "-o", tmp_path / "x.npy",
+                       "--mask", tmp_path / "bad.npy")
+    assert code != 0 and "does not fit" in err and "Traceback" not in err
+    code, _, err = run(capsys, "restore", tmp_path / "d.npy", "-m", tiny_model_path, "-o", tmp_path / "x.npy",
+                       "--mask", tmp_path / "mask.npy", "--temperature", "0")
+    assert code != 0 and "--temperature must be positive" in err and not (tmp_path / "x.npy").exists()
+
+
+def test_restore_without_a_bank_says_so(tmp_path, capsys, tiny_model_path, sample_images) -> None:
+    mf = load_model(tiny_model_path)
+    mf.bank = None
+    save_model(tmp_path / "old.aezm", mf)
+    np.save(tmp_path / "d.npy", sample_images[:3])
+    code, out, _ = run(capsys, "restore", tmp_path / "d.npy", "-m", tmp_path / "old.aezm", "-o", tmp_path / "r.npy",
+                       "--mask-box", "7,7,14,14", "--steps", "2")
+    assert code == 0 and "has no bank of training codes" in out and load_model(tmp_path / "old.aezm").bank is None
 
 
 def test_prior_specs() -> None:
