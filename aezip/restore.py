@@ -54,8 +54,8 @@ def inpaint(model: AutoEncoder, images: np.ndarray, missing: np.ndarray, bank: n
     Start codes: the encoder's code of the image with its missing pixels set to 0, and the `candidates` bank codes
     whose decodings are nearest on the known pixels. Each is refined by `steps` Adam steps on its logit (z stays in
     (0, 1)) against the squared error on the known pixels. "nearest" fills from the best-matching refined code (a
-    single image on the learned manifold); "mean" from the average of all of them weighted by
-    exp(-(err - min err) / temperature), err summed over the known pixels with intensities in [0, 1] — an estimate
+    single image on the learned manifold); "mean" from the average of all of them with weights proportional to
+    exp(-err / temperature), err summed over the known pixels with intensities in [0, 1] — an estimate
     of the posterior mean, which is what minimizes the expected squared error."""
     if estimate not in ESTIMATES:
         raise InputError(f"unknown estimate {estimate!r}; expected one of {', '.join(ESTIMATES)}")
@@ -109,5 +109,5 @@ def _search(model: AutoEncoder, x: torch.Tensor, known: torch.Tensor, bank_z: to
         y = y.view(b, k, -1)
         if estimate == "nearest":
             return y[torch.arange(b), err.argmin(1)]
-        w = torch.softmax(-(err - err.min(1, keepdim=True).values) / temperature, dim=1)
+        w = torch.softmax(-err / temperature, dim=1)
         return (w[:, :, None] * y).sum(1)

@@ -247,7 +247,7 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str, t
 @click.option("--estimate", type=click.Choice(["mean", "nearest"]), default="mean", show_default=True,
               help="Masked: fit-weighted mean of the refined decodings, or the single best-matching one.")
 @click.option("--temperature", default=1.0, show_default=True,
-              help="Masked, mean: weights exp(-(err - min err) / T), err the squared error on the known pixels.")
+              help="Masked, mean: weights proportional to exp(-err / T), err the squared error on the known pixels.")
 @click.option("--original", type=click.Path(path_type=Path), help="The undamaged images, to report PSNR.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool, mask_path: Path | None,
