@@ -253,7 +253,7 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str, t
 def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool, mask_path: Path | None,
             mask_box: str | None, candidates: int, steps: int, estimate: str, temperature: float,
             original: Path | None, force: bool) -> None:
-    """Restore damaged images: denoise them, or fill missing pixels from the nearest image on the manifold."""
+    """Restore damaged images: denoise them, or fill missing pixels from images on the learned manifold."""
     import numpy as np
     from aezip.atomic import check_output
     from aezip.codec import check_fits
