@@ -89,5 +89,9 @@ class AutoEncoder(nn.Module):
                 h = torch.relu(h)
         return h
 
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Pixel intensities in (0, 1) for latents z: the sigmoid of the decoder's logits."""
+        return torch.sigmoid(self.decode_logits(z))
+
     def decoder_layers(self) -> DecoderLayers:
         return DecoderLayers([m.weight.detach() for m in self.decoder], [m.bias.detach() for m in self.decoder])

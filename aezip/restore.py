@@ -13,7 +13,7 @@ from .tensors import to_unit
 def denoise(model: AutoEncoder, images: np.ndarray, backend: str | None = None) -> np.ndarray:
     """D(E(x)) with the float latents (a model trained with --denoise maps noisy images to clean ones)."""
     with torch.no_grad():
-        y = torch.sigmoid(model.decode_logits(model.encode(to_unit(images), backend)))
+        y = model.decode(model.encode(to_unit(images), backend))
     return _to_uint8(y, images.shape)
 
 
@@ -42,7 +42,7 @@ ESTIMATES = ("mean", "nearest")
 
 def code_bank(train_codes: np.ndarray, levels: int) -> np.ndarray:
     """The codes of (an evenly spaced subset of at most BANK_MAX of) the training images, in the narrowest int."""
-    keep = np.unique(np.linspace(0, len(train_codes) - 1, min(len(train_codes), BANK_MAX)).round().astype(int))
+    keep = np.linspace(0, len(train_codes) - 1, min(len(train_codes), BANK_MAX)).round().astype(int)  # distinct
     return train_codes[keep].astype(np.uint8 if levels <= 256 else np.uint16)
 
 
@@ -66,7 +66,7 @@ def inpaint(model: AutoEncoder, images: np.ndarray, missing: np.ndarray, bank: n
     if bank is not None and candidates > 0 and len(bank):
         with torch.no_grad():
             bank_z = model.dequantize(torch.from_numpy(bank.astype(np.int64)))
-            bank_y = torch.sigmoid(model.decode_logits(bank_z))
+            bank_y = model.decode(bank_z)
     out = np.empty((len(images), missing.shape[1]), np.uint8)
     for p in model.parameters():
         p.requires_grad_(False)
@@ -98,15 +98,16 @@ def _search(model: AutoEncoder, x: torch.Tensor, known: torch.Tensor, bank_z: to
     logit = torch.logit(z0.reshape(b * k, -1)).requires_grad_()
     xs, ks = x.repeat_interleave(k, 0), known.repeat_interleave(k, 0)
     opt = torch.optim.Adam([logit], lr=lr)
-    for _ in range(steps):
-        err = (((torch.sigmoid(model.decode_logits(torch.sigmoid(logit))) - xs) * ks) ** 2).sum()
+    for step in range(steps + 1):                  # the last pass only measures the refined codes
+        y = model.decode(torch.sigmoid(logit))
+        err = (((y - xs) * ks) ** 2).sum(1)
+        if step == steps:
+            break
         opt.zero_grad()
-        err.backward()
+        err.sum().backward()
         opt.step()
     with torch.no_grad():
-        y = torch.sigmoid(model.decode_logits(torch.sigmoid(logit)))
-        err = (((y - xs) * ks) ** 2).sum(1).view(b, k)
-        y = y.view(b, k, -1)
+        err, y = err.view(b, k), y.view(b, k, -1)
         if estimate == "nearest":
             return y[torch.arange(b), err.argmin(1)]
         w = torch.softmax(-err / temperature, dim=1)

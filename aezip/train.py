@@ -138,7 +138,7 @@ def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 def _float_psnr(model: AutoEncoder, x: torch.Tensor, backend: str) -> float:
     with torch.no_grad():
         codes = model.codes(x, backend)
-        y = torch.round(torch.sigmoid(model.decode_logits(model.dequantize(codes))) * 255)
+        y = torch.round(model.decode(model.dequantize(codes)) * 255)
     return psnr(x * 255, y)
 
 

@@ -68,7 +68,7 @@ def test_model_file_keeps_a_bank_of_training_codes(tiny_model_path) -> None:
 def test_inpainting_finds_an_image_whose_code_is_in_the_bank(tiny_model_path) -> None:
     mf = load_model(tiny_model_path)
     with torch.no_grad():
-        decoded = torch.sigmoid(mf.model.decode_logits(mf.model.dequantize(torch.from_numpy(mf.bank[:5].astype(int)))))
+        decoded = mf.model.decode(mf.model.dequantize(torch.from_numpy(mf.bank[:5].astype(int))))
     target = np.round(decoded.numpy() * 255).astype(np.uint8).reshape(5, 28, 28)
     missing = box_mask((28, 28), "6,6,16,16")
     damaged = target.copy()
