@@ -69,7 +69,7 @@ class Source:
             names = _inflate_names(d["names_zlib"], images)
         if fmt == "images":
             validate_names(names, images)
-        elif names:
+        elif names != []:
             raise InputError("file names stored for a source that is not a folder of images")
         return cls(fmt, d.get("gzip", False), key, d.get("npz_compressed", False), list(names))
 

@@ -14,6 +14,8 @@ MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
 MAX_LATENT = 4096
 DEFAULT_CHUNK = 1024
+REQUIRED_FIELDS = frozenset({"shape", "dtype", "source", "model_id", "levels", "latent", "max_error", "backend",
+                             "aezip_version", "chunk_size", "decoder", "entropy", "residual"})
 _MODEL_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -48,6 +50,8 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: str) -> 
     """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
+    missing = REQUIRED_FIELDS - set(h)
+    _need(not missing, f"header fields missing: {', '.join(sorted(missing))}")
     shape = h.get("shape")
     _need(isinstance(shape, list) and len(shape) in (3, 4) and all(_is_int(s) for s in shape),
           f"header shape {shape!r} is not N x H x W[ x C]")
@@ -59,7 +63,7 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: str) -> 
     _need(isinstance(h.get("model_id"), str) and bool(_MODEL_ID.fullmatch(h["model_id"])),
           "header model_id is not a sha256 hex digest")
     levels, latent = h.get("levels"), h.get("latent")
-    _need(_is_int(levels) and 2 <= levels <= 256, f"header levels {levels!r} outside 2..256")
+    _need(_is_int(levels) and 2 <= levels <= 1 << 16, f"header levels {levels!r} outside 2..65536")
     _need(_is_int(latent) and 1 <= latent <= MAX_LATENT, f"header latent {latent!r} outside 1..{MAX_LATENT}")
     chunk = h.get("chunk_size")
     _need(_is_int(chunk) and 1 <= chunk <= max_chunk_size(samples),
@@ -72,6 +76,6 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: str) -> 
     _need(h.get("residual") == want_residual,
           f"residual coder {h.get('residual')!r} is not supported with max_error {e!r} ({want_residual})")
     for k in ("backend", "aezip_version"):
-        _need(isinstance(h.get(k, ""), str), f"header {k} is not a string")
+        _need(isinstance(h.get(k), str), f"header {k} is missing or not a string")
     _need(isinstance(h.get("source"), dict), "header source is not a JSON object")
     return h

@@ -390,9 +390,11 @@ def main(argv: list[str] | None = None) -> None:
     import logging
     import signal
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("aezip: note: %(message)s"))
-    logging.getLogger("aezip").addHandler(handler)
+    logger = logging.getLogger("aezip")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("aezip: note: %(message)s"))
+        logger.addHandler(handler)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="aezip", standalone_mode=False)

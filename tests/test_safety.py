@@ -1,6 +1,7 @@
 """Never lose a user's files; treat every .aez as hostile. Each case here once lost data or crashed (issue #10)."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -249,3 +250,48 @@ def test_large_max_errors_hold_their_bound(tmp_path, tiny_model_path, sample_ima
     back = open_dataset(tmp_path / "o-idx3-ubyte").read_all()
     err = np.abs(back.astype(int) - sample_images[:10].astype(int)).max()
     assert err <= max_error and report.max_abs_error == err
+
+
+def _edit_model(src, dst, edit_meta=None, edit_header=None, edit_body=None):
+    """A copy of a model file with its metadata, tensor table or tensor bytes edited."""
+    from tests.fuzz import _join_safetensors, _split_safetensors
+    header, body = _split_safetensors(src.read_bytes())
+    meta = json.loads(header["__metadata__"]["aezip"])
+    if edit_meta:
+        edit_meta(meta)
+    if edit_header:
+        edit_header(header)
+    if edit_body:
+        body = edit_body(header, bytearray(body))
+    header["__metadata__"] = {"aezip": json.dumps(meta)}
+    dst.write_bytes(_join_safetensors(header, bytes(body)))
+    return dst
+
+
+def _set_int32(header, body, name, value):
+    start, _ = header[name]["data_offsets"]
+    body[start:start + 4] = np.int32(value).tobytes()
+    return body
+
+
+@pytest.mark.parametrize("edit,message", [
+    (dict(edit_meta=lambda m: m["config"].update(hidden=[10 ** 6, 256])), "hidden"),
+    (dict(edit_meta=lambda m: m["config"].update(hidden=[4096])), "expected float32"),
+    (dict(edit_meta=lambda m: m["config"].update(latent=2 ** 40)), "latent"),
+    (dict(edit_meta=lambda m: m["config"].update(levels=1)), "levels"),
+    (dict(edit_meta=lambda m: m.update(config=[1])), "config"),
+    (dict(edit_meta=lambda m: m.update(format_version="1")), "format version"),
+    (dict(edit_header=lambda h: h.update(other=h.pop("intdec.thresholds"))), "intdec.thresholds is missing"),
+    (dict(edit_header=lambda h: h.update({"evil": {"dtype": "U8", "shape": [0], "data_offsets": [0, 0]}})),
+     "unknown tensors"),
+    (dict(edit_body=lambda h, b: _set_int32(h, b, "intdec.w0", 2 ** 31 - 1)), "exceeds"),
+])
+def test_hostile_model_files_are_refused_before_anything_is_built(tmp_path, tiny_model_path, edit, message) -> None:
+    bad = _edit_model(tiny_model_path, tmp_path / "bad.aezm", **edit)
+    with pytest.raises(FormatError, match=message):
+        load_model(bad)
+
+
+def test_an_edited_model_that_passes_its_checks_still_loads(tmp_path, tiny_model_path) -> None:
+    same = _edit_model(tiny_model_path, tmp_path / "same.aezm")
+    assert load_model(same).config == load_model(tiny_model_path).config
