@@ -58,3 +58,46 @@ def test_max_error_never_costs_more_than_lossless() -> None:
 def test_hostile_streams_are_refused(data) -> None:
     with pytest.raises((ValueError, zstandard.ZstdError, lzma.LZMAError)):
         decode_pixels(data, None, (10, 64), SHAPE, 4, PRIOR)
+
+
+def _encode(tmp_path, model_path, images, max_error):
+    from aezip.codec import decode_file, encode_dataset, file_info
+    from aezip.data import open_dataset
+    from aezip.modelfile import load_model
+    src = tmp_path / "x.npy"
+    np.save(src, images)
+    aez = tmp_path / "x.aez"
+    encode_dataset(open_dataset(src), load_model(model_path), aez, max_error=max_error, chunk_size=16, force=True)
+    decode_file(aez, tmp_path / "y.npy", model_path=model_path, force=True)
+    back = np.load(tmp_path / "y.npy")
+    assert np.abs(back.astype(int) - images.astype(int)).max() <= max_error
+    return aez, file_info(aez)
+
+
+@pytest.mark.parametrize("kind", ["noise", "constant"])
+def test_data_the_model_never_saw_costs_no_more_than_a_generic_coder(tmp_path, tiny_model_path, kind) -> None:
+    rng = np.random.default_rng(2)
+    images = (rng.integers(0, 256, (40, 28, 28)) if kind == "noise" else np.full((40, 28, 28), 77)).astype(np.uint8)
+    aez, info = _encode(tmp_path, tiny_model_path, images, 0)
+    generic = {"zstd -19", "xz -9e"}
+    if kind == "noise":     # incompressible: a generic coder, within framing of the raw size
+        assert set(info["pixel_coders"]) <= generic and aez.stat().st_size < images.size + 2000
+    else:
+        assert aez.stat().st_size < 2000
+
+
+def test_files_from_the_untagged_context_coder_still_decode(tmp_path, sample_images) -> None:
+    from aezip.codec import decode_file
+    from tests import aezcraft
+    aez, info = _encode(tmp_path, None, sample_images[:64], 2)    # the default model: its context coder wins
+    assert info["pixel_coders"] == {"context": 4}
+    parts = aezcraft.parse(aez.read_bytes())
+    h = parts.header_json
+    h["residual"] = "context-adaptive-v4"
+    for i, payload in enumerate(parts.payloads):
+        n, latent, residual, crc = aezcraft.payload_parts(payload)
+        parts.payloads[i] = aezcraft.make_payload(n, latent, residual[1:], crc)   # no method byte
+    old = tmp_path / "old.aez"
+    old.write_bytes(aezcraft.build(parts.with_header(h)))
+    decode_file(old, tmp_path / "old.npy")
+    np.testing.assert_array_equal(np.load(tmp_path / "old.npy"), np.load(tmp_path / "y.npy"))
