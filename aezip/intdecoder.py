@@ -49,7 +49,7 @@ class IntegerDecoder:
                    [int(s) for s in t["intdec.shifts"]], t["intdec.thresholds"])
 
 
-def _weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
+def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
     """The largest power-of-two weight scale with |w_q| <= WEIGHT_LIMIT and an exact accumulator."""
     s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
     while True:
@@ -69,7 +69,7 @@ def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
         b = b_t.double().cpu().numpy()
         if i == 0:
             w = w / (levels - 1)
-        s = _weight_shift(w, b, in_limit, in_frac)
+        s = weight_shift(w, b, in_limit, in_frac)
         acc_bits = s + in_frac
         weights.append(np.round(w * 2.0 ** s).astype(np.int32))
         biases.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))

@@ -1,5 +1,5 @@
 """Model files (.aezm): safetensors weights, a JSON config in the metadata, the entropy tables, the integer
-decoder, the max-error coder's prior and (optionally) a bank of training codes for restoration.
+decoder, the max-error coder's prior, (optionally) the learned pixel model and a bank of training codes for restoration.
 No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .atomic import atomic_path
 from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
+from .pixelmodel import PixelMLP
 from .model import AEConfig, AutoEncoder
 
 FORMAT = "aezip-model"
@@ -41,6 +42,7 @@ class ModelFile:
     bank: np.ndarray | None = None             # latent codes of training images: restoration's start points
     id: str = ""
     path: Path | None = None
+    pixel: PixelMLP | None = None              # the learned pixel model of the max-error coder (method 4)
 
     @property
     def config(self) -> AEConfig:
@@ -58,6 +60,8 @@ def model_bytes(mf: ModelFile) -> bytes:
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
     tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
+    if mf.pixel is not None:
+        tensors.update(mf.pixel.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
@@ -118,4 +122,5 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     model.eval()
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
     return ModelFile(model, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
-                     tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path)
+                     tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path,
+                     PixelMLP.from_tensors(tensors))

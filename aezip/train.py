@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from .intdecoder import build_integer_decoder, integer_decode
 from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_penalty, discriminator_loss,
                      l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
 from .metrics import psnr
+from .pixeltrain import PixelOptions, fit_pixel_model, model_bits
 from .residual import context_prior
 from .restore import code_bank
 from .tensors import resolve_device, to_unit
@@ -44,6 +45,8 @@ class TrainOptions:
     patience: int = 30
     device: str = "auto"
     backend: str | None = None
+    pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
+    pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
 
     def __post_init__(self) -> None:
         if self.loss not in RECONSTRUCTION_LOSSES:
@@ -216,7 +219,8 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     recon = integer_decode(intdec, val_codes)
     flat_train = train_images.reshape(len(train_images), -1)
-    prior = context_prior(flat_train, integer_decode(intdec, train_codes), cfg.image_shape)
+    train_pred = integer_decode(intdec, train_codes)
+    prior = context_prior(flat_train, train_pred, cfg.image_shape)
     pixels = val_images.size
     latent_bytes = len(encode_codes(val_codes, tables))
     val_psnr = psnr(val_images.reshape(len(val_images), -1), recon)
@@ -228,7 +232,13 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     }
     log(f"held-out ({len(val_images)} validation images): PSNR {val_psnr:.2f} dB at "
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
-    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels))
+    pixel = None
+    if opts.pixel_model:
+        pixel = fit_pixel_model(flat_train, train_pred, cfg.image_shape, opts.pixel, opts.seed, log)
+        bits = model_bits(pixel, val_images.reshape(len(val_images), -1), recon, cfg.image_shape)
+        info["heldout"]["pixel_model_bits_per_sample"] = round(bits, 5)
+        log(f"held-out: pixel model {bits:.4f} bits/sample lossless (ideal, from its integer tables)")
+    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel)
 
 
 def _progress(total: int, enabled: bool):

@@ -63,6 +63,8 @@ def cli() -> None:
 @_train_option("seed", "--seed")
 @_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
 @_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
+@_train_option("pixel_model", "--pixel-model/--no-pixel-model",
+               help="Also train the learned pixel model of --max-error coding (lossless included).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")

@@ -1,0 +1,252 @@
+"""The learned pixel model: per-pass integer MLPs that code a chunk's pixels in 4*C parallel passes, bit-exactly.
+
+Passes: the 4 phases of a 2x2 interleave, (0,0), (1,1), (0,1), (1,0), and within each phase the channels in order;
+each pass is one batched computation over every image and pixel of the chunk, so the number of sequential steps
+is 4*C whatever the image size. A pixel's features (integers 0..255) are the 5x5 window of its channel on the
+canvas (decoded values where an earlier pass decoded them, the autoencoder's prediction elsewhere, 0 outside the
+image), the 3x3 window of the prediction itself, and for channel c > 0 the 3x3 window of channel c-1 on the canvas.
+
+The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
+power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
+(rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
+accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
+partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
+modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
+float64 in any order, on any device or thread count. The outputs are turned into integers without float ambiguity:
+mu_int = the number of the 255 integer thresholds ceil((k - 1/2) 2^a) the mean accumulator reaches (that is
+clamp(round(mu), 0, 255)), and the scale class s = the number of the S-1 integer thresholds (quantiles of the
+training accumulators) the log-scale accumulator reaches.
+
+Distributions: a learned integer table T[s][mu_int >> 3][v] (v = 0..255; counted on the training images with the
+integer network, smoothed, scaled to TABLE_TOTAL per row, plus 1), stored in the model file. For E > 0 a bin's
+frequency is the sum of its members'. Within a pass the pixels are grouped by key (s, mu_int >> 3): keys ascending,
+raster order (image, row, column) inside a group, each group coded with ONE Categorical model (its row divided by
+its integer total, one exact division per entry), so both sides build identical models; the decoder rebuilds the
+same groups because the keys depend on earlier passes only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import constriction
+
+from .intdecoder import ACT_FRAC_BITS, ACT_LIMIT, weight_shift
+
+PIXEL_MLP = "pixel-mlp-v1"
+PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
+MU_BUCKET_BITS = 3
+MU_BUCKETS = 256 >> MU_BUCKET_BITS
+TABLE_TOTAL = 1 << 16
+INPUT_LIMIT = 255
+_MODEL_FAMILY = constriction.stream.model.Categorical
+
+
+def channels(image_shape: tuple[int, ...]) -> int:
+    return image_shape[2] if len(image_shape) == 3 else 1
+
+
+def n_passes(image_shape: tuple[int, ...]) -> int:
+    return len(PHASES) * channels(image_shape)
+
+
+def n_features(channel: int) -> int:
+    """Inputs of a pass's MLP: 5x5 canvas + 3x3 prediction (+ 3x3 of the previous channel)."""
+    return 25 + 9 + (9 if channel > 0 else 0)
+
+
+def _windows(plane: np.ndarray, py: int, px: int, radius: int) -> list[np.ndarray]:
+    """The (2r+1)^2 neighbours of every pass position (n x H x W plane, 0 outside): n x h x w each."""
+    n, hgt, wid = plane.shape
+    hh, ww = len(range(py, hgt, 2)), len(range(px, wid, 2))
+    padded = np.zeros((n, hgt + 4, wid + 4), plane.dtype)
+    padded[:, 2:2 + hgt, 2:2 + wid] = plane
+    out = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            y0, x0 = py + dy + 2, px + dx + 2
+            out.append(padded[:, y0:y0 + 2 * hh:2, x0:x0 + 2 * ww:2][:, :hh, :ww])
+    return out
+
+
+def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """Features of pass k's pixels (float64 rows in raster order over n x h x w), from canvas and prediction
+    (n x H x W x C)."""
+    (py, px), c = PHASES[k // canvas.shape[3]], k % canvas.shape[3]
+    parts = _windows(canvas[..., c], py, px, 2) + _windows(pred[..., c], py, px, 1)
+    if c > 0:
+        parts += _windows(canvas[..., c - 1], py, px, 1)
+    feats = np.empty((parts[0].size, len(parts)), np.float64)
+    for j, p in enumerate(parts):
+        feats[:, j] = p.reshape(-1)
+    return feats
+
+
+def pass_slice(k: int, nchan: int) -> tuple[slice, slice, int]:
+    """Where pass k's pixels lie in an n x H x W x C array: rows, columns, channel."""
+    (py, px), c = PHASES[k // nchan], k % nchan
+    return slice(py, None, 2), slice(px, None, 2), c
+
+
+@dataclass
+class PixelMLP:
+    """Integer weights (out x in), biases and shifts per pass and layer, output thresholds, and the table."""
+
+    weights: list[list[np.ndarray]]    # [pass][layer] int32
+    biases: list[list[np.ndarray]]     # [pass][layer] int64
+    shifts: np.ndarray                 # passes x hidden layers, int64
+    mu_thresholds: np.ndarray          # passes x 255, int64, sorted
+    s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
+    table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1
+
+    @property
+    def scales(self) -> int:
+        return self.table.shape[0]
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Flat arrays for the model file."""
+        out = {"pixel.shifts": self.shifts, "pixel.mu_thresholds": self.mu_thresholds,
+               "pixel.s_thresholds": self.s_thresholds, "pixel.table": self.table}
+        for k, (ws, bs) in enumerate(zip(self.weights, self.biases)):
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                out[f"pixel.p{k}.w{i}"] = w
+                out[f"pixel.p{k}.b{i}"] = b
+        return {k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, np.ndarray]) -> "PixelMLP | None":
+        """The pixel model in a model file's tensors, or None if it has none."""
+        if "pixel.table" not in t:
+            return None
+        passes, layers = t["pixel.mu_thresholds"].shape[0], t["pixel.shifts"].shape[1] + 1
+        return cls([[t[f"pixel.p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
+                   [[t[f"pixel.p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
+                   t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"])
+
+    def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
+        """Pass k's integer output accumulators (rows x 2: mean, log-scale) for integer features."""
+        h = feats
+        ws, bs = self.weights[k], self.biases[k]
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            acc = h @ w.astype(np.float64).T
+            acc += b.astype(np.float64)
+            if i < len(ws) - 1:
+                h = np.clip(rescale(acc, int(self.shifts[k][i])), 0.0, float(ACT_LIMIT - 1), out=acc)
+        return acc
+
+    def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's integer mean mu_int (0..255) and scale class s (0..S-1) in pass k."""
+        acc = self.accumulators(k, feats)
+        mu = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right")
+        s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
+        return mu, s
+
+    def keys(self, k: int, feats: np.ndarray) -> np.ndarray:
+        """Each pixel's table row: s * MU_BUCKETS + (mu_int >> MU_BUCKET_BITS)."""
+        mu, s = self.classes(k, feats)
+        return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
+
+
+def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
+    """Round-half-up division by 2^shift (multiplication when shift < 0), in place. Exact in float64: scaling an
+    integer below 2^52 by a power of two is exact, and so is adding 1/2 to the result (it keeps < 53 bits)."""
+    acc *= float(2.0 ** -shift)
+    if shift > 0:
+        acc += 0.5
+        np.floor(acc, out=acc)
+    return acc
+
+
+def quantize_layers(weights: list[np.ndarray], biases: list[np.ndarray]) -> tuple[list, list, list[int], int]:
+    """Integer weights, biases, hidden shifts and the output's fractional bits of a float MLP on 0..255 inputs."""
+    qw, qb, shifts = [], [], []
+    in_frac, in_limit = 0, float(INPUT_LIMIT)
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        s = weight_shift(w, b, in_limit, in_frac)
+        acc_bits = s + in_frac
+        qw.append(np.round(w * 2.0 ** s).astype(np.int32))
+        qb.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
+        if i < len(weights) - 1:
+            shifts.append(acc_bits - ACT_FRAC_BITS)
+            in_frac, in_limit = ACT_FRAC_BITS, float(ACT_LIMIT)
+    return qw, qb, shifts, acc_bits
+
+
+def mu_thresholds(acc_bits: int) -> np.ndarray:
+    """Integer thresholds whose count reached by an accumulator is clamp(round(mu), 0, 255)."""
+    return np.ceil((np.arange(1, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
+
+
+def _rows(table: np.ndarray, step: int, nbins: int) -> np.ndarray:
+    """Table rows (S*MU_BUCKETS x nbins, int64) summed into bins of width step."""
+    padded = np.zeros((table.shape[0] * table.shape[1], nbins * step), np.int64)
+    padded[:, :256] = table.reshape(-1, 256)
+    return padded.reshape(len(padded), nbins, step).sum(axis=2)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel order (keys ascending, raster inside), distinct keys and where each group starts/ends."""
+    order = np.argsort(keys, kind="stable")
+    uniq, counts = np.unique(keys[order], return_counts=True)
+    return order, uniq, np.concatenate([[0], np.cumsum(counts)])
+
+
+def _model(rows: np.ndarray, key: int):
+    row = rows[key]
+    return _MODEL_FAMILY(row / row.sum(), perfect=False)   # integer total, one exact division per entry
+
+
+def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
+    shape = (n, image_shape[0], image_shape[1], channels(image_shape))
+    return np.zeros(shape, np.int64) if pred is None else pred.reshape(shape).astype(np.int64)
+
+
+def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+               max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code x (n x D uint8) in 4*C passes given the prediction; returns the bytes and the decoder's pixels."""
+    step = 2 * max_error + 1
+    nbins = -(-256 // step)
+    canvas = _canvas(pred, len(x), image_shape)
+    predc = canvas.copy()
+    target = x.reshape(canvas.shape).astype(np.int64) // step
+    recon = np.minimum(target * step + max_error, 255)
+    if nbins == 1:
+        return b"", recon.reshape(x.shape).astype(np.uint8)
+    rows = _rows(mlp.table, step, nbins)
+    coder = constriction.stream.queue.RangeEncoder()
+    for k in range(n_passes(image_shape)):
+        ys, xs, c = pass_slice(k, canvas.shape[3])
+        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k)))
+        symbols = target[:, ys, xs, c].reshape(-1)[order].astype(np.int32)
+        for g, key in enumerate(uniq):
+            coder.encode(symbols[bounds[g]:bounds[g + 1]], _model(rows, int(key)))
+        canvas[:, ys, xs, c] = recon[:, ys, xs, c]
+    return coder.get_compressed().astype("<u4").tobytes(), recon.reshape(x.shape).astype(np.uint8)
+
+
+def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
+               max_error: int) -> np.ndarray:
+    """Inverse of encode_mlp: the decoded pixels (n x D uint8)."""
+    step = 2 * max_error + 1
+    nbins = -(-256 // step)
+    canvas = _canvas(pred, len(pred), image_shape)
+    predc = canvas.copy()
+    if nbins == 1:
+        if data:
+            raise ValueError("a pixel-model stream where none is coded")
+        return np.full(pred.shape, min(max_error, 255), np.uint8)
+    if len(data) % 4:
+        raise ValueError("pixel-model stream length is not a whole number of 32-bit words")
+    rows = _rows(mlp.table, step, nbins)
+    coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    for k in range(n_passes(image_shape)):
+        ys, xs, c = pass_slice(k, canvas.shape[3])
+        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k)))
+        values = np.empty(len(order), np.int64)
+        for g, key in enumerate(uniq):
+            values[order[bounds[g]:bounds[g + 1]]] = coder.decode(_model(rows, int(key)),
+                                                                  int(bounds[g + 1] - bounds[g]))
+        view = canvas[:, ys, xs, c]
+        canvas[:, ys, xs, c] = np.minimum(values.reshape(view.shape) * step + max_error, 255)
+    return canvas.reshape(pred.shape).astype(np.uint8)
+
