@@ -13,7 +13,7 @@ import numpy as np
 from .errors import FormatError
 from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
 from .intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
-from .pixelmodel import INPUT_LIMIT, MU_BUCKETS, channels, n_features, n_passes
+from .pixelmodel import INPUT_LIMIT, MU_BUCKETS, channels, levels_of, n_features
 from .residual import N_CONTEXTS, PRIOR_TOTAL
 
 MAX_HIDDEN_LAYERS = 8
@@ -121,10 +121,11 @@ def _mlp_layers(tensors: dict[str, np.ndarray], k: int, layers: int, features: i
 
 def check_pixel_tensors(image_shape: tuple[int, ...], tensors: dict[str, np.ndarray]) -> set[str]:
     """The pixel model's tensors, shapes and bounds (see pixelmodel.py); returns their names."""
-    passes = n_passes(image_shape)
     shifts = tensors.get("pixel.shifts")
     _need(shifts is not None and shifts.ndim == 2 and 1 <= shifts.shape[1] + 1 <= MAX_HIDDEN_LAYERS + 1,
           "tensor pixel.shifts is missing or not passes x hidden layers")
+    passes = shifts.shape[0]
+    _need(levels_of(passes, image_shape) is not None, f"pixel model of {passes} passes does not fit the images")
     layers = shifts.shape[1] + 1
     _expect(tensors, "pixel.shifts", "int64", (passes, layers - 1))
     _need(bool((np.abs(shifts) <= 62).all()), "pixel model shifts out of range")

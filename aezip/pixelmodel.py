@@ -1,10 +1,12 @@
-"""The learned pixel model: per-pass integer MLPs that code a chunk's pixels in 4*C parallel passes, bit-exactly.
+"""The learned pixel model: per-pass integer MLPs that code a chunk's pixels in (1 + 3L)*C parallel passes, exactly.
 
-Passes: the 4 phases of a 2x2 interleave, (0,0), (1,1), (0,1), (1,0), and within each phase the channels in order;
-each pass is one batched computation over every image and pixel of the chunk, so the number of sequential steps
-is 4*C whatever the image size. A pixel's features (integers 0..255) are the 5x5 window of its channel on the
-canvas (decoded values where an earlier pass decoded them, the autoencoder's prediction elsewhere, 0 outside the
-image), the 3x3 window of the prediction itself, and for channel c > 0 the 3x3 window of channel c-1 on the canvas.
+Passes, coarse to fine (schedule()): the grid of step 2^L first, then for g = 2^(L-1) .. 1 the three phases (g, g),
+(0, g), (g, 0) of the grid of step 2g (L = 1 is the 2x2 interleave (0,0), (1,1), (0,1), (1,0)); within each the
+channels in order. Each pass is one batched computation over every image and pixel of the chunk, so the number of
+sequential steps is (1 + 3L)*C whatever the image size. A pixel's features (integers 0..255) are the 5x5 window,
+dilated by the pass's g, of its channel on the canvas (decoded values where an earlier pass decoded them, the
+autoencoder's prediction elsewhere, 0 outside the image), the 3x3 dilated window of the prediction itself, and for
+channel c > 0 the 3x3 dilated window of channel c-1 on the canvas.
 
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
 power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
@@ -34,10 +36,11 @@ import constriction
 from .intdecoder import ACT_FRAC_BITS, ACT_LIMIT, weight_shift
 
 PIXEL_MLP = "pixel-mlp-v1"
-PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))
+MAX_PIXEL_LEVELS = 4
 MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
 TABLE_TOTAL = 1 << 16
+ADAPT_CHOICES = (0, 128)   # per-chunk adaptation: counts added per coded symbol after each pass (0: the table alone)
 INPUT_LIMIT = 255
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
@@ -46,8 +49,25 @@ def channels(image_shape: tuple[int, ...]) -> int:
     return image_shape[2] if len(image_shape) == 3 else 1
 
 
-def n_passes(image_shape: tuple[int, ...]) -> int:
-    return len(PHASES) * channels(image_shape)
+def schedule(levels: int) -> list[tuple[int, int, int, int]]:
+    """Each pass's pixels (rows and columns start::step) and its window's dilation, coarse to fine: the grid of
+    step 2^levels, then for g = 2^(levels-1) .. 1 the phases (g, g), (0, g), (g, 0) of the grid of step 2g."""
+    top = 1 << levels
+    out = [(top, 0, 0, top >> 1)]
+    for g in (1 << i for i in range(levels - 1, -1, -1)):
+        out += [(2 * g, g, g, g), (2 * g, 0, g, g), (2 * g, g, 0, g)]
+    return out
+
+
+def n_passes(image_shape: tuple[int, ...], levels: int) -> int:
+    return len(schedule(levels)) * channels(image_shape)
+
+
+def levels_of(passes: int, image_shape: tuple[int, ...]) -> int | None:
+    """The number of levels a model with this many passes has, or None if no number fits."""
+    per_channel, rest = divmod(passes, channels(image_shape))
+    fits = not rest and per_channel % 3 == 1 and 1 <= per_channel // 3 <= MAX_PIXEL_LEVELS
+    return per_channel // 3 if fits else None
 
 
 def n_features(channel: int) -> int:
@@ -55,37 +75,38 @@ def n_features(channel: int) -> int:
     return 25 + 9 + (9 if channel > 0 else 0)
 
 
-def _windows(plane: np.ndarray, py: int, px: int, radius: int) -> list[np.ndarray]:
-    """The (2r+1)^2 neighbours of every pass position (n x H x W plane, 0 outside): n x h x w each."""
+def _windows(plane: np.ndarray, geometry: tuple[int, int, int, int], radius: int) -> list[np.ndarray]:
+    """The (2r+1)^2 neighbours (dilated) of every pass position (n x H x W plane, 0 outside): n x h x w each."""
+    step, py, px, dil = geometry
     n, hgt, wid = plane.shape
-    hh, ww = len(range(py, hgt, 2)), len(range(px, wid, 2))
-    padded = np.zeros((n, hgt + 4, wid + 4), plane.dtype)
-    padded[:, 2:2 + hgt, 2:2 + wid] = plane
+    hh, ww, pad = len(range(py, hgt, step)), len(range(px, wid, step)), radius * dil
+    padded = np.zeros((n, hgt + 2 * pad, wid + 2 * pad), plane.dtype)
+    padded[:, pad:pad + hgt, pad:pad + wid] = plane
     out = []
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            y0, x0 = py + dy + 2, px + dx + 2
-            out.append(padded[:, y0:y0 + 2 * hh:2, x0:x0 + 2 * ww:2][:, :hh, :ww])
+            y0, x0 = py + dy * dil + pad, px + dx * dil + pad
+            out.append(padded[:, y0:y0 + step * hh:step, x0:x0 + step * ww:step][:, :hh, :ww])
     return out
 
 
-def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int) -> np.ndarray:
     """Features of pass k's pixels (float64 rows in raster order over n x h x w), from canvas and prediction
     (n x H x W x C)."""
-    (py, px), c = PHASES[k // canvas.shape[3]], k % canvas.shape[3]
-    parts = _windows(canvas[..., c], py, px, 2) + _windows(pred[..., c], py, px, 1)
+    geometry, c = schedule(levels)[k // canvas.shape[3]], k % canvas.shape[3]
+    parts = _windows(canvas[..., c], geometry, 2) + _windows(pred[..., c], geometry, 1)
     if c > 0:
-        parts += _windows(canvas[..., c - 1], py, px, 1)
+        parts += _windows(canvas[..., c - 1], geometry, 1)
     feats = np.empty((parts[0].size, len(parts)), np.float64)
     for j, p in enumerate(parts):
         feats[:, j] = p.reshape(-1)
     return feats
 
 
-def pass_slice(k: int, nchan: int) -> tuple[slice, slice, int]:
+def pass_slice(k: int, nchan: int, levels: int) -> tuple[slice, slice, int]:
     """Where pass k's pixels lie in an n x H x W x C array: rows, columns, channel."""
-    (py, px), c = PHASES[k // nchan], k % nchan
-    return slice(py, None, 2), slice(px, None, 2), c
+    (step, py, px, _), c = schedule(levels)[k // nchan], k % nchan
+    return slice(py, None, step), slice(px, None, step), c
 
 
 @dataclass
@@ -102,6 +123,10 @@ class PixelMLP:
     @property
     def scales(self) -> int:
         return self.table.shape[0]
+
+    def levels(self, image_shape: tuple[int, ...]) -> int:
+        """Coarse-to-fine levels of the pass schedule (the model file's pass count implies it; checked on load)."""
+        return (len(self.weights) // channels(image_shape) - 1) // 3
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Flat arrays for the model file."""
@@ -191,6 +216,13 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, uniq, np.concatenate([[0], np.cumsum(counts)])
 
 
+def _adapt(rows: np.ndarray, uniq: np.ndarray, bounds: np.ndarray, symbols: np.ndarray, increment: int) -> None:
+    """After a pass, both sides add `increment` per coded symbol to its row: later passes of the chunk learn the
+    chunk's own statistics (integer counts, identical everywhere)."""
+    if increment:
+        np.add.at(rows, (np.repeat(uniq, np.diff(bounds)), symbols.astype(np.int64)), increment)
+
+
 def _model(rows: np.ndarray, key: int):
     row = rows[key]
     return _MODEL_FAMILY(row / row.sum(), perfect=False)   # integer total, one exact division per entry
@@ -203,7 +235,9 @@ def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np
 
 def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
                max_error: int) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) in 4*C passes given the prediction; returns the bytes and the decoder's pixels."""
+    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels. The
+    stream is the shortest over ADAPT_CHOICES (its first byte names the one used): the keys do not depend on it,
+    so every choice shares one run of the networks."""
     step = 2 * max_error + 1
     nbins = -(-256 // step)
     canvas = _canvas(pred, len(x), image_shape)
@@ -212,16 +246,20 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
     recon = np.minimum(target * step + max_error, 255)
     if nbins == 1:
         return b"", recon.reshape(x.shape).astype(np.uint8)
-    rows = _rows(mlp.table, step, nbins)
-    coder = constriction.stream.queue.RangeEncoder()
-    for k in range(n_passes(image_shape)):
-        ys, xs, c = pass_slice(k, canvas.shape[3])
-        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k)))
-        symbols = target[:, ys, xs, c].reshape(-1)[order].astype(np.int32)
-        for g, key in enumerate(uniq):
-            coder.encode(symbols[bounds[g]:bounds[g + 1]], _model(rows, int(key)))
+    rows = [_rows(mlp.table, step, nbins) for _ in ADAPT_CHOICES]
+    coders = [constriction.stream.queue.RangeEncoder() for _ in ADAPT_CHOICES]
+    levels = mlp.levels(image_shape)
+    for k in range(n_passes(image_shape, levels)):
+        ys, xs, c = pass_slice(k, canvas.shape[3], levels)
+        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k, levels)))
+        symbols = target[:, ys, xs, c].reshape(-1)[order]
+        for coder, row, increment in zip(coders, rows, ADAPT_CHOICES):
+            for g, key in enumerate(uniq):
+                coder.encode(symbols[bounds[g]:bounds[g + 1]].astype(np.int32), _model(row, int(key)))
+            _adapt(row, uniq, bounds, symbols, increment)
         canvas[:, ys, xs, c] = recon[:, ys, xs, c]
-    return coder.get_compressed().astype("<u4").tobytes(), recon.reshape(x.shape).astype(np.uint8)
+    streams = [bytes([i]) + coder.get_compressed().astype("<u4").tobytes() for i, coder in enumerate(coders)]
+    return min(streams, key=len), recon.reshape(x.shape).astype(np.uint8)
 
 
 def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
@@ -235,18 +273,21 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
         if data:
             raise ValueError("a pixel-model stream where none is coded")
         return np.full(pred.shape, min(max_error, 255), np.uint8)
-    if len(data) % 4:
-        raise ValueError("pixel-model stream length is not a whole number of 32-bit words")
+    if len(data) % 4 != 1 or data[0] >= len(ADAPT_CHOICES):
+        raise ValueError("pixel-model stream: bad adaptation byte or not a whole number of 32-bit words")
+    increment = ADAPT_CHOICES[data[0]]
     rows = _rows(mlp.table, step, nbins)
-    coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-    for k in range(n_passes(image_shape)):
-        ys, xs, c = pass_slice(k, canvas.shape[3])
-        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k)))
-        values = np.empty(len(order), np.int64)
+    coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[1:], dtype="<u4").astype(np.uint32))
+    levels = mlp.levels(image_shape)
+    for k in range(n_passes(image_shape, levels)):
+        ys, xs, c = pass_slice(k, canvas.shape[3], levels)
+        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k, levels)))
+        symbols = np.empty(len(order), np.int64)
         for g, key in enumerate(uniq):
-            values[order[bounds[g]:bounds[g + 1]]] = coder.decode(_model(rows, int(key)),
-                                                                  int(bounds[g + 1] - bounds[g]))
+            symbols[bounds[g]:bounds[g + 1]] = coder.decode(_model(rows, int(key)), int(bounds[g + 1] - bounds[g]))
+        _adapt(rows, uniq, bounds, symbols, increment)
+        values = np.empty(len(order), np.int64)
+        values[order] = symbols
         view = canvas[:, ys, xs, c]
         canvas[:, ys, xs, c] = np.minimum(values.reshape(view.shape) * step + max_error, 255)
     return canvas.reshape(pred.shape).astype(np.uint8)
-

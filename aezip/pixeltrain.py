@@ -28,13 +28,14 @@ class PixelOptions:
 
     hidden: tuple[int, ...] = (32, 32)
     scales: int = 16
+    levels: int = 1             # coarse-to-fine: 1 + 3 * levels passes per channel (1: the 2x2 interleave)
     samples: int = 200_000      # training pixels per pass (a random subset when there are more)
     epochs: int = 8
     batch_size: int = 1024
     lr: float = 3e-3
 
 
-def _pass_batches(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]
+def _pass_batches(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], levels: int
                   ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(pass, features, true values) for batches of images coded losslessly, pass by pass."""
     shape = (len(images), image_shape[0], image_shape[1], channels(image_shape))
@@ -42,9 +43,9 @@ def _pass_batches(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, 
     predc = pred.reshape(shape).astype(np.int64)
     for i in range(0, len(images), _BATCH_IMAGES):
         canvas, p, t = predc[i:i + _BATCH_IMAGES].copy(), predc[i:i + _BATCH_IMAGES], truth[i:i + _BATCH_IMAGES]
-        for k in range(n_passes(image_shape)):
-            ys, xs, c = pass_slice(k, shape[3])
-            yield k, pass_features(canvas, p, k), t[:, ys, xs, c].reshape(-1)
+        for k in range(n_passes(image_shape, levels)):
+            ys, xs, c = pass_slice(k, shape[3], levels)
+            yield k, pass_features(canvas, p, k, levels), t[:, ys, xs, c].reshape(-1)
             canvas[:, ys, xs, c] = t[:, ys, xs, c]
 
 
@@ -101,11 +102,10 @@ def _fit(feats: np.ndarray, target: np.ndarray, opts: PixelOptions, seed: int) -
 def _samples(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], opts: PixelOptions,
              rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """A random subset of about opts.samples (features, value) rows per pass."""
-    per_pass = images[0].size // channels(image_shape) * len(images) / 4
-    keep = min(1.0, opts.samples / max(per_pass, 1.0))
-    parts: list[list] = [[] for _ in range(n_passes(image_shape))]
-    for k, feats, target in _pass_batches(images, pred, image_shape):
-        mask = rng.random(len(target)) < keep
+    per_channel = images[0].size // channels(image_shape) * len(images)
+    parts: list[list] = [[] for _ in range(n_passes(image_shape, opts.levels))]
+    for k, feats, target in _pass_batches(images, pred, image_shape, opts.levels):
+        mask = rng.random(len(target)) < min(1.0, opts.samples / per_channel * 4)
         parts[k].append((feats[mask].astype(np.float32), target[mask]))
     return [(np.concatenate([f for f, _ in p]), np.concatenate([t for _, t in p])) for p in parts]
 
@@ -116,7 +116,7 @@ def _count(mlp: PixelMLP, images: np.ndarray, pred: np.ndarray, image_shape: tup
     rows = mlp.scales * MU_BUCKETS
     counts = np.zeros(rows * 256, np.int64)
     pooled = np.zeros(mlp.scales * 511, np.int64)
-    for k, feats, target in _pass_batches(images, pred, image_shape):
+    for k, feats, target in _pass_batches(images, pred, image_shape, mlp.levels(image_shape)):
         mu, s = mlp.classes(k, feats)
         counts += np.bincount((s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)) * 256 + target, minlength=rows * 256)
         pooled += np.bincount(s * 511 + target - mu + 255, minlength=mlp.scales * 511)
@@ -154,10 +154,12 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int
                    np.stack(s_t), empty)
     for k, (feats, _) in enumerate(data):   # scale classes: quantiles of the integer log-scale accumulator
         acc = mlp.accumulators(k, feats.astype(np.float64))[:, 1]
-        q = np.quantile(acc, np.linspace(0, 1, opts.scales + 1)[1:-1], method="lower")
-        mlp.s_thresholds[k] = np.maximum.accumulate(q.astype(np.int64))
+        if len(acc):   # a pass can be empty on tiny images
+            q = np.quantile(acc, np.linspace(0, 1, opts.scales + 1)[1:-1], method="lower")
+            mlp.s_thresholds[k] = np.maximum.accumulate(q.astype(np.int64))
     mlp.table = _table(*_count(mlp, images, pred, image_shape))
-    log(f"pixel model: {n_passes(image_shape)} passes, hidden {list(opts.hidden)}, {opts.scales} scale classes")
+    log(f"pixel model: {n_passes(image_shape, opts.levels)} passes, hidden {list(opts.hidden)}, "
+        f"{opts.scales} scale classes")
     return mlp
 
 
@@ -166,7 +168,7 @@ def model_bits(mlp: PixelMLP, images: np.ndarray, pred: np.ndarray, image_shape:
     rows = mlp.table.reshape(-1, 256).astype(np.float64)
     totals = rows.sum(axis=1)
     bits = 0.0
-    for k, feats, target in _pass_batches(images, pred, image_shape):
+    for k, feats, target in _pass_batches(images, pred, image_shape, mlp.levels(image_shape)):
         key = mlp.keys(k, feats)
         bits -= float(np.log2(rows[key, target] / totals[key]).sum())
     return bits / images.size
