@@ -75,6 +75,7 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
     from aezip.data import open_dataset
     from aezip.model import AEConfig
     from aezip.modelfile import save_model
+    from aezip.stream import training_array
     from aezip.train import train_model
 
     check_output(output, force)
@@ -85,8 +86,10 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
         config = AEConfig(image_shape=dataset.image_shape, hidden=_int_list(hidden), latent=latent, levels=levels)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    images = dataset.read_all()[lo:hi]
+    images = training_array(dataset, lo, hi)
     result = train_model(images, config, opts, progress=not quiet, log=lambda m: click.echo(m, err=True))
+    if result is None:   # a torchrun rank other than 0: rank 0 writes the model
+        return
     result.info["data"] = {"name": Path(data).name, "range": [lo, hi], "shape": list(images.shape)}
     model_id = save_model(output, result, force=force)
     click.echo(f"wrote {output} (model id {model_id[:16]})")

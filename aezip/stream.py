@@ -1,0 +1,52 @@
+"""Training data larger than memory: memory-mapped inputs and batch-by-batch gathering of image rows.
+
+An in-memory array is held once (on the training device, as uint8) and batches are gathered there; a memory-mapped
+array (.npy, uncompressed IDX) is never read whole: each batch gathers its rows through the page cache, so the
+memory training needs does not grow with the number of images beyond a few index arrays (8 bytes per image).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .data import Dataset
+from .tensors import to_unit
+
+IDX_HEADER = 4   # magic bytes before the dimensions (4 bytes each)
+
+
+def training_array(dataset: Dataset, lo: int, hi: int) -> np.ndarray:
+    """Images lo..hi-1 of a dataset: a memory map for .npy and uncompressed IDX files, else read into memory."""
+    fmt = dataset.source.format
+    if fmt == "npy":
+        return np.load(dataset.path, mmap_mode="r")[lo:hi]
+    if fmt == "idx" and not dataset.source.gzip:
+        offset = IDX_HEADER + 4 * len(dataset.shape)
+        return np.memmap(dataset.path, np.uint8, "r", offset=offset, shape=dataset.shape)[lo:hi]
+    return dataset.read_all()[lo:hi]
+
+
+class ImageRows:
+    """Rows of a uint8 image array (n x H x W[ x C]) as float tensors (b x D, in [0, 1]) on a device."""
+
+    def __init__(self, images: np.ndarray, device: torch.device) -> None:
+        self.images = images
+        self.device = device
+        self.mapped = isinstance(images, np.memmap)
+        self._held = None if self.mapped else torch.from_numpy(np.ascontiguousarray(images)).to(device)
+
+    def take(self, idx: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """The rows at these indices, in this order."""
+        if self.mapped:
+            rows = idx.cpu().numpy() if torch.is_tensor(idx) else idx
+            return to_unit(self.images[rows]).to(self.device)
+        rows = torch.as_tensor(idx, device=self.device)
+        return self._held[rows].reshape(len(rows), -1).float() / 255.0
+
+
+def batches(indices: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """Consecutive slices of at most `size` indices."""
+    for i in range(0, len(indices), size):
+        yield indices[i:i + size]
