@@ -1,6 +1,7 @@
 """The encode and decode pipelines: dataset -> codes -> ANS bytes (+ residual) -> container, and back."""
 from __future__ import annotations
 
+import itertools
 import struct
 import time
 import zlib
@@ -65,10 +66,28 @@ def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None
                                  f"{'x'.join(map(str, want))}")
 
 
+def encode_chunk(mf: ModelFile, chunk: np.ndarray, max_error: int | None, backend: str,
+                 device) -> tuple[bytes, float, int]:
+    """One chunk of images (model already on `device`) into its payload; also its squared error and max error."""
+    flat = chunk.reshape(len(chunk), -1)
+    codes = mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+    recon = integer_decode(mf.intdec, codes)
+    residual = b""
+    if max_error is not None:
+        residual, recon = encode_residual(flat, recon, chunk.shape[1:], max_error, mf.residual_prior)
+    payload = _pack_payload(len(chunk), encode_codes(codes, mf.tables), residual, zlib.crc32(recon.tobytes()))
+    diff = flat.astype(np.int64) - recon
+    return payload, float((diff ** 2).sum()), int(np.abs(diff).max())
+
+
 def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_size: int = DEFAULT_CHUNK,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
-                   force: bool = False) -> CodecReport:
-    """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless)."""
+                   force: bool = False, jobs: int = 1, shard: tuple[int, int] | None = None) -> CodecReport:
+    """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless). jobs > 1 encodes
+    chunks in that many processes (same bytes); shard (K, N) writes only the K-th of N parts (see `aezip merge`)."""
+    from .parallel import encode_chunks
+    from .shards import shard_header, shard_range
+
     check_fits(dataset.image_shape, mf, str(dataset.path))
     if max_error is not None and not 0 <= max_error <= 255:
         raise InputError(f"--max-error must be an integer in 0..255, got {max_error}")
@@ -76,7 +95,6 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
         raise InputError(f"--chunk-size must be positive, got {chunk_size}")
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
-    model = mf.model.to(dev)
     header = {
         "shape": list(dataset.shape), "dtype": "uint8", "source": dataset.source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
@@ -84,28 +102,23 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": "ans-categorical-per-dim",
         "residual": RESIDUAL_CODER if max_error is not None else None,
     }
+    lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else (0, dataset.shape[0])
+    if shard:
+        header = shard_header(header, shard, lo, hi)
+    chunks = itertools.islice(dataset.chunks(chunk_size), lo // chunk_size, -(-hi // chunk_size))
     start = time.perf_counter()
-    sse, max_err, pixels = 0.0, 0, 0
+    sse, max_err = 0.0, 0
     with atomic_path(out, force=force) as tmp:
         with open(tmp, "wb") as f:
             writer = ContainerWriter(f, header)
-            for chunk in dataset.chunks(chunk_size):
-                flat = chunk.reshape(len(chunk), -1)
-                codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
-                recon = integer_decode(mf.intdec, codes)
-                residual = b""
-                if max_error is not None:
-                    residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error, mf.residual_prior)
-                writer.add_chunk(_pack_payload(len(chunk), encode_codes(codes, mf.tables), residual,
-                                               zlib.crc32(recon.tobytes())), len(chunk))
-                diff = flat.astype(np.int64) - recon
-                sse += float((diff ** 2).sum())
-                max_err = max(max_err, int(np.abs(diff).max()))
-                pixels += flat.size
+            for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs):
+                writer.add_chunk(payload, n)
+                sse += chunk_sse
+                max_err = max(max_err, chunk_max)
             writer.close()
         size = tmp.stat().st_size
-    return CodecReport(dataset.shape[0], pixels, size, time.perf_counter() - start, psnr_from_mse(sse / pixels),
-                       max_err)
+    pixels = (hi - lo) * int(np.prod(dataset.image_shape))
+    return CodecReport(hi - lo, pixels, size, time.perf_counter() - start, psnr_from_mse(sse / pixels), max_err)
 
 
 def parse_range(spec: str | None, total: int) -> tuple[int, int]:
@@ -145,32 +158,39 @@ def _check_header(reader: ContainerReader) -> None:
                           f"{h['shape'][0]}")
 
 
-def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> Iterator[np.ndarray]:
-    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
+def decode_chunk(mf: ModelFile, payload: bytes, image_shape: tuple[int, ...], max_error: int | None,
+                 where: str) -> np.ndarray:
+    """One chunk's payload into its images (n x D uint8), checked against the pixel CRC the encoder stored."""
+    n, latent, residual, crc = _unpack_payload(payload, where)
+    try:
+        codes = decode_codes(latent, n, mf.tables)
+        recon = integer_decode(mf.intdec, codes)
+        if max_error is not None:
+            recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
+    except (ValueError, RuntimeError, OverflowError) as exc:
+        raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
+    if zlib.crc32(recon.tobytes()) != crc:
+        raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
+    return recon
+
+
+def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int, jobs: int = 1) -> Iterator[np.ndarray]:
+    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked;
+    jobs > 1 decodes chunks in that many processes."""
+    from .parallel import decode_chunks
+
     _check_header(reader)
     image_shape = tuple(reader.header["shape"][1:])
-    max_error = reader.header.get("max_error")
-    for i, c in enumerate(reader.chunks):
-        if c.first_image + c.images <= lo or c.first_image >= hi:
-            continue
-        where = f"{reader.path} chunk {i}"
-        n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
-        try:
-            codes = decode_codes(latent, n, mf.tables)
-            recon = integer_decode(mf.intdec, codes)
-            if max_error is not None:
-                recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
-        except (ValueError, RuntimeError, OverflowError) as exc:
-            raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
-        if zlib.crc32(recon.tobytes()) != crc:
-            raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
-        a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + n) - c.first_image
+    wanted = [(i, c) for i, c in enumerate(reader.chunks) if c.first_image + c.images > lo and c.first_image < hi]
+    payloads = ((reader.read_chunk(i), f"{reader.path} chunk {i}") for i, _ in wanted)
+    for (_, c), recon in zip(wanted, decode_chunks(mf, payloads, image_shape, reader.header.get("max_error"), jobs)):
+        a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + len(recon)) - c.first_image
         yield recon[a:b].reshape((b - a, *image_shape))
 
 
 def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | None = None,
-                image_range: str | None = None, force: bool = False) -> CodecReport:
-    """Decode a .aez file (all of it, or --range A:B) into its source format at `out`."""
+                image_range: str | None = None, force: bool = False, jobs: int = 1) -> CodecReport:
+    """Decode a .aez file (all of it, or --range A:B) into its source format at `out` (jobs > 1: in parallel)."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
         lo, hi = parse_range(image_range, reader.header["shape"][0])
@@ -181,7 +201,7 @@ def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | N
         if source.names:
             source.names = source.names[lo:hi]
         shape = (hi - lo, *reader.header["shape"][1:])
-        write_dataset(iter_decoded(reader, mf, lo, hi), shape, source, out, force=force)
+        write_dataset(iter_decoded(reader, mf, lo, hi, jobs), shape, source, out, force=force)
         size = reader.size
     pixels = int(np.prod(shape))
     return CodecReport(hi - lo, pixels, size, time.perf_counter() - start)

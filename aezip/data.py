@@ -159,7 +159,7 @@ def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.nd
 
 def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, gz: bool) -> None:
     raw = open(out, "wb")
-    f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw  # type: ignore[assignment]
+    f: BinaryIO = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if gz else raw  # type: ignore[assignment]
     try:
         f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
         for c in chunks:

@@ -103,20 +103,31 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
 @click.option("--chunk-size", default=1024, show_default=True, help="Images per chunk (the unit of random access).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
+@click.option("--jobs", default=1, show_default=True, help="Encode chunks in this many processes (same bytes).")
+@click.option("--shard", "shard_spec", help="Write only part K of N (K/N, or auto: torchrun's RANK/WORLD_SIZE); "
+              "{k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 def encode(data: Path, output: Path, model_path: Path | None, max_error: int | None, chunk_size: int, device: str,
-           backend: str | None, force: bool) -> None:
-    """Write the dataset DATA into one .aez file."""
+           backend: str | None, jobs: int, shard_spec: str | None, force: bool) -> None:
+    """Write the dataset DATA into one .aez file (or one part of it)."""
     from aezip.atomic import check_output
     from aezip.codec import encode_dataset
     from aezip.data import open_dataset
     from aezip.modelfile import load_model
+    from aezip.shards import parse_shard, shard_output
 
+    shard = parse_shard(shard_spec) if shard_spec else None
+    if shard:
+        named = shard_output(output, shard)
+        if shard_spec == "auto" and shard[1] > 1 and named == output:
+            raise InputError("--shard auto: put {k} in -o (e.g. -o part-{k}-of-{n}.aez) so that ranks write "
+                             "different files")
+        output = named
     check_output(output, force)
     dataset = open_dataset(data)
     mf = load_model(model_path)
     r = encode_dataset(dataset, mf, output, chunk_size=chunk_size, max_error=max_error, backend=backend,
-                       device=device, force=force)
+                       device=device, force=force, jobs=jobs, shard=shard)
     click.echo(f"wrote {output}: {r.images} images, {r.file_bytes} bytes, {r.bits_per_pixel:.4f} bits/pixel, "
                f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
 
@@ -128,15 +139,31 @@ def encode(data: Path, output: Path, model_path: Path | None, max_error: int | N
 @click.option("-m", "--model", "model_path", type=click.Path(path_type=Path),
               help="The model that wrote FILE [default: embedded].")
 @click.option("--range", "image_range", help="Decode images A..B-1 only (A:B), through the chunk index.")
+@click.option("--jobs", default=1, show_default=True, help="Decode chunks in this many processes (same output).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
-def decode(file: Path, output: Path, model_path: Path | None, image_range: str | None, force: bool) -> None:
+def decode(file: Path, output: Path, model_path: Path | None, image_range: str | None, jobs: int,
+           force: bool) -> None:
     """Give back the dataset stored in FILE, in the format it came in."""
     from aezip.atomic import check_output
     from aezip.codec import decode_file
 
     check_output(output, force)
-    r = decode_file(file, output, model_path=model_path, image_range=image_range, force=force)
+    r = decode_file(file, output, model_path=model_path, image_range=image_range, force=force, jobs=jobs)
     click.echo(f"wrote {output}: {r.images} images, {r.images / r.seconds:.0f} images/s")
+
+
+@cli.command()
+@click.argument("parts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".aez file to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output.")
+def merge(parts: tuple[Path, ...], output: Path, force: bool) -> None:
+    """Join the parts written by `encode --shard K/N` (any order, all N of them) into one .aez file."""
+    from aezip.atomic import check_output
+    from aezip.shards import merge_parts
+
+    check_output(output, force)
+    images = merge_parts(list(parts), output, force=force)
+    click.echo(f"wrote {output}: {images} images from {len(parts)} parts")
 
 
 @cli.command()

@@ -1,0 +1,85 @@
+"""`--jobs N`: encode or decode chunks in N worker processes, results taken back in chunk order.
+
+Each worker is a fresh interpreter (spawn: no fork of a process that already runs torch's thread pools) that loads
+the model once, runs one thread, and codes whole chunks; a chunk's bytes do not depend on which process coded it,
+so the file is the one `--jobs 1` writes. At most 2 x N chunks are in flight, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .errors import InputError, ModelMismatchError
+from .modelfile import ModelFile, load_model
+
+_worker: dict = {}   # in a worker process: the model and the coding settings, loaded once
+
+
+def _start_worker(model_path: str, model_id: str, settings: dict) -> None:
+    torch.set_num_threads(1)
+    mf = load_model(model_path)
+    if mf.id != model_id:
+        raise ModelMismatchError(f"{model_path}: changed on disk while coding (model {mf.id[:16]})")
+    if "device" in settings:
+        mf.model.to(settings["device"])
+    _worker.update(settings, mf=mf)
+
+
+def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]:
+    from .codec import encode_chunk
+    w = _worker
+    return encode_chunk(w["mf"], chunk, w["max_error"], w["backend"], w["device"]), len(chunk)
+
+
+def _decode_in_worker(item: tuple[bytes, str]) -> np.ndarray:
+    from .codec import decode_chunk
+    w = _worker
+    return decode_chunk(w["mf"], item[0], w["image_shape"], w["max_error"], item[1])
+
+
+def ordered_map(fn: Callable, items: Iterable, jobs: int, mf: ModelFile, settings: dict) -> Iterator:
+    """fn over items in `jobs` worker processes (each with the model and `settings`), results in input order."""
+    if mf.path is None:
+        raise InputError("--jobs needs the model as a file (save it first)")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                             initargs=(str(mf.path), mf.id, settings)) as pool:
+        window: deque[Future] = deque()
+        for item in items:
+            window.append(pool.submit(fn, item))
+            if len(window) >= 2 * jobs:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise InputError(f"--jobs must be at least 1, got {jobs}")
+
+
+def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | None, backend: str,
+                  device: torch.device, jobs: int) -> Iterator[tuple[tuple[bytes, float, int], int]]:
+    """(payload, squared error, max error) and image count of each chunk, in order."""
+    from .codec import encode_chunk
+    _check_jobs(jobs)
+    if jobs == 1:
+        mf.model.to(device)
+        return ((encode_chunk(mf, c, max_error, backend, device), len(c)) for c in chunks)
+    settings = {"max_error": max_error, "backend": backend, "device": str(device)}
+    return ordered_map(_encode_in_worker, chunks, jobs, mf, settings)
+
+
+def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, str]], image_shape: tuple[int, ...],
+                  max_error: int | None, jobs: int) -> Iterator[np.ndarray]:
+    """The images (n x D uint8) of each (payload, where) in order."""
+    from .codec import decode_chunk
+    _check_jobs(jobs)
+    if jobs == 1:
+        return (decode_chunk(mf, p, image_shape, max_error, where) for p, where in payloads)
+    return ordered_map(_decode_in_worker, payloads, jobs, mf, {"image_shape": image_shape, "max_error": max_error})
