@@ -1,8 +1,9 @@
 """`--jobs N`: encode or decode chunks in N worker processes, results taken back in chunk order.
 
-Each worker is a fresh interpreter (spawn: no fork of a process that already runs torch's thread pools) that loads
-the model once, runs one thread, and codes whole chunks; a chunk's bytes do not depend on which process coded it,
-so the file is the one `--jobs 1` writes. At most 2 x N chunks are in flight, so memory stays bounded.
+Workers are forked where the platform can (they inherit the loaded model: nothing is re-imported or re-read) and
+spawned elsewhere (the model is sent once to each); like torch's DataLoader workers, each runs one thread. A chunk's
+bytes do not depend on which process coded it, so the file is the one `--jobs 1` writes. At most 2 x N chunks are
+in flight, so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -14,17 +15,14 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from .errors import InputError, ModelMismatchError
-from .modelfile import ModelFile, load_model
+from .errors import InputError
+from .modelfile import ModelFile
 
-_worker: dict = {}   # in a worker process: the model and the coding settings, loaded once
+_worker: dict = {}   # in a worker process: the model and the coding settings
 
 
-def _start_worker(model_path: str, model_id: str, settings: dict) -> None:
+def _start_worker(mf: ModelFile, settings: dict) -> None:
     torch.set_num_threads(1)
-    mf = load_model(model_path)
-    if mf.id != model_id:
-        raise ModelMismatchError(f"{model_path}: changed on disk while coding (model {mf.id[:16]})")
     if "device" in settings:
         mf.model.to(settings["device"])
     _worker.update(settings, mf=mf)
@@ -44,11 +42,9 @@ def _decode_in_worker(item: tuple[bytes, str]) -> np.ndarray:
 
 def ordered_map(fn: Callable, items: Iterable, jobs: int, mf: ModelFile, settings: dict) -> Iterator:
     """fn over items in `jobs` worker processes (each with the model and `settings`), results in input order."""
-    if mf.path is None:
-        raise InputError("--jobs needs the model as a file (save it first)")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(str(mf.path), mf.id, settings)) as pool:
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method), initializer=_start_worker,
+                             initargs=(mf, settings)) as pool:
         window: deque[Future] = deque()
         for item in items:
             window.append(pool.submit(fn, item))

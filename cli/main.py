@@ -184,6 +184,10 @@ def info(file: Path, as_json: bool) -> None:
             ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
             ("bytes", h["bytes"]), ("bits/pixel", f"{h['bits_per_pixel']:.4f}"),
             ("aezip version", h["aezip_version"])]
+    if "shard" in h:
+        sh = h["shard"]
+        rows.append(("shard", f"{sh['index']}/{sh['count']}: images {sh['images'][0]}..{sh['images'][1] - 1} of "
+                              f"{sh['total']} (join the parts with aezip merge)"))
     for k, v in rows:
         click.echo(f"{k:>16}: {v}")
 
