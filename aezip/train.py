@@ -159,7 +159,7 @@ def _ddp(module: torch.nn.Module, world: World, device: torch.device) -> torch.n
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-VAL_BATCH = 16384   # validation and the final measurements run this many images at a time
+VAL_BATCH = 8192   # validation and the final measurements run this many images at a time
 
 
 def _val_psnr(model: AutoEncoder, rows: ImageRows, val_idx: np.ndarray, backend: str, world: World) -> float:
@@ -170,7 +170,9 @@ def _val_psnr(model: AutoEncoder, rows: ImageRows, val_idx: np.ndarray, backend:
         for idx in batches(val_idx[world.rank::world.size], VAL_BATCH):
             x = rows.take(idx)
             y = torch.round(model.decode(model.dequantize(model.codes(x, backend))) * 255)
-            sse += float(np.sum(((x * 255).double().cpu().numpy() - y.double().cpu().numpy()) ** 2))
+            diff = (x * 255).double().cpu().numpy()
+            diff -= y.double().cpu().numpy()
+            sse += float(np.sum(diff * diff))
             count += x.numel()
     sse, count = all_sum([sse, float(count)], world)
     return psnr_from_mse(sse / count)
@@ -265,7 +267,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     return _finish(model, images, train_idx, val_idx, opts, log)
 
 
-PRIOR_IMAGES = 32768   # the max-error coder's prior is counted on at most this many (evenly spaced) training images
+PRIOR_IMAGES = 16384   # the max-error coder's prior is counted on at most this many (evenly spaced) training images
 
 
 def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -290,8 +292,9 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables))
-        diff = images[idx].reshape(len(idx), -1).astype(np.float64) - integer_decode(intdec, codes)
-        sse += float(np.sum(diff ** 2))
+        diff = images[idx].reshape(len(idx), -1).astype(np.float64)
+        diff -= integer_decode(intdec, codes)
+        sse += float(np.sum(diff * diff))
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {

@@ -100,3 +100,16 @@ def test_merging_wrong_parts_is_a_one_line_error(tmp_path, capsys, tiny_model_pa
         w.close()
     code, _, err = run(capsys, "merge", p[0], overlapping, p[2], "-o", tmp_path / "m.aez")
     assert_one_line_error(code, err, "overlapping or inconsistent parts")
+
+
+def test_shard_auto_takes_the_torchrun_rank(tmp_path, capsys, monkeypatch, tiny_model_path, sample_images) -> None:
+    np.save(tmp_path / "d.npy", sample_images[:40])
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    args = ["encode", tmp_path / "d.npy", "-m", tiny_model_path, "--chunk-size", "16", "--shard", "auto"]
+    code, _, err = run(capsys, *args, "-o", tmp_path / "x.aez")
+    assert_one_line_error(code, err, "put {k} in -o")
+    code, out, _ = run(capsys, *args, "-o", tmp_path / "x-{k}-of-{n}.aez")
+    assert code == 0 and "x-1-of-2.aez: 24 images" in out
+    code, out, _ = run(capsys, "info", tmp_path / "x-1-of-2.aez")
+    assert "1/2: images 16..39 of 40" in out
