@@ -34,10 +34,11 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
     return encode_chunk(w["mf"], chunk, w["max_error"], w["backend"], w["device"]), len(chunk)
 
 
-def _decode_in_worker(item: tuple[bytes, str]) -> np.ndarray:
+def _decode_in_worker(item: tuple[bytes, int, str]) -> np.ndarray:
     from .codec import decode_chunk
     w = _worker
-    return decode_chunk(w["mf"], item[0], w["image_shape"], w["max_error"], item[1])
+    payload, images, where = item
+    return decode_chunk(w["mf"], payload, images, w["image_shape"], w["max_error"], where)
 
 
 def ordered_map(fn: Callable, items: Iterable, jobs: int, mf: ModelFile, settings: dict) -> Iterator:
@@ -71,11 +72,11 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
     return ordered_map(_encode_in_worker, chunks, jobs, mf, settings)
 
 
-def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, str]], image_shape: tuple[int, ...],
+def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], image_shape: tuple[int, ...],
                   max_error: int | None, jobs: int) -> Iterator[np.ndarray]:
-    """The images (n x D uint8) of each (payload, where) in order."""
+    """The images (n x D uint8) of each (payload, image count, where) in order."""
     from .codec import decode_chunk
     _check_jobs(jobs)
     if jobs == 1:
-        return (decode_chunk(mf, p, image_shape, max_error, where) for p, where in payloads)
+        return (decode_chunk(mf, p, n, image_shape, max_error, where) for p, n, where in payloads)
     return ordered_map(_decode_in_worker, payloads, jobs, mf, {"image_shape": image_shape, "max_error": max_error})

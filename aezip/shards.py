@@ -8,11 +8,14 @@ byte: the same header (the part's, with the whole shape and without "shard") and
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_path
 from .container import ContainerReader, ContainerWriter
+from .data import Source
 from .distributed import world_from_env
+from .codec import check_header, source_of
 from .errors import FormatError, InputError
 
 SHARD_KEY = "shard"
@@ -49,31 +52,33 @@ def shard_range(total: int, chunk_size: int, shard: tuple[int, int]) -> tuple[in
     return first * chunk_size, min(last * chunk_size, total)
 
 
-def shard_header(header: dict, shard: tuple[int, int], lo: int, hi: int) -> dict:
+def shard_header(header: dict, source: Source, shard: tuple[int, int], lo: int, hi: int) -> dict:
     """A part's header: the whole file's, with the part's own shape and names and where it lies in the whole."""
-    part = dict(header, shape=[hi - lo, *header["shape"][1:]])
-    source = dict(header["source"])
-    if "names" in source:
-        source["names"] = source["names"][lo:hi]
-    part["source"] = source
+    part = dict(header, shape=[hi - lo, *header["shape"][1:]], source=replace(source, names=source.names[lo:hi])
+                .to_dict())
     part[SHARD_KEY] = {"index": shard[0], "count": shard[1], "images": [lo, hi], "total": header["shape"][0]}
     return part
 
 
 def _whole_header(part: dict) -> dict:
-    """What every part must agree on: the header without its shard, shape count and names."""
+    """What every part must agree on: the header without its shard, image count and names."""
     h = {k: v for k, v in part.items() if k != SHARD_KEY}
     h["shape"] = [None, *part["shape"][1:]]
-    h["source"] = {k: v for k, v in part["source"].items() if k != "names"}
+    h["source"] = {k: v for k, v in part["source"].items() if k not in ("names", "names_zlib")}
     return h
 
 
 def _ordered_parts(readers: list[ContainerReader]) -> list[ContainerReader]:
     """The parts sorted by index, after checking they are one complete, non-overlapping set from one encode."""
     for r in readers:
+        check_header(r)
         s = r.header.get(SHARD_KEY)
         if not isinstance(s, dict) or not {"index", "count", "images", "total"} <= s.keys():
             raise InputError(f"{r.path}: not a part written by `aezip encode --shard`")
+        images = s["images"]
+        if not (isinstance(images, list) and len(images) == 2
+                and all(type(v) is int for v in (s["index"], s["count"], s["total"], *images))):
+            raise FormatError(f"{r.path}: damaged shard entry in the header")
     first = readers[0]
     for r in readers[1:]:
         if r.header["model_id"] != first.header["model_id"]:
@@ -120,10 +125,9 @@ def merge_parts(paths: list[str | Path], out: str | Path, *, force: bool = False
         parts = _ordered_parts(readers)
         header = _whole_header(parts[0].header)
         header["shape"][0] = parts[0].header[SHARD_KEY]["total"]
-        names = [n for r in parts for n in r.header["source"].get("names", [])]
-        if names:
-            header["source"]["names"] = names
-        with atomic_path(out, force=force) as tmp:
+        sources = [source_of(r) for r in parts]
+        header["source"] = replace(sources[0], names=[n for s in sources for n in s.names]).to_dict()
+        with atomic_path(out, force=force, inputs=paths) as tmp:
             with open(tmp, "wb") as f:
                 writer = ContainerWriter(f, header)
                 for r in parts:
