@@ -113,3 +113,7 @@ def test_shard_auto_takes_the_torchrun_rank(tmp_path, capsys, monkeypatch, tiny_
     assert code == 0 and "x-1-of-2.aez: 24 images" in out
     code, out, _ = run(capsys, "info", tmp_path / "x-1-of-2.aez")
     assert "1/2: images 16..39 of 40" in out
+    code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-m", tiny_model_path, "-o", tmp_path / "y.aez",
+                       "--jobs", "0")
+    assert_one_line_error(code, err, "--jobs must be at least 1")
+    assert not (tmp_path / "y.aez").exists()
