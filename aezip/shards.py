@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from .atomic import atomic_path
+from .codec import check_header, source_of
 from .container import ContainerReader, ContainerWriter
 from .data import Source
 from .distributed import world_from_env
-from .codec import check_header, source_of
 from .errors import FormatError, InputError
 
 SHARD_KEY = "shard"

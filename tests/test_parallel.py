@@ -10,7 +10,7 @@ from aezip.container import ContainerReader, ContainerWriter
 from aezip.data import open_dataset
 from aezip.errors import InputError
 from aezip.modelfile import load_model
-from aezip.shards import merge_parts, parse_shard, shard_range
+from aezip.shards import parse_shard, shard_range
 from tests.conftest import write_idx
 from tests.test_cli import assert_one_line_error, run
 
