@@ -36,9 +36,8 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
 
 def _decode_in_worker(item: tuple[bytes, int, str]) -> np.ndarray:
     from .codec import decode_chunk
-    w = _worker
     payload, images, where = item
-    return decode_chunk(w["mf"], payload, images, w["image_shape"], w["max_error"], where)
+    return decode_chunk(_worker["mf"], payload, images, _worker["header"], where)
 
 
 def ordered_map(fn: Callable, items: Iterable, jobs: int, mf: ModelFile, settings: dict) -> Iterator:
@@ -72,11 +71,11 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
     return ordered_map(_encode_in_worker, chunks, jobs, mf, settings)
 
 
-def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], image_shape: tuple[int, ...],
-                  max_error: int | None, jobs: int) -> Iterator[np.ndarray]:
-    """The images (n x D uint8) of each (payload, image count, where) in order."""
+def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], header: dict,
+                  jobs: int) -> Iterator[np.ndarray]:
+    """The images (n x D uint8) of each (payload, image count, where) of a file with this header, in order."""
     from .codec import decode_chunk
     _check_jobs(jobs)
     if jobs == 1:
-        return (decode_chunk(mf, p, n, image_shape, max_error, where) for p, n, where in payloads)
-    return ordered_map(_decode_in_worker, payloads, jobs, mf, {"image_shape": image_shape, "max_error": max_error})
+        return (decode_chunk(mf, p, n, header, where) for p, n, where in payloads)
+    return ordered_map(_decode_in_worker, payloads, jobs, mf, {"header": header})
