@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .atomic import atomic_path
-from .errors import InputError
+from .errors import InputError, ParameterError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IDX_UBYTE = 0x08
@@ -50,6 +50,7 @@ class Dataset:
     path: Path
     shape: tuple[int, ...]
     source: Source
+    array: np.ndarray | None = None   # the images, for a dataset held in memory (read from a stream or given)
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -58,7 +59,10 @@ class Dataset:
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         """Yield the images in order, `size` at a time (the last chunk may be smaller)."""
         fmt = self.source.format
-        if fmt == "idx":
+        if self.array is not None:
+            for i in range(0, self.shape[0], size):
+                yield np.ascontiguousarray(self.array[i:i + size])
+        elif fmt == "idx":
             yield from _idx_chunks(self.path, self.shape, size)
         elif fmt == "npy":
             arr = np.load(self.path, mmap_mode="r")
@@ -85,8 +89,9 @@ def _check_image_shape(shape: tuple[int, ...], what: str) -> None:
         raise InputError(f"{what}: images of size 0 in shape {shape}")
 
 
-def open_dataset(path: str | Path) -> Dataset:
-    """Open a dataset by its path, recognising the format from the name and contents."""
+def open_dataset(path: str | Path, *, key: str | None = None) -> Dataset:
+    """Open a dataset by its path, recognising the format from the name and contents; `key` names the image array
+    of a .npz that holds several."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -97,7 +102,7 @@ def open_dataset(path: str | Path) -> Dataset:
         if name.endswith(".npy"):
             return _open_npy(path)
         if name.endswith(".npz"):
-            return _open_npz(path)
+            return _open_npz(path, key)
         with open(path, "rb") as f:
             head = f.read(4)
         if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
@@ -107,6 +112,43 @@ def open_dataset(path: str | Path) -> Dataset:
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: unreadable ({exc})") from None
     raise InputError(f"{path}: unknown format; expected an IDX file (.gz too), .npy, .npz or a folder of PNG/JPEG")
+
+
+def array_dataset(images: np.ndarray, source: Source | None = None, name: str = "<array>") -> Dataset:
+    """A dataset over images held in memory (uint8, N x H x W[ x C]); decode gives them back as `source` says
+    (a .npy by default)."""
+    images = np.asarray(images)
+    _check_dtype(images.dtype, name)
+    _check_image_shape(images.shape, name)
+    return Dataset(Path(name), tuple(images.shape), source or Source("npy"), images)
+
+
+def read_stream(f: BinaryIO, name: str = "<stdin>") -> Dataset:
+    """A .npy or IDX (.gz too) dataset read whole from a binary stream, such as standard input."""
+    raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{name}: unreadable gzip stream ({exc})") from None
+        return _idx_from_bytes(body, name, gz=True)
+    if raw[:6] == b"\x93NUMPY":
+        try:
+            images = np.load(io.BytesIO(raw), allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{name}: unreadable .npy stream ({exc})") from None
+        return array_dataset(images, Source("npy"), name)
+    if raw[:2] == b"\x00\x00":
+        return _idx_from_bytes(raw, name, gz=False)
+    raise InputError(f"{name}: unknown stream format; a stream must hold a .npy or an IDX file (.gz too)")
+
+
+def _idx_from_bytes(raw: bytes, name: str, gz: bool) -> Dataset:
+    f = io.BytesIO(raw)
+    shape = _read_idx_header(f, Path(name))
+    _check_image_shape(shape, name)
+    images = next(_stream_chunks(f, shape, shape[0], f"{name}: IDX stream"))
+    return array_dataset(images, Source("idx", gzip=gz), name)
 
 
 # ---- IDX -------------------------------------------------------------------------------------------------------
@@ -157,16 +199,13 @@ def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.nd
         yield from _stream_chunks(f, shape, size, f"{path}: IDX file")
 
 
-def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, gz: bool) -> None:
-    raw = open(out, "wb")
+def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], raw: BinaryIO, gz: bool) -> None:
     f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw  # type: ignore[assignment]
-    try:
-        f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
-        for c in chunks:
-            f.write(np.ascontiguousarray(c, np.uint8).tobytes())
-    finally:
-        f.close()
-        raw.close()
+    f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+    for c in chunks:
+        f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+    if gz:
+        f.close()   # writes the gzip trailer; the underlying stream stays open
 
 
 # ---- npy / npz --------------------------------------------------------------------------------------------------
@@ -189,15 +228,17 @@ def _npz_member_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     return reader(f)
 
 
-def _open_npz(path: Path) -> Dataset:
+def _open_npz(path: Path, key: str | None = None) -> Dataset:
     with zipfile.ZipFile(path) as zf:
         members = [n for n in zf.namelist() if n.endswith(".npy")]
         keys = [n[:-4] for n in members]
+        if key is not None and key not in keys:
+            raise ParameterError("key", f"{key!r} is not in {path} (its arrays: {', '.join(keys)})")
         image_keys = [k for k, n in zip(keys, members) if len(_npz_member_header(zf.open(n))[0]) in (3, 4)]
-        if len(image_keys) != 1:
+        if key is None and len(image_keys) != 1:
             raise InputError(f"{path}: expected one image array (N x H x W[ x C]) in the .npz, found "
-                             f"{len(image_keys)} among keys {keys}")
-        key = image_keys[0]
+                             f"{len(image_keys)} among keys {keys}; name it with key")
+        key = key or image_keys[0]
         info = zf.getinfo(key + ".npy")
         with zf.open(info) as f:
             shape, fortran, dtype = _npz_member_header(f)
@@ -215,14 +256,13 @@ def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iter
         yield from _stream_chunks(f, shape, size, f"{path}: array {key!r}")
 
 
-def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path) -> None:
-    with open(out, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
-        for c in chunks:
-            f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], f: BinaryIO) -> None:
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    for c in chunks:
+        f.write(np.ascontiguousarray(c, np.uint8).tobytes())
 
 
-def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, key: str, compressed: bool) -> None:
+def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: BinaryIO, key: str, compressed: bool) -> None:
     method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
     with zipfile.ZipFile(out, "w", compression=method) as zf:
         with zf.open(key + ".npy", "w", force_zip64=True) as f:
@@ -286,21 +326,34 @@ def _write_images(chunks: Iterator[np.ndarray], out: Path, names: list[str]) -> 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
 
-def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path,
-                  *, force: bool = False) -> Path:
-    """Write chunks (in order, together `shape`) to `out` in the source's format, atomically."""
-    out = Path(out)
+def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path | BinaryIO,
+                  *, force: bool = False) -> str | Path | BinaryIO:
+    """Write chunks (in order, together `shape`) to `out` in the source's format: a path, written atomically, or a
+    binary stream (such as standard output) for the formats that are one file."""
     shape = tuple(int(s) for s in shape)
-    directory = source.format == "images"
-    with atomic_path(out, force=force, directory=directory) as tmp:
-        if source.format == "idx":
-            _write_idx(chunks, shape, tmp, source.gzip)
-        elif source.format == "npy":
-            _write_npy(chunks, shape, tmp)
-        elif source.format == "npz":
-            _write_npz(chunks, shape, tmp, source.npz_key or "images", source.npz_compressed)
-        elif source.format == "images":
+    if hasattr(out, "write"):
+        if source.format == "images":
+            raise ParameterError("out", "a folder of images cannot be written to a stream; give a folder path")
+        _write_file(chunks, shape, source, out)  # type: ignore[arg-type]
+        return out
+    out = Path(out)
+    if source.format == "images":
+        with atomic_path(out, force=force, directory=True) as tmp:
             _write_images(chunks, tmp, source.names)
-        else:
-            raise InputError(f"unknown source format {source.format!r}")
+        return out
+    with atomic_path(out, force=force) as tmp:
+        with open(tmp, "wb") as f:
+            _write_file(chunks, shape, source, f)
     return out
+
+
+def _write_file(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, f: BinaryIO) -> None:
+    """A one-file format (IDX, .npy, .npz) to a binary stream."""
+    if source.format == "idx":
+        _write_idx(chunks, shape, f, source.gzip)
+    elif source.format == "npy":
+        _write_npy(chunks, shape, f)
+    elif source.format == "npz":
+        _write_npz(chunks, shape, f, source.npz_key or "images", source.npz_compressed)
+    else:
+        raise InputError(f"unknown source format {source.format!r}")
