@@ -143,8 +143,10 @@ def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (8, 1
              step: float = 32.0) -> list[Row]:
     """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19."""
     rows = []
+    sizes = list(sizes)
+    full = PCACodec.fit(train, max(sizes))
     for k in sizes:
-        codec = PCACodec.fit(train, k)
+        codec = full.first(k)
         blob, t_enc = _timed(codec.compress, images, step)
         recon, t_dec = _timed(codec.decompress, blob, images.shape, step)
         rows.append(_row("PCA + zstd", f"{k} components, step {step:g}", len(blob), images, recon, t_enc, t_dec,
