@@ -100,3 +100,18 @@ def test_plot_without_matplotlib_fails_before_work(tmp_path, capsys, monkeypatch
     code, _, err = run(capsys, "bench", "codec", tmp_path / "nowhere.npy", "--plot", tmp_path / "rd.png")
     assert_one_line_error(code, err, "needs matplotlib")          # before the missing data is even looked at
     assert not Path(tmp_path / "rd.png").exists()
+
+
+def test_train_models_never_overwrites_the_shipped_model_by_accident() -> None:
+    import importlib.util
+    from aezip.modelfile import default_model_path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_models.py"
+    spec = importlib.util.spec_from_file_location("train_models", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = default_model_path().stat().st_mtime_ns
+    for argv in (["default", "--out", str(default_model_path())], ["rate-l12", "--replace-shipped"]):
+        with pytest.raises(SystemExit) as exc:
+            module.main(argv)
+        assert exc.value.code == 2
+    assert default_model_path().stat().st_mtime_ns == before
