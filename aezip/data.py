@@ -1,10 +1,11 @@
-"""Dataset readers and writers: IDX (.gz too), .npy/.npz, folders of PNG/JPEG; streamed in chunks of images.
+"""Dataset readers and writers: IDX (.gz too), .npy/.npz, folders of images; streamed in chunks of images.
 
 Every reader yields uint8 arrays of shape n x H x W (grayscale) or n x H x W x C, and records a `Source` that lets
 the writer give the dataset back in the format it came in.
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import struct
@@ -14,15 +15,14 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
+import zstandard
 from PIL import Image
 
 from .atomic import atomic_path
 from .errors import InputError, ParameterError
+from .imagefolder import list_images, read_image, scan_folder
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IDX_UBYTE = 0x08
-# Pillow modes read exactly as they are ("1" is widened to 0/255 gray, "P" expanded to RGB).
-MODE_CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3}
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Source:
     npz_key: str | None = None        # npz: the member holding the images
     npz_compressed: bool = False      # npz: written by savez_compressed
     names: list[str] = field(default_factory=list)  # images: file names, in dataset order
+    npz_extra: str | None = None      # npz: its other arrays (labels, ...), an .npz packed with zstd -19, base64
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v not in (None, False, [])}
@@ -51,6 +52,9 @@ class Dataset:
     shape: tuple[int, ...]
     source: Source
     array: np.ndarray | None = None   # the images, for a dataset held in memory (read from a stream or given)
+    labels: np.ndarray | None = None  # class index per image (ImageFolder layout)
+    classes: list[str] = field(default_factory=list)   # class names (the subfolders), in label order
+    notes: list[str] = field(default_factory=list)     # what reading changed (e.g. modes converted), to tell users
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -71,8 +75,9 @@ class Dataset:
         elif fmt == "npz":
             yield from _npz_chunks(self.path, self.source.npz_key or "", self.shape, size)
         else:
+            channels = self.shape[3] if len(self.shape) == 4 else 1
             for i in range(0, self.shape[0], size):
-                yield np.stack([_read_image(self.path / n) for n in self.source.names[i:i + size]])
+                yield np.stack([read_image(self.path / n, channels) for n in self.source.names[i:i + size]])
 
     def read_all(self) -> np.ndarray:
         """The whole dataset as one array (for training and evaluation, which need it in memory)."""
@@ -107,11 +112,13 @@ def open_dataset(path: str | Path, *, key: str | None = None) -> Dataset:
             head = f.read(4)
         if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
             return _open_idx(path)
+    except ParameterError:
+        raise
     except PermissionError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: unreadable ({exc})") from None
-    raise InputError(f"{path}: unknown format; expected an IDX file (.gz too), .npy, .npz or a folder of PNG/JPEG")
+    raise InputError(f"{path}: unknown format; expected an IDX file (.gz too), .npy, .npz or a folder of images")
 
 
 def array_dataset(images: np.ndarray, source: Source | None = None, name: str = "<array>") -> Dataset:
@@ -236,18 +243,46 @@ def _open_npz(path: Path, key: str | None = None) -> Dataset:
             raise ParameterError("key", f"{key!r} is not in {path} (its arrays: {', '.join(keys)})")
         image_keys = [k for k, n in zip(keys, members) if len(_npz_member_header(zf.open(n))[0]) in (3, 4)]
         if key is None and len(image_keys) != 1:
-            raise InputError(f"{path}: expected one image array (N x H x W[ x C]) in the .npz, found "
-                             f"{len(image_keys)} among keys {keys}; name it with key")
+            raise ParameterError("key", f"must name the image array of {path}: it holds {len(image_keys)} arrays "
+                                        f"of images (N x H x W[ x C]) among {', '.join(keys)}")
         key = key or image_keys[0]
         info = zf.getinfo(key + ".npy")
         with zf.open(info) as f:
             shape, fortran, dtype = _npz_member_header(f)
+        others = [k for k in keys if k != key]
+        extra = _pack_npz_extra(zf, others, path) if others else None
     _check_dtype(dtype, str(path))
     if fortran:
         raise InputError(f"{path}: Fortran-ordered arrays are not supported")
     _check_image_shape(shape, str(path))
-    return Dataset(path, tuple(shape), Source("npz", npz_key=key,
-                                              npz_compressed=info.compress_type != zipfile.ZIP_STORED))
+    notes = [f"{path}: images from {key!r}; the other arrays ({', '.join(others)}) are kept whole in the header"
+             ] if others else []
+    return Dataset(path, tuple(shape), Source("npz", npz_key=key, npz_extra=extra,
+                                              npz_compressed=info.compress_type != zipfile.ZIP_STORED), notes=notes)
+
+
+NPZ_EXTRA_LIMIT = 16 << 20   # bytes of a .npz's other arrays, packed, that go into a .aez header
+
+
+def _pack_npz_extra(zf: zipfile.ZipFile, keys: list[str], path: Path) -> str:
+    """The arrays `keys` of an open .npz as one zstd-packed .npz, base64 (for the JSON header)."""
+    arrays = {}
+    for k in keys:
+        with zf.open(k + ".npy") as f:
+            arrays[k] = np.lib.format.read_array(f, allow_pickle=False)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    blob = zstandard.ZstdCompressor(level=19).compress(buf.getvalue())
+    if len(blob) > NPZ_EXTRA_LIMIT:
+        raise InputError(f"{path}: its other arrays ({', '.join(keys)}) take {len(blob)} bytes packed, more than the "
+                         f"{NPZ_EXTRA_LIMIT} a .aez header holds; store them apart")
+    return base64.b64encode(blob).decode("ascii")
+
+
+def _unpack_npz_extra(text: str) -> dict[str, np.ndarray]:
+    raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(text))
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:
@@ -262,7 +297,8 @@ def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], f: BinaryIO
         f.write(np.ascontiguousarray(c, np.uint8).tobytes())
 
 
-def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: BinaryIO, key: str, compressed: bool) -> None:
+def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: BinaryIO, key: str, compressed: bool,
+               extra: str | None = None) -> None:
     method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
     with zipfile.ZipFile(out, "w", compression=method) as zf:
         with zf.open(key + ".npy", "w", force_zip64=True) as f:
@@ -271,56 +307,33 @@ def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Binary
             f.write(buf.getvalue())
             for c in chunks:
                 f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+        for name, array in (_unpack_npz_extra(extra) if extra else {}).items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
 
 
 # ---- image folders ----------------------------------------------------------------------------------------------
 
-def _image_to_array(img: Image.Image, name: str) -> np.ndarray:
-    if img.mode not in MODE_CHANNELS:
-        raise InputError(f"{name}: image mode {img.mode} is not supported (grayscale or RGB, 8 bits)")
-    if img.mode == "1":
-        img = img.convert("L")
-    elif img.mode == "P":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return _image_to_array(img, str(path))
-    except (OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
-
-
 def _open_image_folder(path: Path) -> Dataset:
-    names = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not names:
-        raise InputError(f"{path}: the folder holds no PNG or JPEG images")
-    first = _read_image(path / names[0])
-    for name in names[1:]:
-        try:
-            with Image.open(path / name) as img:
-                size, channels = img.size, MODE_CHANNELS.get(img.mode)
-        except (OSError, SyntaxError) as exc:
-            raise InputError(f"{path / name}: unreadable image ({exc})") from None
-        if (size[1], size[0]) != first.shape[:2] or channels != (1 if first.ndim == 2 else first.shape[2]):
-            raise InputError(f"{path}: images of mixed sizes or modes: {names[0]} is "
-                             f"{first.shape[1]}x{first.shape[0]}, {name} is {size[0]}x{size[1]} ({img.mode})")
-    return Dataset(path, (len(names), *first.shape), Source("images", names=names))
+    names, labels, classes = list_images(path)
+    image_shape, notes = scan_folder(path, names)
+    return Dataset(path, (len(names), *image_shape), Source("images", names=names), labels=labels, classes=classes,
+                   notes=notes)
 
 
 def _output_image_name(name: str) -> str:
     """Decoded images are PNGs: a .png keeps its name, a JPEG gets the .png suffix in place of its own."""
     p = Path(name)
-    return name if p.suffix.lower() == ".png" else p.stem + ".png"
+    return name if p.suffix.lower() == ".png" else p.with_suffix(".png").as_posix()
 
 
 def _write_images(chunks: Iterator[np.ndarray], out: Path, names: list[str]) -> None:
     i = 0
     for c in chunks:
         for img in c:
-            Image.fromarray(img).save(out / _output_image_name(names[i]), format="PNG")
+            target = out / _output_image_name(names[i])
+            target.parent.mkdir(parents=True, exist_ok=True)      # ImageFolder layout: one subfolder per class
+            Image.fromarray(img).save(target, format="PNG")
             i += 1
 
 
@@ -354,6 +367,6 @@ def _write_file(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: So
     elif source.format == "npy":
         _write_npy(chunks, shape, f)
     elif source.format == "npz":
-        _write_npz(chunks, shape, f, source.npz_key or "images", source.npz_compressed)
+        _write_npz(chunks, shape, f, source.npz_key or "images", source.npz_compressed, source.npz_extra)
     else:
         raise InputError(f"unknown source format {source.format!r}")

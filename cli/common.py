@@ -90,6 +90,12 @@ class Report:
         if not self.quiet and not self.as_json:
             click.echo(text, err=self.err)
 
+    def notes(self, notes: list[str]) -> None:
+        """What reading the data changed (converted modes, arrays kept aside): on stderr, unless --quiet."""
+        for text in notes:
+            if not self.quiet:
+                click.echo(f"aezip: note: {text}", err=True)
+
     def detail(self, text: str, level: int = 1) -> None:
         """A line printed with -v (on stderr, so that stdout stays the report)."""
         if self.verbose >= level and not self.quiet:

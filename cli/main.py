@@ -76,10 +76,11 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 
     out = resolve_output(output)
     check_output(out, force)
+    report = Report(quiet, verbose, as_json)
     dataset = api.open_data(open_input(data))
+    report.notes(dataset.notes)
     lo, hi = parse_range(image_range, dataset.shape[0])
     images = dataset.read_all()[lo:hi]
-    report = Report(quiet, verbose, as_json)
     model = api.train(images, hidden=_int_list(hidden), progress=not quiet, log=lambda m: click.echo(m, err=True),
                       source={"name": Path(data).name, "range": [lo, hi]}, **options)
     model.save(out, force=force)
@@ -112,6 +113,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         from aezip.atomic import check_output
         check_output(out, force)
     dataset = api.open_data(open_input(data), key=key)
+    report.notes(dataset.notes)
     model = api.load_model(model_path)
     lo, hi = parse_range(image_range, dataset.shape[0])
     report.detail(f"model {model.id[:16]} ({model.path}); images {lo}..{hi - 1} of {dataset.shape[0]}")

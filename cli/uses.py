@@ -50,7 +50,8 @@ SPLIT_HELP = "[default: the last 20 % of DATA held out for testing, the rest to 
 
 @eval_group.command("probe")
 @click.argument("data", type=PATH)
-@click.option("--labels", type=PATH, required=True, help="IDX label file or 1-D .npy.")
+@click.option("--labels", type=PATH,
+              help="IDX label file or 1-D .npy [default: the class subfolders of an ImageFolder DATA].")
 @model_option()
 @click.option("--train-range", metavar="A:B", help=f"Images the probe is fit on {SPLIT_HELP}.")
 @click.option("--test-range", metavar="A:B", help=f"Images it is tested on {SPLIT_HELP}.")
@@ -64,15 +65,19 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str | 
     from aezip.modelfile import load_model
     from aezip.options import split_ranges
 
+    report = Report(quiet, verbose, as_json)
     dataset = open_dataset(data)
+    report.notes(dataset.notes)
     mf = load_model(model_path)
     check_fits(dataset.image_shape, mf, str(data))
-    y = read_labels(labels)
+    if labels is None and dataset.labels is None:
+        raise click.UsageError("give --labels (DATA is not an ImageFolder layout of class subfolders)")
+    y = read_labels(labels) if labels is not None else dataset.labels
     if len(y) != dataset.shape[0]:
         raise InputError(f"{labels}: {len(y)} labels for {dataset.shape[0]} images")
     train, test = split_ranges(dataset.shape[0], test_range, train_range)
     r = probe_report(dataset, y, mf, train, test)
-    Report(quiet, verbose, as_json).result(
+    report.result(
         r, f"linear probe: fit on images {train[0]}..{train[1] - 1}, tested on {test[0]}..{test[1] - 1}",
         *(f"{name:<28} accuracy {acc:.4f}" for name, acc in r["accuracy"].items()))
 
@@ -210,6 +215,7 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
 
     report = Report(quiet, verbose, as_json)
     dataset = open_dataset(data)
+    report.notes(dataset.notes)
     train_r, test = split_ranges(dataset.shape[0], test_range, train_range)
     named = [(Path(m).stem, Path(m)) for m in models] or [("default", None)]
     with report.progress(None, "bench codec", unit="codec") as progress:
