@@ -6,6 +6,7 @@ Failures raise `aezip.AezipError` subclasses; a bad argument raises `ParameterEr
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -17,7 +18,7 @@ from .codec import (DEFAULT_CHUNK, CodecReport, decode_file, encode_dataset, fil
 from .container import ContainerReader
 from .data import Dataset, array_dataset, open_dataset, read_stream
 from .errors import ParameterError
-from .modelfile import ModelFile, default_model_path
+from .modelfile import ModelFile, default_model_path, model_bytes
 from .modelfile import load_model as _load_model_file
 from .config import AEConfig
 from .errors import InputError
@@ -39,7 +40,11 @@ def load_model(path: str | Path | None = None) -> ModelFile:
 
 
 def _model(model: str | Path | ModelFile | None) -> ModelFile:
-    return model if isinstance(model, ModelFile) else load_model(model)
+    """A loaded model; a trained one not yet saved gets the id its file will have (files name their model by it)."""
+    mf = model if isinstance(model, ModelFile) else load_model(model)
+    if not mf.id:
+        mf.id = hashlib.sha256(model_bytes(mf)).hexdigest()
+    return mf
 
 
 def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None = None) -> Dataset:

@@ -36,20 +36,26 @@ class CodecReport:
     """What an encode or decode did, with the figures a user asks for."""
 
     images: int
-    pixels: int
+    pixels: int                       # pixel positions, N x H x W (the field's convention for bits/pixel)
     file_bytes: int
     seconds: float
     psnr_db: float | None = None
     max_abs_error: int | None = None
+    channels: int = 1                 # samples per pixel (3 for RGB)
 
     @property
     def bits_per_pixel(self) -> float:
         return self.file_bytes * 8 / self.pixels
 
+    @property
+    def bits_per_sample(self) -> float:
+        return self.bits_per_pixel / self.channels
+
     def to_dict(self) -> dict:
         """The figures as JSON-ready values (an infinite PSNR as the string "inf")."""
         d = dataclasses.asdict(self)
         d["bits_per_pixel"] = self.bits_per_pixel
+        d["bits_per_sample"] = self.bits_per_sample
         d["images_per_s"] = self.images / max(self.seconds, 1e-9)
         if d["psnr_db"] == float("inf"):
             d["psnr_db"] = "inf"
@@ -77,6 +83,11 @@ def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None
     if tuple(dataset_shape) != tuple(want):
         raise ModelMismatchError(f"{what}: images are {'x'.join(map(str, dataset_shape))} but the model expects "
                                  f"{'x'.join(map(str, want))}")
+
+
+def image_channels(shape: tuple[int, ...] | list[int]) -> int:
+    """Samples per pixel of a dataset of this shape (N x H x W is 1, N x H x W x C is C)."""
+    return int(shape[3]) if len(shape) == 4 else 1
 
 
 def _check_encode_args(max_error: int | None, chunk_size: int) -> None:
@@ -126,7 +137,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "residual": RESIDUAL_CODER if max_error is not None else None,
     }
     start = time.perf_counter()
-    sse, max_err, pixels, images = 0.0, 0, 0, 0
+    sse, max_err, samples, images = 0.0, 0, 0, 0
     writer = ContainerWriter(f, header)
     for chunk in chunks:
         flat = chunk.reshape(len(chunk), -1)
@@ -140,14 +151,16 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         diff = flat.astype(np.int64) - recon
         sse += float((diff ** 2).sum())
         max_err = max(max_err, int(np.abs(diff).max()))
-        pixels += flat.size
+        samples += flat.size
         images += len(chunk)
         if progress:
             progress(len(chunk))
     if images != shape[0]:
         raise InputError(f"the data held {images} images where {shape[0]} were announced")
     size = writer.close()
-    return CodecReport(images, pixels, size, time.perf_counter() - start, psnr_from_mse(sse / pixels), max_err)
+    channels = image_channels(shape)
+    return CodecReport(images, samples // channels, size, time.perf_counter() - start, psnr_from_mse(sse / samples),
+                       max_err, channels)
 
 
 def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int = DEFAULT_CHUNK,
@@ -245,7 +258,9 @@ def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO,
         shape = (hi - lo, *reader.header["shape"][1:])
         write_dataset(iter_decoded(reader, mf, lo, hi, progress), shape, source, out, force=force)
         size = reader.size
-    return CodecReport(hi - lo, int(np.prod(shape)), size, time.perf_counter() - start)
+    channels = image_channels(shape)
+    return CodecReport(hi - lo, int(np.prod(shape)) // channels, size, time.perf_counter() - start,
+                       channels=channels)
 
 
 def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
@@ -258,7 +273,9 @@ def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile
         shape = reader.header["shape"]
         n = sum(len(c) for c in iter_decoded(reader, mf, 0, shape[0], progress))
         size = reader.size
-    return CodecReport(n, n * int(np.prod(shape[1:])), size, time.perf_counter() - start)
+    channels = image_channels(shape)
+    return CodecReport(n, n * int(np.prod(shape[1:])) // channels, size, time.perf_counter() - start,
+                       channels=channels)
 
 
 test_file.__test__ = False   # not a pytest test, despite its name
@@ -269,7 +286,8 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
     with ContainerReader(path) as reader:
         reader.verify()
         h = dict(reader.header)
-        pixels = int(np.prod(h["shape"]))
+        pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": FORMAT_VERSION, "chunks": len(reader.chunks),
-                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels})
+                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels,
+                  "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

@@ -129,8 +129,13 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         raise
     report.result({**r.to_dict(), "output": str(out or STREAM), "model_id": model.id},
                   f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes, {r.bits_per_pixel:.4f} "
-                  f"bits/pixel, PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, "
-                  f"{r.images / r.seconds:.0f} images/s")
+                  f"bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, PSNR {r.psnr_db:.2f} dB, "
+                  f"max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
+
+
+def _per_sample(channels: int, bits: float) -> str:
+    """' (B bits/sample)' beside bits/pixel where a pixel has several samples."""
+    return f" ({bits:.4f} bits/sample)" if channels and channels > 1 else ""
 
 
 def _aez_input(file: Path):
@@ -189,6 +194,7 @@ def test_cmd(file: Path, model_path: Path | None, quiet: bool, verbose: int, as_
 def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     """Describe a .aez file (all checksums are verified) or a model file (.aezm)."""
     from aezip import api
+    from aezip.codec import image_channels
     from aezip.container import MAGIC
 
     report = Report(quiet, verbose, as_json)
@@ -209,7 +215,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
             ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
-            ("bytes", h["bytes"]), ("bits/pixel", f"{h['bits_per_pixel']:.4f}"),
+            ("bytes", h["bytes"]),
+            ("bits/pixel", f"{h['bits_per_pixel']:.4f}{_per_sample(image_channels(h['shape']), h['bits_per_sample'])}"),
             ("aezip version", h["aezip_version"])]
     report.result(h, *(f"{k:>16}: {v}" for k, v in rows))
 

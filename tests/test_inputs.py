@@ -64,3 +64,16 @@ def test_npz_with_several_arrays_gives_every_array_back(tmp_path, capsys, sample
         np.testing.assert_array_equal(z["x_small"], sample_images[:2, :4, :4])
     code, _, err = run(capsys, "encode", tmp_path / "d.npz", "-o", tmp_path / "e.aez", "-m", tiny_model_path)
     assert code == 1 and "--key must name the image array" in err
+
+
+def test_bits_per_pixel_counts_pixel_positions_with_bits_per_sample_beside(tmp_path, capsys) -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    mf = aezip.train(rgb, hidden=(8,), latent=2, levels=4, epochs=1, device="cpu")
+    report = aezip.encode(rgb, tmp_path / "x.aez", mf, max_error=0)       # an unsaved model: the id of its file
+    mf.save(tmp_path / "m.aezm")
+    np.testing.assert_array_equal(aezip.decompress((tmp_path / "x.aez").read_bytes(), tmp_path / "m.aezm"), rgb)
+    size = (tmp_path / "x.aez").stat().st_size
+    assert report.pixels == 4 * 8 * 8 and report.bits_per_pixel == size * 8 / 256
+    assert report.bits_per_sample == size * 8 / 768
+    code, out, _ = run(capsys, "info", tmp_path / "x.aez")
+    assert code == 0 and f"{size * 8 / 256:.4f} ({size * 8 / 768:.4f} bits/sample)" in out

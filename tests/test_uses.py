@@ -77,6 +77,7 @@ def test_inpainting_finds_an_image_whose_code_is_in_the_bank(tiny_model_path) ->
     assert np.abs(restored.astype(int) - target).max() <= 1
 
 
+@pytest.mark.slow
 def test_bank_candidates_improve_inpainting(sample_images) -> None:
     mf = load_model()                          # the shipped model (MNIST 0-7999); the sample is images 8000-8299
     clean = sample_images[:40]
@@ -149,6 +150,7 @@ def _distance_to_uniform(h: torch.Tensor) -> float:
     return float(np.abs(v - (np.arange(v.size) + 0.5) / v.size).mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", [("uniform", 0.0), ("bernoulli", 0.2)])
 def test_adversarial_prior_moves_codes_towards_it(prior) -> None:
     torch.manual_seed(0)
