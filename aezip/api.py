@@ -13,7 +13,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from .codec import (DEFAULT_CHUNK, CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
+from .codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
                     model_for, test_file)
 from .container import ContainerReader
 from .data import Dataset, array_dataset, open_dataset, read_stream
@@ -59,7 +59,7 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
-             chunk_size: int = DEFAULT_CHUNK) -> bytes:
+             chunk_size: int | None = None) -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
     (0: lossless, None: the model's lossy reconstruction)."""
     buf = io.BytesIO()
@@ -78,7 +78,7 @@ def decompress(blob: bytes, model: str | Path | ModelFile | None = None) -> np.n
 
 def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | BinaryIO,
            model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
-           chunk_size: int = DEFAULT_CHUNK, image_range: str | tuple[int, int] | None = None, key: str | None = None,
+           chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
            backend: str | None = None, device: str = "auto", force: bool = False,
            progress: Progress | None = None) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.

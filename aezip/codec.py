@@ -16,17 +16,17 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
-from .container import FORMAT_VERSION, ContainerReader, ContainerWriter
-from .data import Dataset, Source, write_dataset
-from .entropy import decode_codes, encode_codes
-from .errors import FormatError, InputError, ModelMismatchError, ParameterError
+from .container import ContainerReader, ContainerWriter
+from .data import Dataset, Source, output_names, write_dataset
+from .entropy import LATENT_CODER, decode_codes, encode_codes
+from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
+from .header import DEFAULT_CHUNK, default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
 
-DEFAULT_CHUNK = 1024
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
 
@@ -90,11 +90,17 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
     return int(shape[3]) if len(shape) == 4 else 1
 
 
-def _check_encode_args(max_error: int | None, chunk_size: int) -> None:
+def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...]) -> int:
+    """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
-    if chunk_size < 1:
-        raise ParameterError("chunk_size", f"must be positive, got {chunk_size}")
+    samples = image_samples(shape)
+    if chunk_size is None:
+        return default_chunk_size(samples)
+    if not 1 <= chunk_size <= max_chunk_size(samples):
+        raise ParameterError("chunk_size", f"must lie in 1..{max_chunk_size(samples)} for images of {samples} "
+                                           f"samples, got {chunk_size}")
+    return chunk_size
 
 
 def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None = None) -> Iterator[np.ndarray]:
@@ -118,13 +124,13 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
 
 
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
-              chunk_size: int = DEFAULT_CHUNK, max_error: int | None = None, backend: str | None = None,
+              chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f."""
     from . import kernels                             # torch: only encoding needs it, decoding does not
     from .tensors import resolve_device, to_unit
     check_fits(tuple(shape[1:]), mf, str(source.format))
-    _check_encode_args(max_error, chunk_size)
+    chunk_size = _check_encode_args(max_error, chunk_size, shape)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     model = mf.model.to(dev)
@@ -133,7 +139,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": "ans-categorical-per-dim",
+        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
         "residual": RESIDUAL_CODER if max_error is not None else None,
     }
     start = time.perf_counter()
@@ -163,14 +169,14 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
                        max_err, channels)
 
 
-def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int = DEFAULT_CHUNK,
+def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless)."""
     check_fits(dataset.image_shape, mf, str(dataset.path))
-    _check_encode_args(max_error, chunk_size)
+    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
     lo, hi = parse_range(image_range, dataset.shape[0])
     source = dataset.source
     if source.names:
@@ -180,7 +186,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
-    with atomic_path(out, force=force) as tmp:
+    with atomic_path(out, force=force, inputs=(dataset.path, mf.path)) as tmp:
         with open(tmp, "wb") as f:
             return encode_to(f, chunks, shape, source, mf, **args)
 
@@ -189,24 +195,39 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     """The model that wrote the file: the one given (a path or a loaded model), or the default; a different one is
     an error."""
     mf = model if isinstance(model, ModelFile) else load_model(model)
-    want = reader.header.get("model_id", "")
+    want = reader.header["model_id"]
     if mf.id != want:
         hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
+    h = reader.header
+    if (h["levels"], h["latent"]) != (mf.config.levels, mf.config.latent) or tuple(h["shape"][1:]) != tuple(
+            mf.config.image_shape):
+        raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
     return mf
 
 
-def check_header(reader: ContainerReader) -> None:
-    """The header names a decoder, residual coder and image count this aezip decodes."""
+def check_header(reader: ContainerReader) -> dict:
+    """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
-    if h.get("decoder") != ARITHMETIC:
-        raise FormatError(f"{reader.path}: decoder arithmetic {h.get('decoder')!r} is not supported")
-    if h.get("residual") not in (None, RESIDUAL_CODER):
-        raise FormatError(f"{reader.path}: residual coder {h.get('residual')!r} is not supported")
+    try:
+        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=RESIDUAL_CODER)
+    except FormatError as exc:
+        raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
         raise FormatError(f"{reader.path}: the chunk index holds {reader.total_images} images, the header "
                           f"{h['shape'][0]}")
+    if any(c.images > h["chunk_size"] for c in reader.chunks):
+        raise FormatError(f"{reader.path}: a chunk holds more than the header's {h['chunk_size']} images")
+    return h
+
+
+def source_of(reader: ContainerReader) -> Source:
+    """The header's source entry, checked (stored file names are untrusted: they become paths)."""
+    try:
+        return Source.from_dict(reader.header["source"], reader.header["shape"][0])
+    except InputError as exc:
+        raise FormatError(f"{reader.path}: {exc}") from None
 
 
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
@@ -215,13 +236,19 @@ def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
     max_error = reader.header.get("max_error")
     where = f"{reader.path} chunk {i}"
     n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
+    if n != reader.chunks[i].images:
+        raise FormatError(f"{where}: the chunk holds {n} images, the index says {reader.chunks[i].images}")
     try:
         codes = decode_codes(latent, n, mf.tables)
         recon = integer_decode(mf.intdec, codes)
         if max_error is not None:
             recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
-    except (ValueError, RuntimeError, OverflowError) as exc:
-        raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
+    except AezipError:
+        raise
+    except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
+        # constriction signals a stream that does not decode with AssertionError or ValueError
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FormatError(f"{where}: undecodable stream ({detail})") from None
     if zlib.crc32(recon.tobytes()) != crc:
         raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
     return recon.reshape((n, *image_shape))
@@ -248,15 +275,17 @@ def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO,
     stream where the format is one file."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
+        check_header(reader)
         lo, hi = parse_range(image_range, reader.header["shape"][0])
         if image_range is None:
             reader.verify()
+        source = source_of(reader)
         mf = model_for(reader, model_path)
-        source = Source.from_dict(reader.header["source"])
-        if source.names:
-            source.names = source.names[lo:hi]
+        if source.names:   # the names the whole file decodes to, so a range gets the same ones
+            source.names = output_names(source.names)[lo:hi]
         shape = (hi - lo, *reader.header["shape"][1:])
-        write_dataset(iter_decoded(reader, mf, lo, hi, progress), shape, source, out, force=force)
+        inputs = (path if isinstance(path, (str, Path)) else None, mf.path)
+        write_dataset(iter_decoded(reader, mf, lo, hi, progress), shape, source, out, force=force, inputs=inputs)
         size = reader.size
     channels = image_channels(shape)
     return CodecReport(hi - lo, int(np.prod(shape)) // channels, size, time.perf_counter() - start,
@@ -269,6 +298,8 @@ def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile
     start = time.perf_counter()
     with ContainerReader(path) as reader:
         reader.verify()
+        check_header(reader)
+        source_of(reader)
         mf = model_for(reader, model)
         shape = reader.header["shape"]
         n = sum(len(c) for c in iter_decoded(reader, mf, 0, shape[0], progress))
@@ -285,9 +316,10 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
     """The header of a .aez file and what it costs, after checking every checksum."""
     with ContainerReader(path) as reader:
         reader.verify()
-        h = dict(reader.header)
+        h = dict(check_header(reader))
+        h["source"] = source_of(reader).to_dict()
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
-        h.update({"path": str(reader.path), "format_version": FORMAT_VERSION, "chunks": len(reader.chunks),
+        h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
                   "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels,
                   "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

@@ -10,6 +10,7 @@ import gzip
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -18,11 +19,15 @@ import numpy as np
 import zstandard
 from PIL import Image
 
-from .atomic import atomic_path
+from .atomic import FolderWriter, atomic_folder, atomic_path
 from .errors import InputError, ParameterError
 from .imagefolder import list_images, read_image, scan_folder
 
 IDX_UBYTE = 0x08
+
+
+SOURCE_FORMATS = ("idx", "npy", "npz", "images")
+MAX_NAME_BYTES = 255
 
 
 @dataclass
@@ -37,11 +42,95 @@ class Source:
     npz_extra: str | None = None      # npz: its other arrays (labels, ...), an .npz packed with zstd -19, base64
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False, [])}
+        """The header's `source` entry; file names are stored zlib-compressed, one per line."""
+        d = {k: v for k, v in asdict(self).items() if v not in (None, False, []) and k != "names"}
+        if self.names:
+            d["names_zlib"] = base64.b64encode(zlib.compress("\n".join(self.names).encode(), 9)).decode()
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Source":
-        return cls(**d)
+    def from_dict(cls, d: object, images: int) -> "Source":
+        """Parse and check an untrusted header entry for a dataset of `images` images."""
+        if not isinstance(d, dict):
+            raise InputError("the source entry is not a mapping")
+        unknown = set(d) - {"format", "gzip", "npz_key", "npz_compressed", "names", "names_zlib", "npz_extra"}
+        if unknown:
+            raise InputError(f"unknown source fields {sorted(unknown)}")
+        fmt = d.get("format")
+        if fmt not in SOURCE_FORMATS:
+            raise InputError(f"unknown source format {fmt!r}")
+        if not isinstance(d.get("gzip", False), bool) or not isinstance(d.get("npz_compressed", False), bool):
+            raise InputError("source flags must be true or false")
+        key = d.get("npz_key")
+        if key is not None and not (isinstance(key, str) and _plain_name(key)):
+            raise InputError(f"bad npz member name {key!r}")
+        names = d.get("names", [])
+        if "names_zlib" in d:
+            names = _inflate_names(d["names_zlib"], images)
+        if fmt == "images":
+            validate_names(names, images)
+        elif names != []:
+            raise InputError("file names stored for a source that is not a folder of images")
+        extra = d.get("npz_extra")
+        if extra is not None and not (fmt == "npz" and isinstance(extra, str)):
+            raise InputError("the source's extra arrays are not a string of an .npz source")
+        return cls(fmt, d.get("gzip", False), key, d.get("npz_compressed", False), list(names), extra)
+
+
+def _plain_name(name: str) -> bool:
+    """A single file name: no separators, no '.'/'..', no control characters, at most 255 bytes."""
+    return (0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES and name not in (".", "..")
+            and not any(c in name for c in "/\\") and not any(ord(c) < 32 or ord(c) == 127 for c in name))
+
+
+def _plain_path(name: str) -> bool:
+    """A plain file name, or class/name of an ImageFolder layout (two plain names)."""
+    parts = name.split("/")
+    return len(parts) <= 2 and all(_plain_name(p) for p in parts)
+
+
+def _inflate_names(blob: object, images: int) -> list[str]:
+    """Decompress stored file names, never to more than a bounded size."""
+    if not isinstance(blob, str):
+        raise InputError("stored file names are not a string")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        d = zlib.decompressobj()
+        text = d.decompress(raw, images * (2 * MAX_NAME_BYTES + 2))
+        if d.unconsumed_tail or not d.eof:
+            raise InputError("stored file names are damaged or longer than the images they name")
+        return text.decode("utf-8").split("\n")
+    except (ValueError, zlib.error, UnicodeDecodeError):
+        raise InputError("stored file names are damaged") from None
+
+
+def validate_names(names: object, images: int) -> None:
+    """Stored file names: one plain (or class/name), distinct name per image (they become paths when decoded)."""
+    if not isinstance(names, list) or len(names) != images:
+        raise InputError(f"expected {images} stored file names, found "
+                         f"{len(names) if isinstance(names, list) else 'none'}")
+    for n in names:
+        if not isinstance(n, str) or not _plain_path(n):
+            raise InputError(f"stored file name {n!r} is not a plain file name")
+    if len(set(names)) != len(names):
+        raise InputError("stored file names repeat")
+
+
+def output_names(names: list[str]) -> list[str]:
+    """Decoded images are PNGs: a .png keeps its name, another image gets .png in place of its suffix, or after
+    its name where that is taken (a.png + a.jpg -> a.png, a.jpg.png). Distinct even ignoring case."""
+    used: set[str] = set()
+    out: list[str] = [""] * len(names)
+    is_png = [Path(n).suffix.lower() == ".png" for n in names]
+    for i in sorted(range(len(names)), key=lambda i: not is_png[i]):   # .png names claim theirs first
+        p = Path(names[i])
+        stem = (p.parent / p.stem).as_posix()           # class/name keeps its class folder
+        candidates = [names[i]] if is_png[i] else [stem + ".png", names[i] + ".png"]
+        candidates.append(f"{stem}.{i}.png")
+        chosen = next((c for c in candidates if c.casefold() not in used and _plain_path(c)), f"image-{i}.png")
+        used.add(chosen.casefold())
+        out[i] = chosen
+    return out
 
 
 @dataclass
@@ -316,34 +405,50 @@ def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Binary
 
 def _open_image_folder(path: Path) -> Dataset:
     names, labels, classes = list_images(path)
+    odd = [n for n in names if not _plain_path(n)]
+    if odd:
+        raise InputError(f"{path / odd[0]}: file names with control characters or backslashes are not supported")
     image_shape, notes = scan_folder(path, names)
     return Dataset(path, (len(names), *image_shape), Source("images", names=names), labels=labels, classes=classes,
                    notes=notes)
 
 
-def _output_image_name(name: str) -> str:
-    """Decoded images are PNGs: a .png keeps its name, a JPEG gets the .png suffix in place of its own."""
-    p = Path(name)
-    return name if p.suffix.lower() == ".png" else p.with_suffix(".png").as_posix()
-
-
-def _write_images(chunks: Iterator[np.ndarray], out: Path, names: list[str]) -> None:
+def _write_images(chunks: Iterator[np.ndarray], out: FolderWriter, names: list[str]) -> int:
+    """PNG files under their output names; returns how many images were written."""
     i = 0
     for c in chunks:
         for img in c:
-            target = out / _output_image_name(names[i])
-            target.parent.mkdir(parents=True, exist_ok=True)      # ImageFolder layout: one subfolder per class
-            Image.fromarray(img).save(target, format="PNG")
+            if i >= len(names):
+                raise InputError(f"more images than the {len(names)} stored file names")
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            out.write(names[i], buf.getvalue())
             i += 1
+    return i
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
 
+def _counted(chunks: Iterator[np.ndarray], expected: int, image_shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """Pass chunks through, checking that together they hold exactly `expected` images of `image_shape`."""
+    seen = 0
+    for c in chunks:
+        if tuple(c.shape[1:]) != image_shape:
+            raise InputError(f"images of shape {c.shape[1:]} where {image_shape} was announced")
+        seen += len(c)
+        if seen > expected:
+            raise InputError(f"more images than the {expected} announced")
+        yield c
+    if seen != expected:
+        raise InputError(f"{seen} images where {expected} were announced")
+
+
 def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path | BinaryIO,
-                  *, force: bool = False) -> str | Path | BinaryIO:
-    """Write chunks (in order, together `shape`) to `out` in the source's format: a path, written atomically, or a
-    binary stream (such as standard output) for the formats that are one file."""
+                  *, force: bool = False, inputs: tuple[str | Path | None, ...] = ()) -> str | Path | BinaryIO:
+    """Write chunks (in order, together exactly `shape`) to `out` in the source's format: a path, written
+    atomically, or a binary stream (such as standard output) for the formats that are one file."""
     shape = tuple(int(s) for s in shape)
+    chunks = _counted(chunks, shape[0], shape[1:])
     if hasattr(out, "write"):
         if source.format == "images":
             raise ParameterError("out", "a folder of images cannot be written to a stream; give a folder path")
@@ -351,10 +456,10 @@ def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: 
         return out
     out = Path(out)
     if source.format == "images":
-        with atomic_path(out, force=force, directory=True) as tmp:
-            _write_images(chunks, tmp, source.names)
+        with atomic_folder(out, force=force, inputs=inputs) as folder:
+            _write_images(chunks, folder, output_names(source.names))
         return out
-    with atomic_path(out, force=force) as tmp:
+    with atomic_path(out, force=force, inputs=inputs) as tmp:
         with open(tmp, "wb") as f:
             _write_file(chunks, shape, source, f)
     return out

@@ -7,6 +7,7 @@ import torch
 
 from .errors import ParameterError
 from .model import AutoEncoder
+from .modelcheck import BANK_MAX
 from .options import ESTIMATES
 from .tensors import to_unit
 
@@ -37,7 +38,6 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
     return mask
 
 
-BANK_MAX = 16384          # codes of at most this many training images go into a model file
 
 
 def code_bank(train_codes: np.ndarray, levels: int) -> np.ndarray:

@@ -75,7 +75,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
     from aezip.options import parse_range
 
     out = resolve_output(output)
-    check_output(out, force)
+    check_output(out, force, inputs=(data,))
     report = Report(quiet, verbose, as_json)
     dataset = api.open_data(open_input(data))
     report.notes(dataset.notes)
@@ -93,7 +93,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 @output_options(".aez file to write.")
 @model_option()
 @click.option("--max-error", type=int, default=None, help="Bound every pixel's error by E gray levels (0: lossless).")
-@click.option("--chunk-size", default=1024, show_default=True, help="Images per chunk (the unit of random access).")
+@click.option("--chunk-size", type=int, default=None,
+              help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
 @click.option("--key", help="The image array of a .npz holding several.")
 @device_option
@@ -101,7 +102,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           chunk_size: int, image_range: str | None, key: str | None, device: str, backend: str | None, force: bool,
+           chunk_size: int | None, image_range: str | None, key: str | None, device: str, backend: str | None, force: bool,
            quiet: bool, verbose: int, as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file."""
     from aezip import api
@@ -111,7 +112,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
         from aezip.atomic import check_output
-        check_output(out, force)
+        check_output(out, force, inputs=(data, model_path))
     dataset = api.open_data(open_input(data), key=key)
     report.notes(dataset.notes)
     model = api.load_model(model_path)
@@ -155,6 +156,7 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
            force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
     """Give back the dataset stored in FILE ('-': stdin), in the format it came in."""
     from aezip import api
+    from aezip.codec import check_header
     from aezip.container import ContainerReader
     from aezip.options import parse_range
 
@@ -162,10 +164,10 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
         from aezip.atomic import check_output
-        check_output(out, force)
+        check_output(out, force, inputs=(file, model_path), folder=out.is_dir())
     src = _aez_input(file)
     with ContainerReader(src) as reader:
-        lo, hi = parse_range(image_range, reader.header["shape"][0])
+        lo, hi = parse_range(image_range, check_header(reader)["shape"][0])
     with report.progress(hi - lo, "decode") as progress:
         r = api.decode(src, out or sys.stdout.buffer, model_path, image_range=image_range, force=force,
                        progress=progress)
@@ -247,8 +249,22 @@ cli.add_command(restore)
 cli.add_command(bench)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turning every expected failure into `aezip: error: ...` and exit status 1/2."""
+    import logging
+    import signal
+
+    logger = logging.getLogger("aezip")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("aezip: note: %(message)s"))
+        logger.addHandler(handler)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="aezip", standalone_mode=False)
     except click.exceptions.Exit as exc:

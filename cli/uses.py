@@ -29,12 +29,12 @@ def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, ba
     from aezip.features import embed as embed_features
     from aezip.modelfile import load_model
 
-    check_output(output, force)
+    check_output(output, force, inputs=(data, model_path))
     dataset = open_dataset(data)
     mf = load_model(model_path)
     check_fits(dataset.image_shape, mf, str(data))
     feats = embed_features(dataset, mf, quantized=quantized, backend=backend)
-    with atomic_path(output, force=force) as tmp:
+    with atomic_path(output, force=force, inputs=(data, model_path)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, feats)
     click.echo(f"wrote {output}: {feats.shape[0]} x {feats.shape[1]} {feats.dtype} features")
@@ -115,7 +115,7 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
     if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
         raise click.UsageError("give exactly one of --denoise, --mask and --mask-box")
     report = Report(quiet, verbose, as_json)
-    check_output(output, force)
+    check_output(output, force, inputs=(data, model_path, mask_path, original), folder=output.is_dir())
     dataset = open_dataset(data)
     mf = load_model(model_path)
     check_fits(dataset.image_shape, mf, str(data))
@@ -134,7 +134,8 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
         restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
                            estimate=estimate, temperature=temperature)
         region = np.broadcast_to(missing, images.shape)
-    write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force)
+    write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force,
+                  inputs=(data, model_path, mask_path, original))
     result: dict = {"output": str(output), "images": len(restored)}
     lines = [f"wrote {output}: {len(restored)} images restored"]
     if original is not None:

@@ -61,7 +61,7 @@ def test_json_quiet_test_and_range(tmp_path, capsys, sample_images, tiny_model_p
 @pytest.mark.parametrize("args,status,needle", [
     (["encode", "x.npy", "-o", "y.aez", "--max-error", "300"], 1, "--max-error must be an integer in 0..255"),
     (["encode", "x.npy", "-o", "y.aez", "--range", "5:2"], 1, "--range '5:2': expected A:B"),
-    (["encode", "x.npy", "-o", "y.aez", "--chunk-size", "0"], 1, "--chunk-size must be positive"),
+    (["encode", "x.npy", "-o", "y.aez", "--chunk-size", "0"], 1, "--chunk-size must lie in 1..10699"),
     (["train", "x.npy", "-o", "m.aezm", "--sparsity", "2"], 1, "--sparsity must lie in (0, 1)"),
     (["train", "x.npy", "-o", "m.aezm", "--epochs", "0"], 1, "--epochs must be positive"),
     (["encode", "x.npy"], 2, "missing option -o/--output (or -c/--stdout)"),
