@@ -81,7 +81,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
     report.notes(dataset.notes)
     lo, hi = parse_range(image_range, dataset.shape[0])
     images = dataset.read_all()[lo:hi]
-    model = api.train(images, hidden=_int_list(hidden), progress=not quiet, log=lambda m: click.echo(m, err=True),
+    model = api.train(images, hidden=_int_list(hidden), progress=not quiet,
+                      log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
                       source={"name": Path(data).name, "range": [lo, hi]}, **options)
     model.save(out, force=force)
     report.result({"path": out, "model_id": model.id, "info": model.info},
@@ -167,7 +168,10 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         check_output(out, force, inputs=(file, model_path), folder=out.is_dir())
     src = _aez_input(file)
     with ContainerReader(src) as reader:
-        lo, hi = parse_range(image_range, check_header(reader)["shape"][0])
+        h = check_header(reader)
+        lo, hi = parse_range(image_range, h["shape"][0])
+    report.detail(f"model {h['model_id'][:16]}; images {lo}..{hi - 1} of {h['shape'][0]}, "
+                  f"{'lossy' if h['max_error'] is None else 'max error ' + str(h['max_error'])}")
     with report.progress(hi - lo, "decode") as progress:
         r = api.decode(src, out or sys.stdout.buffer, model_path, image_range=image_range, force=force,
                        progress=progress)
