@@ -87,5 +87,5 @@ def test_demo_runs_on_the_shipped_sample(capsys) -> None:
 def test_train_with_the_triton_backend_under_the_interpreter(tmp_path, capsys, sample_images) -> None:
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
     code, out, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "4",
-                         "--epochs", "1", "--quiet", "--backend", "triton", "--device", "cpu")
+                         "--epochs", "1", "--backend", "triton", "--device", "cpu")
     assert code == 0 and "kernel backend triton" in err and (tmp_path / "m.aezm").exists()
