@@ -40,6 +40,20 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
 
 
 
+def missing_pixels(images_shape: tuple[int, ...], *, mask: np.ndarray | None = None,
+                   mask_box: str | None = None) -> np.ndarray:
+    """Which pixels are missing (True): the box 'X,Y,W,H' in every image, or a mask of the images' shape or of one
+    image's (nonzero = missing)."""
+    if (mask is None) == (mask_box is None):
+        raise ParameterError("mask", "and mask_box: give exactly one")
+    if mask_box is not None:
+        return box_mask(tuple(images_shape[1:]), mask_box)
+    missing = np.asarray(mask) != 0
+    if missing.shape[1:] != tuple(images_shape[1:]) or len(missing) not in (1, images_shape[0]):
+        raise ParameterError("mask", f"of shape {missing.shape} does not fit images {tuple(images_shape)}")
+    return missing
+
+
 def code_bank(train_codes: np.ndarray, levels: int) -> np.ndarray:
     """The codes of (an evenly spaced subset of at most BANK_MAX of) the training images, in the narrowest int."""
     keep = np.linspace(0, len(train_codes) - 1, min(len(train_codes), BANK_MAX)).round().astype(int)  # distinct

@@ -110,7 +110,7 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
     from aezip.data import open_dataset, write_dataset
     from aezip.metrics import psnr
     from aezip.modelfile import load_model
-    from aezip.restore import box_mask, denoise, inpaint
+    from aezip.restore import denoise, inpaint, missing_pixels
 
     if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
         raise click.UsageError("give exactly one of --denoise, --mask and --mask-box")
@@ -123,12 +123,8 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
     if do_denoise:
         restored, region = denoise(mf.model, images), np.ones(images.shape, bool)
     else:
-        if mask_box:
-            missing = box_mask(dataset.image_shape, mask_box)
-        else:
-            missing = open_dataset(mask_path).read_all() != 0
-            if missing.shape[1:] != images.shape[1:] or len(missing) not in (1, len(images)):
-                raise InputError(f"{mask_path}: mask of shape {missing.shape} does not fit images {images.shape}")
+        mask = open_dataset(mask_path).read_all() if mask_path else None
+        missing = missing_pixels(images.shape, mask=mask, mask_box=mask_box)
         if mf.bank is None and candidates > 0:
             report.line(f"note: {mf.path.name} has no bank of training codes; searching from the encoder's code only")
         restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
