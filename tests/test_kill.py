@@ -100,11 +100,9 @@ def test_a_new_folder_is_absent_or_complete_after_kill_9(setting, tiny_model_pat
     work = root / "newfolder"
     work.mkdir()
     complete = work / "complete"
-    subprocess.run([sys.executable, "-c", _CLI, "decode", folder_aez, "-m", tiny_model_path, "-o", complete],
-                   check=True, stdout=subprocess.DEVNULL)
+    phase = _write_phase(("decode", folder_aez, "-m", tiny_model_path, "-o", complete), work)
     want = _tree(complete)
     rng = random.Random(1)
-    phase = _write_phase(("decode", folder_aez, "-m", tiny_model_path, "-o", work / "timed"), work)
     for k in range(KILLS):
         out = work / f"out{k}"
         _kill_while_writing(("decode", folder_aez, "-m", tiny_model_path, "-o", out), work,
@@ -120,8 +118,7 @@ def test_files_in_an_existing_folder_are_each_old_or_new_after_kill_9(setting, t
     work = root / "existing"
     work.mkdir()
     new_dir = work / "new"
-    subprocess.run([sys.executable, "-c", _CLI, "decode", folder_aez, "-m", tiny_model_path, "-o", new_dir],
-                   check=True, stdout=subprocess.DEVNULL)
+    _write_phase(("decode", folder_aez, "-m", tiny_model_path, "-o", new_dir), work)
     new = _tree(new_dir)
     out = work / "out"
     out.mkdir()
