@@ -46,6 +46,12 @@ class ModelFile:
     def config(self) -> AEConfig:
         return self.model.config
 
+    def save(self, path: str | Path, *, force: bool = False) -> str:
+        """Write the model file atomically (an existing file only with force=True); sets and returns its id."""
+        self.id = save_model(path, self, force=force)
+        self.path = Path(path)
+        return self.id
+
 
 def default_model_path() -> Path:
     """The model shipped inside the package."""
@@ -119,3 +125,12 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
     return ModelFile(model, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path)
+
+
+def describe(mf: ModelFile) -> dict:
+    """What a model file holds, JSON-ready: its id, architecture, training summary and sizes."""
+    cfg = mf.config
+    return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
+            "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
+            "levels": cfg.levels, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
+            "training": mf.info}

@@ -35,9 +35,9 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
 
 
 def _decode_in_worker(item: tuple[bytes, int, str]) -> np.ndarray:
-    from .codec import decode_chunk
+    from .codec import decode_payload
     payload, images, where = item
-    return decode_chunk(_worker["mf"], payload, images, _worker["header"], where)
+    return decode_payload(_worker["mf"], payload, images, _worker["header"], where)
 
 
 def ordered_map(fn: Callable, items: Iterable, jobs: int, mf: ModelFile, settings: dict) -> Iterator:
@@ -73,9 +73,10 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
 
 def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], header: dict,
                   jobs: int) -> Iterator[np.ndarray]:
-    """The images (n x D uint8) of each (payload, image count, where) of a file with this header, in order."""
-    from .codec import decode_chunk
+    """The images (uint8, n x the image shape) of each (payload, image count, where) of a file with this header,
+    in order."""
+    from .codec import decode_payload
     _check_jobs(jobs)
     if jobs == 1:
-        return (decode_chunk(mf, p, n, header, where) for p, n, where in payloads)
+        return (decode_payload(mf, p, n, header, where) for p, n, where in payloads)
     return ordered_map(_decode_in_worker, payloads, jobs, mf, {"header": header})

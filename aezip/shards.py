@@ -14,7 +14,6 @@ from pathlib import Path
 from .atomic import atomic_path
 from .codec import check_header, source_of
 from .container import ContainerReader, ContainerWriter
-from .data import Source
 from .distributed import world_from_env
 from .errors import FormatError, InputError
 
@@ -52,12 +51,9 @@ def shard_range(total: int, chunk_size: int, shard: tuple[int, int]) -> tuple[in
     return first * chunk_size, min(last * chunk_size, total)
 
 
-def shard_header(header: dict, source: Source, shard: tuple[int, int], lo: int, hi: int) -> dict:
-    """A part's header: the whole file's, with the part's own shape and names and where it lies in the whole."""
-    part = dict(header, shape=[hi - lo, *header["shape"][1:]], source=replace(source, names=source.names[lo:hi])
-                .to_dict())
-    part[SHARD_KEY] = {"index": shard[0], "count": shard[1], "images": [lo, hi], "total": header["shape"][0]}
-    return part
+def shard_entry(shard: tuple[int, int], lo: int, hi: int, total: int) -> dict:
+    """The header's record of a part: shard K of N, holding images [A, B) of T."""
+    return {"index": shard[0], "count": shard[1], "images": [lo, hi], "total": total}
 
 
 def _whole_header(part: dict) -> dict:

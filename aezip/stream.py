@@ -20,6 +20,8 @@ IDX_HEADER = 4   # magic bytes before the dimensions (4 bytes each)
 def training_array(dataset: Dataset, lo: int, hi: int) -> np.ndarray:
     """Images lo..hi-1 of a dataset: a memory map for .npy and uncompressed IDX files, else read into memory."""
     fmt = dataset.source.format
+    if dataset.array is not None:   # already in memory (read from a stream, or given as an array)
+        return dataset.array[lo:hi]
     if fmt == "npy":
         return np.load(dataset.path, mmap_mode="r")[lo:hi]
     if fmt == "idx" and not dataset.source.gzip:

@@ -21,6 +21,16 @@ from aezip.train import TrainOptions, train_model  # noqa: E402
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip `interpreter` tests when the interpreter is off, and `gpu` tests without a CUDA device."""
+    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    for item in items:
+        if "interpreter" in item.keywords and not interpreting:
+            item.add_marker(pytest.mark.skip(reason="needs TRITON_INTERPRET=1 (Triton's CPU interpreter)"))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 @pytest.fixture(scope="session")
 def sample_images() -> np.ndarray:
     """The 300 MNIST images shipped with the package (uint8, 300 x 28 x 28)."""

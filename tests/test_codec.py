@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aezip.codec import decode_file, encode_dataset, file_info
+from aezip.container import FORMAT_VERSION
 from aezip.data import open_dataset
 from aezip.errors import FormatError, ModelMismatchError
 from aezip.modelfile import load_model
@@ -76,6 +77,7 @@ def test_damaged_files_are_detected(tmp_path, encoded, tiny_model_path, edit, me
     with pytest.raises(FormatError, match=message):
         decode_file(bad, tmp_path / "out-idx3-ubyte", model_path=tiny_model_path)
     assert not (tmp_path / "out-idx3-ubyte").exists()
+    assert aez.read_bytes()[8:10] == FORMAT_VERSION.to_bytes(2, "big")   # the intact file carries the version
 
 
 def test_every_single_byte_flip_is_detected(tmp_path, encoded, tiny_model_path) -> None:

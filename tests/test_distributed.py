@@ -100,7 +100,7 @@ def test_torchrun_training_rank_zero_alone_writes_a_valid_model(tmp_path, sample
     env = {**os.environ, "OMP_NUM_THREADS": "1", "AEZIP_BACKEND": "torch"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "aezip.cli.main", "train", str(tmp_path / "train.npy"), "-o", str(models / "m.aezm"),
-           "--hidden", "16", "--latent", "4", "--levels", "8", "--epochs", "2", "--batch-size", "16", "--quiet"]
+           "--hidden", "16", "--latent", "4", "--levels", "8", "--epochs", "2", "--batch-size", "16"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in models.iterdir()) == ["m.aezm"]          # nothing else, no stray temp files
