@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from . import __version__, kernels
+from . import __version__
 from .atomic import atomic_path
 from .container import FORMAT_VERSION, ContainerReader, ContainerWriter
 from .data import Dataset, Source, write_dataset
@@ -20,7 +20,6 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
-from .tensors import resolve_device, to_unit
 
 DEFAULT_CHUNK = 1024
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
@@ -69,6 +68,8 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    force: bool = False) -> CodecReport:
     """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless)."""
+    from . import kernels                             # torch: only encoding needs it, decoding does not
+    from .tensors import resolve_device, to_unit
     check_fits(dataset.image_shape, mf, str(dataset.path))
     if max_error is not None and not 0 <= max_error <= 255:
         raise InputError(f"--max-error must be an integer in 0..255, got {max_error}")

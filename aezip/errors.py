@@ -19,3 +19,7 @@ class ModelMismatchError(AezipError):
 
 class OutputExistsError(AezipError):
     """The output exists and --force was not given."""
+
+
+class BackendError(AezipError, RuntimeError):
+    """The requested kernel backend cannot run here; the message says why."""

@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 
 from aezip import __version__
+from aezip.config import AEConfig
 from aezip.errors import AezipError, InputError
-from aezip.kernels import BackendError
-from aezip.model import AEConfig
-from aezip.train import TrainOptions
+from aezip.options import TrainOptions
 
 BACKEND = click.Choice(["auto", "triton", "torch"])
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -73,7 +72,6 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
     from aezip.atomic import check_output
     from aezip.codec import parse_range
     from aezip.data import open_dataset
-    from aezip.model import AEConfig
     from aezip.modelfile import save_model
     from aezip.train import train_model
 
@@ -389,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aezip: error: aborted", err=True)
         sys.exit(130)
-    except (AezipError, BackendError) as exc:
+    except AezipError as exc:
         click.echo(f"aezip: error: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:

@@ -7,11 +7,9 @@ from typing import Any
 
 import torch
 
+from ..errors import BackendError
+
 BACKENDS = ("auto", "triton", "torch")
-
-
-class BackendError(RuntimeError):
-    """The requested backend cannot run here; the message says why."""
 
 
 def interpreter_on() -> bool:

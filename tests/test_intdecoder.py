@@ -1,0 +1,68 @@
+"""The integer decoder: float64 GEMM plus bucketed thresholds against an int64 oracle of the same arithmetic."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aezip.intdecoder import ACT_LIMIT, EXACT_LIMIT, IntegerDecoder, integer_decode
+from aezip.modelfile import load_model
+
+
+def oracle_decode(dec: IntegerDecoder, codes: np.ndarray) -> np.ndarray:
+    """The fixed-point decoder spelled out in int64: exact by construction, no float anywhere."""
+    h = np.asarray(codes, np.int64)
+    for i, (w, b) in enumerate(zip(dec.weights, dec.biases)):
+        acc = h @ np.asarray(w, np.int64).T + b
+        if i < len(dec.shifts):
+            s = dec.shifts[i]
+            acc = (acc + (1 << (s - 1))) >> s if s > 0 else acc << -s
+            h = np.clip(acc, 0, ACT_LIMIT - 1)
+    return np.searchsorted(dec.thresholds, acc, side="right").astype(np.uint8)
+
+
+def extreme_codes(levels: int, latent: int, rng: np.random.Generator) -> np.ndarray:
+    """All-zero, all-top, random corners and random interior codes."""
+    top = levels - 1
+    return np.concatenate([np.zeros((1, latent)), np.full((1, latent), top),
+                           rng.integers(0, 2, (100, latent)) * top,
+                           rng.integers(0, levels, (100, latent))]).astype(np.int32)
+
+
+def test_default_model_matches_the_int64_oracle_on_extreme_codes():
+    dec = load_model().intdec
+    codes = extreme_codes(24, 24, np.random.default_rng(0))
+    got = integer_decode(dec, codes)
+    assert got.dtype == np.uint8 and got.shape == (len(codes), 784)
+    np.testing.assert_array_equal(got, oracle_decode(dec, codes))
+    assert got.min() == 0 and got.max() == 255          # the extremes reach both ends of the thresholds
+
+
+def _random_decoder(rng: np.random.Generator, acc_bits: int) -> IntegerDecoder:
+    """A decoder with full-range weights whose final accumulator sweeps far past both ends of the thresholds."""
+    k = np.arange(1, 256, dtype=np.float64)
+    p = (k - 0.5) / 255.0
+    t = np.ceil(np.log(p / (1 - p)) * 2.0 ** acc_bits).astype(np.int64)
+    w = [rng.integers(-2 ** 15 + 1, 2 ** 15, (40, 6)), rng.integers(-2 ** 15 + 1, 2 ** 15, (30, 40))]
+    b = [rng.integers(-2 ** 20, 2 ** 20, 40), rng.integers(-2 ** 30, 2 ** 30, 30)]
+    return IntegerDecoder([x.astype(np.int32) for x in w], b, [3], t)
+
+
+@pytest.mark.parametrize("acc_bits,bucketed", [(0, False), (3, False), (20, True), (30, True)])
+def test_bucketed_thresholds_equal_a_binary_search(acc_bits, bucketed):
+    """Few accumulator bits make equal thresholds: those decoders take the binary search instead."""
+    rng = np.random.default_rng(acc_bits)
+    dec = _random_decoder(rng, acc_bits)
+    assert (dec.plan()[1] is not None) == bucketed
+    codes = rng.integers(0, 64, (500, 6)).astype(np.int32)
+    np.testing.assert_array_equal(integer_decode(dec, codes), oracle_decode(dec, codes))
+
+
+def test_accumulator_exactly_on_each_threshold_and_one_below():
+    dec = load_model().intdec
+    _, _, base = dec.plan()
+    t = dec.thresholds.astype(np.int64)
+    # a one-layer decoder whose accumulator is the code itself: pixel = number of thresholds <= code
+    one = IntegerDecoder([np.ones((1, 1), np.int32)], [np.zeros(1, np.int64)], [], t)
+    acc = np.concatenate([t, t - 1, t + 1, [t[0] - 10 ** 6, t[-1] + 10 ** 6]])[:, None]
+    assert np.abs(acc).max() < EXACT_LIMIT and base != 0
+    np.testing.assert_array_equal(integer_decode(one, acc)[:, 0], np.searchsorted(t, acc[:, 0], side="right"))
