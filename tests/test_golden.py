@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aezip.codec import decode_file
+from aezip.codec import decode_file, encode_dataset
 from aezip.data import open_dataset
 from aezip.demo import sample_path
+from aezip.modelfile import load_model
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = {   # sha256 of the decoded uint8 pixels (24 x 28 x 28), as the code before the speed work decoded them
@@ -37,3 +38,12 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
     decode_file(DATA / "golden-lossy.aez", whole)
     decode_file(DATA / "golden-lossy.aez", part, image_range="7:13")
     assert np.array_equal(np.load(part), np.load(whole)[7:13])
+
+
+@pytest.mark.parametrize("name,max_error", [("lossy", None), ("e0", 0), ("e3", 3)])
+def test_encoding_the_same_images_writes_the_same_bytes(tmp_path, name, max_error):
+    src = tmp_path / "src.npy"
+    np.save(src, open_dataset(sample_path()).read_all()[:24])
+    out = tmp_path / "again.aez"
+    encode_dataset(open_dataset(src), load_model(), out, chunk_size=10, max_error=max_error, backend="torch")
+    assert out.read_bytes() == (DATA / f"golden-{name}.aez").read_bytes()
