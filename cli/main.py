@@ -14,6 +14,8 @@ from aezip.options import TrainOptions
 
 BACKEND = click.Choice(["auto", "triton", "torch"])
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+THREADS = click.option("--threads", type=int, default=None,
+                       help="CPU threads [default: OMP_NUM_THREADS, else the measured best for this command: 1].")
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -65,17 +67,22 @@ def cli() -> None:
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@click.option("--fused-optimizer", is_flag=True,
+              help="torch's fused AdamW: faster steps, weights differ in the last bits from the default.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@THREADS
 def train(data: Path, output: Path, image_range: str | None, hidden: str, latent: int, levels: int, rho: float,
-          force: bool, quiet: bool, **options) -> None:
+          force: bool, quiet: bool, threads: int | None, **options) -> None:
     """Learn a codec on DATA and write it to a model file."""
     from aezip.atomic import check_output
     from aezip.codec import parse_range
     from aezip.data import open_dataset
     from aezip.modelfile import save_model
+    from aezip.threads import apply_threads
     from aezip.train import train_model
 
     check_output(output, force)
+    apply_threads("train", threads)
     opts = TrainOptions(rho=rho if rho > 0 else None, **options)
     dataset = open_dataset(data)
     lo, hi = parse_range(image_range, dataset.shape[0])
@@ -99,15 +106,18 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
+@THREADS
 def encode(data: Path, output: Path, model_path: Path | None, max_error: int | None, chunk_size: int, device: str,
-           backend: str | None, force: bool) -> None:
+           backend: str | None, force: bool, threads: int | None) -> None:
     """Write the dataset DATA into one .aez file."""
     from aezip.atomic import check_output
     from aezip.codec import encode_dataset
     from aezip.data import open_dataset
     from aezip.modelfile import load_model
+    from aezip.threads import apply_threads
 
     check_output(output, force)
+    apply_threads("encode", threads)
     dataset = open_dataset(data)
     mf = load_model(model_path)
     r = encode_dataset(dataset, mf, output, chunk_size=chunk_size, max_error=max_error, backend=backend,
@@ -124,12 +134,16 @@ def encode(data: Path, output: Path, model_path: Path | None, max_error: int | N
               help="The model that wrote FILE [default: embedded].")
 @click.option("--range", "image_range", help="Decode images A..B-1 only (A:B), through the chunk index.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
-def decode(file: Path, output: Path, model_path: Path | None, image_range: str | None, force: bool) -> None:
+@THREADS
+def decode(file: Path, output: Path, model_path: Path | None, image_range: str | None, force: bool,
+           threads: int | None) -> None:
     """Give back the dataset stored in FILE, in the format it came in."""
     from aezip.atomic import check_output
     from aezip.codec import decode_file
+    from aezip.threads import apply_threads
 
     check_output(output, force)
+    apply_threads("decode", threads)
     r = decode_file(file, output, model_path=model_path, image_range=image_range, force=force)
     click.echo(f"wrote {output}: {r.images} images, {r.images / r.seconds:.0f} images/s")
 
@@ -373,6 +387,39 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str, train
         from aezip.plots import recon_grid
         original, recons = reconstructions(dataset, test, named, count=16)
         recon_grid(original, recons, grid)
+
+
+
+@bench.command("speed")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
+@click.option("--images", default=20000, show_default=True, help="Images to time (DATA repeated to this count).")
+@click.option("--reps", default=3, show_default=True, help="Timed repetitions (median); lossless and xz run once.")
+@THREADS
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write every row as JSON here.")
+def bench_speed_cmd(data: Path, model_path: Path | None, images: int, reps: int, threads: int | None,
+                    json_path: Path | None) -> None:
+    """aezip encode/decode images/s beside xz -9e, zstd -19 and zstd -3 on the same bytes, and as a fraction of
+    the GEMM ceiling measured in the same run."""
+    import numpy as np
+    from aezip.data import open_dataset
+    from aezip.speed import run_speed_report
+
+    x = open_dataset(data).read_all()
+    x = np.concatenate([x] * -(-images // len(x)))[:images]
+    r = run_speed_report(x, reps=reps, model_path=model_path, threads=threads)
+    g = r["gemm_gflops"]
+    click.echo(f"{r['images']} images {'x'.join(map(str, r['image_shape']))}; GEMM float64 {g['float64']:.1f} "
+               f"GFLOP/s, float32 {g['float32']:.1f} GFLOP/s; ceilings: decode {r['ceilings']['decode']:.0f}, "
+               f"encode {r['ceilings']['encode']:.0f} images/s")
+    click.echo(f"{'codec':<16}{'op':<8}{'where':<15}{'bytes':>10}{'images/s':>12}{'of ceiling':>12}")
+    for row in r["rows"]:
+        c = row["ceiling_images_per_s"]
+        frac = "" if c is None else f"{row['images_per_s'] / c:.0%}"
+        click.echo(f"{row['codec']:<16}{row['op']:<8}{row['where']:<15}{row['bytes']:>10}"
+                   f"{row['images_per_s']:>12.0f}{frac:>12}")
+    if json_path:
+        json_path.write_text(json.dumps(r, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
