@@ -12,16 +12,16 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
-from .container import FORMAT_VERSION, ContainerReader, ContainerWriter
-from .data import Dataset, Source, write_dataset
-from .entropy import decode_codes, encode_codes
-from .errors import FormatError, InputError, ModelMismatchError
+from .container import ContainerReader, ContainerWriter
+from .data import Dataset, Source, output_names, write_dataset
+from .entropy import LATENT_CODER, decode_codes, encode_codes
+from .errors import AezipError, FormatError, InputError, ModelMismatchError
+from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
 
-DEFAULT_CHUNK = 1024
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 
 
@@ -64,7 +64,7 @@ def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None
                                  f"{'x'.join(map(str, want))}")
 
 
-def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_size: int = DEFAULT_CHUNK,
+def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_size: int | None = None,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    force: bool = False) -> CodecReport:
     """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless)."""
@@ -73,8 +73,11 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
     check_fits(dataset.image_shape, mf, str(dataset.path))
     if max_error is not None and not 0 <= max_error <= 255:
         raise InputError(f"--max-error must be an integer in 0..255, got {max_error}")
-    if chunk_size < 1:
-        raise InputError(f"--chunk-size must be positive, got {chunk_size}")
+    samples = image_samples(dataset.shape)
+    chunk_size = default_chunk_size(samples) if chunk_size is None else chunk_size
+    if not 1 <= chunk_size <= max_chunk_size(samples):
+        raise InputError(f"--chunk-size must lie in 1..{max_chunk_size(samples)} for images of {samples} samples, "
+                         f"got {chunk_size}")
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     model = mf.model.to(dev)
@@ -82,12 +85,12 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
         "shape": list(dataset.shape), "dtype": "uint8", "source": dataset.source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": "ans-categorical-per-dim",
+        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
         "residual": RESIDUAL_CODER if max_error is not None else None,
     }
     start = time.perf_counter()
     sse, max_err, pixels = 0.0, 0, 0
-    with atomic_path(out, force=force) as tmp:
+    with atomic_path(out, force=force, inputs=(dataset.path, mf.path)) as tmp:
         with open(tmp, "wb") as f:
             writer = ContainerWriter(f, header)
             for chunk in dataset.chunks(chunk_size):
@@ -127,28 +130,44 @@ def parse_range(spec: str | None, total: int) -> tuple[int, int]:
 def model_for(reader: ContainerReader, model_path: str | Path | None) -> ModelFile:
     """The model that wrote the file: the one given, or the default; a different one is an error."""
     mf = load_model(model_path)
-    want = reader.header.get("model_id", "")
+    want = reader.header["model_id"]
     if mf.id != want:
         hint = "pass the model that wrote it with -m" if model_path is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
+    h = reader.header
+    if (h["levels"], h["latent"]) != (mf.config.levels, mf.config.latent) or tuple(h["shape"][1:]) != tuple(
+            mf.config.image_shape):
+        raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
     return mf
 
 
-def _check_header(reader: ContainerReader) -> None:
+def check_header(reader: ContainerReader) -> dict:
+    """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
-    if h.get("decoder") != ARITHMETIC:
-        raise FormatError(f"{reader.path}: decoder arithmetic {h.get('decoder')!r} is not supported")
-    if h.get("residual") not in (None, RESIDUAL_CODER):
-        raise FormatError(f"{reader.path}: residual coder {h.get('residual')!r} is not supported")
+    try:
+        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=RESIDUAL_CODER)
+    except FormatError as exc:
+        raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
         raise FormatError(f"{reader.path}: the chunk index holds {reader.total_images} images, the header "
                           f"{h['shape'][0]}")
+    if any(c.images > h["chunk_size"] for c in reader.chunks):
+        raise FormatError(f"{reader.path}: a chunk holds more than the header's {h['chunk_size']} images")
+    return h
+
+
+def source_of(reader: ContainerReader) -> Source:
+    """The header's source entry, checked (stored file names are untrusted: they become paths)."""
+    try:
+        return Source.from_dict(reader.header["source"], reader.header["shape"][0])
+    except InputError as exc:
+        raise FormatError(f"{reader.path}: {exc}") from None
 
 
 def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> Iterator[np.ndarray]:
     """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
-    _check_header(reader)
+    check_header(reader)
     image_shape = tuple(reader.header["shape"][1:])
     max_error = reader.header.get("max_error")
     for i, c in enumerate(reader.chunks):
@@ -156,13 +175,19 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> It
             continue
         where = f"{reader.path} chunk {i}"
         n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
+        if n != c.images:
+            raise FormatError(f"{where}: the chunk holds {n} images, the index says {c.images}")
         try:
             codes = decode_codes(latent, n, mf.tables)
             recon = integer_decode(mf.intdec, codes)
             if max_error is not None:
                 recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
-        except (ValueError, RuntimeError, OverflowError) as exc:
-            raise FormatError(f"{where}: undecodable stream ({str(exc).splitlines()[0]})") from None
+        except AezipError:
+            raise
+        except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
+            # constriction signals a stream that does not decode with AssertionError or ValueError
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise FormatError(f"{where}: undecodable stream ({detail})") from None
         if zlib.crc32(recon.tobytes()) != crc:
             raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
         a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + n) - c.first_image
@@ -174,15 +199,17 @@ def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | N
     """Decode a .aez file (all of it, or --range A:B) into its source format at `out`."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
+        check_header(reader)
         lo, hi = parse_range(image_range, reader.header["shape"][0])
         if image_range is None:
             reader.verify()
+        source = source_of(reader)
         mf = model_for(reader, model_path)
-        source = Source.from_dict(reader.header["source"])
-        if source.names:
-            source.names = source.names[lo:hi]
+        if source.names:   # the names the whole file decodes to, so a range gets the same ones
+            source.names = output_names(source.names)[lo:hi]
         shape = (hi - lo, *reader.header["shape"][1:])
-        write_dataset(iter_decoded(reader, mf, lo, hi), shape, source, out, force=force)
+        write_dataset(iter_decoded(reader, mf, lo, hi), shape, source, out, force=force,
+                      inputs=(path, mf.path))
         size = reader.size
     pixels = int(np.prod(shape))
     return CodecReport(hi - lo, pixels, size, time.perf_counter() - start)
@@ -192,8 +219,9 @@ def file_info(path: str | Path) -> dict:
     """The header of a .aez file and what it costs, after checking every checksum."""
     with ContainerReader(path) as reader:
         reader.verify()
-        h = dict(reader.header)
+        h = dict(check_header(reader))
+        h["source"] = source_of(reader).to_dict()
         pixels = int(np.prod(h["shape"]))
-        h.update({"path": str(path), "format_version": FORMAT_VERSION, "chunks": len(reader.chunks),
+        h.update({"path": str(path), "format_version": reader.version, "chunks": len(reader.chunks),
                   "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels})
     return h

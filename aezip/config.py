@@ -1,4 +1,4 @@
-"""A codec model's architecture and quantization, and the shapes of its float weights (no torch needed)."""
+"""A codec model's architecture and quantization (no torch needed: decoding reads it too)."""
 from __future__ import annotations
 
 import math
@@ -33,13 +33,3 @@ class AEConfig:
     def from_dict(cls, d: dict) -> "AEConfig":
         return cls(image_shape=tuple(d["image_shape"]), hidden=tuple(d["hidden"]), latent=int(d["latent"]),
                    levels=int(d["levels"]))
-
-    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """The float weights' names and shapes, as the network's state dict has them."""
-        dims = [self.input_dim, *self.hidden, self.latent]
-        shapes: dict[str, tuple[int, ...]] = {}
-        for part, ds in (("encoder", dims), ("decoder", dims[::-1])):
-            for i, (a, b) in enumerate(zip(ds[:-1], ds[1:])):
-                shapes[f"{part}.{i}.weight"] = (b, a)
-                shapes[f"{part}.{i}.bias"] = (b,)
-        return shapes

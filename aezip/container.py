@@ -21,7 +21,9 @@ from .errors import FormatError
 
 MAGIC = b"\x89AEZ\r\n\x1a\n"
 END_MAGIC = b"AEZ!"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                 # 2: file names stored compressed in the header
+READ_VERSIONS = (1, 2)
+MAX_HEADER_BYTES = 64 << 20
 _PREFIX = struct.Struct(">8sHI")
 _CRC = struct.Struct(">I")
 _INDEX_ROW = struct.Struct(">QII")
@@ -91,16 +93,24 @@ class ContainerReader:
         prefix = f.read(_PREFIX.size)
         if len(prefix) < _PREFIX.size or prefix[:8] != MAGIC:
             raise self._fail("not an .aez file (bad magic)")
-        _, version, hlen = _PREFIX.unpack(prefix)
-        if version != FORMAT_VERSION:
-            raise self._fail(f"unsupported .aez format version {version} (this aezip reads version {FORMAT_VERSION})")
+        _, self.version, hlen = _PREFIX.unpack(prefix)
+        if self.version not in READ_VERSIONS:
+            raise self._fail(f"unsupported .aez format version {self.version} (this aezip reads versions "
+                             f"{', '.join(map(str, READ_VERSIONS))})")
+        if hlen > min(MAX_HEADER_BYTES, self.size - _PREFIX.size):
+            raise self._fail("truncated or damaged file (the header is longer than the file)")
         body = f.read(hlen)
         crc = f.read(4)
         if len(body) < hlen or len(crc) < 4:
             raise self._fail("truncated file (the header is incomplete)")
         if _CRC.unpack(crc)[0] != zlib.crc32(body):
             raise self._fail("damaged header (CRC mismatch)")
-        self.header = json.loads(body)
+        try:
+            self.header = json.loads(body)
+        except (ValueError, RecursionError):
+            raise self._fail("damaged header (not valid JSON)") from None
+        if not isinstance(self.header, dict):
+            raise self._fail("damaged header (not a JSON object)")
         self._header_end = f.tell()
         if self.size < self._header_end + 4 + _TRAILER.size:
             raise self._fail("truncated file (no chunk index or trailer)")
@@ -116,13 +126,18 @@ class ContainerReader:
         if _CRC.unpack(f.read(4))[0] != zlib.crc32(index):
             raise self._fail("damaged chunk index (CRC mismatch)")
         self.chunks: list[ChunkEntry] = []
-        first = 0
-        for i in range(count):
+        first, expected_offset = 0, self._header_end
+        for i in range(count):   # chunks lie back to back, in order, from the header to the index
             off, length, images = _INDEX_ROW.unpack_from(index, i * _INDEX_ROW.size)
-            if off < self._header_end or off + length + 4 > index_offset:
-                raise self._fail(f"damaged chunk index (chunk {i} lies outside the file)")
+            if off != expected_offset or off + length + 4 > index_offset:
+                raise self._fail(f"damaged chunk index (chunk {i} is not where the previous one ends)")
+            if images == 0:
+                raise self._fail(f"damaged chunk index (chunk {i} holds no images)")
             self.chunks.append(ChunkEntry(off, length, images, first))
             first += images
+            expected_offset = off + length + 4
+        if expected_offset != index_offset:
+            raise self._fail("damaged chunk index (the chunks do not fill the file up to the index)")
 
     @property
     def total_images(self) -> int:

@@ -5,10 +5,12 @@ the writer give the dataset back in the format it came in.
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import io
 import struct
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -16,13 +18,17 @@ from typing import BinaryIO, Iterator
 import numpy as np
 from PIL import Image
 
-from .atomic import atomic_path
+from .atomic import FolderWriter, atomic_folder, atomic_path
 from .errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IDX_UBYTE = 0x08
 # Pillow modes read exactly as they are ("1" is widened to 0/255 gray, "P" expanded to RGB).
 MODE_CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3}
+
+
+SOURCE_FORMATS = ("idx", "npy", "npz", "images")
+MAX_NAME_BYTES = 255
 
 
 @dataclass
@@ -36,11 +42,85 @@ class Source:
     names: list[str] = field(default_factory=list)  # images: file names, in dataset order
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False, [])}
+        """The header's `source` entry; file names are stored zlib-compressed, one per line."""
+        d = {k: v for k, v in asdict(self).items() if v not in (None, False, []) and k != "names"}
+        if self.names:
+            d["names_zlib"] = base64.b64encode(zlib.compress("\n".join(self.names).encode(), 9)).decode()
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Source":
-        return cls(**d)
+    def from_dict(cls, d: object, images: int) -> "Source":
+        """Parse and check an untrusted header entry for a dataset of `images` images."""
+        if not isinstance(d, dict):
+            raise InputError("the source entry is not a mapping")
+        unknown = set(d) - {"format", "gzip", "npz_key", "npz_compressed", "names", "names_zlib"}
+        if unknown:
+            raise InputError(f"unknown source fields {sorted(unknown)}")
+        fmt = d.get("format")
+        if fmt not in SOURCE_FORMATS:
+            raise InputError(f"unknown source format {fmt!r}")
+        if not isinstance(d.get("gzip", False), bool) or not isinstance(d.get("npz_compressed", False), bool):
+            raise InputError("source flags must be true or false")
+        key = d.get("npz_key")
+        if key is not None and not (isinstance(key, str) and _plain_name(key)):
+            raise InputError(f"bad npz member name {key!r}")
+        names = d.get("names", [])
+        if "names_zlib" in d:
+            names = _inflate_names(d["names_zlib"], images)
+        if fmt == "images":
+            validate_names(names, images)
+        elif names != []:
+            raise InputError("file names stored for a source that is not a folder of images")
+        return cls(fmt, d.get("gzip", False), key, d.get("npz_compressed", False), list(names))
+
+
+def _plain_name(name: str) -> bool:
+    """A single file name: no separators, no '.'/'..', no control characters, at most 255 bytes."""
+    return (0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES and name not in (".", "..")
+            and not any(c in name for c in "/\\") and not any(ord(c) < 32 or ord(c) == 127 for c in name))
+
+
+def _inflate_names(blob: object, images: int) -> list[str]:
+    """Decompress stored file names, never to more than a bounded size."""
+    if not isinstance(blob, str):
+        raise InputError("stored file names are not a string")
+    try:
+        raw = base64.b64decode(blob, validate=True)
+        d = zlib.decompressobj()
+        text = d.decompress(raw, images * (MAX_NAME_BYTES + 1))
+        if d.unconsumed_tail or not d.eof:
+            raise InputError("stored file names are damaged or longer than the images they name")
+        return text.decode("utf-8").split("\n")
+    except (ValueError, zlib.error, UnicodeDecodeError):
+        raise InputError("stored file names are damaged") from None
+
+
+def validate_names(names: object, images: int) -> None:
+    """Stored file names: one plain, distinct name per image (they become paths when decoded)."""
+    if not isinstance(names, list) or len(names) != images:
+        raise InputError(f"expected {images} stored file names, found "
+                         f"{len(names) if isinstance(names, list) else 'none'}")
+    for n in names:
+        if not isinstance(n, str) or not _plain_name(n):
+            raise InputError(f"stored file name {n!r} is not a plain file name")
+    if len(set(names)) != len(names):
+        raise InputError("stored file names repeat")
+
+
+def output_names(names: list[str]) -> list[str]:
+    """Decoded images are PNGs: a .png keeps its name, another image gets .png in place of its suffix, or after
+    its name where that is taken (a.png + a.jpg -> a.png, a.jpg.png). Distinct even ignoring case."""
+    used: set[str] = set()
+    out: list[str] = [""] * len(names)
+    is_png = [Path(n).suffix.lower() == ".png" for n in names]
+    for i in sorted(range(len(names)), key=lambda i: not is_png[i]):   # .png names claim theirs first
+        p = Path(names[i])
+        candidates = [names[i]] if is_png[i] else [p.stem + ".png", names[i] + ".png"]
+        candidates.append(f"{p.stem}.{i}.png")
+        chosen = next((c for c in candidates if c.casefold() not in used and _plain_name(c)), f"image-{i}.png")
+        used.add(chosen.casefold())
+        out[i] = chosen
+    return out
 
 
 @dataclass
@@ -270,37 +350,53 @@ def _open_image_folder(path: Path) -> Dataset:
     return Dataset(path, (len(names), *first.shape), Source("images", names=names))
 
 
-def _output_image_name(name: str) -> str:
-    """Decoded images are PNGs: a .png keeps its name, a JPEG gets the .png suffix in place of its own."""
-    p = Path(name)
-    return name if p.suffix.lower() == ".png" else p.stem + ".png"
-
-
-def _write_images(chunks: Iterator[np.ndarray], out: Path, names: list[str]) -> None:
+def _write_images(chunks: Iterator[np.ndarray], out: FolderWriter, names: list[str]) -> int:
+    """PNG files under their output names; returns how many images were written."""
     i = 0
     for c in chunks:
         for img in c:
-            Image.fromarray(img).save(out / _output_image_name(names[i]), format="PNG")
+            if i >= len(names):
+                raise InputError(f"more images than the {len(names)} stored file names")
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            out.write(names[i], buf.getvalue())
             i += 1
+    return i
 
 
 # ---- writing ----------------------------------------------------------------------------------------------------
 
+def _counted(chunks: Iterator[np.ndarray], expected: int, image_shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+    """Pass chunks through, checking that together they hold exactly `expected` images of `image_shape`."""
+    seen = 0
+    for c in chunks:
+        if tuple(c.shape[1:]) != image_shape:
+            raise InputError(f"images of shape {c.shape[1:]} where {image_shape} was announced")
+        seen += len(c)
+        if seen > expected:
+            raise InputError(f"more images than the {expected} announced")
+        yield c
+    if seen != expected:
+        raise InputError(f"{seen} images where {expected} were announced")
+
+
 def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path,
-                  *, force: bool = False) -> Path:
-    """Write chunks (in order, together `shape`) to `out` in the source's format, atomically."""
+                  *, force: bool = False, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Write chunks (in order, together exactly `shape`) to `out` in the source's format, atomically."""
     out = Path(out)
     shape = tuple(int(s) for s in shape)
-    directory = source.format == "images"
-    with atomic_path(out, force=force, directory=directory) as tmp:
+    chunks = _counted(chunks, shape[0], shape[1:])
+    if source.format == "images":
+        with atomic_folder(out, force=force, inputs=inputs) as folder:
+            _write_images(chunks, folder, output_names(source.names))
+        return out
+    with atomic_path(out, force=force, inputs=inputs) as tmp:
         if source.format == "idx":
             _write_idx(chunks, shape, tmp, source.gzip)
         elif source.format == "npy":
             _write_npy(chunks, shape, tmp)
         elif source.format == "npz":
             _write_npz(chunks, shape, tmp, source.npz_key or "images", source.npz_compressed)
-        elif source.format == "images":
-            _write_images(chunks, tmp, source.names)
         else:
             raise InputError(f"unknown source format {source.format!r}")
     return out

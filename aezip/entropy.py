@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import constriction
 
+LATENT_CODER = "ans-categorical-per-dim"   # recorded in every .aez header
 TABLE_FLOOR = 1
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 

@@ -19,6 +19,7 @@ from .atomic import atomic_path
 from .config import AEConfig
 from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
+from .modelcheck import check_config, check_tensors
 
 if TYPE_CHECKING:
     from .model import AutoEncoder
@@ -27,6 +28,7 @@ FORMAT = "aezip-model"
 FORMAT_VERSION = 1
 DEFAULT_MODEL_NAME = "default.aezm"
 METADATA_KEY = "aezip"
+MAX_MODEL_BYTES = 1 << 30
 
 
 class ModelFile:
@@ -102,46 +104,46 @@ def save_model(path: str | Path, mf: ModelFile, *, force: bool = False) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _metadata(data: bytes) -> dict:
+def _metadata(data: bytes) -> object:
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     return json.loads((header.get("__metadata__") or {}).get(METADATA_KEY, "{}"))
 
 
 def load_model(path: str | Path | None = None) -> ModelFile:
-    """Load a model file (the packaged default when path is None), checking it is one."""
+    """Load a model file (the packaged default when path is None), checking every part before building on it."""
     path = Path(path) if path is not None else default_model_path()
     try:
+        if path.stat().st_size > MAX_MODEL_BYTES:
+            raise InputError(f"{path}: larger than {MAX_MODEL_BYTES >> 20} MiB; not an aezip model file")
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a model file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read model file ({exc.strerror})") from None
     try:
         meta = _metadata(data)
         tensors = st_load_numpy(data)
-    except Exception:
+    except Exception:   # safetensors raises its own error types; any of them means the same to a user
         raise FormatError(f"{path}: not an aezip model file (not valid safetensors)") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FormatError(f"{path}: not an aezip model file (no aezip metadata)")
-    if int(meta.get("format_version", 0)) != FORMAT_VERSION:
-        raise FormatError(f"{path}: model format version {meta.get('format_version')} is not supported "
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise FormatError(f"{path}: model format version {meta.get('format_version')!r} is not supported "
                           f"(this aezip reads version {FORMAT_VERSION})")
     try:
-        config = AEConfig.from_dict(meta["config"])
-        weights = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}
-        want = config.weight_shapes()
-        if {k: v.shape for k, v in weights.items()} != want:
-            raise ValueError(f"float weights do not fit the architecture {config.to_dict()}")
-        intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
-        tables = tensors["entropy.tables"]
-        residual_prior = tensors["residual.prior"].astype(np.int64)
-        bank = tensors.get("restore.bank")
-        if bank is not None and (bank.ndim != 2 or bank.shape[1] != config.latent
-                                 or bank.max(initial=0) >= config.levels):
-            raise ValueError(f"restore.bank of shape {bank.shape} does not fit the model")
+        config_dict = check_config(meta.get("config"))
+        check_tensors(config_dict, tensors)
         info = meta.get("info", {})
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise FormatError(f"{path}: damaged aezip model file ({str(exc).splitlines()[0]})") from None
-    return ModelFile(None, tables, intdec, residual_prior, info, bank, hashlib.sha256(data).hexdigest(), path,
-                     config=config, weights=weights)
+        if not isinstance(info, dict):
+            raise FormatError("info is not a mapping")
+    except FormatError as exc:
+        raise FormatError(f"{path}: damaged aezip model file ({exc})") from None
+    config = AEConfig.from_dict(config_dict)
+    weights = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}   # the network: lazily
+    intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
+    return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
+                     tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
+                     weights=weights)

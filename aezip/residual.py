@@ -93,8 +93,10 @@ def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     step, nbins = _bins(max_error)
     ctxs = _Contexts(image_shape, pred)
     model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
-    bins = (x // step).astype(np.int64)
+    bins = x.astype(np.int64) // step   # step may exceed 255 (E >= 128): not in uint8
     recon = _value(bins, step, max_error)
+    if nbins == 1:                      # E >= 128: the value E is within E of every pixel; nothing to code
+        return b"", recon
     coder = constriction.stream.queue.RangeEncoder()
     for pos in range(x.shape[1]):
         ctx = ctxs.at(pos, recon)
@@ -112,6 +114,10 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
     ctxs = _Contexts(image_shape, pred)
     model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
     recon = np.zeros(pred.shape, np.uint8)
+    if nbins == 1:
+        if data:
+            raise ValueError("a residual stream where none is coded")
+        return recon + np.uint8(_value(np.zeros(1, np.int64), step, max_error)[0])
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     for pos in range(pred.shape[1]):
         ctx = ctxs.at(pos, recon)

@@ -7,6 +7,7 @@ import torch
 
 from .errors import InputError
 from .model import AutoEncoder
+from .modelcheck import BANK_MAX
 from .tensors import to_unit
 
 
@@ -36,7 +37,6 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
     return mask
 
 
-BANK_MAX = 16384          # codes of at most this many training images go into a model file
 ESTIMATES = ("mean", "nearest")
 
 

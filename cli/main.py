@@ -81,7 +81,7 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
     from aezip.threads import apply_threads
     from aezip.train import train_model
 
-    check_output(output, force)
+    check_output(output, force, inputs=(data,))
     apply_threads("train", threads)
     opts = TrainOptions(rho=rho if rho > 0 else None, **options)
     dataset = open_dataset(data)
@@ -102,13 +102,14 @@ def train(data: Path, output: Path, image_range: str | None, hidden: str, latent
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help=".aez file to write.")
 @click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
 @click.option("--max-error", type=int, default=None, help="Bound every pixel's error by E gray levels (0: lossless).")
-@click.option("--chunk-size", default=1024, show_default=True, help="Images per chunk (the unit of random access).")
+@click.option("--chunk-size", type=int, default=None,
+              help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
 @click.option("--backend", type=BACKEND, default=None, help="Kernel backend [default: AEZIP_BACKEND or auto].")
 @click.option("--force", is_flag=True, help="Overwrite an existing output.")
 @THREADS
-def encode(data: Path, output: Path, model_path: Path | None, max_error: int | None, chunk_size: int, device: str,
-           backend: str | None, force: bool, threads: int | None) -> None:
+def encode(data: Path, output: Path, model_path: Path | None, max_error: int | None, chunk_size: int | None,
+           device: str, backend: str | None, force: bool, threads: int | None) -> None:
     """Write the dataset DATA into one .aez file."""
     from aezip.atomic import check_output
     from aezip.codec import encode_dataset
@@ -116,7 +117,7 @@ def encode(data: Path, output: Path, model_path: Path | None, max_error: int | N
     from aezip.modelfile import load_model
     from aezip.threads import apply_threads
 
-    check_output(output, force)
+    check_output(output, force, inputs=(data, model_path))
     apply_threads("encode", threads)
     dataset = open_dataset(data)
     mf = load_model(model_path)
@@ -142,7 +143,7 @@ def decode(file: Path, output: Path, model_path: Path | None, image_range: str |
     from aezip.codec import decode_file
     from aezip.threads import apply_threads
 
-    check_output(output, force)
+    check_output(output, force, inputs=(file, model_path), folder=output.is_dir())
     apply_threads("decode", threads)
     r = decode_file(file, output, model_path=model_path, image_range=image_range, force=force)
     click.echo(f"wrote {output}: {r.images} images, {r.images / r.seconds:.0f} images/s")
@@ -197,12 +198,12 @@ def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, ba
     from aezip.features import embed as embed_features
     from aezip.modelfile import load_model
 
-    check_output(output, force)
+    check_output(output, force, inputs=(data, model_path))
     dataset = open_dataset(data)
     mf = load_model(model_path)
     check_fits(dataset.image_shape, mf, str(data))
     feats = embed_features(dataset, mf, quantized=quantized, backend=backend)
-    with atomic_path(output, force=force) as tmp:
+    with atomic_path(output, force=force, inputs=(data, model_path)) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, feats)
     click.echo(f"wrote {output}: {feats.shape[0]} x {feats.shape[1]} {feats.dtype} features")
@@ -276,7 +277,7 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
 
     if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
         raise InputError("give exactly one of --denoise, --mask and --mask-box")
-    check_output(output, force)
+    check_output(output, force, inputs=(data, model_path, mask_path, original), folder=output.is_dir())
     dataset = open_dataset(data)
     mf = load_model(model_path)
     check_fits(dataset.image_shape, mf, str(data))
@@ -295,7 +296,8 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
         restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
                            estimate=estimate, temperature=temperature)
         region = np.broadcast_to(missing, images.shape)
-    write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force)
+    write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force,
+                  inputs=(data, model_path, mask_path, original))
     click.echo(f"wrote {output}: {len(restored)} images restored")
     if original is not None:
         clean = open_dataset(original).read_all()
@@ -389,7 +391,6 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str, train
         recon_grid(original, recons, grid)
 
 
-
 @bench.command("speed")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-m", "--model", "model_path", type=click.Path(path_type=Path), help="Model file [default: embedded].")
@@ -422,8 +423,22 @@ def bench_speed_cmd(data: Path, model_path: Path | None, images: int, reps: int,
         json_path.write_text(json.dumps(r, indent=1))
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary outputs are removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turning every expected failure into `aezip: error: ...` and exit status 1/2."""
+    import logging
+    import signal
+
+    logger = logging.getLogger("aezip")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("aezip: note: %(message)s"))
+        logger.addHandler(handler)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(args=argv, prog_name="aezip", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from aezip.codec import decode_file, encode_dataset
+from aezip.container import ContainerReader
 from aezip.data import open_dataset
 from aezip.demo import sample_path
 from aezip.modelfile import load_model
@@ -41,9 +42,12 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
 
 
 @pytest.mark.parametrize("name,max_error", [("lossy", None), ("e0", 0), ("e3", 3)])
-def test_encoding_the_same_images_writes_the_same_bytes(tmp_path, name, max_error):
+def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path, name, max_error):
+    """Same header and chunk payloads (the container's framing version may move on: 1 -> 2 when names got packed)."""
     src = tmp_path / "src.npy"
     np.save(src, open_dataset(sample_path()).read_all()[:24])
     out = tmp_path / "again.aez"
     encode_dataset(open_dataset(src), load_model(), out, chunk_size=10, max_error=max_error, backend="torch")
-    assert out.read_bytes() == (DATA / f"golden-{name}.aez").read_bytes()
+    with ContainerReader(out) as new, ContainerReader(DATA / f"golden-{name}.aez") as old:
+        assert new.header == old.header and len(new.chunks) == len(old.chunks) == 3
+        assert all(new.read_chunk(i) == old.read_chunk(i) for i in range(3))

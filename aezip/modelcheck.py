@@ -1,0 +1,95 @@
+"""Checks a model file's metadata and tensors before anything is built from them: model files are untrusted.
+
+Every tensor must be one the format defines, with the dtype and shape the configuration implies, so nothing
+larger than the file itself is ever allocated; the configuration is bounded (MAX_* below); the integer decoder's
+weights, shifts and thresholds must keep its promise (every accumulator below EXACT_LIMIT, so decoding stays
+exact and bit-identical); entropy tables must give every symbol a positive count.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import FormatError
+from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
+from .intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
+from .residual import N_CONTEXTS, PRIOR_TOTAL
+
+MAX_HIDDEN_LAYERS = 8
+MAX_WIDTH = 1 << 16
+MAX_LEVELS = 1 << 16
+BANK_MAX = 16384              # codes of at most this many training images go into a model file
+MAX_TABLE_TOTAL = 1 << 52     # a table row's total: count / total is then one exact division
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise FormatError(what)
+
+
+def _ints(v: object, lo: int, hi: int) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) and lo <= x <= hi
+                                                 for x in v)
+
+
+def check_config(config: object) -> dict:
+    """The architecture entry of a model's metadata, bounded; returns it."""
+    if not isinstance(config, dict):
+        raise FormatError("config is not a mapping")
+    shape, hidden = config.get("image_shape"), config.get("hidden")
+    _need(_ints(shape, 1, MAX_IMAGE_SAMPLES) and len(shape) in (2, 3) and (len(shape) == 2 or shape[2] in (1, 3, 4))
+          and int(np.prod(shape)) <= MAX_IMAGE_SAMPLES, f"config image_shape {shape!r} is not H x W[ x C]")
+    _need(_ints(hidden, 1, MAX_WIDTH) and len(hidden) <= MAX_HIDDEN_LAYERS,
+          f"config hidden {hidden!r}: at most {MAX_HIDDEN_LAYERS} widths of 1..{MAX_WIDTH}")
+    _need(_ints([config.get("latent")], 1, MAX_LATENT), f"config latent {config.get('latent')!r} out of range")
+    _need(_ints([config.get("levels")], 2, MAX_LEVELS), f"config levels {config.get('levels')!r} out of range")
+    return config
+
+
+def _expect(tensors: dict[str, np.ndarray], key: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    t = tensors.get(key)
+    _need(t is not None, f"tensor {key} is missing")
+    _need(t.dtype == np.dtype(dtype) and t.shape == shape,
+          f"tensor {key} is {t.dtype} {t.shape}, expected {dtype} {shape}")
+    return t
+
+
+def check_tensors(config: dict, tensors: dict[str, np.ndarray]) -> None:
+    """Every tensor present, of the dtype and shape the config implies, within its bounds; no others."""
+    dims = [int(np.prod(config["image_shape"])), *config["hidden"], config["latent"]]
+    latent, levels = config["latent"], config["levels"]
+    expected = set()
+    for part, ds in (("encoder", dims), ("decoder", dims[::-1])):
+        for i, (a, b) in enumerate(zip(ds[:-1], ds[1:])):
+            _expect(tensors, f"float.{part}.{i}.weight", "float32", (b, a))
+            _expect(tensors, f"float.{part}.{i}.bias", "float32", (b,))
+            expected |= {f"float.{part}.{i}.weight", f"float.{part}.{i}.bias"}
+    tables = _expect(tensors, "entropy.tables", "int64", (latent, levels))
+    _need(bool((tables >= 1).all()) and bool((tables.sum(axis=1, dtype=np.float64) < MAX_TABLE_TOTAL).all()),
+          "entropy tables must hold positive counts with bounded totals")
+    prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
+    _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
+    rdims = dims[::-1]
+    n = len(rdims) - 1
+    shifts = _expect(tensors, "intdec.shifts", "int64", (n - 1,))
+    _need(bool((np.abs(shifts) <= 62).all()), "integer decoder shifts out of range")
+    thresholds = _expect(tensors, "intdec.thresholds", "int64", (255,))
+    _need(bool((np.diff(thresholds) >= 0).all()) and bool((np.abs(thresholds) < EXACT_LIMIT).all()),
+          "integer decoder thresholds must be sorted and bounded")
+    in_limit = float(levels - 1)
+    for i in range(n):
+        w = _expect(tensors, f"intdec.w{i}", "int32", (rdims[i + 1], rdims[i]))
+        b = _expect(tensors, f"intdec.b{i}", "int64", (rdims[i + 1],))
+        _need(bool((np.abs(w.astype(np.int64)) <= WEIGHT_LIMIT).all()), f"intdec.w{i} exceeds {WEIGHT_LIMIT}")
+        bound = np.abs(w.astype(np.float64)).sum(axis=1) * in_limit + np.abs(b.astype(np.float64))
+        _need(bool((bound < EXACT_LIMIT / 2).all()), f"intdec layer {i} could leave exact integer arithmetic")
+        in_limit = float(ACT_LIMIT)
+    expected |= {"entropy.tables", "residual.prior", "intdec.shifts", "intdec.thresholds"}
+    expected |= {f"intdec.{k}{i}" for i in range(n) for k in "wb"}
+    bank = tensors.get("restore.bank")
+    if bank is not None:
+        _need(bank.dtype in (np.uint8, np.uint16) and bank.ndim == 2 and bank.shape[1] == latent
+              and bank.shape[0] <= BANK_MAX and int(bank.max(initial=0)) < levels,
+              f"restore.bank {bank.dtype} {bank.shape} does not fit the model")
+        expected.add("restore.bank")
+    unknown = set(tensors) - expected
+    _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")
