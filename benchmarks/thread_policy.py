@@ -4,7 +4,7 @@
 
 Encode and decode: in-process images/s on MNIST test images repeated to --images, median of --reps, thread counts
 interleaved so that load from other processes hits both alike. Training: seconds per epoch of the default recipe
-on images 0-7999, from the difference between a 3-epoch and a 1-epoch run (which cancels the fixed cost of
+on images 0-7999 (median of --reps, round-robin), from the difference between a 3-epoch and a 1-epoch run (which cancels the fixed cost of
 building tables and the integer decoder), for the single-tensor AdamW step (before), foreach (the default now) and
 fused. The defaults in aezip/threads.py come from this script's output.
 """
@@ -80,8 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lossy {path:<7} threads {n}: {rate:8.0f} images/s")
     variants = [("single-tensor AdamW (before)", 1, "single"), ("foreach AdamW (default)", 1, "foreach"),
                 ("foreach AdamW (default)", 2, "foreach"), ("fused AdamW (--fused-optimizer)", 1, "fused")]
-    for name, n, step in variants:
-        print(f"train {name:<32} threads {n}: {epoch_seconds(x[:8000], n, step):6.2f} s/epoch", flush=True)
+    secs: dict[int, list[float]] = {}
+    for _ in range(args.reps):                      # round-robin, so drifting load hits every variant alike
+        for i, (_, n, step) in enumerate(variants):
+            secs.setdefault(i, []).append(epoch_seconds(x[:8000], n, step))
+    for i, (name, n, _) in enumerate(variants):
+        print(f"train {name:<32} threads {n}: {statistics.median(secs[i]):6.2f} s/epoch "
+              f"(runs: {', '.join(f'{v:.2f}' for v in secs[i])})")
     return 0
 
 
