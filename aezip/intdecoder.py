@@ -16,11 +16,12 @@ rounding half (2^(s-1)), multiplying by 2^-s and taking the floor are exact too 
 two). So the result is the same integer on every CPU, GPU, BLAS and thread count.
 
 Why there is no exact float32 path. float32 holds integers up to 2^24 only. The default model's decoder has
-|w| up to 2^15 and hidden inputs up to 2^24 (ACT_LIMIT): a single product reaches 2^39, and the accumulator bound
-of its layers is ~2^51, so a float32 GEMM would round. Making it exact needs every partial sum below 2^24 for
-K = 512 inputs, i.e. |w| * |h| < 2^15 per product: split h into 4 pieces of 6 bits and w into 3 of 5 bits (12
-float32 GEMMs for one float64 GEMM); float32 GEMM is ~2.2x float64 here, so that would be ~5x slower, and
-changing the fixed-point format itself (fewer bits) would change decoded bytes. So decoding stays float64.
+|w| up to 2^14.9 and hidden inputs up to 2^24 (ACT_LIMIT): a single product reaches 2^38.9, and the accumulator
+bound of its two large layers is 2^43.9 and 2^43.3 (tests/test_intdecoder.py computes them), so a float32 GEMM
+would round. Making it exact needs every partial sum below 2^24 for K = 512 inputs: split h into 4 pieces of
+6 bits and w into 2 of 8 bits (512 * 63 * 255 < 2^24), i.e. 8 float32 GEMMs for one float64 GEMM; float32 GEMM is
+~2.2x float64 here, so that would be ~3.6x slower, and fewer fixed-point bits would change decoded bytes. So
+decoding stays float64.
 
 The output thresholds are found without a binary search: the last layer's accumulator, shifted by the lowest
 threshold less one bucket, is multiplied by 2^-e (exact) and truncated into a bucket of width 2^e no wider than

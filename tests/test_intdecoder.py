@@ -66,3 +66,19 @@ def test_accumulator_exactly_on_each_threshold_and_one_below():
     acc = np.concatenate([t, t - 1, t + 1, [t[0] - 10 ** 6, t[-1] + 10 ** 6]])[:, None]
     assert np.abs(acc).max() < EXACT_LIMIT and base != 0
     np.testing.assert_array_equal(integer_decode(one, acc)[:, 0], np.searchsorted(t, acc[:, 0], side="right"))
+
+
+def _accumulator_bounds(dec: IntegerDecoder, levels: int) -> list[float]:
+    """Per layer: max over outputs of sum |w| * max|input| + |b| (what any partial sum of the GEMM stays under)."""
+    limits = [levels - 1] + [ACT_LIMIT - 1] * len(dec.shifts)
+    return [float((np.abs(w.astype(np.float64)).sum(1) * lim + np.abs(b)).max())
+            for w, b, lim in zip(dec.weights, dec.biases, limits)]
+
+
+def test_default_decoder_is_exact_in_float64_and_would_not_be_in_float32():
+    """The docstring's proof, on the shipped model: every bound below 2^52 (float64 exact in any order), and the
+    large layers far above 2^24 (float32 would round), as the docstring's figures say."""
+    bounds = _accumulator_bounds(load_model().intdec, 24)
+    assert max(bounds) < EXACT_LIMIT
+    assert [round(float(np.log2(b)), 1) for b in bounds] == [20.9, 43.9, 43.3]
+    assert min(bounds[1:]) > 2 ** 24
