@@ -176,7 +176,9 @@ def info(file: Path, as_json: bool) -> None:
 def demo(workdir: Path | None) -> None:
     """Encode the shipped MNIST sample with the embedded model, decode it, and compare with xz and zstd."""
     from aezip.demo import run_demo
+    from aezip.threads import apply_threads
 
+    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
     for line in run_demo(workdir):
         click.echo(line)
 
@@ -358,7 +360,9 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str, train
     from aezip.codec import parse_range
     from aezip.data import open_dataset
     from aezip.report import run_codec_report
+    from aezip.threads import apply_threads
 
+    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
     dataset = open_dataset(data)
     test = parse_range(test_range, dataset.shape[0])
     train_r = parse_range(train_range, dataset.shape[0])
