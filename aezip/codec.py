@@ -21,6 +21,7 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .residual import RESIDUAL_CODER, decode_residual, encode_residual
+from .threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 
@@ -96,7 +97,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
             for chunk in dataset.chunks(chunk_size):
                 flat = chunk.reshape(len(chunk), -1)
                 codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
-                recon = integer_decode(mf.intdec, codes)
+                recon = integer_decode(mf.intdec, codes, block_pool())
                 residual = b""
                 if max_error is not None:
                     residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error, mf.residual_prior)
@@ -179,7 +180,7 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> It
             raise FormatError(f"{where}: the chunk holds {n} images, the index says {c.images}")
         try:
             codes = decode_codes(latent, n, mf.tables)
-            recon = integer_decode(mf.intdec, codes)
+            recon = integer_decode(mf.intdec, codes, block_pool())
             if max_error is not None:
                 recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
         except AezipError:

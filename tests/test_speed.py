@@ -18,11 +18,28 @@ def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_measured_defa
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert thread_count("decode") == DEFAULT_THREADS["decode"]
     assert thread_count("train", 3) == 3
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert thread_count("encode") is None          # left to OMP_NUM_THREADS
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert thread_count("encode") == 3
     assert thread_count("encode", 1) == 1
     with pytest.raises(InputError, match="--threads must be a positive integer"):
         thread_count("decode", 0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    with pytest.raises(InputError, match="OMP_NUM_THREADS"):
+        thread_count("decode")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_block_pool_decodes_the_same_pixels_as_one_thread(n):
+    from aezip.intdecoder import integer_decode
+    from aezip.threads import apply_threads, block_pool
+    dec = load_model().intdec
+    codes = np.random.default_rng(n).integers(0, 24, (1500, 24)).astype(np.int32)   # three blocks, one short
+    apply_threads("decode", n)
+    try:
+        assert (block_pool() is None) == (n == 1)
+        np.testing.assert_array_equal(integer_decode(dec, codes, block_pool()), integer_decode(dec, codes))
+    finally:
+        apply_threads("decode", 1)
 
 
 def test_range_decode_reads_only_the_chunks_it_needs(tmp_path, monkeypatch, tiny_model_path, sample_images):
