@@ -24,6 +24,14 @@ def raw_compressors() -> dict[str, tuple[Callable[[bytes], bytes], Callable[[byt
     }
 
 
+def jpegxl_lossless(effort: int) -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], np.ndarray]]:
+    """JPEG-XL lossless at an effort (1..9; 9 is the strongest) through imagecodecs: (encode, decode)."""
+    import imagecodecs   # imported here: a heavy import that only the baselines need
+
+    return (lambda a: bytes(imagecodecs.jpegxl_encode(a, lossless=True, effort=effort)),
+            lambda b: np.asarray(imagecodecs.jpegxl_decode(b)))
+
+
 @dataclass
 class PCACodec:
     """PCA fit on training images; coefficients quantized with one uniform step and packed with zstd -19."""

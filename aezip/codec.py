@@ -20,7 +20,8 @@ from .header import default_chunk_size, image_samples, max_chunk_size, validate_
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
-from .residual import RESIDUAL_CODER, decode_residual, encode_residual
+from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
+from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
@@ -87,7 +88,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
-        "residual": RESIDUAL_CODER if max_error is not None else None,
+        "residual": PIXEL_CODER if max_error is not None else None,
     }
     start = time.perf_counter()
     sse, max_err, pixels = 0.0, 0, 0
@@ -98,10 +99,13 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
                 flat = chunk.reshape(len(chunk), -1)
                 codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
                 recon = integer_decode(mf.intdec, codes, block_pool())
-                residual = b""
+                latent, residual = encode_codes(codes, mf.tables), b""
                 if max_error is not None:
-                    residual, recon = encode_residual(flat, recon, dataset.image_shape, max_error, mf.residual_prior)
-                writer.add_chunk(_pack_payload(len(chunk), encode_codes(codes, mf.tables), residual,
+                    stream = encode_pixels(flat, recon, dataset.image_shape, max_error, mf.residual_prior,
+                                           len(latent))
+                    residual, recon = stream.data, stream.recon
+                    latent = latent if stream.needs_latents else b""
+                writer.add_chunk(_pack_payload(len(chunk), latent, residual,
                                                zlib.crc32(recon.tobytes())), len(chunk))
                 diff = flat.astype(np.int64) - recon
                 sse += float((diff ** 2).sum())
@@ -147,7 +151,7 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=RESIDUAL_CODER)
+        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=(PIXEL_CODER, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -166,11 +170,37 @@ def source_of(reader: ContainerReader) -> Source:
         raise FormatError(f"{reader.path}: {exc}") from None
 
 
+def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
+    """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
+    image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
+    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
+            if latent or max_error is None else None)
+    if max_error is None:
+        return pred
+    if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone
+        if pred is None:
+            raise ValueError("a pixel stream without latents")
+        return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
+    return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
+                         mf.residual_prior)
+
+
+def pixel_methods(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
+    counts: dict[str, int] = {}
+    if reader.header["residual"] != PIXEL_CODER:
+        return counts
+    for i in range(len(reader.chunks)):
+        _, _, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")
+        name = METHOD_NAMES.get(residual[0], "unknown") if residual else "empty"
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> Iterator[np.ndarray]:
     """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
     check_header(reader)
     image_shape = tuple(reader.header["shape"][1:])
-    max_error = reader.header.get("max_error")
     for i, c in enumerate(reader.chunks):
         if c.first_image + c.images <= lo or c.first_image >= hi:
             continue
@@ -179,10 +209,7 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> It
         if n != c.images:
             raise FormatError(f"{where}: the chunk holds {n} images, the index says {c.images}")
         try:
-            codes = decode_codes(latent, n, mf.tables)
-            recon = integer_decode(mf.intdec, codes, block_pool())
-            if max_error is not None:
-                recon = decode_residual(residual, recon, image_shape, max_error, mf.residual_prior)
+            recon = _chunk_pixels(reader.header, latent, residual, n, mf)
         except AezipError:
             raise
         except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
@@ -222,6 +249,8 @@ def file_info(path: str | Path) -> dict:
         reader.verify()
         h = dict(check_header(reader))
         h["source"] = source_of(reader).to_dict()
+        if h["max_error"] is not None:
+            h["pixel_coders"] = pixel_methods(reader)
         pixels = int(np.prod(h["shape"]))
         h.update({"path": str(path), "format_version": reader.version, "chunks": len(reader.chunks),
                   "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels})

@@ -337,6 +337,9 @@ def _open_image_folder(path: Path) -> Dataset:
     names = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not names:
         raise InputError(f"{path}: the folder holds no PNG or JPEG images")
+    odd = [n for n in names if not _plain_name(n)]
+    if odd:
+        raise InputError(f"{path / odd[0]}: file names with control characters or backslashes are not supported")
     first = _read_image(path / names[0])
     for name in names[1:]:
         try:

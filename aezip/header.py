@@ -46,7 +46,7 @@ def image_samples(shape: list[int] | tuple[int, ...]) -> int:
     return n
 
 
-def validate_header(h: object, *, decoder: str, entropy: str, residual: str) -> dict:
+def validate_header(h: object, *, decoder: str, entropy: str, residual: tuple[str, ...]) -> dict:
     """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
@@ -72,9 +72,8 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: str) -> 
     _need(e is None or (_is_int(e) and 0 <= e <= 255), f"header max_error {e!r} is not none or 0..255")
     _need(h.get("decoder") == decoder, f"decoder arithmetic {h.get('decoder')!r} is not supported ({decoder})")
     _need(h.get("entropy") == entropy, f"latent coder {h.get('entropy')!r} is not supported ({entropy})")
-    want_residual = None if e is None else residual
-    _need(h.get("residual") == want_residual,
-          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r} ({want_residual})")
+    _need(h.get("residual") is None if e is None else h.get("residual") in residual,
+          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
     for k in ("backend", "aezip_version"):
         _need(isinstance(h.get(k), str), f"header {k} is missing or not a string")
     _need(isinstance(h.get("source"), dict), "header source is not a JSON object")

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from .baselines import PCACodec, pca_best_at_rate, raw_compressors
+from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from .codec import decode_file, encode_dataset
 from .data import Dataset, Source, open_dataset, write_dataset
 from .metrics import psnr
@@ -104,7 +104,8 @@ def unmosaic(big: np.ndarray, n: int, shape: tuple[int, ...]) -> np.ndarray:
     return tiles[:n]
 
 
-def _pil_codec(images: np.ndarray, fmt: str, params: dict, per_image: bool) -> tuple[int, np.ndarray, float, float]:
+def _pil(fmt: str, params: dict, color: bool) -> tuple[Callable[[np.ndarray], bytes], Callable[[bytes], np.ndarray]]:
+    """(encode, decode) of one Pillow format."""
     def enc(a: np.ndarray) -> bytes:
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, format=fmt, **params)
@@ -112,28 +113,36 @@ def _pil_codec(images: np.ndarray, fmt: str, params: dict, per_image: bool) -> t
 
     def dec(b: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(b)) as im:
-            return np.asarray(im.convert("L" if images.ndim == 3 else "RGB"))
+            return np.asarray(im.convert("RGB" if color else "L"))
 
+    return enc, dec
+
+
+def _image_codec(images: np.ndarray, enc: Callable[[np.ndarray], bytes], dec: Callable[[bytes], np.ndarray],
+                 per_image: bool) -> tuple[int, np.ndarray, float, float]:
+    """Bytes, reconstruction and times of an image codec, per image or on one mosaic of the whole set."""
     if per_image:
         blobs, t_enc = _timed(lambda: [enc(a) for a in images])
         recon, t_dec = _timed(lambda: np.stack([dec(b) for b in blobs]))
-        return sum(map(len, blobs)), recon, t_enc, t_dec
+        return sum(map(len, blobs)), recon.reshape(images.shape), t_enc, t_dec
     blob, t_enc = _timed(enc, mosaic(images))
     big, t_dec = _timed(dec, blob)
     return len(blob), unmosaic(big, len(images), images.shape[1:]), t_enc, t_dec
 
 
 def image_codec_rows(images: np.ndarray, qualities: Iterable[int] = (1, 5, 10, 20, 50, 90)) -> list[Row]:
-    """PNG and WebP lossless, JPEG and WebP lossy, each per image and on a mosaic of the whole set."""
-    settings = [("PNG", "PNG", {"optimize": True}, "lossless"), ("WebP lossless", "WEBP", {"lossless": True,
-                "quality": 100, "method": 6}, "lossless")]
+    """PNG, WebP lossless and JPEG-XL lossless (efforts 7, 9); JPEG and WebP lossy; per image and on a mosaic."""
+    color = images.ndim == 4
+    settings = [("PNG", _pil("PNG", {"optimize": True}, color), "lossless"),
+                ("WebP lossless", _pil("WEBP", {"lossless": True, "quality": 100, "method": 6}, color), "lossless")]
+    settings += [("JPEG-XL lossless", jpegxl_lossless(effort), f"effort {effort}") for effort in (7, 9)]
     for q in qualities:
-        settings.append(("JPEG", "JPEG", {"quality": q}, f"q {q}"))
-        settings.append(("WebP", "WEBP", {"quality": q, "method": 6}, f"q {q}"))
+        settings.append(("JPEG", _pil("JPEG", {"quality": q}, color), f"q {q}"))
+        settings.append(("WebP", _pil("WEBP", {"quality": q, "method": 6}, color), f"q {q}"))
     rows = []
-    for name, fmt, params, label in settings:
+    for name, (enc, dec), label in settings:
         for per_image in (True, False):
-            size, recon, t_enc, t_dec = _pil_codec(images, fmt, params, per_image)
+            size, recon, t_enc, t_dec = _image_codec(images, enc, dec, per_image)
             rows.append(_row(name, f"{label}, {'per image' if per_image else 'mosaic'}", size, images, recon,
                              t_enc, t_dec))
     return rows

@@ -164,6 +164,8 @@ def info(file: Path, as_json: bool) -> None:
     rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src["format"]),
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
+            ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
+             or "none"),
             ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
             ("bytes", h["bytes"]), ("bits/pixel", f"{h['bits_per_pixel']:.4f}"),
             ("aezip version", h["aezip_version"])]

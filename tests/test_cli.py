@@ -79,7 +79,7 @@ def test_triton_backend_where_it_cannot_run(tmp_path, capsys, monkeypatch, tiny_
 def test_demo_runs_on_the_shipped_sample(capsys) -> None:
     code, out, _ = run(capsys, "demo")
     assert code == 0
-    assert "aezip (lossy)" in out and "xz -9e" in out and "zstd -19" in out
+    assert "aezip (lossy)" in out and "xz -9e" in out and "zstd -19" in out and "JPEG-XL lossless" in out
     lossless = next(line for line in out.splitlines() if line.startswith("aezip --max-error 0"))
     assert lossless.split()[-1] == "0"   # max error 0: lossless
 

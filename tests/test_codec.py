@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aezip.codec import decode_file, encode_dataset, file_info
-from aezip.container import FORMAT_VERSION
 from aezip.data import open_dataset
 from aezip.errors import FormatError, ModelMismatchError
 from aezip.modelfile import load_model

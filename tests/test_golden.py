@@ -41,9 +41,10 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
     assert np.array_equal(np.load(part), np.load(whole)[7:13])
 
 
-@pytest.mark.parametrize("name,max_error", [("lossy", None), ("e0", 0), ("e3", 3)])
+@pytest.mark.parametrize("name,max_error", [("lossy", None)])
 def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path, name, max_error):
-    """Same header and chunk payloads (the container's framing version may move on: 1 -> 2 when names got packed)."""
+    """Same header and chunk payloads (the container's framing version may move on: 1 -> 2 when names got packed;
+    --max-error files now store the tagged pixel stream of #11, so only their decoding is pinned above)."""
     src = tmp_path / "src.npy"
     np.save(src, open_dataset(sample_path()).read_all()[:24])
     out = tmp_path / "again.aez"

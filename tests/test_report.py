@@ -35,6 +35,9 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
         assert r.max_abs_error == 0 and r.bytes * 8 / test.size == pytest.approx(r.bits_per_pixel)
     assert by[("PNG", "lossless, per image")].max_abs_error == 0
     assert by[("WebP lossless", "lossless, mosaic")].max_abs_error == 0
+    for setting in ("effort 7, per image", "effort 9, mosaic"):
+        r = by[("JPEG-XL lossless", setting)]
+        assert r.max_abs_error == 0 and 0 < r.bytes < test.size
     assert by[("JPEG", "q 50, per image")].max_abs_error > 0
     assert by[("PCA + zstd", "8 components, step 32")].model_bytes > 0
 

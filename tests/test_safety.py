@@ -12,7 +12,7 @@ from aezip.atomic import atomic_path, clean_stale_temps
 from aezip.codec import decode_file, encode_dataset
 from aezip.container import FORMAT_VERSION
 from aezip.data import Source, open_dataset
-from aezip.errors import FormatError, OutputExistsError
+from aezip.errors import FormatError, InputError, OutputExistsError
 from aezip.modelfile import load_model
 from tests import aezcraft
 from tests.conftest import write_idx
@@ -295,3 +295,12 @@ def test_hostile_model_files_are_refused_before_anything_is_built(tmp_path, tiny
 def test_an_edited_model_that_passes_its_checks_still_loads(tmp_path, tiny_model_path) -> None:
     same = _edit_model(tiny_model_path, tmp_path / "same.aezm")
     assert load_model(same).config == load_model(tiny_model_path).config
+
+
+def test_a_folder_name_that_could_not_be_stored_is_refused_at_encode(tmp_path, sample_images) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(sample_images[0]).save(src / "ok.png")
+    Image.fromarray(sample_images[1]).save(src / "two\nlines.png")
+    with pytest.raises(InputError, match="control characters"):
+        open_dataset(src)

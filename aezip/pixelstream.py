@@ -1,0 +1,104 @@
+"""A chunk's pixel stream under `--max-error E`: the smallest of several coders that keep the bound, tagged.
+
+The stream's first byte names its method:
+  0  the context-adaptive coder (residual.py) at E, given the autoencoder's prediction;
+  1  the same coder at E = 0: exact pixels are within E too, so E > 0 never costs more than E = 0;
+  2  zstd -19 of the bins x // (2E+1), one byte each (no prediction needed);
+  3  xz -9e of the same bins.
+Methods 2 and 3 need no latents, so the chunk stores none (codec.py): a chunk never costs more than a generic
+coder of its bins, whatever the model and the data. The generic coders are tried only when zstd -3 of the bins comes
+within GENERIC_TRY of the model's stream, since zstd -19 and xz cost far more time than they usually save.
+Decompressed generic streams are bounded by the chunk's pixel count: a crafted stream cannot expand further.
+"""
+from __future__ import annotations
+
+import io
+import lzma
+from dataclasses import dataclass
+
+import numpy as np
+import zstandard
+
+from .residual import decode_residual, encode_residual
+
+PIXEL_CODER = "tagged-context-or-generic-v1"
+CONTEXT, CONTEXT_EXACT, ZSTD, XZ = range(4)
+METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e"}
+GENERIC_TRY = 1.15
+
+
+@dataclass
+class PixelStream:
+    """One chunk's coded pixels: the tagged bytes, the pixels the decoder will rebuild, and whether it needs latents."""
+
+    data: bytes
+    recon: np.ndarray
+
+    @property
+    def method(self) -> int:
+        return self.data[0]
+
+    @property
+    def needs_latents(self) -> bool:
+        return self.method in (CONTEXT, CONTEXT_EXACT)
+
+
+def _step(max_error: int) -> int:
+    return 2 * max_error + 1
+
+
+def _bin_values(bins: np.ndarray, max_error: int) -> np.ndarray:
+    return np.minimum(bins.astype(np.int64) * _step(max_error) + max_error, 255).astype(np.uint8)
+
+
+def _context(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
+             method: int) -> PixelStream:
+    data, recon = encode_residual(x, pred, image_shape, max_error if method == CONTEXT else 0, prior)
+    return PixelStream(bytes([method]) + data, recon)
+
+
+def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
+                  latent_bytes: int) -> PixelStream:
+    """The smallest stream for x (n x D uint8) within max_error; model streams are charged `latent_bytes`."""
+    model = _context(x, pred, image_shape, max_error, prior, CONTEXT)
+    if max_error > 0:
+        exact = _context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT)
+        model = min(model, exact, key=lambda s: len(s.data))
+    bins = (x.astype(np.int64) // _step(max_error)).astype(np.uint8).tobytes()
+    model_cost = len(model.data) + latent_bytes
+    if len(zstandard.ZstdCompressor(level=3).compress(bins)) > GENERIC_TRY * model_cost:
+        return model
+    recon = _bin_values(np.frombuffer(bins, np.uint8).reshape(x.shape), max_error)
+    generic = [PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(bins), recon),
+               PixelStream(bytes([XZ]) + lzma.compress(bins, preset=9 | lzma.PRESET_EXTREME), recon)]
+    best = min(generic, key=lambda s: len(s.data))
+    return best if len(best.data) < model_cost else model
+
+
+def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
+                  max_error: int, prior: np.ndarray) -> np.ndarray:
+    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for generic methods."""
+    if not data:
+        raise ValueError("empty pixel stream")
+    method, body = data[0], data[1:]
+    if method in (CONTEXT, CONTEXT_EXACT):
+        if pred is None:
+            raise ValueError("a context-coded pixel stream without latents")
+        return decode_residual(body, pred, image_shape, max_error if method == CONTEXT else 0, prior)
+    size = shape[0] * shape[1]
+    if method == ZSTD:   # read at most one byte more than the chunk holds, whatever the frame claims
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+            raw = reader.read(size + 1)
+    elif method == XZ:
+        d = lzma.LZMADecompressor()
+        raw = d.decompress(body, max_length=size)
+        if not d.eof:
+            raise ValueError("xz pixel stream longer than its chunk")
+    else:
+        raise ValueError(f"unknown pixel stream method {method}")
+    if len(raw) != size:
+        raise ValueError("generic pixel stream of the wrong size")
+    bins = np.frombuffer(raw, np.uint8)
+    if int(bins.max(initial=0)) * _step(max_error) > 255:
+        raise ValueError("generic pixel stream holds bins out of range")
+    return _bin_values(bins.reshape(shape), max_error)
