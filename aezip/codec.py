@@ -22,7 +22,7 @@ from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
-from .threads import block_pool
+from .threads import block_pool, prefetch
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 
@@ -95,9 +95,10 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_si
     with atomic_path(out, force=force, inputs=(dataset.path, mf.path)) as tmp:
         with open(tmp, "wb") as f:
             writer = ContainerWriter(f, header)
-            for chunk in dataset.chunks(chunk_size):
+            coded = ((c, model.codes(to_unit(c).to(dev), backend_used).cpu().numpy())
+                     for c in dataset.chunks(chunk_size))
+            for chunk, codes in prefetch(coded):
                 flat = chunk.reshape(len(chunk), -1)
-                codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
                 recon = integer_decode(mf.intdec, codes, block_pool())
                 latent, residual = encode_codes(codes, mf.tables), b""
                 if max_error is not None:

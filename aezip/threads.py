@@ -1,7 +1,7 @@
 """How many CPU threads each path runs with: measured defaults, `--threads N` and OMP_NUM_THREADS override them.
 
 Encode and decode split each chunk's integer decoding into row blocks and run them on a pool of N threads, each
-with single-threaded BLAS (the matmuls per block are small: BLAS's own threads synchronise on every one of them,
+with single-threaded BLAS, and encode computes the next chunk's codes on a thread of its own meanwhile (the matmuls per block are small: BLAS's own threads synchronise on every one of them,
 which loses to one thread on this shared machine); the torch encoder runs on one thread. Training runs torch with
 N threads. The defaults are measured on this project's 2-core CPU, shared with other jobs (README, "Speed"):
 one thread was as fast or faster on every path under that load (two block threads doubled the integer decoder
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Iterator, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_THREADS = {"encode": 1, "decode": 1, "train": 1}
-_state: dict = {"workers": 1, "pool": None}
+_state: dict = {"workers": 1, "pool": None, "ahead": None}
 
 
 def thread_count(path: str, requested: int | None = None) -> int:
@@ -54,3 +57,19 @@ def block_pool() -> Executor | None:
     if _state["pool"] is None or _state["pool"][0] != n:
         _state["pool"] = (n, ThreadPoolExecutor(n, thread_name_prefix="aezip-decode"))
     return _state["pool"][1]
+
+
+def prefetch(items: Iterator[T]) -> Iterator[T]:
+    """`items` in order; with more than one thread, the next item is computed on a thread of its own meanwhile
+    (encode: the torch encoder of the next chunk runs beside the integer decoder of this one)."""
+    if _state["workers"] <= 1:
+        yield from items
+        return
+    if _state["ahead"] is None:
+        _state["ahead"] = ThreadPoolExecutor(1, thread_name_prefix="aezip-prefetch")
+    done = object()
+    it = iter(items)
+    future = _state["ahead"].submit(next, it, done)
+    while (item := future.result()) is not done:
+        future = _state["ahead"].submit(next, it, done)
+        yield item

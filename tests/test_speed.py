@@ -10,8 +10,20 @@ from aezip.container import ContainerReader
 from aezip.data import open_dataset
 from aezip.errors import InputError
 from aezip.modelfile import load_model
-from aezip.threads import DEFAULT_THREADS, thread_count
+from aezip.threads import DEFAULT_THREADS, apply_threads, block_pool, thread_count
 from tests.conftest import write_idx
+
+
+@pytest.fixture()
+def keep_threads():
+    """Put back the BLAS and torch thread counts and the block pool a test changed through apply_threads."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    n = torch.get_num_threads()
+    with threadpool_limits(limits=None):     # restores every BLAS library's count on exit
+        yield
+        apply_threads("decode", 1)           # back to no block pool
+    torch.set_num_threads(n)
 
 
 def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_measured_default(monkeypatch):
@@ -29,17 +41,13 @@ def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_measured_defa
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
-def test_block_pool_decodes_the_same_pixels_as_one_thread(n):
+def test_block_pool_decodes_the_same_pixels_as_one_thread(n, keep_threads):
     from aezip.intdecoder import integer_decode
-    from aezip.threads import apply_threads, block_pool
     dec = load_model().intdec
     codes = np.random.default_rng(n).integers(0, 24, (1500, 24)).astype(np.int32)   # three blocks, one short
     apply_threads("decode", n)
-    try:
-        assert (block_pool() is None) == (n == 1)
-        np.testing.assert_array_equal(integer_decode(dec, codes, block_pool()), integer_decode(dec, codes))
-    finally:
-        apply_threads("decode", 1)
+    assert (block_pool() is None) == (n == 1)
+    np.testing.assert_array_equal(integer_decode(dec, codes, block_pool()), integer_decode(dec, codes))
 
 
 def test_range_decode_reads_only_the_chunks_it_needs(tmp_path, monkeypatch, tiny_model_path, sample_images):
@@ -66,3 +74,14 @@ def test_speed_report_times_every_codec_on_the_same_images(tiny_model_path, samp
     assert {("xz -9e", "decode", "in-process"), ("zstd -3", "encode", "in-process")} <= got
     assert all(row["images_per_s"] > 0 for row in r["rows"])
     assert r["gemm_gflops"]["float64"] > 0 and r["ceilings"]["decoder_flops_per_image"] == 2 * (8 * 32 + 32 * 784)
+
+
+def test_two_threads_encode_the_same_bytes(tmp_path, tiny_model_path, sample_images, keep_threads):
+    """Two threads: the next chunk's codes are computed while this one is decoded, in order, to the same file."""
+    src = write_idx(tmp_path / "x-idx3-ubyte", sample_images[:70])
+    out = {}
+    for n in (1, 2):
+        apply_threads("encode", n)
+        out[n] = tmp_path / f"{n}.aez"
+        encode_dataset(open_dataset(src), load_model(tiny_model_path), out[n], chunk_size=16, max_error=1)
+    assert out[1].read_bytes() == out[2].read_bytes()
