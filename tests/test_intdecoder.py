@@ -20,6 +20,20 @@ def oracle_decode(dec: IntegerDecoder, codes: np.ndarray) -> np.ndarray:
     return np.searchsorted(dec.thresholds, acc, side="right").astype(np.uint8)
 
 
+def torch_decode_before(dec: IntegerDecoder, codes: np.ndarray) -> np.ndarray:
+    """The implementation before the speed work (torch float64 GEMMs, torch.searchsorted), kept as an oracle."""
+    import torch
+    h = torch.as_tensor(np.asarray(codes)).to(torch.float64)
+    for i in range(len(dec.weights)):
+        acc = h @ torch.as_tensor(dec.weights[i]).to(torch.float64).t() + torch.as_tensor(dec.biases[i]).double()
+        if i < len(dec.weights) - 1:
+            s = dec.shifts[i]
+            acc = acc * float(2 ** -s) if s <= 0 else torch.floor((acc + float(2 ** (s - 1))) / float(2 ** s))
+            h = torch.clamp(acc, 0.0, float(ACT_LIMIT - 1))
+    t = torch.as_tensor(dec.thresholds).to(torch.float64)
+    return torch.searchsorted(t, acc.contiguous(), right=True).to(torch.uint8).numpy()
+
+
 def extreme_codes(levels: int, latent: int, rng: np.random.Generator) -> np.ndarray:
     """All-zero, all-top, random corners and random interior codes."""
     top = levels - 1
@@ -34,6 +48,7 @@ def test_default_model_matches_the_int64_oracle_on_extreme_codes():
     got = integer_decode(dec, codes)
     assert got.dtype == np.uint8 and got.shape == (len(codes), 784)
     np.testing.assert_array_equal(got, oracle_decode(dec, codes))
+    np.testing.assert_array_equal(got, torch_decode_before(dec, codes))
     assert got.min() == 0 and got.max() == 255          # the extremes reach both ends of the thresholds
 
 
