@@ -20,13 +20,14 @@ from .container import ContainerReader, ContainerWriter
 from .data import Dataset, Source, output_names, write_dataset
 from .entropy import LATENT_CODER, decode_codes, encode_codes
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
-from .header import DEFAULT_CHUNK, default_chunk_size, image_samples, max_chunk_size, validate_header
+from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
+from .threads import block_pool, prefetch
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -146,10 +147,10 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     start = time.perf_counter()
     sse, max_err, samples, images = 0.0, 0, 0, 0
     writer = ContainerWriter(f, header)
-    for chunk in chunks:
+    coded = ((c, model.codes(to_unit(c).to(dev), backend_used).cpu().numpy()) for c in chunks)
+    for chunk, codes in prefetch(coded):     # the next chunk's codes are computed while this one is coded
         flat = chunk.reshape(len(chunk), -1)
-        codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
-        recon = integer_decode(mf.intdec, codes)
+        recon = integer_decode(mf.intdec, codes, block_pool())
         latent, residual = encode_codes(codes, mf.tables), b""
         if max_error is not None:
             stream = encode_pixels(flat, recon, image_shape, max_error, mf.residual_prior, len(latent))
@@ -235,7 +236,8 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = integer_decode(mf.intdec, decode_codes(latent, n, mf.tables)) if latent or max_error is None else None
+    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
+            if latent or max_error is None else None)
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone

@@ -21,7 +21,7 @@ from .tensors import resolve_device, to_unit
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import TrainOptions, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, TrainOptions, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -98,7 +98,9 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
     x_train = to_unit(images[train_idx]).to(device)
     x_val = to_unit(images[val_idx]).to(device)
     model = AutoEncoder(config).to(device)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay,
+                              **({"fused": True} if opts.fused_optimizer else {"foreach": True}))
     steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
@@ -162,7 +164,7 @@ def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray
     latent_bytes = len(encode_codes(val_codes, tables))
     val_psnr = psnr(val_images.reshape(len(val_images), -1), recon)
     info = {
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("device", "backend")},
+        "options": {k: v for k, v in asdict(opts).items() if k not in EXECUTION_OPTIONS},
         "train_images": int(len(train_images)),
         "heldout": {"images": int(len(val_images)), "psnr_db": round(val_psnr, 3),
                     "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},
