@@ -20,13 +20,14 @@ from .container import ContainerReader, ContainerWriter
 from .data import Dataset, Source, output_names, write_dataset
 from .entropy import LATENT_CODER, decode_codes, encode_codes
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
-from .header import DEFAULT_CHUNK, default_chunk_size, image_samples, max_chunk_size, validate_header
+from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
+from .threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -124,13 +125,17 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
-def encode_chunk(mf: ModelFile, chunk: np.ndarray, max_error: int | None, backend: str,
-                 device) -> tuple[bytes, float, int]:
-    """One chunk of images (model already on `device`) into its payload; also its squared error and max error."""
+def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.ndarray:
+    """The latent codes of one chunk of images (the model already on `device`)."""
     from .tensors import to_unit
+    return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+
+
+def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
+                 max_error: int | None) -> tuple[bytes, float, int]:
+    """One chunk of images and their codes into its payload; also its squared error and max error."""
     flat = chunk.reshape(len(chunk), -1)
-    codes = mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
-    recon = integer_decode(mf.intdec, codes)
+    recon = integer_decode(mf.intdec, codes, block_pool())
     latent, residual = encode_codes(codes, mf.tables), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent))
@@ -255,7 +260,8 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = integer_decode(mf.intdec, decode_codes(latent, n, mf.tables)) if latent or max_error is None else None
+    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
+            if latent or max_error is None else None)
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone

@@ -1,7 +1,8 @@
 """`--jobs N`: encode or decode chunks in N worker processes, results taken back in chunk order.
 
 Workers are forked where the platform can (they inherit the loaded model: nothing is re-imported or re-read) and
-spawned elsewhere (the model is sent once to each); like torch's DataLoader workers, each runs one thread. A chunk's
+spawned elsewhere (the model is sent once to each); like torch's DataLoader workers, each runs one thread (and
+starts its own thread state: no pool inherited from the parent). A chunk's
 bytes do not depend on which process coded it, so the file is the one `--jobs 1` writes. At most 2 x N chunks are
 in flight, so memory stays bounded.
 """
@@ -13,7 +14,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from .errors import InputError
 from .modelfile import ModelFile
@@ -22,16 +22,18 @@ _worker: dict = {}   # in a worker process: the model and the coding settings
 
 
 def _start_worker(mf: ModelFile, settings: dict) -> None:
-    torch.set_num_threads(1)
-    if "device" in settings:
+    from .threads import apply_threads
+    apply_threads(settings["path"], 1)   # one thread, and no thread pool inherited from the parent
+    if settings["path"] == "encode":
         mf.model.to(settings["device"])
     _worker.update(settings, mf=mf)
 
 
 def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]:
-    from .codec import encode_chunk
+    from .codec import chunk_codes, encode_chunk
     w = _worker
-    return encode_chunk(w["mf"], chunk, w["max_error"], w["backend"], w["device"]), len(chunk)
+    codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"])
+    return encode_chunk(w["mf"], chunk, codes, w["max_error"]), len(chunk)
 
 
 def _decode_in_worker(item: tuple[bytes, int, str]) -> np.ndarray:
@@ -60,14 +62,17 @@ def _check_jobs(jobs: int) -> None:
 
 
 def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | None, backend: str,
-                  device: torch.device, jobs: int) -> Iterator[tuple[tuple[bytes, float, int], int]]:
+                  device, jobs: int) -> Iterator[tuple[tuple[bytes, float, int], int]]:
     """(payload, squared error, max error) and image count of each chunk, in order."""
-    from .codec import encode_chunk
+    from .codec import chunk_codes, encode_chunk
+    from .threads import prefetch
     _check_jobs(jobs)
     if jobs == 1:
         mf.model.to(device)
-        return ((encode_chunk(mf, c, max_error, backend, device), len(c)) for c in chunks)
-    settings = {"max_error": max_error, "backend": backend, "device": str(device)}
+        coded = ((c, chunk_codes(mf, c, backend, device)) for c in chunks)
+        # the next chunk's codes are computed while this one is coded (with more than one thread)
+        return ((encode_chunk(mf, c, codes, max_error), len(c)) for c, codes in prefetch(coded))
+    settings = {"path": "encode", "max_error": max_error, "backend": backend, "device": str(device)}
     return ordered_map(_encode_in_worker, chunks, jobs, mf, settings)
 
 
@@ -79,4 +84,4 @@ def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], hea
     _check_jobs(jobs)
     if jobs == 1:
         return (decode_payload(mf, p, n, header, where) for p, n, where in payloads)
-    return ordered_map(_decode_in_worker, payloads, jobs, mf, {"header": header})
+    return ordered_map(_decode_in_worker, payloads, jobs, mf, {"path": "decode", "header": header})

@@ -24,7 +24,7 @@ from .tensors import resolve_device, to_unit
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import TrainOptions, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, TrainOptions, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -152,7 +152,9 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     train_rows = torch.from_numpy(train_idx).to(device)
     model = AutoEncoder(config).to(device)
     forward = _ddp(_TrainForward(model, backend, opts.quant_noise), world, device)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay,
+                              **({"fused": True} if opts.fused_optimizer else {"foreach": True}))
     per_rank = -(-len(train_idx) // world.size)
     steps_per_epoch = math.ceil(per_rank / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
@@ -239,7 +241,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("device", "backend")},
+        "options": {k: v for k, v in asdict(opts).items() if k not in EXECUTION_OPTIONS},
         "train_images": int(len(train_idx)),
         "heldout": {"images": int(len(val_idx)), "psnr_db": round(val_psnr, 3),
                     "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},

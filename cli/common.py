@@ -51,6 +51,8 @@ backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=
 range_option = click.option("--range", "image_range", metavar="A:B", help="Only images A..B-1.")
 jobs_option = click.option("--jobs", default=1, show_default=True, metavar="N",
                            help="Code chunks in N processes (the same bytes as one).")
+threads_option = click.option("--threads", type=int, default=None,
+                              help="CPU threads [default: OMP_NUM_THREADS, else the measured best for this command: 1].")
 reporting = _decorate(
     click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (errors still print)."),
     click.option("-v", "--verbose", count=True, help="Say more: the model, the backend, the images used."),

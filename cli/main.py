@@ -13,7 +13,8 @@ from aezip.config import AEConfig
 from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 
 from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, jobs_option,
-                     model_option, open_input, output_options, range_option, reporting, resolve_output)
+                     model_option, open_input, output_options, range_option, reporting, resolve_output,
+                     threads_option)
 
 
 def _int_list(text: str, option: str = "--hidden") -> tuple[int, ...]:
@@ -65,18 +66,23 @@ def cli() -> None:
 @_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
 @device_option
 @backend_option
+@click.option("--fused-optimizer", is_flag=True,
+              help="torch's fused AdamW: faster steps, weights differ in the last bits from the default.")
+@threads_option
 @force_option
 @reporting
 def train(data: Path, output: Path | None, image_range: str | None, hidden: str, force: bool, quiet: bool,
-          verbose: int, as_json: bool, **options) -> None:
+          verbose: int, as_json: bool, threads: int | None, **options) -> None:
     """Learn a codec on DATA and write it to a model file."""
     from aezip import api
     from aezip.atomic import check_output
     from aezip.options import parse_range
     from aezip.stream import training_array
+    from aezip.threads import apply_threads
 
     out = resolve_output(output)
     check_output(out, force, inputs=(data,))
+    apply_threads("train", threads)
     report = Report(quiet, verbose, as_json)
     dataset = api.open_data(open_input(data))
     report.notes(dataset.notes)
@@ -106,16 +112,20 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
               "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
 @device_option
 @backend_option
+@threads_option
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
            chunk_size: int | None, image_range: str | None, key: str | None, jobs: int, shard_spec: str | None,
-           device: str, backend: str | None, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
+           device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
+           as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
     from aezip import api
     from aezip.options import parse_range
     from aezip.shards import parse_shard, shard_output
+    from aezip.threads import apply_threads
 
+    apply_threads("encode", threads)
     shard = parse_shard(shard_spec) if shard_spec else None
     if shard and output is not None:
         named = shard_output(output, shard)
@@ -167,16 +177,19 @@ def _aez_input(file: Path):
 @model_option("The model that wrote FILE [default: the embedded model].")
 @range_option
 @jobs_option
+@threads_option
 @force_option
 @reporting
 def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | None, image_range: str | None,
-           jobs: int, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
+           jobs: int, force: bool, quiet: bool, verbose: int, as_json: bool, threads: int | None) -> None:
     """Give back the dataset stored in FILE ('-': stdin), in the format it came in."""
     from aezip import api
     from aezip.codec import check_header
     from aezip.container import ContainerReader
     from aezip.options import parse_range
+    from aezip.threads import apply_threads
 
+    apply_threads("decode", threads)
     out = resolve_output(output, to_stdout)
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
@@ -282,7 +295,9 @@ def _head(path: Path) -> bytes:
 def demo(workdir: Path | None) -> None:
     """Encode the shipped MNIST sample with the embedded model, decode it, and compare with xz and zstd."""
     from aezip.demo import run_demo
+    from aezip.threads import apply_threads
 
+    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
     for line in run_demo(workdir):
         click.echo(line)
 

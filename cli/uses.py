@@ -9,7 +9,7 @@ from aezip.errors import InputError
 from aezip.options import ESTIMATES
 
 from .common import (PATH, Report, backend_option, device_option, force_option, model_option, reporting,
-                     require_matplotlib)
+                     require_matplotlib, threads_option)
 
 
 @click.command()
@@ -209,7 +209,9 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     from aezip.data import open_dataset
     from aezip.options import split_ranges
     from aezip.report import run_codec_report
+    from aezip.threads import apply_threads
 
+    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
     report = Report(quiet, verbose, as_json)
     dataset = open_dataset(data)
     report.notes(dataset.notes)
@@ -243,3 +245,37 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
         from aezip.report import reconstructions
         original, recons = reconstructions(dataset, test, named, count=16)
         recon_grid(original, recons, grid)
+
+
+@bench.command("speed")
+@click.argument("data", type=PATH)
+@model_option()
+@click.option("--images", default=20000, show_default=True, help="Images to time (DATA repeated to this count).")
+@click.option("--reps", default=3, show_default=True, help="Timed repetitions (median); lossless and xz run once.")
+@threads_option
+@click.option("-o", "--output", "json_path", type=PATH, help="Also write every row as JSON to this file.")
+@reporting
+def bench_speed_cmd(data: Path, model_path: Path | None, images: int, reps: int, threads: int | None,
+                    json_path: Path | None, quiet: bool, verbose: int, as_json: bool) -> None:
+    """aezip encode/decode images/s beside xz -9e, zstd -19 and zstd -3 on the same bytes, and as a fraction of
+    the GEMM ceiling measured in the same run."""
+    import numpy as np
+    from aezip.data import open_dataset
+    from aezip.speed import run_speed_report
+
+    report = Report(quiet, verbose, as_json)
+    x = open_dataset(data).read_all()
+    x = np.concatenate([x] * -(-images // len(x)))[:images]
+    r = run_speed_report(x, reps=reps, model_path=model_path, threads=threads)
+    g = r["gemm_gflops"]
+    lines = [f"{r['images']} images {'x'.join(map(str, r['image_shape']))}; GEMM float64 {g['float64']:.1f} "
+             f"GFLOP/s, float32 {g['float32']:.1f} GFLOP/s; ceilings: decode {r['ceilings']['decode']:.0f}, "
+             f"encode {r['ceilings']['encode']:.0f} images/s",
+             f"{'codec':<16}{'op':<8}{'where':<15}{'bytes':>10}{'images/s':>12}{'of ceiling':>12}"]
+    for row in r["rows"]:
+        c = row["ceiling_images_per_s"]
+        frac = "" if c is None else f"{row['images_per_s'] / c:.0%}"
+        lines.append(f"{row['codec']:<16}{row['op']:<8}{row['where']:<15}{row['bytes']:>10}"
+                     f"{row['images_per_s']:>12.0f}{frac:>12}")
+    report.result(r, *lines)
+    _write_json(json_path, r)

@@ -54,3 +54,13 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
     with open(path, "wb") as f:
         f.write(bytes([0, 0, 8, images.ndim]) + struct.pack(f">{images.ndim}I", *images.shape) + images.tobytes())
     return path
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The long fuzz run runs only when asked for by name (-m fuzz), whatever other -m expression is given."""
+    if "fuzz" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="the long fuzz run: select it with -m fuzz")
+    for item in items:
+        if "fuzz" in item.keywords:
+            item.add_marker(skip)

@@ -125,8 +125,9 @@ def test_residual_bound_on_generated_images(max_error: int, kind: str, seed: int
 def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path, tiny_model_path, sample_images) -> None:
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
     script = textwrap.dedent("""
-        import sys, torch
-        torch.set_num_threads(int(sys.argv[1]))
+        import sys
+        from aezip.threads import apply_threads
+        apply_threads(sys.argv[2], int(sys.argv[1]))   # numpy's BLAS (decode), and torch too (encode)
         from aezip.codec import encode_dataset, decode_file
         from aezip.data import open_dataset
         from aezip.modelfile import load_model
