@@ -128,7 +128,9 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, late
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
     from .train import train_model
 
-    images = np.asanyarray(images)   # a memory map stays one
+    from .stream import FolderImages
+    if not isinstance(images, FolderImages):
+        images = np.asanyarray(images)   # a memory map stays one
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ParameterError("images", f"must be a uint8 array N x H x W[ x C], got {images.dtype} {images.shape}")
     unknown = sorted(set(options) - set(TrainOptions.__dataclass_fields__))
