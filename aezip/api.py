@@ -80,22 +80,26 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
            chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
            backend: str | None = None, device: str = "auto", force: bool = False,
-           progress: Progress | None = None) -> CodecReport:
+           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
-    image_range (A:B) keeps images A..B-1; key picks the image array of a .npz."""
+    image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
+    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`)."""
     dataset = open_data(src, key)
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
-                          device=device, image_range=image_range, force=force, progress=progress)
+                          device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
+                          shard=shard)
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
            model: str | Path | ModelFile | None = None, *, image_range: str | tuple[int, int] | None = None,
-           force: bool = False, progress: Progress | None = None) -> CodecReport:
+           force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
     """Write the dataset stored in a .aez file (a path, its bytes or a binary stream) back in the format it came
-    in, to a path or (formats that are one file) a binary stream; image_range (A:B) decodes only those images."""
+    in, to a path or (formats that are one file) a binary stream; image_range (A:B) decodes only those images;
+    jobs > 1 decodes chunks in that many processes."""
     if hasattr(src, "read") and not _seekable(src):
         src = src.read()  # type: ignore[union-attr]
-    return decode_file(src, dst, model_path=_model(model), image_range=image_range, force=force, progress=progress)
+    return decode_file(src, dst, model_path=_model(model), image_range=image_range, force=force, progress=progress,
+                       jobs=jobs)
 
 
 def verify(src: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
@@ -117,13 +121,16 @@ def open(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | No
 
 def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, latent: int = AEConfig.latent,
           levels: int = AEConfig.levels, progress: bool = False, log: Callable[[str], None] | None = None,
-          source: dict | None = None, **options) -> ModelFile:
+          source: dict | None = None, **options) -> ModelFile | None:
     """Train a codec model on uint8 images (N x H x W[ x C]); options are TrainOptions' fields (loss, rho, beta,
     epochs, seed, ...); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
-    Save the result with `model.save(path)`."""
+    Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
+    others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
     from .train import train_model
 
-    images = np.asarray(images)
+    from .stream import FolderImages
+    if not isinstance(images, FolderImages):
+        images = np.asanyarray(images)   # a memory map stays one
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ParameterError("images", f"must be a uint8 array N x H x W[ x C], got {images.dtype} {images.shape}")
     unknown = sorted(set(options) - set(TrainOptions.__dataclass_fields__))
@@ -135,6 +142,8 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, late
     except ValueError as exc:
         raise InputError(str(exc)) from None
     model = train_model(images, config, TrainOptions(**options), progress=progress, log=log or (lambda m: None))
+    if model is None:   # a torchrun rank other than 0
+        return None
     model.info["data"] = {**(source or {}), "shape": list(images.shape)}
     return model
 

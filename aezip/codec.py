@@ -27,7 +27,7 @@ from .modelfile import ModelFile, load_model
 from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
-from .threads import block_pool, prefetch
+from .threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -125,18 +125,41 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
+def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.ndarray:
+    """The latent codes of one chunk of images (the model already on `device`)."""
+    from .tensors import to_unit
+    return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+
+
+def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
+                 max_error: int | None) -> tuple[bytes, float, int]:
+    """One chunk of images and their codes into its payload; also its squared error and max error."""
+    flat = chunk.reshape(len(chunk), -1)
+    recon = integer_decode(mf.intdec, codes, block_pool())
+    latent, residual = encode_codes(codes, mf.tables), b""
+    if max_error is not None:
+        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent))
+        residual, recon = stream.data, stream.recon
+        latent = latent if stream.needs_latents else b""
+    payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
+    diff = flat.astype(np.int64) - recon
+    return payload, float((diff ** 2).sum()), int(np.abs(diff).max())
+
+
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
-              device: str = "auto", progress: Progress | None = None) -> CodecReport:
-    """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f."""
+              device: str = "auto", progress: Progress | None = None, jobs: int = 1,
+              shard: dict | None = None) -> CodecReport:
+    """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
+    jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
+    sharded encode (see shards.py)."""
     from . import kernels                             # torch: only encoding needs it, decoding does not
-    from .tensors import resolve_device, to_unit
+    from .parallel import encode_chunks
+    from .tensors import resolve_device
     check_fits(tuple(shape[1:]), mf, str(source.format))
     chunk_size = _check_encode_args(max_error, chunk_size, shape)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
-    model = mf.model.to(dev)
-    image_shape = tuple(shape[1:])
     header = {
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
@@ -144,26 +167,20 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
         "residual": PIXEL_CODER if max_error is not None else None,
     }
+    if shard is not None:
+        header["shard"] = shard
     start = time.perf_counter()
     sse, max_err, samples, images = 0.0, 0, 0, 0
     writer = ContainerWriter(f, header)
-    coded = ((c, model.codes(to_unit(c).to(dev), backend_used).cpu().numpy()) for c in chunks)
-    for chunk, codes in prefetch(coded):     # the next chunk's codes are computed while this one is coded
-        flat = chunk.reshape(len(chunk), -1)
-        recon = integer_decode(mf.intdec, codes, block_pool())
-        latent, residual = encode_codes(codes, mf.tables), b""
-        if max_error is not None:
-            stream = encode_pixels(flat, recon, image_shape, max_error, mf.residual_prior, len(latent))
-            residual, recon = stream.data, stream.recon
-            latent = latent if stream.needs_latents else b""
-        writer.add_chunk(_pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes())), len(chunk))
-        diff = flat.astype(np.int64) - recon
-        sse += float((diff ** 2).sum())
-        max_err = max(max_err, int(np.abs(diff).max()))
-        samples += flat.size
-        images += len(chunk)
+    per_image = image_samples(shape)
+    for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs):
+        writer.add_chunk(payload, n)
+        sse += chunk_sse
+        max_err = max(max_err, chunk_max)
+        samples += n * per_image
+        images += n
         if progress:
-            progress(len(chunk))
+            progress(n)
     if images != shape[0]:
         raise InputError(f"the data held {images} images where {shape[0]} were announced")
     size = writer.close()
@@ -175,17 +192,24 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
 def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
-                   progress: Progress | None = None) -> CodecReport:
+                   progress: Progress | None = None, jobs: int = 1,
+                   shard: tuple[int, int] | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
-    bounds every pixel's error (0: lossless)."""
+    bounds every pixel's error (0: lossless). jobs > 1 codes chunks in that many processes (same bytes); shard
+    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts)."""
+    from .shards import shard_entry, shard_range
+
     check_fits(dataset.image_shape, mf, str(dataset.path))
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
-    lo, hi = parse_range(image_range, dataset.shape[0])
+    if shard is not None and image_range is not None:
+        raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
+    lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else parse_range(image_range, dataset.shape[0])
     source = dataset.source
     if source.names:
         source = dataclasses.replace(source, names=source.names[lo:hi])
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
-    args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress)
+    args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
+                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
@@ -262,13 +286,18 @@ def pixel_methods(reader: ContainerReader) -> dict[str, int]:
 
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
     """Chunk i's images as uint8 (n x the header's image shape), its pixel checksum checked."""
-    image_shape = tuple(reader.header["shape"][1:])
-    where = f"{reader.path} chunk {i}"
-    n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
-    if n != reader.chunks[i].images:
-        raise FormatError(f"{where}: the chunk holds {n} images, the index says {reader.chunks[i].images}")
+    return decode_payload(mf, reader.read_chunk(i), reader.chunks[i].images, reader.header,
+                          f"{reader.path} chunk {i}")
+
+
+def decode_payload(mf: ModelFile, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
+    """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
+    image_shape = tuple(header["shape"][1:])
+    n, latent, residual, crc = _unpack_payload(payload, where)
+    if n != images:
+        raise FormatError(f"{where}: the chunk holds {n} images, the index says {images}")
     try:
-        recon = _chunk_pixels(reader.header, latent, residual, n, mf)
+        recon = _chunk_pixels(header, latent, residual, n, mf)
     except AezipError:
         raise
     except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
@@ -281,13 +310,15 @@ def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
 
 
 def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
-                 progress: Progress | None = None) -> Iterator[np.ndarray]:
-    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
+                 progress: Progress | None = None, jobs: int = 1) -> Iterator[np.ndarray]:
+    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked;
+    jobs > 1 decodes chunks in that many processes."""
+    from .parallel import decode_chunks
+
     check_header(reader)
-    for i, c in enumerate(reader.chunks):
-        if c.first_image + c.images <= lo or c.first_image >= hi:
-            continue
-        images = decode_chunk(reader, i, mf)
+    wanted = [(i, c) for i, c in enumerate(reader.chunks) if c.first_image + c.images > lo and c.first_image < hi]
+    payloads = ((reader.read_chunk(i), c.images, f"{reader.path} chunk {i}") for i, c in wanted)
+    for (_, c), images in zip(wanted, decode_chunks(mf, payloads, reader.header, jobs)):
         a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + len(images)) - c.first_image
         if progress:
             progress(b - a)
@@ -296,9 +327,9 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
 
 def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO, *,
                 model_path: str | Path | ModelFile | None = None, image_range: str | tuple[int, int] | None = None,
-                force: bool = False, progress: Progress | None = None) -> CodecReport:
+                force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
     """Decode a .aez file (all of it, or image_range A:B) into its source format at `out`: a path, or a binary
-    stream where the format is one file."""
+    stream where the format is one file; jobs > 1 decodes chunks in that many processes."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
         check_header(reader)
@@ -311,7 +342,8 @@ def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO,
             source.names = output_names(source.names)[lo:hi]
         shape = (hi - lo, *reader.header["shape"][1:])
         inputs = (path if isinstance(path, (str, Path)) else None, mf.path)
-        write_dataset(iter_decoded(reader, mf, lo, hi, progress), shape, source, out, force=force, inputs=inputs)
+        write_dataset(iter_decoded(reader, mf, lo, hi, progress, jobs), shape, source, out, force=force,
+                      inputs=inputs)
         size = reader.size
     channels = image_channels(shape)
     return CodecReport(hi - lo, int(np.prod(shape)) // channels, size, time.perf_counter() - start,

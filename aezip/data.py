@@ -296,7 +296,9 @@ def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.nd
 
 
 def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], raw: BinaryIO, gz: bool) -> None:
-    f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw  # type: ignore[assignment]
+    # no name and no time in the gzip header: the same images give the same bytes
+    f: BinaryIO = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+                   if gz else raw)
     f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
     for c in chunks:
         f.write(np.ascontiguousarray(c, np.uint8).tobytes())

@@ -49,6 +49,8 @@ device_option = click.option("--device", type=click.Choice(DEVICES), default="au
 backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=None,
                               help="Kernel backend [default: AEZIP_BACKEND or auto].")
 range_option = click.option("--range", "image_range", metavar="A:B", help="Only images A..B-1.")
+jobs_option = click.option("--jobs", default=1, show_default=True, metavar="N",
+                           help="Code chunks in N processes (the same bytes as one).")
 threads_option = click.option("--threads", type=int, default=None,
                               help="CPU threads [default: OMP_NUM_THREADS, else the measured best for this command: 1].")
 reporting = _decorate(

@@ -12,8 +12,8 @@ from aezip.errors import AezipError, InputError, ModelMismatchError, ParameterEr
 from aezip.config import AEConfig
 from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 
-from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, model_option,
-                     open_input, output_options, range_option, reporting, resolve_output,
+from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, jobs_option,
+                     model_option, open_input, output_options, range_option, reporting, resolve_output,
                      threads_option)
 
 
@@ -77,6 +77,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
     from aezip import api
     from aezip.atomic import check_output
     from aezip.options import parse_range
+    from aezip.stream import training_array
     from aezip.threads import apply_threads
 
     out = resolve_output(output)
@@ -86,10 +87,12 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
     dataset = api.open_data(open_input(data))
     report.notes(dataset.notes)
     lo, hi = parse_range(image_range, dataset.shape[0])
-    images = dataset.read_all()[lo:hi]
+    images = training_array(dataset, lo, hi)
     model = api.train(images, hidden=_int_list(hidden), progress=not quiet,
                       log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
                       source={"name": Path(data).name, "range": [lo, hi]}, **options)
+    if model is None:   # a torchrun rank other than 0: rank 0 writes the model
+        return
     model.save(out, force=force)
     report.result({"path": out, "model_id": model.id, "info": model.info},
                   f"wrote {out} (model id {model.id[:16]})")
@@ -104,20 +107,32 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
 @click.option("--key", help="The image array of a .npz holding several.")
+@jobs_option
+@click.option("--shard", "shard_spec", metavar="K/N|auto", help="Write only part K of N (auto: torchrun's "
+              "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
 @device_option
 @backend_option
 @threads_option
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           chunk_size: int | None, image_range: str | None, key: str | None, device: str, backend: str | None,
-           threads: int | None, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
-    """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file."""
+           chunk_size: int | None, image_range: str | None, key: str | None, jobs: int, shard_spec: str | None,
+           device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
+           as_json: bool) -> None:
+    """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
     from aezip import api
     from aezip.options import parse_range
+    from aezip.shards import parse_shard, shard_output
     from aezip.threads import apply_threads
 
     apply_threads("encode", threads)
+    shard = parse_shard(shard_spec) if shard_spec else None
+    if shard and output is not None:
+        named = shard_output(output, shard)
+        if shard_spec == "auto" and shard[1] > 1 and named == output:
+            raise InputError("--shard auto: put {k} in -o (e.g. -o part-{k}-of-{n}.aez) so that ranks write "
+                             "different files")
+        output = named
     out = resolve_output(output, to_stdout)
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
@@ -131,7 +146,8 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     try:
         with report.progress(hi - lo, "encode") as progress:
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
-                           image_range=image_range, backend=backend, device=device, force=force, progress=progress)
+                           image_range=image_range, backend=backend, device=device, force=force, progress=progress,
+                           jobs=jobs, shard=shard)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "
@@ -160,11 +176,12 @@ def _aez_input(file: Path):
 @output_options("Where to write the dataset (a folder for image datasets).")
 @model_option("The model that wrote FILE [default: the embedded model].")
 @range_option
+@jobs_option
 @threads_option
 @force_option
 @reporting
 def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | None, image_range: str | None,
-           force: bool, quiet: bool, verbose: int, as_json: bool, threads: int | None) -> None:
+           jobs: int, force: bool, quiet: bool, verbose: int, as_json: bool, threads: int | None) -> None:
     """Give back the dataset stored in FILE ('-': stdin), in the format it came in."""
     from aezip import api
     from aezip.codec import check_header
@@ -186,9 +203,29 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
                   f"{'lossy' if h['max_error'] is None else 'max error ' + str(h['max_error'])}")
     with report.progress(hi - lo, "decode") as progress:
         r = api.decode(src, out or sys.stdout.buffer, model_path, image_range=image_range, force=force,
-                       progress=progress)
+                       progress=progress, jobs=jobs)
     report.result({**r.to_dict(), "output": str(out or STREAM)},
                   f"wrote {out or 'stdout'}: {r.images} images, {r.images / r.seconds:.0f} images/s")
+
+
+@cli.command()
+@click.argument("parts", nargs=-1, required=True, type=PATH)
+@output_options(".aez file to write.", stream=False)
+@force_option
+@reporting
+def merge(parts: tuple[Path, ...], output: Path | None, force: bool, quiet: bool, verbose: int,
+          as_json: bool) -> None:
+    """Join the parts written by `encode --shard K/N` (any order, all N of them) into one .aez file."""
+    from aezip.atomic import check_output
+    from aezip.shards import merge_parts
+
+    out = resolve_output(output)
+    if out is None:
+        raise click.UsageError("merge writes a file: give -o PATH")
+    check_output(out, force, inputs=parts)
+    images = merge_parts(list(parts), out, force=force)
+    Report(quiet, verbose, as_json).result({"output": str(out), "images": images, "parts": len(parts)},
+                                           f"wrote {out}: {images} images from {len(parts)} parts")
 
 
 @cli.command("test")
@@ -238,6 +275,10 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("bytes", h["bytes"]),
             ("bits/pixel", f"{h['bits_per_pixel']:.4f}{_per_sample(image_channels(h['shape']), h['bits_per_sample'])}"),
             ("aezip version", h["aezip_version"])]
+    if "shard" in h:
+        sh = h["shard"]
+        rows.append(("shard", f"{sh['index']}/{sh['count']}: images {sh['images'][0]}..{sh['images'][1] - 1} of "
+                              f"{sh['total']} (join the parts with aezip merge)"))
     report.result(h, *(f"{k:>16}: {v}" for k, v in rows))
 
 
