@@ -21,10 +21,12 @@ TOLERANCE = {
 }
 
 
-def close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
+def assert_close_for(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
     """assert_close with the table's tolerance for `what`."""
     rtol, atol = TOLERANCE[what]
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
+
+
 # On a GPU machine run with TRITON_INTERPRET=0 to test the compiled kernels on CUDA tensors.
 DEVICE = torch.device("cuda" if torch.cuda.is_available() and not interpreter_on() else "cpu")
 
@@ -43,8 +45,8 @@ def test_sparse_kl_matches_reference(b: int, j: int, rho: float) -> None:
     (g_triton,) = torch.autograd.grad(loss, h, grad_out)
     ref = sparse_kl_reference(h, rho, 0.8)
     (g_ref,) = torch.autograd.grad(ref, h, grad_out)
-    close(loss, ref, "sparse_kl")
-    close(g_triton, g_ref, "sparse_kl_grad")
+    assert_close_for(loss, ref, "sparse_kl")
+    assert_close_for(g_triton, g_ref, "sparse_kl_grad")
 
 
 def test_sparse_kl_clamped_columns_match_reference() -> None:
@@ -56,8 +58,8 @@ def test_sparse_kl_clamped_columns_match_reference() -> None:
     (g,) = torch.autograd.grad(loss, h)
     ref = sparse_kl_reference(h, 0.05)
     (g_ref,) = torch.autograd.grad(ref, h)
-    close(loss, ref, "sparse_kl")
-    close(g, g_ref, "sparse_kl_grad")
+    assert_close_for(loss, ref, "sparse_kl")
+    assert_close_for(g, g_ref, "sparse_kl_grad")
     assert torch.all(g[:, :2] == 0)  # zero where the clamp is active, as documented
 
 
@@ -85,7 +87,7 @@ def test_encoder_forward_matches_reference(b: int, widths: list[int], acts: list
     ws, bs = _encoder_params(widths, b)
     x = torch.rand(b, widths[0], generator=torch.Generator().manual_seed(b)).to(DEVICE)
     out = kernels.encoder_forward(x, ws, bs, acts, backend="triton")
-    close(out, encoder_forward_reference(x, ws, bs, acts), "encoder")
+    assert_close_for(out, encoder_forward_reference(x, ws, bs, acts), "encoder")
 
 
 @pytest.mark.parametrize("b", [7, 130])
@@ -100,7 +102,7 @@ def test_encoder_gradients_match_reference(b: int) -> None:
     ref = encoder_forward_reference(x, ws, bs, acts)
     want = torch.autograd.grad(ref, [x, *params], grad_out)
     for g, w in zip(got, want):
-        close(g, w, "encoder")
+        assert_close_for(g, w, "encoder")
 
 
 def test_fused_quantize_epilogue_gives_the_reference_codes() -> None:
@@ -122,7 +124,7 @@ def test_every_linear_gpu_config_matches_reference(i: int) -> None:
     ws, bs = _encoder_params([97, 130], i)
     x = torch.rand(37, 97, generator=torch.Generator().manual_seed(i)).to(DEVICE)
     y = linear_act_triton(x, ws[0], bs[0], "sigmoid", config=LINEAR_CONFIGS[i])
-    close(y, encoder_forward_reference(x, ws, bs, ["sigmoid"]), "encoder")
+    assert_close_for(y, encoder_forward_reference(x, ws, bs, ["sigmoid"]), "encoder")
 
 
 @pytest.mark.parametrize("i", range(len(ENCODER3_CONFIGS)))
@@ -131,15 +133,15 @@ def test_every_fused_encoder_gpu_config_matches_reference(i: int) -> None:
     ws, bs = _encoder_params(widths, i)
     x = torch.rand(70, widths[0], generator=torch.Generator().manual_seed(i)).to(DEVICE)
     z = encoder3_triton(x, ws, bs, acts, config=ENCODER3_CONFIGS[i])
-    close(z, encoder_forward_reference(x, ws, bs, acts), "encoder")
+    assert_close_for(z, encoder_forward_reference(x, ws, bs, acts), "encoder")
 
 
 @pytest.mark.parametrize("i", range(len(PARTIALS_CONFIGS)))
 def test_every_sparse_kl_gpu_config_matches_reference(i: int) -> None:
     h = _rand_h(530, 97, i)
     loss, grad = sparse_kl_forward_triton(h, 0.05, 1.0, 1e-6, config=PARTIALS_CONFIGS[i])
-    close(loss, sparse_kl_reference(h, 0.05), "sparse_kl")
-    close(grad.expand_as(h), sparse_kl_grad_reference(h, 0.05, 1.0), "sparse_kl_grad")
+    assert_close_for(loss, sparse_kl_reference(h, 0.05), "sparse_kl")
+    assert_close_for(grad.expand_as(h), sparse_kl_grad_reference(h, 0.05, 1.0), "sparse_kl_grad")
 
 
 def test_training_step_is_the_same_with_both_backends() -> None:
@@ -158,7 +160,7 @@ def test_training_step_is_the_same_with_both_backends() -> None:
         opt.step()
         results.append([p.detach().clone() for p in model.parameters()])
     for a, b in zip(*results):
-        close(a, b, "training_step")
+        assert_close_for(a, b, "training_step")
 
 
 def test_triton_backend_where_it_cannot_run_says_why(monkeypatch) -> None:
