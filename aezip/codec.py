@@ -17,7 +17,8 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path
 from .container import ContainerReader, ContainerWriter
-from .data import Dataset, Source, output_names, write_dataset
+from .data import Dataset, write_dataset
+from .source import Source, output_names
 from .entropy import LATENT_CODER, decode_codes, encode_codes
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header

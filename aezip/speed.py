@@ -20,7 +20,8 @@ import zstandard
 
 from .baselines import raw_compressors
 from .codec import decode_file, encode_dataset
-from .data import Source, open_dataset, write_dataset
+from .data import open_dataset, write_dataset
+from .source import Source
 from .modelfile import load_model
 from .threads import apply_threads
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aezip.data import Source, output_names
+from aezip.source import Source, output_names
 from aezip.errors import FormatError, InputError
 from aezip.header import REQUIRED_FIELDS, validate_header
 from tests.fuzz import fuzz

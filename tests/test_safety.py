@@ -11,7 +11,8 @@ from PIL import Image
 from aezip.atomic import atomic_path, clean_stale_temps
 from aezip.codec import decode_file, encode_dataset
 from aezip.container import FORMAT_VERSION
-from aezip.data import Source, open_dataset
+from aezip.data import open_dataset
+from aezip.source import Source
 from aezip.errors import FormatError, InputError, OutputExistsError
 from aezip.modelfile import load_model
 from tests import aezcraft
