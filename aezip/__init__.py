@@ -1,2 +1,49 @@
-"""aezip: compress image datasets with a trained sparse autoencoder."""
+"""aezip: compress image datasets with a trained sparse autoencoder.
+
+The Python API (see the README's "Python API"): compress/decompress arrays in memory, encode/decode files or
+streams, open a .aez file for random access, train, load and save models. `import aezip` stays light: the names
+below load their modules (and torch) when first used. `aezip.torch.AezDataset` is the PyTorch dataset."""
+from __future__ import annotations
+
+import sys
+import types
+from importlib import import_module
+from typing import Any
+
+from .errors import AezipError, FormatError, InputError, ModelMismatchError, OutputExistsError, ParameterError
+
 __version__ = "0.1.0"
+
+_LAZY = {name: "aezip.api" for name in ("compress", "decompress", "encode", "decode", "verify", "info", "open",
+                                          "train", "load_model", "Model", "Reader", "CodecReport", "open_data")}
+
+__all__ = [*_LAZY, "AezipError", "FormatError", "InputError", "ModelMismatchError", "OutputExistsError",
+           "ParameterError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'aezip' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """`aezip.train` stays the training function although a submodule `aezip.train` exists: importing the submodule
+    would otherwise replace the attribute with it (the module stays reachable as sys.modules["aezip.train"])."""
+
+    @property
+    def train(self) -> Any:
+        return import_module("aezip.api").train
+
+    @train.setter
+    def train(self, value: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

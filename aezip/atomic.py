@@ -157,11 +157,16 @@ class FolderWriter:
         self.written: list[str] = []
 
     def write(self, name: str, data: bytes) -> None:
-        """Write one file; `name` must be a plain file name (no separators)."""
-        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-            raise InputError(f"refusing to write the file name {name!r}: not a plain file name")
+        """Write one file; `name` must be a plain file name, or class/name (one subfolder, made if needed)."""
+        parts = name.split("/")
+        if len(parts) > 2 or any(not p or p in (".", "..") or "\\" in p or "\0" in p for p in parts):
+            raise InputError(f"refusing to write the file name {name!r}: not a plain file name (or class/name)")
+        if len(parts) == 2:
+            if (self.root / parts[0]).is_symlink():
+                raise InputError(f"refusing to write into {self.root / parts[0]}: a symbolic link")
+            (self.root / parts[0]).mkdir(exist_ok=True)
         target = self.root / name
-        tmp = self.root / _temp_name(name)
+        tmp = target.parent / _temp_name(parts[-1])
         try:
             with open(tmp, "xb") as f:
                 f.write(data)

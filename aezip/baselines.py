@@ -46,6 +46,10 @@ class PCACodec:
         _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
         return cls(mean, vt[:components])
 
+    def first(self, components: int) -> "PCACodec":
+        """The codec of the first `components` components (the same as fitting that many: one SVD serves all)."""
+        return PCACodec(self.mean, self.basis[:components])
+
     def compress(self, images: np.ndarray, step: float) -> bytes:
         """The file: a dtype byte, then the quantized coefficients (component-major) packed with zstd -19."""
         x = images.reshape(len(images), -1).astype(np.float64)
@@ -67,8 +71,9 @@ def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
                      steps: tuple[float, ...] = (16, 24, 32, 48, 64, 96, 128, 192)) -> dict | None:
     """The best PSNR PCA + quantization + zstd reaches on `test` at no more than max_bpp (searching k and step)."""
     best = None
+    full = PCACodec.fit(train, max(components))
     for k in components:
-        codec = PCACodec.fit(train, k)
+        codec = full.first(k)
         for step in steps:
             payload = codec.compress(test, step)
             bpp = len(payload) * 8 / test.size

@@ -1,30 +1,37 @@
-"""The encode and decode pipelines: dataset -> codes -> ANS bytes (+ residual) -> container, and back."""
+"""The encode and decode pipelines: images -> codes -> ANS bytes (+ residual) -> container, and back.
+
+Chunk-level functions (`encode_to` writes any binary stream, `decode_chunk` reads one chunk of a ContainerReader
+over a file or bytes) with thin file functions over them (`encode_dataset`, `decode_file`, `test_file`)."""
 from __future__ import annotations
 
+import dataclasses
 import struct
 import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import __version__, kernels
+from . import __version__
 from .atomic import atomic_path
 from .container import ContainerReader, ContainerWriter
-from .data import Dataset, Source, output_names, write_dataset
+from .data import Dataset, write_dataset
+from .source import Source, output_names
 from .entropy import LATENT_CODER, decode_codes, encode_codes
-from .errors import AezipError, FormatError, InputError, ModelMismatchError
+from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
+from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
-from .tensors import resolve_device, to_unit
+from .threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
+Progress = Callable[[int], None]   # called with the number of images just done
 
 
 @dataclass
@@ -32,15 +39,30 @@ class CodecReport:
     """What an encode or decode did, with the figures a user asks for."""
 
     images: int
-    pixels: int
+    pixels: int                       # pixel positions, N x H x W (the field's convention for bits/pixel)
     file_bytes: int
     seconds: float
     psnr_db: float | None = None
     max_abs_error: int | None = None
+    channels: int = 1                 # samples per pixel (3 for RGB)
 
     @property
     def bits_per_pixel(self) -> float:
         return self.file_bytes * 8 / self.pixels
+
+    @property
+    def bits_per_sample(self) -> float:
+        return self.bits_per_pixel / self.channels
+
+    def to_dict(self) -> dict:
+        """The figures as JSON-ready values (an infinite PSNR as the string "inf")."""
+        d = dataclasses.asdict(self)
+        d["bits_per_pixel"] = self.bits_per_pixel
+        d["bits_per_sample"] = self.bits_per_sample
+        d["images_per_s"] = self.images / max(self.seconds, 1e-9)
+        if d["psnr_db"] == float("inf"):
+            d["psnr_db"] = "inf"
+        return d
 
 
 def _pack_payload(n: int, latent: bytes, residual: bytes, pixel_crc: int) -> bytes:
@@ -66,76 +88,144 @@ def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None
                                  f"{'x'.join(map(str, want))}")
 
 
-def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path, *, chunk_size: int | None = None,
-                   max_error: int | None = None, backend: str | None = None, device: str = "auto",
-                   force: bool = False) -> CodecReport:
-    """Write `dataset` to one .aez file; max_error bounds every pixel's error (0: lossless)."""
-    check_fits(dataset.image_shape, mf, str(dataset.path))
+def image_channels(shape: tuple[int, ...] | list[int]) -> int:
+    """Samples per pixel of a dataset of this shape (N x H x W is 1, N x H x W x C is C)."""
+    return int(shape[3]) if len(shape) == 4 else 1
+
+
+def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...]) -> int:
+    """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
-        raise InputError(f"--max-error must be an integer in 0..255, got {max_error}")
-    samples = image_samples(dataset.shape)
-    chunk_size = default_chunk_size(samples) if chunk_size is None else chunk_size
+        raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
+    samples = image_samples(shape)
+    if chunk_size is None:
+        return default_chunk_size(samples)
     if not 1 <= chunk_size <= max_chunk_size(samples):
-        raise InputError(f"--chunk-size must lie in 1..{max_chunk_size(samples)} for images of {samples} samples, "
-                         f"got {chunk_size}")
+        raise ParameterError("chunk_size", f"must lie in 1..{max_chunk_size(samples)} for images of {samples} "
+                                           f"samples, got {chunk_size}")
+    return chunk_size
+
+
+def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None = None) -> Iterator[np.ndarray]:
+    """Images lo..hi-1 of a stream of arrays of consecutive images, regrouped `size` at a time."""
+    pending: list[np.ndarray] = []
+    held = seen = 0
+    for part in parts:
+        a, b = max(lo - seen, 0), len(part) if hi is None else min(len(part), hi - seen)
+        seen += len(part)
+        if a < b:
+            pending.append(part[a:b])
+            held += b - a
+        while held >= size:
+            block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield block[:size]
+            pending, held = ([block[size:]] if held > size else []), held - size
+        if hi is not None and seen >= hi:
+            break
+    if held:
+        yield np.concatenate(pending)
+
+
+def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.ndarray:
+    """The latent codes of one chunk of images (the model already on `device`)."""
+    from .tensors import to_unit
+    return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+
+
+def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
+                 max_error: int | None) -> tuple[bytes, float, int]:
+    """One chunk of images and their codes into its payload; also its squared error and max error."""
+    flat = chunk.reshape(len(chunk), -1)
+    recon = integer_decode(mf.intdec, codes, block_pool())
+    latent, residual = encode_codes(codes, mf.tables), b""
+    if max_error is not None:
+        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
+        residual, recon = stream.data, stream.recon
+        latent = latent if stream.needs_latents else b""
+    payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
+    diff = flat.astype(np.int64) - recon
+    return payload, float((diff ** 2).sum()), int(np.abs(diff).max())
+
+
+def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
+              chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
+              device: str = "auto", progress: Progress | None = None, jobs: int = 1,
+              shard: dict | None = None) -> CodecReport:
+    """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
+    jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
+    sharded encode (see shards.py)."""
+    from . import kernels                             # torch: only encoding needs it, decoding does not
+    from .parallel import encode_chunks
+    from .tensors import resolve_device
+    check_fits(tuple(shape[1:]), mf, str(source.format))
+    chunk_size = _check_encode_args(max_error, chunk_size, shape)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
-    model = mf.model.to(dev)
     header = {
-        "shape": list(dataset.shape), "dtype": "uint8", "source": dataset.source.to_dict(),
+        "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
         "residual": PIXEL_CODER if max_error is not None else None,
     }
+    if shard is not None:
+        header["shard"] = shard
     start = time.perf_counter()
-    sse, max_err, pixels = 0.0, 0, 0
+    sse, max_err, samples, images = 0.0, 0, 0, 0
+    writer = ContainerWriter(f, header)
+    per_image = image_samples(shape)
+    for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs):
+        writer.add_chunk(payload, n)
+        sse += chunk_sse
+        max_err = max(max_err, chunk_max)
+        samples += n * per_image
+        images += n
+        if progress:
+            progress(n)
+    if images != shape[0]:
+        raise InputError(f"the data held {images} images where {shape[0]} were announced")
+    size = writer.close()
+    channels = image_channels(shape)
+    return CodecReport(images, samples // channels, size, time.perf_counter() - start, psnr_from_mse(sse / samples),
+                       max_err, channels)
+
+
+def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
+                   max_error: int | None = None, backend: str | None = None, device: str = "auto",
+                   image_range: str | tuple[int, int] | None = None, force: bool = False,
+                   progress: Progress | None = None, jobs: int = 1,
+                   shard: tuple[int, int] | None = None) -> CodecReport:
+    """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
+    bounds every pixel's error (0: lossless). jobs > 1 codes chunks in that many processes (same bytes); shard
+    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts)."""
+    from .shards import shard_entry, shard_range
+
+    check_fits(dataset.image_shape, mf, str(dataset.path))
+    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
+    if shard is not None and image_range is not None:
+        raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
+    lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else parse_range(image_range, dataset.shape[0])
+    source = dataset.source
+    if source.names:
+        source = dataclasses.replace(source, names=source.names[lo:hi])
+    chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
+    args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
+                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None)
+    shape = (hi - lo, *dataset.image_shape)
+    if hasattr(out, "write"):
+        return encode_to(out, chunks, shape, source, mf, **args)
     with atomic_path(out, force=force, inputs=(dataset.path, mf.path)) as tmp:
         with open(tmp, "wb") as f:
-            writer = ContainerWriter(f, header)
-            for chunk in dataset.chunks(chunk_size):
-                flat = chunk.reshape(len(chunk), -1)
-                codes = model.codes(to_unit(chunk).to(dev), backend_used).cpu().numpy()
-                recon = integer_decode(mf.intdec, codes)
-                latent, residual = encode_codes(codes, mf.tables), b""
-                if max_error is not None:
-                    stream = encode_pixels(flat, recon, dataset.image_shape, max_error, mf.residual_prior,
-                                           len(latent), mf.pixel)
-                    residual, recon = stream.data, stream.recon
-                    latent = latent if stream.needs_latents else b""
-                writer.add_chunk(_pack_payload(len(chunk), latent, residual,
-                                               zlib.crc32(recon.tobytes())), len(chunk))
-                diff = flat.astype(np.int64) - recon
-                sse += float((diff ** 2).sum())
-                max_err = max(max_err, int(np.abs(diff).max()))
-                pixels += flat.size
-            writer.close()
-        size = tmp.stat().st_size
-    return CodecReport(dataset.shape[0], pixels, size, time.perf_counter() - start, psnr_from_mse(sse / pixels),
-                       max_err)
+            return encode_to(f, chunks, shape, source, mf, **args)
 
 
-def parse_range(spec: str | None, total: int) -> tuple[int, int]:
-    """'A:B' (either end may be empty) into 0 <= A < B <= total."""
-    if not spec:
-        return 0, total
-    a, sep, b = spec.partition(":")
-    try:
-        lo = int(a) if a else 0
-        hi = int(b) if b else total
-    except ValueError:
-        raise InputError(f"--range {spec!r}: expected A:B with integers") from None
-    if not sep or not 0 <= lo < hi <= total:
-        raise InputError(f"--range {spec!r}: expected A:B with 0 <= A < B <= {total}")
-    return lo, hi
-
-
-def model_for(reader: ContainerReader, model_path: str | Path | None) -> ModelFile:
-    """The model that wrote the file: the one given, or the default; a different one is an error."""
-    mf = load_model(model_path)
+def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> ModelFile:
+    """The model that wrote the file: the one given (a path or a loaded model), or the default; a different one is
+    an error."""
+    mf = model if isinstance(model, ModelFile) else load_model(model)
     want = reader.header["model_id"]
     if mf.id != want:
-        hint = "pass the model that wrote it with -m" if model_path is None else "this is not the model that wrote it"
+        hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
     h = reader.header
@@ -171,7 +261,8 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = integer_decode(mf.intdec, decode_codes(latent, n, mf.tables)) if latent or max_error is None else None
+    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
+            if latent or max_error is None else None)
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone
@@ -195,34 +286,52 @@ def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     return counts
 
 
-def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int) -> Iterator[np.ndarray]:
-    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked."""
+def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
+    """Chunk i's images as uint8 (n x the header's image shape), its pixel checksum checked."""
+    return decode_payload(mf, reader.read_chunk(i), reader.chunks[i].images, reader.header,
+                          f"{reader.path} chunk {i}")
+
+
+def decode_payload(mf: ModelFile, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
+    """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
+    image_shape = tuple(header["shape"][1:])
+    n, latent, residual, crc = _unpack_payload(payload, where)
+    if n != images:
+        raise FormatError(f"{where}: the chunk holds {n} images, the index says {images}")
+    try:
+        recon = _chunk_pixels(header, latent, residual, n, mf)
+    except AezipError:
+        raise
+    except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
+        # constriction signals a stream that does not decode with AssertionError or ValueError
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FormatError(f"{where}: undecodable stream ({detail})") from None
+    if zlib.crc32(recon.tobytes()) != crc:
+        raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
+    return recon.reshape((n, *image_shape))
+
+
+def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
+                 progress: Progress | None = None, jobs: int = 1) -> Iterator[np.ndarray]:
+    """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked;
+    jobs > 1 decodes chunks in that many processes."""
+    from .parallel import decode_chunks
+
     check_header(reader)
-    image_shape = tuple(reader.header["shape"][1:])
-    for i, c in enumerate(reader.chunks):
-        if c.first_image + c.images <= lo or c.first_image >= hi:
-            continue
-        where = f"{reader.path} chunk {i}"
-        n, latent, residual, crc = _unpack_payload(reader.read_chunk(i), where)
-        if n != c.images:
-            raise FormatError(f"{where}: the chunk holds {n} images, the index says {c.images}")
-        try:
-            recon = _chunk_pixels(reader.header, latent, residual, n, mf)
-        except AezipError:
-            raise
-        except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
-            # constriction signals a stream that does not decode with AssertionError or ValueError
-            detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise FormatError(f"{where}: undecodable stream ({detail})") from None
-        if zlib.crc32(recon.tobytes()) != crc:
-            raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
-        a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + n) - c.first_image
-        yield recon[a:b].reshape((b - a, *image_shape))
+    wanted = [(i, c) for i, c in enumerate(reader.chunks) if c.first_image + c.images > lo and c.first_image < hi]
+    payloads = ((reader.read_chunk(i), c.images, f"{reader.path} chunk {i}") for i, c in wanted)
+    for (_, c), images in zip(wanted, decode_chunks(mf, payloads, reader.header, jobs)):
+        a, b = max(lo, c.first_image) - c.first_image, min(hi, c.first_image + len(images)) - c.first_image
+        if progress:
+            progress(b - a)
+        yield images[a:b]
 
 
-def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | None = None,
-                image_range: str | None = None, force: bool = False) -> CodecReport:
-    """Decode a .aez file (all of it, or --range A:B) into its source format at `out`."""
+def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO, *,
+                model_path: str | Path | ModelFile | None = None, image_range: str | tuple[int, int] | None = None,
+                force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
+    """Decode a .aez file (all of it, or image_range A:B) into its source format at `out`: a path, or a binary
+    stream where the format is one file; jobs > 1 decodes chunks in that many processes."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
         check_header(reader)
@@ -234,14 +343,36 @@ def decode_file(path: str | Path, out: str | Path, *, model_path: str | Path | N
         if source.names:   # the names the whole file decodes to, so a range gets the same ones
             source.names = output_names(source.names)[lo:hi]
         shape = (hi - lo, *reader.header["shape"][1:])
-        write_dataset(iter_decoded(reader, mf, lo, hi), shape, source, out, force=force,
-                      inputs=(path, mf.path))
+        inputs = (path if isinstance(path, (str, Path)) else None, mf.path)
+        write_dataset(iter_decoded(reader, mf, lo, hi, progress, jobs), shape, source, out, force=force,
+                      inputs=inputs)
         size = reader.size
-    pixels = int(np.prod(shape))
-    return CodecReport(hi - lo, pixels, size, time.perf_counter() - start)
+    channels = image_channels(shape)
+    return CodecReport(hi - lo, int(np.prod(shape)) // channels, size, time.perf_counter() - start,
+                       channels=channels)
 
 
-def file_info(path: str | Path) -> dict:
+def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
+              progress: Progress | None = None) -> CodecReport:
+    """Decode every chunk of a .aez file and check every checksum, writing nothing."""
+    start = time.perf_counter()
+    with ContainerReader(path) as reader:
+        reader.verify()
+        check_header(reader)
+        source_of(reader)
+        mf = model_for(reader, model)
+        shape = reader.header["shape"]
+        n = sum(len(c) for c in iter_decoded(reader, mf, 0, shape[0], progress))
+        size = reader.size
+    channels = image_channels(shape)
+    return CodecReport(n, n * int(np.prod(shape[1:])) // channels, size, time.perf_counter() - start,
+                       channels=channels)
+
+
+test_file.__test__ = False   # not a pytest test, despite its name
+
+
+def file_info(path: str | Path | bytes | BinaryIO) -> dict:
     """The header of a .aez file and what it costs, after checking every checksum."""
     with ContainerReader(path) as reader:
         reader.verify()
@@ -249,7 +380,8 @@ def file_info(path: str | Path) -> dict:
         h["source"] = source_of(reader).to_dict()
         if h["max_error"] is not None:
             h["pixel_coders"] = pixel_methods(reader)
-        pixels = int(np.prod(h["shape"]))
-        h.update({"path": str(path), "format_version": reader.version, "chunks": len(reader.chunks),
-                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels})
+        pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
+        h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
+                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels,
+                  "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

@@ -10,6 +10,7 @@ truncation visible, and the CRCs make any flipped byte visible.
 """
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
@@ -58,24 +59,33 @@ class ContainerWriter:
         self._entries.append((self._pos, len(payload), images))
         self._write(payload + _CRC.pack(zlib.crc32(payload)))
 
-    def close(self) -> None:
+    def close(self) -> int:
+        """Write the index and trailer; returns the file's size in bytes."""
         index = b"".join(_INDEX_ROW.pack(*e) for e in self._entries)
         index_offset = self._pos
         self._write(index + _CRC.pack(zlib.crc32(index)))
         self._f.write(_TRAILER.pack(index_offset, len(self._entries), self._crc, END_MAGIC))
+        return self._pos + _TRAILER.size
 
 
 class ContainerReader:
-    """Read and check a .aez file: header, index and trailer at open; each chunk's CRC when it is read."""
+    """Read and check a .aez file (a path, the bytes of one, or a seekable binary file object): header, index and
+    trailer at open; each chunk's CRC when it is read."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self._f = open(self.path, "rb")
-        except FileNotFoundError:
-            raise FormatError(f"{self.path}: no such file") from None
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot read ({exc.strerror})") from None
+    def __init__(self, source: str | Path | bytes | BinaryIO) -> None:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            source = io.BytesIO(source)
+        if hasattr(source, "read"):
+            self.path = Path(str(getattr(source, "name", "<bytes>")))
+            self._f = source
+        else:
+            self.path = Path(source)
+            try:
+                self._f = open(self.path, "rb")
+            except FileNotFoundError:
+                raise FormatError(f"{self.path}: no such file") from None
+            except OSError as exc:
+                raise FormatError(f"{self.path}: cannot read ({exc.strerror})") from None
         try:
             self._open()
         except BaseException:

@@ -1,4 +1,4 @@
-"""Dataset readers and writers: IDX (.gz too), .npy/.npz, folders of PNG/JPEG; streamed in chunks of images.
+"""Dataset readers and writers: IDX (.gz too), .npy/.npz, folders of images; streamed in chunks of images.
 
 Every reader yields uint8 arrays of shape n x H x W (grayscale) or n x H x W x C, and records a `Source` that lets
 the writer give the dataset back in the format it came in.
@@ -10,117 +10,20 @@ import gzip
 import io
 import struct
 import zipfile
-import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 import numpy as np
+import zstandard
 from PIL import Image
 
 from .atomic import FolderWriter, atomic_folder, atomic_path
-from .errors import InputError
+from .errors import InputError, ParameterError
+from .imagefolder import list_images, read_image, scan_folder
+from .source import Source, is_plain_path, output_names
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 IDX_UBYTE = 0x08
-# Pillow modes read exactly as they are ("1" is widened to 0/255 gray, "P" expanded to RGB).
-MODE_CHANNELS = {"L": 1, "1": 1, "RGB": 3, "P": 3}
-
-
-SOURCE_FORMATS = ("idx", "npy", "npz", "images")
-MAX_NAME_BYTES = 255
-
-
-@dataclass
-class Source:
-    """How a dataset was stored, so that decode can write it back the same way."""
-
-    format: str                       # "idx" | "npy" | "npz" | "images"
-    gzip: bool = False                # idx: the file was gzip-compressed
-    npz_key: str | None = None        # npz: the member holding the images
-    npz_compressed: bool = False      # npz: written by savez_compressed
-    names: list[str] = field(default_factory=list)  # images: file names, in dataset order
-
-    def to_dict(self) -> dict:
-        """The header's `source` entry; file names are stored zlib-compressed, one per line."""
-        d = {k: v for k, v in asdict(self).items() if v not in (None, False, []) and k != "names"}
-        if self.names:
-            d["names_zlib"] = base64.b64encode(zlib.compress("\n".join(self.names).encode(), 9)).decode()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: object, images: int) -> "Source":
-        """Parse and check an untrusted header entry for a dataset of `images` images."""
-        if not isinstance(d, dict):
-            raise InputError("the source entry is not a mapping")
-        unknown = set(d) - {"format", "gzip", "npz_key", "npz_compressed", "names", "names_zlib"}
-        if unknown:
-            raise InputError(f"unknown source fields {sorted(unknown)}")
-        fmt = d.get("format")
-        if fmt not in SOURCE_FORMATS:
-            raise InputError(f"unknown source format {fmt!r}")
-        if not isinstance(d.get("gzip", False), bool) or not isinstance(d.get("npz_compressed", False), bool):
-            raise InputError("source flags must be true or false")
-        key = d.get("npz_key")
-        if key is not None and not (isinstance(key, str) and _plain_name(key)):
-            raise InputError(f"bad npz member name {key!r}")
-        names = d.get("names", [])
-        if "names_zlib" in d:
-            names = _inflate_names(d["names_zlib"], images)
-        if fmt == "images":
-            validate_names(names, images)
-        elif names != []:
-            raise InputError("file names stored for a source that is not a folder of images")
-        return cls(fmt, d.get("gzip", False), key, d.get("npz_compressed", False), list(names))
-
-
-def _plain_name(name: str) -> bool:
-    """A single file name: no separators, no '.'/'..', no control characters, at most 255 bytes."""
-    return (0 < len(name.encode("utf-8", "surrogatepass")) <= MAX_NAME_BYTES and name not in (".", "..")
-            and not any(c in name for c in "/\\") and not any(ord(c) < 32 or ord(c) == 127 for c in name))
-
-
-def _inflate_names(blob: object, images: int) -> list[str]:
-    """Decompress stored file names, never to more than a bounded size."""
-    if not isinstance(blob, str):
-        raise InputError("stored file names are not a string")
-    try:
-        raw = base64.b64decode(blob, validate=True)
-        d = zlib.decompressobj()
-        text = d.decompress(raw, images * (MAX_NAME_BYTES + 1))
-        if d.unconsumed_tail or not d.eof:
-            raise InputError("stored file names are damaged or longer than the images they name")
-        return text.decode("utf-8").split("\n")
-    except (ValueError, zlib.error, UnicodeDecodeError):
-        raise InputError("stored file names are damaged") from None
-
-
-def validate_names(names: object, images: int) -> None:
-    """Stored file names: one plain, distinct name per image (they become paths when decoded)."""
-    if not isinstance(names, list) or len(names) != images:
-        raise InputError(f"expected {images} stored file names, found "
-                         f"{len(names) if isinstance(names, list) else 'none'}")
-    for n in names:
-        if not isinstance(n, str) or not _plain_name(n):
-            raise InputError(f"stored file name {n!r} is not a plain file name")
-    if len(set(names)) != len(names):
-        raise InputError("stored file names repeat")
-
-
-def output_names(names: list[str]) -> list[str]:
-    """Decoded images are PNGs: a .png keeps its name, another image gets .png in place of its suffix, or after
-    its name where that is taken (a.png + a.jpg -> a.png, a.jpg.png). Distinct even ignoring case."""
-    used: set[str] = set()
-    out: list[str] = [""] * len(names)
-    is_png = [Path(n).suffix.lower() == ".png" for n in names]
-    for i in sorted(range(len(names)), key=lambda i: not is_png[i]):   # .png names claim theirs first
-        p = Path(names[i])
-        candidates = [names[i]] if is_png[i] else [p.stem + ".png", names[i] + ".png"]
-        candidates.append(f"{p.stem}.{i}.png")
-        chosen = next((c for c in candidates if c.casefold() not in used and _plain_name(c)), f"image-{i}.png")
-        used.add(chosen.casefold())
-        out[i] = chosen
-    return out
 
 
 @dataclass
@@ -130,6 +33,10 @@ class Dataset:
     path: Path
     shape: tuple[int, ...]
     source: Source
+    array: np.ndarray | None = None   # the images, for a dataset held in memory (read from a stream or given)
+    labels: np.ndarray | None = None  # class index per image (ImageFolder layout)
+    classes: list[str] = field(default_factory=list)   # class names (the subfolders), in label order
+    notes: list[str] = field(default_factory=list)     # what reading changed (e.g. modes converted), to tell users
 
     @property
     def image_shape(self) -> tuple[int, ...]:
@@ -138,7 +45,10 @@ class Dataset:
     def chunks(self, size: int) -> Iterator[np.ndarray]:
         """Yield the images in order, `size` at a time (the last chunk may be smaller)."""
         fmt = self.source.format
-        if fmt == "idx":
+        if self.array is not None:
+            for i in range(0, self.shape[0], size):
+                yield np.ascontiguousarray(self.array[i:i + size])
+        elif fmt == "idx":
             yield from _idx_chunks(self.path, self.shape, size)
         elif fmt == "npy":
             arr = np.load(self.path, mmap_mode="r")
@@ -147,8 +57,9 @@ class Dataset:
         elif fmt == "npz":
             yield from _npz_chunks(self.path, self.source.npz_key or "", self.shape, size)
         else:
+            channels = self.shape[3] if len(self.shape) == 4 else 1
             for i in range(0, self.shape[0], size):
-                yield np.stack([_read_image(self.path / n) for n in self.source.names[i:i + size]])
+                yield np.stack([read_image(self.path / n, channels) for n in self.source.names[i:i + size]])
 
     def read_all(self) -> np.ndarray:
         """The whole dataset as one array (for training and evaluation, which need it in memory)."""
@@ -165,8 +76,9 @@ def _check_image_shape(shape: tuple[int, ...], what: str) -> None:
         raise InputError(f"{what}: images of size 0 in shape {shape}")
 
 
-def open_dataset(path: str | Path) -> Dataset:
-    """Open a dataset by its path, recognising the format from the name and contents."""
+def open_dataset(path: str | Path, *, key: str | None = None) -> Dataset:
+    """Open a dataset by its path, recognising the format from the name and contents; `key` names the image array
+    of a .npz that holds several."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
@@ -177,16 +89,55 @@ def open_dataset(path: str | Path) -> Dataset:
         if name.endswith(".npy"):
             return _open_npy(path)
         if name.endswith(".npz"):
-            return _open_npz(path)
+            return _open_npz(path, key)
         with open(path, "rb") as f:
             head = f.read(4)
         if head[:2] == b"\x1f\x8b" or head[:2] == b"\x00\x00":
             return _open_idx(path)
+    except ParameterError:
+        raise
     except PermissionError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: unreadable ({exc})") from None
-    raise InputError(f"{path}: unknown format; expected an IDX file (.gz too), .npy, .npz or a folder of PNG/JPEG")
+    raise InputError(f"{path}: unknown format; expected an IDX file (.gz too), .npy, .npz or a folder of images")
+
+
+def array_dataset(images: np.ndarray, source: Source | None = None, name: str = "<array>") -> Dataset:
+    """A dataset over images held in memory (uint8, N x H x W[ x C]); decode gives them back as `source` says
+    (a .npy by default)."""
+    images = np.asarray(images)
+    _check_dtype(images.dtype, name)
+    _check_image_shape(images.shape, name)
+    return Dataset(Path(name), tuple(images.shape), source or Source("npy"), images)
+
+
+def read_stream(f: BinaryIO, name: str = "<stdin>") -> Dataset:
+    """A .npy or IDX (.gz too) dataset read whole from a binary stream, such as standard input."""
+    raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{name}: unreadable gzip stream ({exc})") from None
+        return _idx_from_bytes(body, name, gz=True)
+    if raw[:6] == b"\x93NUMPY":
+        try:
+            images = np.load(io.BytesIO(raw), allow_pickle=False)
+        except ValueError as exc:
+            raise InputError(f"{name}: unreadable .npy stream ({exc})") from None
+        return array_dataset(images, Source("npy"), name)
+    if raw[:2] == b"\x00\x00":
+        return _idx_from_bytes(raw, name, gz=False)
+    raise InputError(f"{name}: unknown stream format; a stream must hold a .npy or an IDX file (.gz too)")
+
+
+def _idx_from_bytes(raw: bytes, name: str, gz: bool) -> Dataset:
+    f = io.BytesIO(raw)
+    shape = _read_idx_header(f, Path(name))
+    _check_image_shape(shape, name)
+    images = next(_stream_chunks(f, shape, shape[0], f"{name}: IDX stream"))
+    return array_dataset(images, Source("idx", gzip=gz), name)
 
 
 # ---- IDX -------------------------------------------------------------------------------------------------------
@@ -237,16 +188,15 @@ def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.nd
         yield from _stream_chunks(f, shape, size, f"{path}: IDX file")
 
 
-def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, gz: bool) -> None:
-    raw = open(out, "wb")
-    f: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if gz else raw  # type: ignore[assignment]
-    try:
-        f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
-        for c in chunks:
-            f.write(np.ascontiguousarray(c, np.uint8).tobytes())
-    finally:
-        f.close()
-        raw.close()
+def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], raw: BinaryIO, gz: bool) -> None:
+    # no name and no time in the gzip header: the same images give the same bytes
+    f: BinaryIO = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+                   if gz else raw)
+    f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+    for c in chunks:
+        f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+    if gz:
+        f.close()   # writes the gzip trailer; the underlying stream stays open
 
 
 # ---- npy / npz --------------------------------------------------------------------------------------------------
@@ -269,24 +219,54 @@ def _npz_member_header(f: BinaryIO) -> tuple[tuple[int, ...], bool, np.dtype]:
     return reader(f)
 
 
-def _open_npz(path: Path) -> Dataset:
+def _open_npz(path: Path, key: str | None = None) -> Dataset:
     with zipfile.ZipFile(path) as zf:
         members = [n for n in zf.namelist() if n.endswith(".npy")]
         keys = [n[:-4] for n in members]
+        if key is not None and key not in keys:
+            raise ParameterError("key", f"{key!r} is not in {path} (its arrays: {', '.join(keys)})")
         image_keys = [k for k, n in zip(keys, members) if len(_npz_member_header(zf.open(n))[0]) in (3, 4)]
-        if len(image_keys) != 1:
-            raise InputError(f"{path}: expected one image array (N x H x W[ x C]) in the .npz, found "
-                             f"{len(image_keys)} among keys {keys}")
-        key = image_keys[0]
+        if key is None and len(image_keys) != 1:
+            raise ParameterError("key", f"must name the image array of {path}: it holds {len(image_keys)} arrays "
+                                        f"of images (N x H x W[ x C]) among {', '.join(keys)}")
+        key = key or image_keys[0]
         info = zf.getinfo(key + ".npy")
         with zf.open(info) as f:
             shape, fortran, dtype = _npz_member_header(f)
+        others = [k for k in keys if k != key]
+        extra = _pack_npz_extra(zf, others, path) if others else None
     _check_dtype(dtype, str(path))
     if fortran:
         raise InputError(f"{path}: Fortran-ordered arrays are not supported")
     _check_image_shape(shape, str(path))
-    return Dataset(path, tuple(shape), Source("npz", npz_key=key,
-                                              npz_compressed=info.compress_type != zipfile.ZIP_STORED))
+    notes = [f"{path}: images from {key!r}; the other arrays ({', '.join(others)}) are kept whole in the header"
+             ] if others else []
+    return Dataset(path, tuple(shape), Source("npz", npz_key=key, npz_extra=extra,
+                                              npz_compressed=info.compress_type != zipfile.ZIP_STORED), notes=notes)
+
+
+NPZ_EXTRA_LIMIT = 16 << 20   # bytes of a .npz's other arrays, packed, that go into a .aez header
+
+
+def _pack_npz_extra(zf: zipfile.ZipFile, keys: list[str], path: Path) -> str:
+    """The arrays `keys` of an open .npz as one zstd-packed .npz, base64 (for the JSON header)."""
+    arrays = {}
+    for k in keys:
+        with zf.open(k + ".npy") as f:
+            arrays[k] = np.lib.format.read_array(f, allow_pickle=False)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    blob = zstandard.ZstdCompressor(level=19).compress(buf.getvalue())
+    if len(blob) > NPZ_EXTRA_LIMIT:
+        raise InputError(f"{path}: its other arrays ({', '.join(keys)}) take {len(blob)} bytes packed, more than the "
+                         f"{NPZ_EXTRA_LIMIT} a .aez header holds; store them apart")
+    return base64.b64encode(blob).decode("ascii")
+
+
+def _unpack_npz_extra(text: str) -> dict[str, np.ndarray]:
+    raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(text))
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
 
 
 def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:
@@ -295,14 +275,14 @@ def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iter
         yield from _stream_chunks(f, shape, size, f"{path}: array {key!r}")
 
 
-def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path) -> None:
-    with open(out, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
-        for c in chunks:
-            f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+def _write_npy(chunks: Iterator[np.ndarray], shape: tuple[int, ...], f: BinaryIO) -> None:
+    np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    for c in chunks:
+        f.write(np.ascontiguousarray(c, np.uint8).tobytes())
 
 
-def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, key: str, compressed: bool) -> None:
+def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: BinaryIO, key: str, compressed: bool,
+               extra: str | None = None) -> None:
     method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
     with zipfile.ZipFile(out, "w", compression=method) as zf:
         with zf.open(key + ".npy", "w", force_zip64=True) as f:
@@ -311,46 +291,21 @@ def _write_npz(chunks: Iterator[np.ndarray], shape: tuple[int, ...], out: Path, 
             f.write(buf.getvalue())
             for c in chunks:
                 f.write(np.ascontiguousarray(c, np.uint8).tobytes())
+        for name, array in (_unpack_npz_extra(extra) if extra else {}).items():
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array, allow_pickle=False)
 
 
 # ---- image folders ----------------------------------------------------------------------------------------------
 
-def _image_to_array(img: Image.Image, name: str) -> np.ndarray:
-    if img.mode not in MODE_CHANNELS:
-        raise InputError(f"{name}: image mode {img.mode} is not supported (grayscale or RGB, 8 bits)")
-    if img.mode == "1":
-        img = img.convert("L")
-    elif img.mode == "P":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            return _image_to_array(img, str(path))
-    except (OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
-
-
 def _open_image_folder(path: Path) -> Dataset:
-    names = sorted(p.name for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not names:
-        raise InputError(f"{path}: the folder holds no PNG or JPEG images")
-    odd = [n for n in names if not _plain_name(n)]
+    names, labels, classes = list_images(path)
+    odd = [n for n in names if not is_plain_path(n)]
     if odd:
         raise InputError(f"{path / odd[0]}: file names with control characters or backslashes are not supported")
-    first = _read_image(path / names[0])
-    for name in names[1:]:
-        try:
-            with Image.open(path / name) as img:
-                size, channels = img.size, MODE_CHANNELS.get(img.mode)
-        except (OSError, SyntaxError) as exc:
-            raise InputError(f"{path / name}: unreadable image ({exc})") from None
-        if (size[1], size[0]) != first.shape[:2] or channels != (1 if first.ndim == 2 else first.shape[2]):
-            raise InputError(f"{path}: images of mixed sizes or modes: {names[0]} is "
-                             f"{first.shape[1]}x{first.shape[0]}, {name} is {size[0]}x{size[1]} ({img.mode})")
-    return Dataset(path, (len(names), *first.shape), Source("images", names=names))
+    image_shape, notes = scan_folder(path, names)
+    return Dataset(path, (len(names), *image_shape), Source("images", names=names), labels=labels, classes=classes,
+                   notes=notes)
 
 
 def _write_images(chunks: Iterator[np.ndarray], out: FolderWriter, names: list[str]) -> int:
@@ -383,23 +338,35 @@ def _counted(chunks: Iterator[np.ndarray], expected: int, image_shape: tuple[int
         raise InputError(f"{seen} images where {expected} were announced")
 
 
-def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path,
-                  *, force: bool = False, inputs: tuple[str | Path | None, ...] = ()) -> Path:
-    """Write chunks (in order, together exactly `shape`) to `out` in the source's format, atomically."""
-    out = Path(out)
+def write_dataset(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, out: str | Path | BinaryIO,
+                  *, force: bool = False, inputs: tuple[str | Path | None, ...] = ()) -> str | Path | BinaryIO:
+    """Write chunks (in order, together exactly `shape`) to `out` in the source's format: a path, written
+    atomically, or a binary stream (such as standard output) for the formats that are one file."""
     shape = tuple(int(s) for s in shape)
     chunks = _counted(chunks, shape[0], shape[1:])
+    if hasattr(out, "write"):
+        if source.format == "images":
+            raise ParameterError("out", "a folder of images cannot be written to a stream; give a folder path")
+        _write_file(chunks, shape, source, out)  # type: ignore[arg-type]
+        return out
+    out = Path(out)
     if source.format == "images":
         with atomic_folder(out, force=force, inputs=inputs) as folder:
             _write_images(chunks, folder, output_names(source.names))
         return out
     with atomic_path(out, force=force, inputs=inputs) as tmp:
-        if source.format == "idx":
-            _write_idx(chunks, shape, tmp, source.gzip)
-        elif source.format == "npy":
-            _write_npy(chunks, shape, tmp)
-        elif source.format == "npz":
-            _write_npz(chunks, shape, tmp, source.npz_key or "images", source.npz_compressed)
-        else:
-            raise InputError(f"unknown source format {source.format!r}")
+        with open(tmp, "wb") as f:
+            _write_file(chunks, shape, source, f)
     return out
+
+
+def _write_file(chunks: Iterator[np.ndarray], shape: tuple[int, ...], source: Source, f: BinaryIO) -> None:
+    """A one-file format (IDX, .npy, .npz) to a binary stream."""
+    if source.format == "idx":
+        _write_idx(chunks, shape, f, source.gzip)
+    elif source.format == "npy":
+        _write_npy(chunks, shape, f)
+    elif source.format == "npz":
+        _write_npz(chunks, shape, f, source.npz_key or "images", source.npz_compressed, source.npz_extra)
+    else:
+        raise InputError(f"unknown source format {source.format!r}")

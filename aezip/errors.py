@@ -19,3 +19,17 @@ class ModelMismatchError(AezipError):
 
 class OutputExistsError(AezipError):
     """The output exists and --force was not given."""
+
+
+class BackendError(AezipError, RuntimeError):
+    """The requested kernel backend cannot run here; the message says why."""
+
+
+class ParameterError(InputError, ValueError):
+    """A function argument is out of range or malformed; `param` names it as the library spells it (the CLI
+    names the matching option instead)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param} {message}")
+        self.param = param
+        self.detail = message

@@ -70,3 +70,22 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     with torch.no_grad():
         pred = (xte @ w + b).argmax(1).numpy()
     return float((pred == test_y).mean())
+
+
+def probe_report(dataset: Dataset, labels: np.ndarray, mf: ModelFile, train: tuple[int, int],
+                 test: tuple[int, int]) -> dict:
+    """Linear-probe test accuracy of the model's features, the raw pixels, and PCA with as many components as the
+    model has latents, fit on images train[0]..train[1]-1 and tested on test[0]..test[1]-1."""
+    from .baselines import PCACodec
+
+    if len(labels) != dataset.shape[0]:
+        raise InputError(f"{len(labels)} labels for {dataset.shape[0]} images")
+    (a, b), (c, d) = train, test
+    images = dataset.read_all()
+    flat = images.reshape(len(images), -1).astype("float64")
+    pca = PCACodec.fit(images[a:b], mf.config.latent)
+    features = {f"aezip ({mf.config.latent} latents)": embed(dataset, mf),
+                "raw pixels": flat,
+                f"PCA ({mf.config.latent} components)": (flat - pca.mean) @ pca.basis.T}
+    return {"train_range": [a, b], "test_range": [c, d],
+            "accuracy": {name: linear_probe(f[a:b], labels[a:b], f[c:d], labels[c:d]) for name, f in features.items()}}

@@ -1,27 +1,71 @@
 """The decoder in fixed-point arithmetic, so that its prediction is bit-identical on every machine.
 
 Float matmuls differ across devices, libraries and thread counts (summation order), so a float decoder cannot be
-reproduced exactly by another machine. Here every weight, bias and activation is an integer, and the matmuls run in
-float64 on integers whose partial sums stay below 2^53: every such sum is exact, whatever the order, the device or
-the BLAS. Hidden activations keep ACT_FRAC_BITS fractional bits (rounded, clamped to ACT_LIMIT); the output pixel
-is the number of integer thresholds T_k (k = 1..255, T_k = ceil(logit((k - 1/2) / 255) * scale)) the final
-accumulator reaches, which equals round(255 * sigmoid(logit)). The integers are made once, when a model is saved,
-and stored in the model file, so no float computation takes part in decoding.
+reproduced exactly by another machine. Here every weight, bias and activation is an integer. Hidden activations
+keep ACT_FRAC_BITS fractional bits (rounded half up, clamped to [0, ACT_LIMIT)); the output pixel is the number of
+integer thresholds T_k (k = 1..255, T_k = ceil(logit((k - 1/2) / 255) * scale)) the final accumulator reaches,
+which equals round(255 * sigmoid(logit)). The integers are made once, when a model is saved, and stored in the
+model file, so no float computation takes part in decoding. Decoding needs numpy only (no torch).
+
+Why float64 GEMM is exact. A float64 holds every integer of magnitude <= 2^53. Each layer's weight scale is chosen
+(`weight_shift`) so that sum_k |w_jk| * max|h_k| + |b_j| + 1 < EXACT_LIMIT = 2^52 for every output j. Whatever
+order a BLAS adds the products in, every partial sum is a sum of a subset of the products, so its magnitude is
+below 2^52: every product (|w| <= 2^15, |h| < 2^24 or the code < levels) and every partial sum is an integer
+below 2^53, hence represented exactly, hence every rounding step of the GEMM is exact. Adding the bias, the
+rounding half (2^(s-1)), multiplying by 2^-s and taking the floor are exact too (integers below 2^53, a power of
+two). So the result is the same integer on every CPU, GPU, BLAS and thread count.
+
+Why there is no exact float32 path. float32 holds integers up to 2^24 only. The default model's decoder has
+|w| up to 2^14.9 and hidden inputs up to 2^24 (ACT_LIMIT): a single product reaches 2^38.9, and the accumulator
+bound of its two large layers is 2^43.9 and 2^43.3 (tests/test_intdecoder.py computes them), so a float32 GEMM
+would round. Making it exact needs every partial sum below 2^24 for K = 512 inputs: split h into 4 pieces of
+6 bits and w into 2 of 8 bits (512 * 63 * 255 < 2^24), i.e. 8 float32 GEMMs for one float64 GEMM; float32 GEMM is
+~2.2x float64 here, so that would be ~3.6x slower, and fewer fixed-point bits would change decoded bytes. So
+decoding stays float64.
+
+The output thresholds are found without a binary search: the last layer's accumulator, shifted by the lowest
+threshold less one bucket, is multiplied by 2^-e (exact) and truncated into a bucket of width 2^e no wider than
+the smallest gap between thresholds, so each bucket holds at most one threshold; a table gives the count of
+thresholds at or below the bucket's start and the next threshold, and one comparison finishes the count. This is
+the same integer `searchsorted(T, acc, side="right")` gives (tests compare both on extreme codes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from .model import DecoderLayers
+if TYPE_CHECKING:
+    from .model import DecoderLayers
 
 ARITHMETIC = "fixed-point-v1"   # recorded in every .aez header: what the decoder must reproduce
 ACT_FRAC_BITS = 12
 ACT_LIMIT = 2 ** 24             # hidden activations are clamped to [0, ACT_LIMIT) in fixed point (4096.0)
 WEIGHT_LIMIT = 2 ** 15 - 1
 EXACT_LIMIT = 2 ** 52           # bound on |accumulator| that keeps every float64 partial sum exact
+_MAX_BUCKETS = 1 << 16          # threshold buckets beyond this fall back to a binary search
+ROW_BLOCK = 512                 # rows decoded together (one task of a thread pool)
+
+
+@dataclass
+class _Layer:
+    """One layer ready to run: float64 weights (in x out), and the bias with the rounding half folded in."""
+
+    w: np.ndarray
+    b: np.ndarray
+    scale: float      # 2^-shift (hidden layers; 1.0 for the last)
+    floor: bool       # hidden layer with a right shift: round half up by floor((acc + half) * 2^-shift)
+
+
+@dataclass
+class _Thresholds:
+    """Bucketed output thresholds: pixel = count[bucket] + (acc >= next[bucket]) for acc shifted by the base."""
+
+    inv_width: float
+    count: np.ndarray    # uint8, thresholds <= the bucket's start
+    next: np.ndarray     # float64, the first threshold above the bucket's start (shifted), +inf past the last
 
 
 @dataclass
@@ -32,6 +76,7 @@ class IntegerDecoder:
     biases: list[np.ndarray]
     shifts: list[int]            # hidden layers: accumulator >> shift gives ACT_FRAC_BITS fractional bits
     thresholds: np.ndarray       # 255 sorted int64 thresholds on the last accumulator
+    _plan: tuple[list[_Layer], _Thresholds | None, float] | None = field(default=None, repr=False, compare=False)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Flat arrays for the model file."""
@@ -47,6 +92,12 @@ class IntegerDecoder:
         n = sum(1 for k in t if k.startswith("intdec.w"))
         return cls([t[f"intdec.w{i}"] for i in range(n)], [t[f"intdec.b{i}"] for i in range(n)],
                    [int(s) for s in t["intdec.shifts"]], t["intdec.thresholds"])
+
+    def plan(self) -> tuple[list[_Layer], _Thresholds | None, float]:
+        """The float64 layers and threshold buckets, made on first use and kept."""
+        if self._plan is None:
+            self._plan = _make_plan(self)
+        return self._plan
 
 
 def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
@@ -83,23 +134,73 @@ def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
     return IntegerDecoder(weights, biases, shifts, thresholds)
 
 
-def _rescale(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    """Round-half-up division by 2^shift (multiplication when shift < 0), exact in float64."""
-    if shift <= 0:
-        return acc * float(2 ** -shift)
-    return torch.floor((acc + float(2 ** (shift - 1))) / float(2 ** shift))
+def _bucket_thresholds(t: np.ndarray) -> tuple[float, _Thresholds] | None:
+    """(base, buckets) for sorted distinct int64 thresholds, or None where buckets would not pay."""
+    gaps = np.diff(t)
+    if len(t) == 0 or (gaps <= 0).any() or np.abs(t).max() >= EXACT_LIMIT // 2:
+        return None
+    width = 1 << max(int(np.floor(np.log2(gaps.min()))), 0) if len(gaps) else 1
+    base = int(t[0]) - width
+    n = (int(t[-1]) - base) // width + 2
+    if n > _MAX_BUCKETS:
+        return None
+    starts = base + width * np.arange(n, dtype=np.int64)
+    count = np.searchsorted(t, starts, side="right")
+    nxt = np.append(t - base, np.inf).astype(np.float64)[count]
+    return float(base), _Thresholds(1.0 / width, count.astype(np.uint8), nxt)
 
 
-def integer_decode(dec: IntegerDecoder, codes: np.ndarray | torch.Tensor, device: str = "cpu") -> np.ndarray:
-    """Pixels (uint8, n x D) from integer codes (n x latent); identical on every machine."""
-    h = torch.as_tensor(np.asarray(codes), device=device).to(torch.float64)
-    n = len(dec.weights)
-    for i in range(n):
-        w = torch.as_tensor(dec.weights[i], device=device).to(torch.float64)
-        b = torch.as_tensor(dec.biases[i], device=device).to(torch.float64)
-        acc = h @ w.t() + b
-        if i < n - 1:
-            h = torch.clamp(_rescale(acc, dec.shifts[i]), 0.0, float(ACT_LIMIT - 1))
-    thresholds = torch.as_tensor(dec.thresholds, device=device).to(torch.float64)
-    pixels = torch.searchsorted(thresholds, acc.contiguous(), right=True)
-    return pixels.to(torch.uint8).cpu().numpy()
+def _make_plan(dec: IntegerDecoder) -> tuple[list[_Layer], _Thresholds | None, float]:
+    """Weights as float64 (in x out), biases with the rounding half and the threshold base folded in."""
+    buckets = _bucket_thresholds(np.asarray(dec.thresholds, np.int64))
+    base, table = buckets if buckets else (0.0, None)
+    layers = []
+    for i, (w, b) in enumerate(zip(dec.weights, dec.biases)):
+        w64 = np.ascontiguousarray(np.asarray(w, np.float64).T)
+        b64 = np.asarray(b, np.float64)
+        if i < len(dec.shifts):
+            s = dec.shifts[i]
+            layers.append(_Layer(w64, b64 + (2.0 ** (s - 1) if s > 0 else 0.0), 2.0 ** -s, s > 0))
+        else:
+            layers.append(_Layer(w64, b64 - base, 1.0, False))
+    return layers, table, base
+
+
+def integer_decode(dec: IntegerDecoder, codes: np.ndarray, pool: Executor | None = None) -> np.ndarray:
+    """Pixels (uint8, n x D) from integer codes (n x latent); identical on every machine.
+
+    Rows go through in blocks of ROW_BLOCK (their activations stay in cache: ~20 % faster than 1,024 at once); with
+    a thread pool the blocks run on its threads, each with single-threaded BLAS. Each row's pixels depend on that
+    row alone and every sum is exact, so blocking and threads never change a pixel."""
+    codes = np.asarray(codes)
+    dec.plan()                              # made once, before any thread needs it
+    blocks = [codes[i:i + ROW_BLOCK] for i in range(0, len(codes), ROW_BLOCK)]
+    if len(blocks) <= 1:
+        return _decode_rows(dec, codes)
+    parts = pool.map(lambda b: _decode_rows(dec, b), blocks) if pool is not None else \
+        (_decode_rows(dec, b) for b in blocks)
+    return np.concatenate(list(parts))
+
+
+def _decode_rows(dec: IntegerDecoder, codes: np.ndarray) -> np.ndarray:
+    """integer_decode on one block of rows."""
+    layers, table, base = dec.plan()
+    h = np.asarray(codes, dtype=np.float64)
+    for layer in layers[:-1]:
+        acc = h @ layer.w
+        acc += layer.b
+        if layer.scale != 1.0:
+            acc *= layer.scale
+        if layer.floor:
+            np.floor(acc, out=acc)
+        h = np.clip(acc, 0.0, float(ACT_LIMIT - 1), out=acc)
+    acc = h @ layers[-1].w
+    acc += layers[-1].b                     # acc - base: the shifted accumulator
+    if table is None:
+        return np.searchsorted(np.asarray(dec.thresholds, np.float64) - base, acc, side="right").astype(np.uint8)
+    idx = np.multiply(acc, table.inv_width)
+    np.clip(idx, 0.0, float(len(table.count) - 1), out=idx)
+    idx = idx.astype(np.intp)               # truncation is the floor: idx >= 0
+    pixels = np.take(table.count, idx)
+    pixels += acc >= np.take(table.next, idx)
+    return pixels

@@ -5,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels
-
-RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
+from .options import RECONSTRUCTION_LOSSES
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -41,25 +40,6 @@ class LatentDiscriminator(torch.nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(1)
-
-
-def parse_prior(spec: str | None) -> tuple[str, float] | None:
-    """'adversarial', 'adversarial:uniform' or 'adversarial:bernoulli:RHO' into (distribution, rho)."""
-    if not spec:
-        return None
-    parts = spec.split(":")
-    if parts[0] != "adversarial" or len(parts) > 3:
-        raise ValueError(f"--prior {spec!r}: expected adversarial[:uniform|bernoulli:RHO]")
-    if len(parts) == 1 or parts[1:] == ["uniform"]:
-        return "uniform", 0.0
-    if parts[1] == "bernoulli" and len(parts) == 3:
-        try:
-            rho = float(parts[2])
-        except ValueError:
-            rho = -1.0
-        if 0.0 < rho < 1.0:
-            return "bernoulli", rho
-    raise ValueError(f"--prior {spec!r}: expected adversarial[:uniform|bernoulli:RHO] with 0 < RHO < 1")
 
 
 def sample_prior(prior: tuple[str, float], shape: tuple[int, ...], gen: torch.Generator,

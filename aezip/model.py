@@ -1,43 +1,15 @@
 """The autoencoder: an MLP encoder with a sigmoid latent and an MLP decoder, and its configuration."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
 from . import kernels
+from .config import AEConfig
 
-
-@dataclass(frozen=True)
-class AEConfig:
-    """Architecture and quantization of a codec model."""
-
-    image_shape: tuple[int, ...]           # H x W or H x W x C of one image
-    hidden: tuple[int, ...] = (512, 256)   # encoder widths; the decoder mirrors them
-    latent: int = 24
-    levels: int = 24                       # latent codes are integers 0 .. levels-1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        object.__setattr__(self, "hidden", tuple(int(s) for s in self.hidden))
-        if self.latent < 1 or any(h < 1 for h in self.hidden):
-            raise ValueError("layer widths must be positive")
-        if not 2 <= self.levels <= 65536:
-            raise ValueError(f"levels must lie in 2..65536, got {self.levels}")
-
-    @property
-    def input_dim(self) -> int:
-        return int(np.prod(self.image_shape))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "AEConfig":
-        return cls(image_shape=tuple(d["image_shape"]), hidden=tuple(d["hidden"]), latent=int(d["latent"]),
-                   levels=int(d["levels"]))
+__all__ = ["AEConfig", "AutoEncoder", "DecoderLayers"]
 
 
 @dataclass

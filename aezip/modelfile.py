@@ -6,22 +6,24 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from safetensors.numpy import load as st_load_numpy
 from safetensors.numpy import save as st_save_numpy
 
 from . import __version__
 from .atomic import atomic_path
+from .config import AEConfig
 from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
 from .pixelmodel import PixelMLP
-from .model import AEConfig, AutoEncoder
+
+if TYPE_CHECKING:
+    from .model import AutoEncoder
 
 FORMAT = "aezip-model"
 FORMAT_VERSION = 1
@@ -30,23 +32,57 @@ METADATA_KEY = "aezip"
 MAX_MODEL_BYTES = 1 << 30
 
 
-@dataclass
 class ModelFile:
-    """A codec model: the network, its entropy tables, integer decoder, residual prior, metadata; id once saved."""
+    """A codec model: the network, its entropy tables, integer decoder, residual prior, metadata; id once saved.
 
-    model: AutoEncoder
-    tables: np.ndarray
-    intdec: IntegerDecoder
-    residual_prior: np.ndarray                 # initial context counts of the max-error coder
-    info: dict = field(default_factory=dict)   # training summary: loss, data shape, held-out figures, ...
-    bank: np.ndarray | None = None             # latent codes of training images: restoration's start points
-    id: str = ""
-    path: Path | None = None
-    pixel: PixelMLP | None = None              # the learned pixel model of the max-error coder (method 4)
+    Decoding needs only the numpy parts; the torch network (`model`) is built from the stored float weights the
+    first time encode, training, embed or restore ask for it, so loading a model to decode never imports torch."""
+
+    def __init__(self, model: AutoEncoder | None, tables: np.ndarray, intdec: IntegerDecoder,
+                 residual_prior: np.ndarray, info: dict | None = None, bank: np.ndarray | None = None,
+                 id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
+                 weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None) -> None:
+        if model is None and (config is None or weights is None):
+            raise ValueError("a ModelFile needs the network, or its config and float weights")
+        self._model = model
+        self._config = model.config if model is not None else config
+        self._weights = weights
+        self.tables = tables
+        self.intdec = intdec
+        self.residual_prior = residual_prior          # initial context counts of the max-error coder
+        self.info = info if info is not None else {}  # training summary: loss, data shape, held-out figures, ...
+        self.bank = bank                              # latent codes of training images: restoration's start points
+        self.id = id
+        self.path = path
+        self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
 
     @property
     def config(self) -> AEConfig:
-        return self.model.config
+        return self._config
+
+    @property
+    def model(self) -> AutoEncoder:
+        """The float network (torch), built on first use from the stored weights."""
+        if self._model is None:
+            import torch
+
+            from .model import AutoEncoder
+            model = AutoEncoder(self._config)
+            model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self._weights.items()})
+            self._model = model.eval()
+        return self._model
+
+    def float_weights(self) -> dict[str, np.ndarray]:
+        """The float weights (float32 numpy, state-dict names), from the network if it was built."""
+        if self._model is None:
+            return self._weights
+        return {k: v.detach().cpu().float().numpy() for k, v in self._model.state_dict().items()}
+
+    def save(self, path: str | Path, *, force: bool = False) -> str:
+        """Write the model file atomically (an existing file only with force=True); sets and returns its id."""
+        self.id = save_model(path, self, force=force)
+        self.path = Path(path)
+        return self.id
 
 
 def default_model_path() -> Path:
@@ -56,7 +92,7 @@ def default_model_path() -> Path:
 
 def model_bytes(mf: ModelFile) -> bytes:
     """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
-    tensors = {f"float.{k}": v.detach().cpu().float().numpy() for k, v in mf.model.state_dict().items()}
+    tensors = {f"float.{k}": v for k, v in mf.float_weights().items()}
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
     tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
@@ -116,11 +152,17 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     except FormatError as exc:
         raise FormatError(f"{path}: damaged aezip model file ({exc})") from None
     config = AEConfig.from_dict(config_dict)
-    model = AutoEncoder(config)
-    model.load_state_dict({k[len("float."):]: torch.from_numpy(v.copy()) for k, v in tensors.items()
-                           if k.startswith("float.")})
-    model.eval()
+    weights = {k[len("float."):]: v for k, v in tensors.items() if k.startswith("float.")}   # the network: lazily
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
-    return ModelFile(model, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
-                     tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path,
-                     PixelMLP.from_tensors(tensors))
+    return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
+                     tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
+                     weights=weights, pixel=PixelMLP.from_tensors(tensors))
+
+
+def describe(mf: ModelFile) -> dict:
+    """What a model file holds, JSON-ready: its id, architecture, training summary and sizes."""
+    cfg = mf.config
+    return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
+            "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
+            "levels": cfg.levels, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
+            "training": mf.info}

@@ -9,30 +9,17 @@ TABLE_TOTAL and given + 1. Same images, prediction and seed: same bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from .options import PixelOptions
 from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds, n_features,
                          n_passes, pass_features, pass_slice, quantize_layers)
 
 PRIOR_WEIGHT = 32.0
 _BATCH_IMAGES = 512
-
-
-@dataclass
-class PixelOptions:
-    """The pixel model's size and training budget."""
-
-    hidden: tuple[int, ...] = (32, 32)
-    scales: int = 16
-    levels: int = 1             # coarse-to-fine: 1 + 3 * levels passes per channel (1: the 2x2 interleave)
-    samples: int = 200_000      # training pixels per pass (a random subset when there are more)
-    epochs: int = 8
-    batch_size: int = 1024
-    lr: float = 3e-3
 
 
 def _pass_batches(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], levels: int

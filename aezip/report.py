@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
-from .codec import decode_file, encode_dataset
-from .data import Dataset, Source, open_dataset, write_dataset
+from .codec import Progress, decode_file, encode_dataset
+from .data import Dataset, array_dataset
 from .metrics import psnr
 from .modelfile import load_model
 
@@ -53,25 +53,25 @@ def _timed(fn: Callable, *args):
 
 
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
-               workdir: Path) -> list[Row]:
-    """Encode and decode real .aez files: each model lossy, and the first model at each max error."""
-    src = workdir / "test-idx3-ubyte"
-    write_dataset(iter([images]), images.shape, Source("idx"), src, force=True)
-    dataset = open_dataset(src)
+               workdir: Path, progress: Progress | None = None) -> list[Row]:
+    """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy,
+    and the first model at each max error."""
+    dataset = array_dataset(images)
     rows = []
-    models = list(models)
-    runs = [(name, path, None) for name, path in models]
+    models = [(name, load_model(path)) for name, path in models]
+    runs = [(name, mf, None) for name, mf in models]
     runs += [(models[0][0], models[0][1], e) for e in max_errors]
-    for name, path, max_error in runs:
-        mf = load_model(path)
-        aez, out = workdir / "x.aez", workdir / "x-idx3-ubyte"
+    for name, mf, max_error in runs:
+        aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True))
-        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf.path, force=True))
-        recon = open_dataset(out).read_all()
+        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
+        recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
             "" if max_error is None else f", --max-error {max_error}")
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
                          mf.path.stat().st_size))
+        if progress:
+            progress(1)
     return rows
 
 
@@ -152,8 +152,10 @@ def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (8, 1
              step: float = 32.0) -> list[Row]:
     """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19."""
     rows = []
+    sizes = list(sizes)
+    full = PCACodec.fit(train, max(sizes))
     for k in sizes:
-        codec = PCACodec.fit(train, k)
+        codec = full.first(k)
         blob, t_enc = _timed(codec.compress, images, step)
         recon, t_dec = _timed(codec.decompress, blob, images.shape, step)
         rows.append(_row("PCA + zstd", f"{k} components, step {step:g}", len(blob), images, recon, t_enc, t_dec,
@@ -178,13 +180,17 @@ def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) 
 
 
 def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
-                     models: list[tuple[str, Path | None]], max_errors: Iterable[int] = MAX_ERRORS) -> dict:
-    """Every row and the BD-rates, as one JSON-ready dict."""
+                     models: list[tuple[str, Path | None]], max_errors: Iterable[int] = MAX_ERRORS,
+                     progress: Progress | None = None) -> dict:
+    """Every row and the BD-rates, as one JSON-ready dict; progress(1) after each codec setting."""
     images = data.read_all()
     test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
     with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
-        rows = aezip_rows(test, models, max_errors, Path(tmp))
-    rows += raw_rows(test) + image_codec_rows(test) + pca_rows(train, test)
+        rows = aezip_rows(test, models, max_errors, Path(tmp), progress)
+    for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test)):
+        rows += group()
+        if progress:
+            progress(1)
     lossy = [r for r in rows if r.codec.startswith("aezip") and "max-error" not in r.setting]
     bounded = [r for r in rows if "max-error" in r.setting and r.max_abs_error > 0]
     points = lambda rs: [(r.bits_per_pixel, r.psnr_db) for r in rs]  # noqa: E731
@@ -206,14 +212,11 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
 def reconstructions(data: Dataset, test_range: tuple[int, int], models: list[tuple[str, Path | None]],
                     count: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
     """The first `count` test images and their round trips through each model's .aez file."""
+    from .api import compress, decompress
+
     images = data.read_all()[test_range[0]:test_range[0] + count]
     recons = []
-    with tempfile.TemporaryDirectory(prefix="aezip-grid-") as tmp:
-        src = Path(tmp) / "g-idx3-ubyte"
-        write_dataset(iter([images]), images.shape, Source("idx"), src)
-        for _, path in models:
-            mf = load_model(path)
-            encode_dataset(open_dataset(src), mf, Path(tmp) / "g.aez", force=True)
-            decode_file(Path(tmp) / "g.aez", Path(tmp) / "o-idx3-ubyte", model_path=mf.path, force=True)
-            recons.append(open_dataset(Path(tmp) / "o-idx3-ubyte").read_all())
+    for _, path in models:
+        mf = load_model(path)
+        recons.append(decompress(compress(images, mf), mf))
     return images, recons

@@ -68,9 +68,19 @@ def _initial_counts(prior: np.ndarray, step: int, nbins: int) -> np.ndarray:
     return padded.reshape(prior.shape[0], nbins, step).sum(axis=2) + 1
 
 
-def _probabilities(counts: np.ndarray, ctx: np.ndarray) -> np.ndarray:
-    rows = counts[ctx]
-    return rows / rows.sum(axis=1, keepdims=True)   # integer sums, one correctly rounded division: exact anywhere
+class _AdaptiveCounts:
+    """Integer counts per context and their probability rows, each row divided once and again only when it changes
+    (not once per pixel): the same floats as counts[ctx] / counts[ctx].sum() per symbol."""
+
+    def __init__(self, counts: np.ndarray) -> None:
+        self.counts = counts
+        self.probs = counts / counts.sum(axis=1, keepdims=True)   # integer sums, one correctly rounded division
+
+    def update(self, ctx: np.ndarray, symbols: np.ndarray) -> None:
+        np.add.at(self.counts, (ctx, symbols), _INCREMENT)
+        changed = np.unique(ctx)
+        rows = self.counts[changed]
+        self.probs[changed] = rows / rows.sum(axis=1, keepdims=True)
 
 
 def _value(v: np.ndarray, step: int, max_error: int) -> np.ndarray:
@@ -82,7 +92,7 @@ def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     """Code x (n x D uint8) given the prediction; returns the bytes and the reconstruction the decoder will make."""
     step, nbins = _bins(max_error)
     ctxs = _Contexts(image_shape, pred)
-    counts = _initial_counts(prior, step, nbins)
+    model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
     bins = x.astype(np.int64) // step   # step may exceed 255 (E >= 128): not in uint8
     recon = _value(bins, step, max_error)
     if nbins == 1:                      # E >= 128: the value E is within E of every pixel; nothing to code
@@ -90,8 +100,8 @@ def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     coder = constriction.stream.queue.RangeEncoder()
     for pos in range(x.shape[1]):
         ctx = ctxs.at(pos, recon)
-        coder.encode(bins[:, pos].astype(np.int32), _MODEL_FAMILY, _probabilities(counts, ctx))
-        np.add.at(counts, (ctx, bins[:, pos]), _INCREMENT)
+        coder.encode(bins[:, pos].astype(np.int32), _MODEL_FAMILY, model.probs[ctx])
+        model.update(ctx, bins[:, pos])
     return coder.get_compressed().astype("<u4").tobytes(), recon
 
 
@@ -102,7 +112,7 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
     if len(data) % 4:
         raise ValueError("residual stream length is not a whole number of 32-bit words")
     ctxs = _Contexts(image_shape, pred)
-    counts = _initial_counts(prior, step, nbins)
+    model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
     recon = np.zeros(pred.shape, np.uint8)
     if nbins == 1:
         if data:
@@ -111,8 +121,8 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     for pos in range(pred.shape[1]):
         ctx = ctxs.at(pos, recon)
-        v = np.asarray(coder.decode(_MODEL_FAMILY, _probabilities(counts, ctx)), dtype=np.int64)
-        np.add.at(counts, (ctx, v), _INCREMENT)
+        v = np.asarray(coder.decode(_MODEL_FAMILY, model.probs[ctx]), dtype=np.int64)
+        model.update(ctx, v)
         recon[:, pos] = _value(v, step, max_error)
     return recon
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import ParameterError
 from .model import AutoEncoder
 from .modelcheck import BANK_MAX
+from .options import ESTIMATES
 from .tensors import to_unit
 
 
@@ -28,16 +29,29 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
     try:
         x, y, w, h = (int(v) for v in spec.split(","))
     except ValueError:
-        raise InputError(f"--mask-box {spec!r}: expected X,Y,W,H") from None
+        raise ParameterError("mask_box", f"{spec!r}: expected X,Y,W,H") from None
     rows, cols = image_shape[:2]
     if w < 1 or h < 1 or x < 0 or y < 0 or x + w > cols or y + h > rows:
-        raise InputError(f"--mask-box {spec!r} does not fit images of {cols}x{rows}")
+        raise ParameterError("mask_box", f"{spec!r} does not fit images of {cols}x{rows}")
     mask = np.zeros(image_shape, bool)
     mask[y:y + h, x:x + w] = True
     return mask
 
 
-ESTIMATES = ("mean", "nearest")
+
+
+def missing_pixels(images_shape: tuple[int, ...], *, mask: np.ndarray | None = None,
+                   mask_box: str | None = None) -> np.ndarray:
+    """Which pixels are missing (True): the box 'X,Y,W,H' in every image, or a mask of the images' shape or of one
+    image's (nonzero = missing)."""
+    if (mask is None) == (mask_box is None):
+        raise ParameterError("mask", "and mask_box: give exactly one")
+    if mask_box is not None:
+        return box_mask(tuple(images_shape[1:]), mask_box)
+    missing = np.asarray(mask) != 0
+    if missing.shape[1:] != tuple(images_shape[1:]) or len(missing) not in (1, images_shape[0]):
+        raise ParameterError("mask", f"of shape {missing.shape} does not fit images {tuple(images_shape)}")
+    return missing
 
 
 def code_bank(train_codes: np.ndarray, levels: int) -> np.ndarray:
@@ -58,9 +72,12 @@ def inpaint(model: AutoEncoder, images: np.ndarray, missing: np.ndarray, bank: n
     exp(-err / temperature), err summed over the known pixels with intensities in [0, 1] — an estimate
     of the posterior mean, which is what minimizes the expected squared error."""
     if estimate not in ESTIMATES:
-        raise InputError(f"unknown estimate {estimate!r}; expected one of {', '.join(ESTIMATES)}")
-    if candidates < 0 or steps < 0 or temperature <= 0:
-        raise InputError("--candidates and --steps must not be negative, --temperature must be positive")
+        raise ParameterError("estimate", f"{estimate!r} is not one of {', '.join(ESTIMATES)}")
+    for name, value in (("candidates", candidates), ("steps", steps)):
+        if value < 0:
+            raise ParameterError(name, f"must not be negative, got {value}")
+    if temperature <= 0:
+        raise ParameterError("temperature", f"must be positive, got {temperature}")
     missing = np.broadcast_to(missing, images.shape).reshape(len(images), -1)
     bank_z = bank_y = None
     if bank is not None and candidates > 0 and len(bank):

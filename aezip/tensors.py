@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import InputError
+from .errors import ParameterError
 
 
 def resolve_device(device: str) -> torch.device:
@@ -12,9 +12,10 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available (this torch build or machine has none)")
+        raise ParameterError("device", "'cuda': no CUDA device is available (this torch build or machine has "
+                                         "none)")
     if device not in ("cpu", "cuda"):
-        raise InputError(f"--device {device!r}: expected auto, cpu or cuda")
+        raise ParameterError("device", f"{device!r}: expected auto, cpu or cuda")
     return torch.device(device)
 
 

@@ -3,87 +3,29 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
 from . import kernels
+from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError
 from .intdecoder import build_integer_decoder, integer_decode
-from .losses import (RECONSTRUCTION_LOSSES, LatentDiscriminator, adversarial_penalty, discriminator_loss,
-                     l2_penalty, parse_prior, reconstruction_loss, sample_prior, sparsity_penalty)
-from .metrics import psnr
-from .pixeltrain import PixelOptions, fit_pixel_model, model_bits
+from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
+                     sample_prior, sparsity_penalty)
+from .metrics import psnr_from_mse
+from .pixeltrain import fit_pixel_model, model_bits
 from .residual import context_prior
 from .restore import code_bank
+from .stream import ImageRows, batches
 from .tensors import resolve_device, to_unit
-from .model import AEConfig, AutoEncoder
+from .model import AutoEncoder
 from .modelfile import ModelFile
-
-
-@dataclass
-class TrainOptions:
-    """Everything `aezip train` takes besides the data and the architecture."""
-
-    loss: str = "bce"
-    rho: float | None = 0.05          # sparse-KL target activation; None turns the penalty off
-    beta: float = 1.0
-    l2: float = 0.0
-    denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
-    quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
-    prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
-    prior_weight: float = 1.0
-    shift: int = 1                    # augmentation: random translations of up to this many pixels
-    weight_decay: float = 0.01
-    epochs: int = 160
-    batch_size: int = 64
-    lr: float = 2e-3
-    seed: int = 0
-    val_split: float = 0.1
-    patience: int = 30
-    device: str = "auto"
-    backend: str | None = None
-    pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
-    pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
-
-    def __post_init__(self) -> None:
-        if self.loss not in RECONSTRUCTION_LOSSES:
-            raise InputError(f"unknown loss {self.loss!r}; expected one of {', '.join(RECONSTRUCTION_LOSSES)}")
-        if self.rho is not None and not 0.0 < self.rho < 1.0:
-            raise InputError(f"--sparsity must lie in (0, 1), got {self.rho}")
-        if self.quant_noise not in ("uniform", "ste"):
-            raise InputError(f"unknown quantization noise {self.quant_noise!r}; expected uniform or ste")
-        if not 0.0 < self.val_split < 1.0:
-            raise InputError(f"--val-split must lie in (0, 1), got {self.val_split}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise InputError("--epochs, --batch-size and --lr must be positive")
-        if self.shift < 0 or self.weight_decay < 0:
-            raise InputError("--shift and --weight-decay must not be negative")
-        parse_denoise(self.denoise)
-        try:
-            parse_prior(self.prior)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-
-
-DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
-
-
-def parse_denoise(spec: str | None) -> tuple[str, float] | None:
-    """'gaussian:SIGMA', 'mask:P' or 'box:S' into (kind, value); None stays None."""
-    if not spec:
-        return None
-    kind, _, value = spec.partition(":")
-    try:
-        v = float(value)
-    except ValueError:
-        raise InputError(f"--denoise {spec!r}: expected {DENOISE_SPECS}") from None
-    valid = {"gaussian": v >= 0, "mask": 0 <= v < 1, "box": v >= 1 and v == int(v)}
-    if not valid.get(kind, False):
-        raise InputError(f"--denoise {spec!r}: expected {DENOISE_SPECS}")
-    return kind, v
+from .config import AEConfig
+from .options import EXECUTION_OPTIONS, TrainOptions, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -138,45 +80,100 @@ def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _float_psnr(model: AutoEncoder, x: torch.Tensor, backend: str) -> float:
+class _TrainForward(torch.nn.Module):
+    """One training forward pass (encoder, quantization noise, decoder logits) as a module, so that
+    DistributedDataParallel sees the call and all-reduces the gradients of everything it used."""
+
+    def __init__(self, model: AutoEncoder, backend: str, quant_noise: str) -> None:
+        super().__init__()
+        self.model, self.backend, self.quant_noise = model, backend, quant_noise
+
+    def forward(self, x_in: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.model.encode(x_in, self.backend)
+        noisy = _quantization_noise(h, self.model.config.levels, self.quant_noise, gen)
+        return h, self.model.decode_logits(noisy)
+
+
+def _ddp(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    if not world.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+VAL_BATCH = 8192   # validation and the final measurements run this many images at a time
+
+
+def _val_psnr(model: AutoEncoder, rows: ImageRows, val_idx: np.ndarray, backend: str, world: World) -> float:
+    """Validation PSNR of the quantized float model: each rank measures its share, the squared errors are summed
+    over every rank, so every rank gets the same figure (and early stopping agrees)."""
+    sse, count = 0.0, 0
     with torch.no_grad():
-        codes = model.codes(x, backend)
-        y = torch.round(model.decode(model.dequantize(codes)) * 255)
-    return psnr(x * 255, y)
+        for idx in batches(val_idx[world.rank::world.size], VAL_BATCH):
+            x = rows.take(idx)
+            y = torch.round(model.decode(model.dequantize(model.codes(x, backend))) * 255)
+            diff = (x * 255).double().cpu().numpy()
+            diff -= y.double().cpu().numpy()
+            sse += float(np.sum(diff * diff))
+            count += x.numel()
+    sse, count = all_sum([sse, float(count)], world)
+    return psnr_from_mse(sse / count)
 
 
 def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, progress: bool = True,
-                log=print) -> ModelFile:
-    """Train a codec on uint8 images (n x H x W[ x C]); returns the model, its tables and a summary."""
+                log=print, world: World | None = None) -> ModelFile | None:
+    """Train a codec on uint8 images (n x H x W[ x C], in memory or memory-mapped); returns the model, its tables
+    and a summary. Under torchrun (RANK/WORLD_SIZE set) every process calls this; rank 0 gets the model, the
+    others None."""
+    world = world_from_env() if world is None else world
+    device = local_device(resolve_device(opts.device), world)
+    with process_group(world, device):
+        return _train(images, config, opts, progress and world.is_main, log if world.is_main else _quiet,
+                      world, device)
+
+
+def _quiet(_: str) -> None:
+    """Ranks other than 0 print nothing."""
+
+
+def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: bool, log, world: World,
+           device: torch.device) -> ModelFile | None:
     if tuple(images.shape[1:]) != config.image_shape:
         raise InputError(f"images are {images.shape[1:]}, the config expects {config.image_shape}")
-    device = resolve_device(opts.device)
     backend = kernels.resolve_backend(opts.backend, device)
     log(f"aezip train: {len(images)} images of {'x'.join(map(str, config.image_shape))}, device {device}, "
-        f"kernel backend {backend}")
+        f"kernel backend {backend}" + (f", {world.size} processes x batch {opts.batch_size}" if world.distributed
+                                       else ""))
     torch.manual_seed(opts.seed)
-    gen = torch.Generator(device=device).manual_seed(opts.seed)
+    gen = torch.Generator(device=device).manual_seed(opts.seed + world.rank)   # augmentation and noise: per rank
+    # the epoch's order is the same on every rank, which takes its share; one process keeps the original stream
+    order_gen = torch.Generator(device=device).manual_seed(opts.seed) if world.distributed else gen
     train_idx, val_idx = _split(len(images), opts.val_split, opts.seed)
-    x_train = to_unit(images[train_idx]).to(device)
-    x_val = to_unit(images[val_idx]).to(device)
+    rows = ImageRows(images, device)
+    train_rows = torch.from_numpy(train_idx).to(device)
     model = AutoEncoder(config).to(device)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
-    steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
+    forward = _ddp(_TrainForward(model, backend, opts.quant_noise), world, device)
+    # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
+    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay,
+                              **({"fused": True} if opts.fused_optimizer else {"foreach": True}))
+    per_rank = -(-len(train_idx) // world.size)
+    steps_per_epoch = math.ceil(per_rank / opts.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
     prior = parse_prior(opts.prior)
     disc = LatentDiscriminator(config.latent).to(device) if prior else None
+    disc_ddp = _ddp(disc, world, device) if disc else None
     disc_optim = torch.optim.Adam(disc.parameters(), lr=opts.lr / 2, betas=(0.5, 0.999)) if disc else None
     best = (-math.inf, copy.deepcopy(model.state_dict()), 0)
     bar = _progress(opts.epochs, progress)
+    start, epochs_run = time.perf_counter(), 0
     for epoch in range(opts.epochs):
         model.train()
-        perm = torch.randperm(len(x_train), generator=gen, device=device)
+        perm = shard(torch.randperm(len(train_idx), generator=order_gen, device=device), world)
         total = 0.0
-        for i in range(0, len(x_train), opts.batch_size):
-            x = random_shift(x_train[perm[i:i + opts.batch_size]], config.image_shape, opts.shift, gen)
-            h = model.encode(corrupt(x, denoise, config.image_shape, gen), backend)
-            logits = model.decode_logits(_quantization_noise(h, config.levels, opts.quant_noise, gen))
+        for i in range(0, len(perm), opts.batch_size):
+            x = random_shift(rows.take(train_rows[perm[i:i + opts.batch_size]]), config.image_shape, opts.shift, gen)
+            h, logits = forward(corrupt(x, denoise, config.image_shape, gen), gen)
             loss = reconstruction_loss(logits, x, opts.loss)
             if opts.rho is not None and opts.beta > 0:
                 loss = loss + sparsity_penalty(h, opts.rho, opts.beta, backend)
@@ -184,7 +181,7 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
                 loss = loss + l2_penalty(h, opts.l2)
             if disc is not None:
                 disc_optim.zero_grad(set_to_none=True)
-                discriminator_loss(disc, h, sample_prior(prior, tuple(h.shape), gen, device)).backward()
+                discriminator_loss(disc_ddp, h, sample_prior(prior, tuple(h.shape), gen, device)).backward()
                 disc_optim.step()
                 loss = loss + adversarial_penalty(disc, h, opts.prior_weight)
             optim.zero_grad(set_to_none=True)
@@ -193,54 +190,76 @@ def train_model(images: np.ndarray, config: AEConfig, opts: TrainOptions, *, pro
             sched.step()
             total += loss.item() * len(x)
         model.eval()
-        val_psnr = _float_psnr(model, x_val, backend)
+        val_psnr = _val_psnr(model, rows, val_idx, backend, world)
+        epochs_run += 1
         if val_psnr > best[0]:
             best = (val_psnr, copy.deepcopy(model.state_dict()), epoch)
         bar.update(1)
-        bar.set_postfix(loss=f"{total / len(x_train):.3f}", val_psnr=f"{val_psnr:.2f}")
+        bar.set_postfix(loss=f"{all_sum([total], world)[0] / (len(perm) * world.size):.3f}",
+                        val_psnr=f"{val_psnr:.2f}")
         if epoch - best[2] >= opts.patience:
             log(f"early stop after epoch {epoch + 1}: no better validation PSNR for {opts.patience} epochs")
             break
     bar.close()
+    seconds = time.perf_counter() - start
+    log(f"trained {epochs_run} epochs in {seconds:.1f} s: {epochs_run * per_rank * world.size / seconds:.0f} "
+        f"samples/s over {world.size} process{'es' if world.distributed else ''} (validation included)")
+    if not world.is_main:
+        return None
     model.load_state_dict(best[1])
     model = model.cpu().eval()
-    return _finish(model, images[train_idx], images[val_idx], opts, backend, log)
+    return _finish(model, images, train_idx, val_idx, opts, log)
 
 
-def _finish(model: AutoEncoder, train_images: np.ndarray, val_images: np.ndarray, opts: TrainOptions,
-            backend: str, log) -> ModelFile:
-    """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
-    held-out figures the codec will give."""
-    cfg = model.config
+PRIOR_IMAGES = 16384   # the max-error coder's prior is counted on at most this many (evenly spaced) training images
+
+
+def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Integer codes of images[idx], VAL_BATCH images at a time (so memory does not grow with the data)."""
     with torch.no_grad():
-        train_codes = model.codes(to_unit(train_images), "torch").numpy()
-        val_codes = model.codes(to_unit(val_images), "torch").numpy()
+        parts = [model.codes(to_unit(images[i]), "torch").numpy() for i in batches(idx, VAL_BATCH)]
+    return np.concatenate(parts)
+
+
+def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+            opts: TrainOptions, log) -> ModelFile:
+    """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
+    held-out figures the codec will give (chunk by chunk: the images may be memory-mapped)."""
+    cfg = model.config
+    train_codes = _codes(model, images, train_idx)
     tables = frequency_tables(train_codes, cfg.levels)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
-    recon = integer_decode(intdec, val_codes)
-    flat_train = train_images.reshape(len(train_images), -1)
-    train_pred = integer_decode(intdec, train_codes)
-    prior = context_prior(flat_train, train_pred, cfg.image_shape)
-    pixels = val_images.size
-    latent_bytes = len(encode_codes(val_codes, tables))
-    val_psnr = psnr(val_images.reshape(len(val_images), -1), recon)
+    some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
+    some_images = images[train_idx[some]].reshape(len(some), -1)
+    some_pred = integer_decode(intdec, train_codes[some])
+    prior = context_prior(some_images, some_pred, cfg.image_shape)
+    pixel = fit_pixel_model(some_images, some_pred, cfg.image_shape, opts.pixel, opts.seed, log) \
+        if opts.pixel_model else None
+    sse, latent_bytes, pixel_bits = 0.0, 0, 0.0
+    for idx in batches(val_idx, VAL_BATCH):
+        codes = _codes(model, images, idx)
+        latent_bytes += len(encode_codes(codes, tables))
+        val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
+        diff = val.astype(np.float64) - pred
+        sse += float(np.sum(diff * diff))
+        if pixel is not None:
+            pixel_bits += model_bits(pixel, val, pred, cfg.image_shape) * val.size
+    pixels = len(val_idx) * cfg.input_dim
+    val_psnr = psnr_from_mse(sse / pixels)
     info = {
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("device", "backend")},
-        "train_images": int(len(train_images)),
-        "heldout": {"images": int(len(val_images)), "psnr_db": round(val_psnr, 3),
+        "options": {k: v for k, v in asdict(opts).items() if k not in EXECUTION_OPTIONS},
+        "train_images": int(len(train_idx)),
+        "heldout": {"images": int(len(val_idx)), "psnr_db": round(val_psnr, 3),
                     "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},
     }
-    log(f"held-out ({len(val_images)} validation images): PSNR {val_psnr:.2f} dB at "
+    log(f"held-out ({len(val_idx)} validation images): PSNR {val_psnr:.2f} dB at "
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
-    pixel = None
-    if opts.pixel_model:
-        pixel = fit_pixel_model(flat_train, train_pred, cfg.image_shape, opts.pixel, opts.seed, log)
-        bits = model_bits(pixel, val_images.reshape(len(val_images), -1), recon, cfg.image_shape)
-        info["heldout"]["pixel_model_bits_per_sample"] = round(bits, 5)
-        log(f"held-out: pixel model {bits:.4f} bits/sample lossless (ideal, from its integer tables)")
+    if pixel is not None:
+        info["heldout"]["pixel_model_bits_per_sample"] = round(pixel_bits / pixels, 5)
+        log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless (ideal, from its integer tables)")
     return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel)
 
 
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm
-    return tqdm(total=total, desc="epochs", disable=not enabled, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc="epochs", disable=None if enabled else True, leave=False, dynamic_ncols=True)

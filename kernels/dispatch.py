@@ -7,11 +7,10 @@ from typing import Any
 
 import torch
 
-BACKENDS = ("auto", "triton", "torch")
+from ..errors import BackendError
+from ..options import BACKENDS
 
-
-class BackendError(RuntimeError):
-    """The requested backend cannot run here; the message says why."""
+__all__ = ["BACKENDS", "BackendError", "interpreter_on", "resolve_backend", "available_backends"]
 
 
 def interpreter_on() -> bool:

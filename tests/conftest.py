@@ -23,6 +23,20 @@ torch.set_num_threads(2)
 TINY_PIXEL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=2, batch_size=128, lr=1e-2)   # CPU-sized
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip `interpreter` tests when the interpreter is off, `gpu` tests without a CUDA device, and the long fuzz
+    run unless it is asked for by name (-m fuzz), whatever other -m expression is given."""
+    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    fuzz_asked = "fuzz" in (config.getoption("-m") or "")
+    for item in items:
+        if "interpreter" in item.keywords and not interpreting:
+            item.add_marker(pytest.mark.skip(reason="needs TRITON_INTERPRET=1 (Triton's CPU interpreter)"))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+        if "fuzz" in item.keywords and not fuzz_asked:
+            item.add_marker(pytest.mark.skip(reason="the long fuzz run: select it with -m fuzz"))
+
+
 @pytest.fixture(scope="session")
 def sample_images() -> np.ndarray:
     """The 300 MNIST images shipped with the package (uint8, 300 x 28 x 28)."""
@@ -46,3 +60,4 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
     with open(path, "wb") as f:
         f.write(bytes([0, 0, 8, images.ndim]) + struct.pack(f">{images.ndim}I", *images.shape) + images.tobytes())
     return path
+

@@ -29,7 +29,7 @@ def test_train_encode_info_decode(tmp_path, capsys, sample_images) -> None:
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:120])
     model = tmp_path / "m.aezm"
     code, out, err = run(capsys, "train", src, "-o", model, "--hidden", "16", "--latent", "4", "--levels", "8",
-                         "--epochs", "2", "--quiet", "--backend", "torch", "--l2", "0.01", "--denoise", "mask:0.1")
+                         "--epochs", "2", "--backend", "torch", "--l2", "0.01", "--denoise", "mask:0.1")
     assert code == 0 and "model id" in out and "held-out" in err and "kernel backend torch" in err
     code, out, _ = run(capsys, "encode", src, "-m", model, "-o", tmp_path / "d.aez")
     assert code == 0 and "bits/pixel" in out
@@ -87,5 +87,5 @@ def test_demo_runs_on_the_shipped_sample(capsys) -> None:
 def test_train_with_the_triton_backend_under_the_interpreter(tmp_path, capsys, sample_images) -> None:
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
     code, out, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "4",
-                         "--epochs", "1", "--quiet", "--backend", "triton", "--device", "cpu")
+                         "--epochs", "1", "--backend", "triton", "--device", "cpu")
     assert code == 0 and "kernel backend triton" in err and (tmp_path / "m.aezm").exists()

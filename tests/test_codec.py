@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aezip.codec import decode_file, encode_dataset, file_info
+from aezip.container import FORMAT_VERSION
 from aezip.data import open_dataset
 from aezip.errors import FormatError, ModelMismatchError
 from aezip.modelfile import load_model
@@ -76,6 +77,7 @@ def test_damaged_files_are_detected(tmp_path, encoded, tiny_model_path, edit, me
     with pytest.raises(FormatError, match=message):
         decode_file(bad, tmp_path / "out-idx3-ubyte", model_path=tiny_model_path)
     assert not (tmp_path / "out-idx3-ubyte").exists()
+    assert aez.read_bytes()[8:10] == FORMAT_VERSION.to_bytes(2, "big")   # the intact file carries the version
 
 
 def test_every_single_byte_flip_is_detected(tmp_path, encoded, tiny_model_path) -> None:
@@ -123,8 +125,9 @@ def test_residual_bound_on_generated_images(max_error: int, kind: str, seed: int
 def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path, tiny_model_path, sample_images) -> None:
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
     script = textwrap.dedent("""
-        import sys, torch
-        torch.set_num_threads(int(sys.argv[1]))
+        import sys
+        from aezip.threads import apply_threads
+        apply_threads(sys.argv[2], int(sys.argv[1]))   # numpy's BLAS (decode), and torch too (encode)
         from aezip.codec import encode_dataset, decode_file
         from aezip.data import open_dataset
         from aezip.modelfile import load_model

@@ -82,7 +82,7 @@ def test_errors_name_the_problem(tmp_path) -> None:
     with pytest.raises(InputError, match="mixed sizes"):
         open_dataset(mixed)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no PNG or JPEG"):
+    with pytest.raises(InputError, match="holds no images"):
         open_dataset(tmp_path / "empty")
     trunc = write_idx(tmp_path / "t-idx3-ubyte", _images(4))
     trunc.write_bytes(trunc.read_bytes()[:-10])

@@ -11,7 +11,8 @@ from PIL import Image
 from aezip.atomic import atomic_path, clean_stale_temps
 from aezip.codec import decode_file, encode_dataset
 from aezip.container import FORMAT_VERSION
-from aezip.data import Source, open_dataset
+from aezip.data import open_dataset
+from aezip.source import Source
 from aezip.errors import FormatError, InputError, OutputExistsError
 from aezip.modelfile import load_model
 from tests import aezcraft
@@ -61,7 +62,7 @@ def test_names_are_stored_compressed(folder_aez) -> None:
 
 
 @pytest.mark.parametrize("names", [["../x.png", "b.png", "c.png"], ["/tmp/aezip-abs-x.png", "b.png", "c.png"],
-                                   ["a.png", "a.png", "c.png"], ["sub/a.png", "b.png", "c.png"],
+                                   ["a.png", "a.png", "c.png"], ["sub/dir/a.png", "b.png", "c.png"],
                                    ["a\0.png", "b.png", "c.png"], ["..", "b.png", "c.png"], ["a.png", "b.png"],
                                    ["a\n.png", "b.png", "c.png"], [1, "b.png", "c.png"]])
 def test_hostile_stored_names_are_refused(tmp_path, folder_aez, tiny_model_path, names) -> None:

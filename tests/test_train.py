@@ -48,7 +48,10 @@ def test_training_with_the_triton_backend_under_the_interpreter(sample_images) -
     cfg = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     r = train_model(sample_images[:64], cfg, opts, progress=False, log=logs.append)
     assert "kernel backend triton" in logs[0]
-    assert r.info["heldout"]["psnr_db"] > 5
+    same = train_model(sample_images[:64], cfg, TrainOptions(epochs=1, batch_size=64, device="cpu", backend="torch"),
+                       progress=False, log=lambda m: None)
+    # same start, same data order: the backends differ only by float rounding
+    assert abs(r.info["heldout"]["psnr_db"] - same.info["heldout"]["psnr_db"]) < 0.05
 
 
 def test_losses_are_zero_or_minimal_at_the_target() -> None:
@@ -64,7 +67,7 @@ def test_denoise_specs() -> None:
     assert parse_denoise("mask:0.5") == ("mask", 0.5)
     assert parse_denoise("box:14") == ("box", 14.0)
     for bad in ("blur:1", "mask:1.5", "gaussian:x", "box:0", "box:2.5"):
-        with pytest.raises(InputError, match="--denoise"):
+        with pytest.raises(InputError, match="^denoise "):
             parse_denoise(bad)
     g = torch.Generator().manual_seed(0)
     x = torch.full((4, 1000), 0.5)

@@ -1,0 +1,159 @@
+"""The public Python API (re-exported by `aezip`): compress and decompress arrays in memory, encode and decode
+files or streams, open a .aez file for random access, train, load and save models.
+
+`model` arguments take a path to a .aezm file, a loaded `Model`, or None for the embedded default model.
+Failures raise `aezip.AezipError` subclasses; a bad argument raises `ParameterError`, whose `param` names it."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+from .codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
+                    model_for, test_file)
+from .container import ContainerReader
+from .data import Dataset, array_dataset, open_dataset, read_stream
+from .errors import ParameterError
+from .modelfile import ModelFile, default_model_path, model_bytes
+from .modelfile import load_model as _load_model_file
+from .config import AEConfig
+from .errors import InputError
+from .options import TrainOptions
+from .reader import DEFAULT_CACHE_CHUNKS, Reader
+
+Model = ModelFile
+Progress = Callable[[int], None]
+
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> ModelFile:
+    return _load_model_file(default_model_path())
+
+
+def load_model(path: str | Path | None = None) -> ModelFile:
+    """A model file (.aezm); None gives the embedded default model."""
+    return _default_model() if path is None else _load_model_file(path)
+
+
+def _model(model: str | Path | ModelFile | None) -> ModelFile:
+    """A loaded model; a trained one not yet saved gets the id its file will have (files name their model by it)."""
+    mf = model if isinstance(model, ModelFile) else load_model(model)
+    if not mf.id:
+        mf.id = hashlib.sha256(model_bytes(mf)).hexdigest()
+    return mf
+
+
+def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None = None) -> Dataset:
+    """A dataset from a path (file or folder), an array of images, or a binary stream holding a .npy or IDX."""
+    if isinstance(src, Dataset):
+        return src
+    if isinstance(src, np.ndarray):
+        return array_dataset(src)
+    if hasattr(src, "read"):
+        return read_stream(src, str(getattr(src, "name", "<stream>")))  # type: ignore[arg-type]
+    return open_dataset(src, key=key) if key else open_dataset(src)
+
+
+def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
+             chunk_size: int | None = None) -> bytes:
+    """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
+    (0: lossless, None: the model's lossy reconstruction)."""
+    buf = io.BytesIO()
+    encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error)
+    return buf.getvalue()
+
+
+def decompress(blob: bytes, model: str | Path | ModelFile | None = None) -> np.ndarray:
+    """The images stored in the bytes of a .aez file, as one uint8 array."""
+    with ContainerReader(blob) as reader:
+        reader.verify()
+        mf = model_for(reader, _model(model))
+        shape = tuple(reader.header["shape"])
+        return np.concatenate(list(iter_decoded(reader, mf, 0, shape[0])))
+
+
+def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | BinaryIO,
+           model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
+           chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
+           backend: str | None = None, device: str = "auto", force: bool = False,
+           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None) -> CodecReport:
+    """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
+    image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
+    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`)."""
+    dataset = open_data(src, key)
+    return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
+                          device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
+                          shard=shard)
+
+
+def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
+           model: str | Path | ModelFile | None = None, *, image_range: str | tuple[int, int] | None = None,
+           force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
+    """Write the dataset stored in a .aez file (a path, its bytes or a binary stream) back in the format it came
+    in, to a path or (formats that are one file) a binary stream; image_range (A:B) decodes only those images;
+    jobs > 1 decodes chunks in that many processes."""
+    if hasattr(src, "read") and not _seekable(src):
+        src = src.read()  # type: ignore[union-attr]
+    return decode_file(src, dst, model_path=_model(model), image_range=image_range, force=force, progress=progress,
+                       jobs=jobs)
+
+
+def verify(src: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
+           progress: Progress | None = None) -> CodecReport:
+    """Decode every chunk of a .aez file and check every checksum, writing nothing."""
+    return test_file(src, _model(model), progress)
+
+
+def info(src: str | Path | bytes | BinaryIO) -> dict:
+    """The header of a .aez file and what it costs (every checksum checked)."""
+    return file_info(src)
+
+
+def open(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None, *,  # noqa: A001
+         cache_chunks: int = DEFAULT_CACHE_CHUNKS) -> Reader:
+    """Open a .aez file for random access: len(r), r.shape, r.info, r[i], r[a:b]; only needed chunks decode."""
+    return Reader(path, _model(model), cache_chunks=cache_chunks)
+
+
+def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, latent: int = AEConfig.latent,
+          levels: int = AEConfig.levels, progress: bool = False, log: Callable[[str], None] | None = None,
+          source: dict | None = None, **options) -> ModelFile | None:
+    """Train a codec model on uint8 images (N x H x W[ x C]); options are TrainOptions' fields (loss, rho, beta,
+    epochs, seed, ...); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
+    Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
+    others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
+    from .train import train_model
+
+    from .stream import FolderImages
+    if not isinstance(images, FolderImages):
+        images = np.asanyarray(images)   # a memory map stays one
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise ParameterError("images", f"must be a uint8 array N x H x W[ x C], got {images.dtype} {images.shape}")
+    unknown = sorted(set(options) - set(TrainOptions.__dataclass_fields__))
+    if unknown:
+        known = ", ".join(TrainOptions.__dataclass_fields__)
+        raise ParameterError(unknown[0], f"is not a training option (those are {known})")
+    try:
+        config = AEConfig(image_shape=images.shape[1:], hidden=tuple(hidden), latent=latent, levels=levels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    model = train_model(images, config, TrainOptions(**options), progress=progress, log=log or (lambda m: None))
+    if model is None:   # a torchrun rank other than 0
+        return None
+    model.info["data"] = {**(source or {}), "shape": list(images.shape)}
+    return model
+
+
+def _seekable(f: object) -> bool:
+    try:
+        return bool(f.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+__all__ = ["compress", "decompress", "encode", "decode", "verify", "info", "open", "train", "load_model", "Model",
+           "Reader", "CodecReport", "open_data"]

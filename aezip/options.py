@@ -1,0 +1,160 @@
+"""The library's options as plain data (no torch): training options, the parsers of option strings, image ranges,
+and the names the CLI offers as choices. The CLI reads its defaults and choices from here, so printing help imports
+no torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import ParameterError
+
+BACKENDS = ("auto", "triton", "torch")
+DEVICES = ("auto", "cpu", "cuda")
+RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
+EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
+QUANT_NOISES = ("uniform", "ste")
+ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
+DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
+PRIOR_SPECS = "adversarial[:uniform|bernoulli:RHO] with 0 < RHO < 1"
+
+
+@dataclass
+class PixelOptions:
+    """The learned pixel model's size and training budget (pixeltrain.py)."""
+
+    hidden: tuple[int, ...] = (32, 32)
+    scales: int = 16
+    levels: int = 1             # coarse-to-fine: 1 + 3 * levels passes per channel (1: the 2x2 interleave)
+    samples: int = 200_000      # training pixels per pass (a random subset when there are more)
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = 3e-3
+
+
+@dataclass
+class TrainOptions:
+    """Everything training takes besides the data and the architecture."""
+
+    loss: str = "bce"
+    rho: float | None = 0.05          # sparse-KL target activation; None (or 0) turns the penalty off
+    beta: float = 1.0
+    l2: float = 0.0
+    denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
+    quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
+    prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
+    prior_weight: float = 1.0
+    shift: int = 1                    # augmentation: random translations of up to this many pixels
+    weight_decay: float = 0.01
+    epochs: int = 160
+    batch_size: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+    val_split: float = 0.1
+    patience: int = 30
+    device: str = "auto"
+    backend: str | None = None
+    fused_optimizer: bool = False     # torch's fused AdamW: ~4x faster steps on a CPU, but not the same bits
+    pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
+    pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
+
+    def __post_init__(self) -> None:
+        if not self.rho:
+            self.rho = None
+        _choice("loss", self.loss, RECONSTRUCTION_LOSSES)
+        _choice("quant_noise", self.quant_noise, QUANT_NOISES)
+        _choice("device", self.device, DEVICES)
+        if self.backend is not None:
+            _choice("backend", self.backend, BACKENDS)
+        if self.rho is not None and not 0.0 < self.rho < 1.0:
+            raise ParameterError("rho", f"must lie in (0, 1), got {self.rho}")
+        if not 0.0 < self.val_split < 1.0:
+            raise ParameterError("val_split", f"must lie in (0, 1), got {self.val_split}")
+        for name in ("epochs", "batch_size", "lr"):
+            if getattr(self, name) <= 0:
+                raise ParameterError(name, f"must be positive, got {getattr(self, name)}")
+        for name in ("shift", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
+        parse_denoise(self.denoise)
+        parse_prior(self.prior)
+
+
+def _choice(param: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParameterError(param, f"{value!r} is not one of {', '.join(choices)}")
+
+
+def parse_denoise(spec: str | None) -> tuple[str, float] | None:
+    """'gaussian:SIGMA', 'mask:P' or 'box:S' into (kind, value); None stays None."""
+    if not spec:
+        return None
+    kind, _, value = spec.partition(":")
+    try:
+        v = float(value)
+    except ValueError:
+        raise ParameterError("denoise", f"{spec!r}: expected {DENOISE_SPECS}") from None
+    valid = {"gaussian": v >= 0, "mask": 0 <= v < 1, "box": v >= 1 and v == int(v)}
+    if not valid.get(kind, False):
+        raise ParameterError("denoise", f"{spec!r}: expected {DENOISE_SPECS}")
+    return kind, v
+
+
+def parse_prior(spec: str | None) -> tuple[str, float] | None:
+    """'adversarial', 'adversarial:uniform' or 'adversarial:bernoulli:RHO' into (distribution, rho)."""
+    if not spec:
+        return None
+    parts = spec.split(":")
+    if parts[0] == "adversarial" and (len(parts) == 1 or parts[1:] == ["uniform"]):
+        return "uniform", 0.0
+    if parts[0] == "adversarial" and len(parts) == 3 and parts[1] == "bernoulli":
+        try:
+            rho = float(parts[2])
+        except ValueError:
+            rho = -1.0
+        if 0.0 < rho < 1.0:
+            return "bernoulli", rho
+    raise ParameterError("prior", f"{spec!r}: expected {PRIOR_SPECS}")
+
+
+def parse_range(spec: str | tuple[int, int] | None, total: int, param: str = "image_range") -> tuple[int, int]:
+    """'A:B' (either end may be empty) or (A, B) into 0 <= A < B <= total; None is everything."""
+    if spec is None or spec == "":
+        return 0, total
+    if isinstance(spec, str):
+        a, sep, b = spec.partition(":")
+        try:
+            lo = int(a) if a else 0
+            hi = int(b) if b else total
+        except ValueError:
+            raise ParameterError(param, f"{spec!r}: expected A:B with integers") from None
+        if not sep:
+            raise ParameterError(param, f"{spec!r}: expected A:B")
+    else:
+        lo, hi = (int(v) for v in spec)
+    if not 0 <= lo < hi <= total:
+        raise ParameterError(param, f"{spec!r}: expected A:B with 0 <= A < B <= {total}")
+    return lo, hi
+
+
+HELD_OUT_FRACTION = 0.2
+
+
+def split_ranges(total: int, test_range: str | tuple[int, int] | None = None,
+                 train_range: str | tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(train, test) image ranges: by default the last 20 % are held out for testing and the rest fit; a test
+    range alone leaves the images before it (or, if none, after it) for fitting."""
+    if test_range is None:
+        held = max(1, round(total * HELD_OUT_FRACTION))
+        if held >= total:
+            raise ParameterError("test_range", f"cannot hold out images from a dataset of {total}")
+        test = (total - held, total)
+    else:
+        test = parse_range(test_range, total, "test_range")
+    if train_range is not None:
+        train = parse_range(train_range, total, "train_range")
+    elif test[0] > 0:
+        train = (0, test[0])
+    elif test[1] < total:
+        train = (test[1], total)
+    else:
+        raise ParameterError("test_range", f"{test[0]}:{test[1]} leaves no images to fit on")
+    return train, test
