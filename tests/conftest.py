@@ -16,7 +16,7 @@ from aezip.demo import sample_path  # noqa: E402
 from aezip.data import open_dataset  # noqa: E402
 from aezip.model import AEConfig  # noqa: E402
 from aezip.modelfile import save_model  # noqa: E402
-from aezip.pixeltrain import PixelOptions  # noqa: E402
+from aezip.options import PixelOptions  # noqa: E402
 from aezip.train import TrainOptions, train_model  # noqa: E402
 
 torch.set_num_threads(2)

@@ -32,7 +32,7 @@ from aezip.data import open_dataset
 from aezip.demo import sample_path
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, save_model
-from aezip.pixeltrain import PixelOptions
+from aezip.options import PixelOptions
 from aezip.train import TrainOptions, train_model
 from tests import aezcraft
 

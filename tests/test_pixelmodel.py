@@ -16,7 +16,8 @@ from aezip.errors import FormatError
 from aezip.modelfile import load_model
 from aezip.pixelmodel import PixelMLP, decode_mlp, encode_mlp, n_passes
 from aezip.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
-from aezip.pixeltrain import PixelOptions, fit_pixel_model
+from aezip.options import PixelOptions
+from aezip.pixeltrain import fit_pixel_model
 from aezip.residual import N_CONTEXTS
 from tests.conftest import TINY_PIXEL
 
@@ -73,6 +74,14 @@ def test_noise_still_falls_back_to_a_generic_coder(trained) -> None:
     x = np.random.default_rng(5).integers(0, 256, (40, int(np.prod(shape))), dtype=np.uint8)
     s = encode_pixels(x, np.zeros_like(x), shape, 0, PRIOR, 100, mlp)
     assert s.method in (ZSTD, XZ)
+
+
+def test_constant_images_cost_almost_nothing(trained) -> None:
+    mlp, shape = trained
+    x = np.full((40, int(np.prod(shape))), 37, np.uint8)
+    s = encode_pixels(x, x.copy(), shape, 0, PRIOR, 0, mlp)
+    np.testing.assert_array_equal(decode_pixels(s.data, x.copy(), x.shape, shape, 0, PRIOR, mlp), x)
+    assert len(s.data) < x.size // 8
 
 
 def test_a_flipped_byte_in_the_pixel_stream_is_detected(trained) -> None:
