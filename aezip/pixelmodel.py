@@ -8,6 +8,8 @@ dilated by the pass's g, of its channel on the canvas (decoded values where an e
 autoencoder's prediction elsewhere, 0 outside the image), the 3x3 dilated window of the prediction itself, and for
 channel c > 0 the 3x3 dilated window of channel c-1 on the canvas.
 
+The network sees the features relative to the reference r = the prediction at the pixel (integers in -255..255,
+so a change of brightness does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
 power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
 (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
@@ -15,8 +17,8 @@ accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first la
 partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
 modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
 float64 in any order, on any device or thread count. The outputs are turned into integers without float ambiguity:
-mu_int = the number of the 255 integer thresholds ceil((k - 1/2) 2^a) the mean accumulator reaches (that is
-clamp(round(mu), 0, 255)), and the scale class s = the number of the S-1 integer thresholds (quantiles of the
+mu_int = clamp(r + o, 0, 255) where o + 255 is the number of the 510 integer thresholds ceil((k - 1/2) 2^a),
+k = -254..255, the offset accumulator reaches (o = clamp(round(offset), -255, 255)), and the scale class s = the number of the S-1 integer thresholds (quantiles of the
 training accumulators) the log-scale accumulator reaches.
 
 Distributions: a learned integer table T[s][mu_int >> 3][v] (v = 0..255; counted on the training images with the
@@ -41,7 +43,8 @@ MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
 TABLE_TOTAL = 1 << 16
 ADAPT_CHOICES = (0, 128)   # per-chunk adaptation: counts added per coded symbol after each pass (0: the table alone)
-INPUT_LIMIT = 255
+INPUT_LIMIT = 255          # |feature - reference| <= 255
+REF_FEATURE = 25 + 4       # the reference r: the prediction at the pixel (the centre of its 3x3 window)
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
 
@@ -116,7 +119,7 @@ class PixelMLP:
     weights: list[list[np.ndarray]]    # [pass][layer] int32
     biases: list[list[np.ndarray]]     # [pass][layer] int64
     shifts: np.ndarray                 # passes x hidden layers, int64
-    mu_thresholds: np.ndarray          # passes x 255, int64, sorted
+    mu_thresholds: np.ndarray          # passes x 510, int64, sorted
     s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
     table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1
 
@@ -149,8 +152,9 @@ class PixelMLP:
                    t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"])
 
     def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
-        """Pass k's integer output accumulators (rows x 2: mean, log-scale) for integer features."""
-        h = feats
+        """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer
+        features; the network sees them relative to the reference r (exact: integers in -255..255)."""
+        h = feats - feats[:, REF_FEATURE:REF_FEATURE + 1]
         ws, bs = self.weights[k], self.biases[k]
         for i, (w, b) in enumerate(zip(ws, bs)):
             acc = h @ w.astype(np.float64).T
@@ -160,9 +164,10 @@ class PixelMLP:
         return acc
 
     def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each pixel's integer mean mu_int (0..255) and scale class s (0..S-1) in pass k."""
+        """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
         acc = self.accumulators(k, feats)
-        mu = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right")
+        offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
+        mu = np.clip(feats[:, REF_FEATURE].astype(np.int64) + offset, 0, 255)
         s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
         return mu, s
 
@@ -198,8 +203,8 @@ def quantize_layers(weights: list[np.ndarray], biases: list[np.ndarray]) -> tupl
 
 
 def mu_thresholds(acc_bits: int) -> np.ndarray:
-    """Integer thresholds whose count reached by an accumulator is clamp(round(mu), 0, 255)."""
-    return np.ceil((np.arange(1, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
+    """Integer thresholds whose count reached by an accumulator, minus 255, is clamp(round(offset), -255, 255)."""
+    return np.ceil((np.arange(-254, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
 
 
 def _rows(table: np.ndarray, step: int, nbins: int) -> np.ndarray:

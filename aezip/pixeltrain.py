@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from .options import PixelOptions
-from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds, n_features,
-                         n_passes, pass_features, pass_slice, quantize_layers)
+from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, REF_FEATURE, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
+                         n_features, n_passes, pass_features, pass_slice, quantize_layers)
 
 PRIOR_WEIGHT = 32.0
 _BATCH_IMAGES = 512
@@ -45,9 +45,11 @@ def _net(features: int, hidden: tuple[int, ...]) -> torch.nn.Sequential:
 
 
 def _outputs(net: torch.nn.Sequential, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (pixel units) and log-scale; inputs scaled to [-1, 1) (the scaling is folded in when quantized)."""
-    o = net(feats / 128.0 - 1.0)
-    return 128.0 + 64.0 * o[:, 0], o[:, 1]
+    """Mean (pixel units) and log-scale; inputs relative to the reference, scaled by 1/128 (folded in when
+    quantized); the mean is the reference plus the first output."""
+    ref = feats[:, REF_FEATURE:REF_FEATURE + 1]
+    o = net((feats - ref) / 128.0)
+    return ref[:, 0] + 64.0 * o[:, 0], o[:, 1]
 
 
 def logistic_nll(mu: torch.Tensor, log_scale: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -80,9 +82,9 @@ def _fit(feats: np.ndarray, target: np.ndarray, opts: PixelOptions, seed: int) -
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     layers = [(m.weight.detach().double().numpy().copy(), m.bias.detach().double().numpy().copy()) for m in linears]
     w0, b0 = layers[0]
-    layers[0] = (w0 / 128.0, b0 - w0.sum(axis=1))
+    layers[0] = (w0 / 128.0, b0)
     wl, bl = layers[-1]
-    wl[0], bl[0] = wl[0] * 64.0, bl[0] * 64.0 + 128.0
+    wl[0], bl[0] = wl[0] * 64.0, bl[0] * 64.0
     return layers
 
 
