@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import zstandard
 
-from .metrics import psnr
+from .metrics import bits_per_pixel, psnr
 
 
 def raw_compressors() -> dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]]:
@@ -76,7 +76,7 @@ def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
         codec = full.first(k)
         for step in steps:
             payload = codec.compress(test, step)
-            bpp = len(payload) * 8 / test.size
+            bpp = bits_per_pixel(len(payload), test)
             if bpp <= max_bpp:
                 p = psnr(test, codec.decompress(payload, test.shape, step))
                 if best is None or p > best["psnr_db"]:

@@ -245,7 +245,8 @@ def _open_npz(path: Path, key: str | None = None) -> Dataset:
                                               npz_compressed=info.compress_type != zipfile.ZIP_STORED), notes=notes)
 
 
-NPZ_EXTRA_LIMIT = 16 << 20   # bytes of a .npz's other arrays, packed, that go into a .aez header
+NPZ_EXTRA_LIMIT = 16 << 20       # bytes of a .npz's other arrays, packed, that go into a .aez header
+NPZ_EXTRA_RAW_LIMIT = 256 << 20  # and unpacked
 
 
 def _pack_npz_extra(zf: zipfile.ZipFile, keys: list[str], path: Path) -> str:
@@ -257,16 +258,24 @@ def _pack_npz_extra(zf: zipfile.ZipFile, keys: list[str], path: Path) -> str:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     blob = zstandard.ZstdCompressor(level=19).compress(buf.getvalue())
-    if len(blob) > NPZ_EXTRA_LIMIT:
-        raise InputError(f"{path}: its other arrays ({', '.join(keys)}) take {len(blob)} bytes packed, more than the "
-                         f"{NPZ_EXTRA_LIMIT} a .aez header holds; store them apart")
+    if len(blob) > NPZ_EXTRA_LIMIT or buf.tell() > NPZ_EXTRA_RAW_LIMIT:
+        raise InputError(f"{path}: its other arrays ({', '.join(keys)}) take {buf.tell()} bytes ({len(blob)} "
+                         f"packed), more than a .aez header holds ({NPZ_EXTRA_RAW_LIMIT}, {NPZ_EXTRA_LIMIT} packed); "
+                         f"store them apart")
     return base64.b64encode(blob).decode("ascii")
 
 
 def _unpack_npz_extra(text: str) -> dict[str, np.ndarray]:
-    raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(text))
-    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """Inverse of _pack_npz_extra for an untrusted header: never more than NPZ_EXTRA_RAW_LIMIT bytes unpacked."""
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(base64.b64decode(text, validate=True))) as r:
+            raw = r.read(NPZ_EXTRA_RAW_LIMIT + 1)
+        if len(raw) > NPZ_EXTRA_RAW_LIMIT:
+            raise InputError("the header's extra .npz arrays unpack to more than they may")
+        with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zstandard.ZstdError):
+        raise InputError("the header's extra .npz arrays are damaged") from None
 
 
 def _npz_chunks(path: Path, key: str, shape: tuple[int, ...], size: int) -> Iterator[np.ndarray]:

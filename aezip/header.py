@@ -13,6 +13,7 @@ from .errors import FormatError
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
 MAX_LATENT = 4096
+MAX_SHARDS = 1 << 16
 DEFAULT_CHUNK = 1024
 REQUIRED_FIELDS = frozenset({"shape", "dtype", "source", "model_id", "levels", "latent", "max_error", "backend",
                              "aezip_version", "chunk_size", "decoder", "entropy", "residual"})
@@ -77,4 +78,16 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: tuple[st
     for k in ("backend", "aezip_version"):
         _need(isinstance(h.get(k), str), f"header {k} is missing or not a string")
     _need(isinstance(h.get("source"), dict), "header source is not a JSON object")
+    if "shard" in h:
+        _check_shard(h["shard"], shape[0])
     return h
+
+
+def _check_shard(s: object, images: int) -> None:
+    """A part of a sharded encode: shard index of count, holding `images` images [lo, hi) of total."""
+    ok = isinstance(s, dict) and set(s) == {"index", "count", "images", "total"} and isinstance(s["images"], list) \
+        and len(s["images"]) == 2 and all(_is_int(v) for v in (s["index"], s["count"], s["total"], *s["images"]))
+    _need(ok, "header shard entry is not {index, count, images: [lo, hi], total}")
+    lo, hi = s["images"]
+    _need(0 <= s["index"] < s["count"] <= MAX_SHARDS and 0 <= lo < hi <= s["total"] and hi - lo == images,
+          f"header shard entry {s!r} is out of range")

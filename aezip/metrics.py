@@ -23,3 +23,8 @@ def psnr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, peak: float
 def psnr_from_mse(mse: float, peak: float = 255.0) -> float:
     """PSNR in dB for a mean squared error (inf when it is 0)."""
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def bits_per_pixel(size: int, images: np.ndarray) -> float:
+    """File bytes x 8 per pixel position (N x H x W), the field's convention: an RGB pixel counts once."""
+    return size * 8 / (images.shape[0] * images.shape[1] * images.shape[2])

@@ -17,7 +17,7 @@ from PIL import Image
 from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from .codec import Progress, decode_file, encode_dataset
 from .data import Dataset, array_dataset
-from .metrics import psnr
+from .metrics import bits_per_pixel, psnr
 from .modelfile import load_model
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
@@ -42,7 +42,7 @@ def _row(codec: str, setting: str, size: int, images: np.ndarray, recon: np.ndar
          model_bytes: int = 0) -> Row:
     n = len(images)
     err = int(np.abs(images.astype(np.int64) - recon.astype(np.int64)).max())
-    return Row(codec, setting, size, size * 8 / images.size, psnr(images, recon), err, n / max(t_enc, 1e-9),
+    return Row(codec, setting, size, bits_per_pixel(size, images), psnr(images, recon), err, n / max(t_enc, 1e-9),
                n / max(t_dec, 1e-9), model_bytes)
 
 

@@ -78,7 +78,9 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     for i, img in enumerate(images[:5]):
         Image.fromarray(img).save(folder / f"img{i}.{'png' if i % 2 else 'jpg'}")
     corpus = []
+    np.savez(workdir / "src.npz", images=images[:9], labels=np.arange(9), names=np.array(["a", "b"]))
     for name, src, kw in (("lossy", workdir / "src.npy", {"chunk_size": 5}),
+                          ("npz", workdir / "src.npz", {"chunk_size": 4}),
                           ("lossless", workdir / "src.npy", {"chunk_size": 7, "max_error": 0}),
                           ("folder", folder, {"chunk_size": 2, "max_error": 3})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
@@ -99,7 +101,11 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
     if kind == 0:                                        # a header field gets a hostile value
         h[rng.choice(sorted(h))] = _hostile(rng)
     elif kind == 1:                                      # a header field disappears, or an unknown one appears
-        h.pop(rng.choice(sorted(h)), None) if rng.random() < 0.7 else h.update({"extra": _hostile(rng)})
+        if rng.random() < 0.6:
+            h.pop(rng.choice(sorted(h)), None)
+        else:
+            h[rng.choice(["extra", "shard"])] = rng.choice([_hostile(rng), {"index": 0, "count": 10 ** 9, "total": 9,
+                                                            "images": [0, h["shape"][0]]}])
     elif kind == 2:                                      # the source entry, file names included
         src = h["source"]
         if rng.random() < 0.5:
@@ -107,7 +113,8 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
             src["names"] = [rng.choice(_HOSTILE_NAMES) for _ in range(rng.choice([0, 1, h["shape"][0],
                                                                                    h["shape"][0] + 1]))]
         else:
-            src[rng.choice(["format", "gzip", "npz_key", "names_zlib", "names"])] = _hostile(rng)
+            src[rng.choice(["format", "gzip", "npz_key", "names_zlib", "names", "npz_extra"])] = rng.choice(
+                [_hostile(rng), "KLUv/QRYAQAA", "KLUv/WQAAAAAAAA=", "not base64!"])
     elif kind == 3:                                      # shape, chunk size, max error against the chunks
         h[rng.choice(["shape", "chunk_size", "max_error", "levels", "latent"])] = rng.choice(
             [[h["shape"][0] + rng.randint(-2, 2), *h["shape"][1:]], rng.randint(-3, 2 ** 20), 0, 1, 127, 128, 255])

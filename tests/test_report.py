@@ -52,3 +52,10 @@ def test_pca_round_trips_its_own_bytes(sample_images) -> None:
         recon = codec.decompress(blob, test.shape, step)
         assert recon.shape == (100, 28, 28) and recon.dtype == np.uint8
         assert psnr(test, recon) > psnr(test, mean_image) + 2                              # 14.6 dB both
+
+
+def test_rgb_rates_count_pixel_positions_not_samples() -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    rows = {(r.codec, r.setting): r for r in raw_rows(rgb)}
+    r = rows[("xz -9e", "raw bytes, whole set")]
+    assert r.bits_per_pixel == pytest.approx(r.bytes * 8 / (6 * 8 * 8))   # not / (6 * 8 * 8 * 3)

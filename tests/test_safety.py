@@ -305,3 +305,37 @@ def test_a_folder_name_that_could_not_be_stored_is_refused_at_encode(tmp_path, s
     Image.fromarray(sample_images[1]).save(src / "two\nlines.png")
     with pytest.raises(InputError, match="control characters"):
         open_dataset(src)
+
+
+def test_extra_npz_arrays_in_a_header_cannot_expand_without_bound(tmp_path, tiny_model_path, sample_images,
+                                                                  monkeypatch) -> None:
+    import base64
+
+    import zstandard
+
+    from aezip import data
+    src = tmp_path / "d.npz"
+    np.savez(src, images=sample_images[:8], labels=np.arange(8))
+    aez = tmp_path / "d.aez"
+    encode_dataset(open_dataset(src), load_model(tiny_model_path), aez)
+    monkeypatch.setattr(data, "NPZ_EXTRA_RAW_LIMIT", 1 << 20)
+    parts = aezcraft.parse(aez.read_bytes())
+    h = parts.header_json
+    h["source"]["npz_extra"] = base64.b64encode(zstandard.ZstdCompressor().compress(bytes(2 << 20))).decode()
+    bad = tmp_path / "bomb.aez"
+    bad.write_bytes(aezcraft.build(parts.with_header(h)))
+    with pytest.raises(InputError, match="more than they may"):
+        decode_file(bad, tmp_path / "out.npz", model_path=tiny_model_path)
+    assert not (tmp_path / "out.npz").exists()
+
+
+@pytest.mark.parametrize("shard", [5, {"index": 0}, {"index": 0, "count": 10 ** 9, "images": [0, 40], "total": 40},
+                                   {"index": 2, "count": 2, "images": [0, 40], "total": 40}])
+def test_hostile_shard_entries_are_refused(tmp_path, capsys, idx_aez, shard) -> None:
+    parts = aezcraft.parse(idx_aez.read_bytes())
+    h = parts.header_json
+    h["shard"] = shard
+    bad = tmp_path / "part.aez"
+    bad.write_bytes(aezcraft.build(parts.with_header(h)))
+    code, _, err = run(capsys, "info", bad)
+    assert_one_line_error(code, err, "shard")
