@@ -134,11 +134,14 @@ def check_pixel_tensors(image_shape: tuple[int, ...], tensors: dict[str, np.ndar
     scales = table.shape[0]
     _expect(tensors, "pixel.table", "int32", (scales, MU_BUCKETS, 256))
     _need(bool((table >= 1).all() and (table <= MAX_PIXEL_COUNT).all()), f"pixel.table outside 1..{MAX_PIXEL_COUNT}")
+    offset = _expect(tensors, "pixel.offset_table", "int32", (scales, 511))
+    _need(bool((offset >= 1).all() and (offset <= MAX_PIXEL_COUNT).all()),
+          f"pixel.offset_table outside 1..{MAX_PIXEL_COUNT}")
     for key, width in (("pixel.mu_thresholds", 510), ("pixel.s_thresholds", scales - 1)):
         t = _expect(tensors, key, "int64", (passes, width))
         _need(bool((np.diff(t, axis=1) >= 0).all() and (np.abs(t) < EXACT_LIMIT).all()),
               f"{key} must be sorted and bounded")
-    names = {"pixel.shifts", "pixel.table", "pixel.mu_thresholds", "pixel.s_thresholds"}
+    names = {"pixel.shifts", "pixel.table", "pixel.offset_table", "pixel.mu_thresholds", "pixel.s_thresholds"}
     for k in range(passes):
         names |= _mlp_layers(tensors, k, layers, n_features(k % channels(image_shape)))
     return names

@@ -23,7 +23,8 @@ class PixelOptions:
 
     hidden: tuple[int, ...] = (32, 32)
     scales: int = 16
-    levels: int = 1             # coarse-to-fine: 1 + 3 * levels passes per channel (1: the 2x2 interleave)
+    levels: tuple[int, ...] = (1, 3)   # coarse-to-fine levels (1 + 3L passes per channel; 1: the 2x2 interleave)
+    #                                    to try: the one with the lower validation cost is kept
     samples: int = 200_000      # training pixels per pass (a random subset when there are more)
     epochs: int = 8
     batch_size: int = 1024

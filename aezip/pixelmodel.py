@@ -8,8 +8,9 @@ dilated by the pass's g, of its channel on the canvas (decoded values where an e
 autoencoder's prediction elsewhere, 0 outside the image), the 3x3 dilated window of the prediction itself, and for
 channel c > 0 the 3x3 dilated window of channel c-1 on the canvas.
 
-The network sees the features relative to the reference r = the prediction at the pixel (integers in -255..255,
-so a change of brightness does not change its input), and its first output is the mean's offset from r.
+The network sees the features relative to a reference r, the nearest pixel of the channel an earlier pass decoded
+(the prediction in the first pass), appended as the last feature (integers in -255..255, so a change of brightness
+does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
 power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
 (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
@@ -44,9 +45,10 @@ MAX_PIXEL_LEVELS = 4
 MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
 TABLE_TOTAL = 1 << 16
-ADAPT_CHOICES = (0, 128)   # per-chunk adaptation: counts added per coded symbol after each pass (0: the table alone)
+BUCKET, OFFSET = 0, 1
+# (table, adaptation): the table T[s][mu >> 3][v] or U[s][v - mu]; the counts added per coded symbol after each pass
+VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32))
 INPUT_LIMIT = 255          # |feature - reference| <= 255
-REF_FEATURE = 25 + 4       # the reference r: the prediction at the pixel (the centre of its 3x3 window)
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
 
@@ -76,8 +78,16 @@ def levels_of(passes: int, image_shape: tuple[int, ...]) -> int | None:
 
 
 def n_features(channel: int) -> int:
-    """Inputs of a pass's MLP: 5x5 canvas + 3x3 prediction (+ 3x3 of the previous channel)."""
-    return 25 + 9 + (9 if channel > 0 else 0)
+    """Inputs of a pass's MLP: 5x5 canvas + 3x3 prediction (+ 3x3 of the previous channel) + the reference."""
+    return 25 + 9 + (9 if channel > 0 else 0) + 1
+
+
+def _reference(geometry: tuple[int, int, int, int]) -> tuple[int, int]:
+    """Where the reference lies in the pass's dilated 5x5 canvas window: the nearest pixel an earlier pass decoded
+    (up-left, left or up for the phases (g, g), (0, g), (g, 0)); the first pass has none (its caller uses the
+    prediction)."""
+    _, py, px, _ = geometry
+    return (-1 if py else 0, -1 if px else 0)
 
 
 def _windows(plane: np.ndarray, geometry: tuple[int, int, int, int], radius: int) -> list[np.ndarray]:
@@ -102,6 +112,8 @@ def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int) -> 
     parts = _windows(canvas[..., c], geometry, 2) + _windows(pred[..., c], geometry, 1)
     if c > 0:
         parts += _windows(canvas[..., c - 1], geometry, 1)
+    dy, dx = _reference(geometry)
+    parts.append(parts[25 + 4] if (dy, dx) == (0, 0) else parts[(dy + 2) * 5 + dx + 2])
     feats = np.empty((parts[0].size, len(parts)), np.float64)
     for j, p in enumerate(parts):
         feats[:, j] = p.reshape(-1)
@@ -123,7 +135,8 @@ class PixelMLP:
     shifts: np.ndarray                 # passes x hidden layers, int64
     mu_thresholds: np.ndarray          # passes x 510, int64, sorted
     s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
-    table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1
+    table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1: T[s][mu >> 3][v]
+    offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
 
     @property
     def scales(self) -> int:
@@ -136,7 +149,8 @@ class PixelMLP:
     def tensors(self) -> dict[str, np.ndarray]:
         """Flat arrays for the model file."""
         out = {"pixel.shifts": self.shifts, "pixel.mu_thresholds": self.mu_thresholds,
-               "pixel.s_thresholds": self.s_thresholds, "pixel.table": self.table}
+               "pixel.s_thresholds": self.s_thresholds, "pixel.table": self.table,
+               "pixel.offset_table": self.offset_table}
         for k, (ws, bs) in enumerate(zip(self.weights, self.biases)):
             for i, (w, b) in enumerate(zip(ws, bs)):
                 out[f"pixel.p{k}.w{i}"] = w
@@ -151,12 +165,13 @@ class PixelMLP:
         passes, layers = t["pixel.mu_thresholds"].shape[0], t["pixel.shifts"].shape[1] + 1
         return cls([[t[f"pixel.p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
                    [[t[f"pixel.p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
-                   t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"])
+                   t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"],
+                   t["pixel.offset_table"])
 
     def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
         """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer
         features; the network sees them relative to the reference r (exact: integers in -255..255)."""
-        h = feats - feats[:, REF_FEATURE:REF_FEATURE + 1]
+        h = feats - feats[:, -1:]   # the reference is the last feature
         ws, bs = self.weights[k], self.biases[k]
         for i, (w, b) in enumerate(zip(ws, bs)):
             acc = h @ w.astype(np.float64).T
@@ -169,7 +184,7 @@ class PixelMLP:
         """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
         acc = self.accumulators(k, feats)
         offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
-        mu = np.clip(feats[:, REF_FEATURE].astype(np.int64) + offset, 0, 255)
+        mu = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
         s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
         return mu, s
 
@@ -209,11 +224,44 @@ def mu_thresholds(acc_bits: int) -> np.ndarray:
     return np.ceil((np.arange(-254, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
 
 
-def _rows(table: np.ndarray, step: int, nbins: int) -> np.ndarray:
-    """Table rows (S*MU_BUCKETS x nbins, int64) summed into bins of width step."""
-    padded = np.zeros((table.shape[0] * table.shape[1], nbins * step), np.int64)
-    padded[:, :256] = table.reshape(-1, 256)
-    return padded.reshape(len(padded), nbins, step).sum(axis=2)
+class _Rows:
+    """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3) or (s, mu), and their adaptation."""
+
+    def __init__(self, mlp: PixelMLP, variant: int, step: int, nbins: int, max_error: int) -> None:
+        self.kind, self.increment = VARIANTS[variant]
+        self.step, self.nbins, self.max_error = step, nbins, max_error
+        if self.kind == BUCKET:
+            padded = np.zeros((mlp.scales * MU_BUCKETS, nbins * step), np.int64)
+            padded[:, :256] = mlp.table.reshape(-1, 256)
+            self.rows = padded.reshape(len(padded), nbins, step).sum(axis=2)
+        else:
+            self.counts = mlp.offset_table.astype(np.int64)
+
+    def keys(self, mu: np.ndarray, s: np.ndarray) -> np.ndarray:
+        return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS) if self.kind == BUCKET else s * 256 + mu
+
+    def model(self, key: int):
+        """The Categorical of one key: its row divided by its integer total (one exact division per entry)."""
+        if self.kind == BUCKET:
+            row = self.rows[key]
+        else:
+            s, mu = divmod(key, 256)
+            padded = np.zeros(self.nbins * self.step, np.int64)
+            padded[:256] = self.counts[s, 255 - mu:511 - mu]
+            row = padded.reshape(self.nbins, self.step).sum(axis=1)
+        return _MODEL_FAMILY(row / row.sum(), perfect=False)
+
+    def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
+        """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
+        passes learn the chunk's own statistics. The offset table counts a bin at its decoded value."""
+        if not self.increment:
+            return
+        if self.kind == BUCKET:
+            np.add.at(self.rows, (keys, symbols), self.increment)
+        else:
+            s, mu = np.divmod(keys, 256)
+            value = np.minimum(symbols * self.step + self.max_error, 255)
+            np.add.at(self.counts, (s, value - mu + 255), self.increment)
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -221,18 +269,6 @@ def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = np.argsort(keys, kind="stable")
     uniq, counts = np.unique(keys[order], return_counts=True)
     return order, uniq, np.concatenate([[0], np.cumsum(counts)])
-
-
-def _adapt(rows: np.ndarray, uniq: np.ndarray, bounds: np.ndarray, symbols: np.ndarray, increment: int) -> None:
-    """After a pass, both sides add `increment` per coded symbol to its row: later passes of the chunk learn the
-    chunk's own statistics (integer counts, identical everywhere)."""
-    if increment:
-        np.add.at(rows, (np.repeat(uniq, np.diff(bounds)), symbols.astype(np.int64)), increment)
-
-
-def _model(rows: np.ndarray, key: int):
-    row = rows[key]
-    return _MODEL_FAMILY(row / row.sum(), perfect=False)   # integer total, one exact division per entry
 
 
 def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -243,8 +279,8 @@ def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np
 def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
                max_error: int) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels. The
-    stream is the shortest over ADAPT_CHOICES (its first byte names the one used): the keys do not depend on it,
-    so every choice shares one run of the networks."""
+    stream is the shortest over VARIANTS (its first byte names the one used): mu and s do not depend on it, so every
+    variant shares one run of the networks."""
     step = 2 * max_error + 1
     nbins = -(-256 // step)
     canvas = _canvas(pred, len(x), image_shape)
@@ -253,17 +289,20 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
     recon = np.minimum(target * step + max_error, 255)
     if nbins == 1:
         return b"", recon.reshape(x.shape).astype(np.uint8)
-    rows = [_rows(mlp.table, step, nbins) for _ in ADAPT_CHOICES]
-    coders = [constriction.stream.queue.RangeEncoder() for _ in ADAPT_CHOICES]
+    rows = [_Rows(mlp, v, step, nbins, max_error) for v in range(len(VARIANTS))]
+    coders = [constriction.stream.queue.RangeEncoder() for _ in VARIANTS]
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
         ys, xs, c = pass_slice(k, canvas.shape[3], levels)
-        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k, levels)))
-        symbols = target[:, ys, xs, c].reshape(-1)[order]
-        for coder, row, increment in zip(coders, rows, ADAPT_CHOICES):
+        mu, s = mlp.classes(k, pass_features(canvas, predc, k, levels))
+        values = target[:, ys, xs, c].reshape(-1)
+        for coder, row in zip(coders, rows):
+            keys = row.keys(mu, s)
+            order, uniq, bounds = _groups(keys)
+            symbols = values[order].astype(np.int32)
             for g, key in enumerate(uniq):
-                coder.encode(symbols[bounds[g]:bounds[g + 1]].astype(np.int32), _model(row, int(key)))
-            _adapt(row, uniq, bounds, symbols, increment)
+                coder.encode(symbols[bounds[g]:bounds[g + 1]], row.model(int(key)))
+            row.adapt(keys, values)
         canvas[:, ys, xs, c] = recon[:, ys, xs, c]
     streams = [bytes([i]) + coder.get_compressed().astype("<u4").tobytes() for i, coder in enumerate(coders)]
     return min(streams, key=len), recon.reshape(x.shape).astype(np.uint8)
@@ -280,21 +319,21 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
         if data:
             raise ValueError("a pixel-model stream where none is coded")
         return np.full(pred.shape, min(max_error, 255), np.uint8)
-    if len(data) % 4 != 1 or data[0] >= len(ADAPT_CHOICES):
-        raise ValueError("pixel-model stream: bad adaptation byte or not a whole number of 32-bit words")
-    increment = ADAPT_CHOICES[data[0]]
-    rows = _rows(mlp.table, step, nbins)
+    if len(data) % 4 != 1 or data[0] >= len(VARIANTS):
+        raise ValueError("pixel-model stream: bad variant byte or not a whole number of 32-bit words")
+    row = _Rows(mlp, data[0], step, nbins, max_error)
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[1:], dtype="<u4").astype(np.uint32))
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
         ys, xs, c = pass_slice(k, canvas.shape[3], levels)
-        order, uniq, bounds = _groups(mlp.keys(k, pass_features(canvas, predc, k, levels)))
+        keys = row.keys(*mlp.classes(k, pass_features(canvas, predc, k, levels)))
+        order, uniq, bounds = _groups(keys)
         symbols = np.empty(len(order), np.int64)
         for g, key in enumerate(uniq):
-            symbols[bounds[g]:bounds[g + 1]] = coder.decode(_model(rows, int(key)), int(bounds[g + 1] - bounds[g]))
-        _adapt(rows, uniq, bounds, symbols, increment)
+            symbols[bounds[g]:bounds[g + 1]] = coder.decode(row.model(int(key)), int(bounds[g + 1] - bounds[g]))
         values = np.empty(len(order), np.int64)
         values[order] = symbols
+        row.adapt(keys, values)
         view = canvas[:, ys, xs, c]
         canvas[:, ys, xs, c] = np.minimum(values.reshape(view.shape) * step + max_error, 255)
     return canvas.reshape(pred.shape).astype(np.uint8)

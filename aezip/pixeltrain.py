@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .options import PixelOptions
-from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, REF_FEATURE, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
+from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
                          n_features, n_passes, pass_features, pass_slice, quantize_layers)
 
 PRIOR_WEIGHT = 32.0
@@ -47,7 +47,7 @@ def _net(features: int, hidden: tuple[int, ...]) -> torch.nn.Sequential:
 def _outputs(net: torch.nn.Sequential, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (pixel units) and log-scale; inputs relative to the reference, scaled by 1/128 (folded in when
     quantized); the mean is the reference plus the first output."""
-    ref = feats[:, REF_FEATURE:REF_FEATURE + 1]
+    ref = feats[:, -1:]   # the reference is the last feature
     o = net((feats - ref) / 128.0)
     return ref[:, 0] + 64.0 * o[:, 0], o[:, 1]
 
@@ -88,12 +88,12 @@ def _fit(feats: np.ndarray, target: np.ndarray, opts: PixelOptions, seed: int) -
     return layers
 
 
-def _samples(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], opts: PixelOptions,
+def _samples(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], opts: PixelOptions, levels: int,
              rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
     """A random subset of about opts.samples (features, value) rows per pass."""
     per_channel = images[0].size // channels(image_shape) * len(images)
-    parts: list[list] = [[] for _ in range(n_passes(image_shape, opts.levels))]
-    for k, feats, target in _pass_batches(images, pred, image_shape, opts.levels):
+    parts: list[list] = [[] for _ in range(n_passes(image_shape, levels))]
+    for k, feats, target in _pass_batches(images, pred, image_shape, levels):
         mask = rng.random(len(target)) < min(1.0, opts.samples / per_channel * 4)
         parts[k].append((feats[mask].astype(np.float32), target[mask]))
     return [(np.concatenate([f for f, _ in p]), np.concatenate([t for _, t in p])) for p in parts]
@@ -125,10 +125,11 @@ def _table(counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
 
 
 def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], opts: PixelOptions,
-                    seed: int, log: Callable[[str], None] = print) -> PixelMLP:
-    """Train the pixel model on uint8 images (n x D) given the autoencoder's integer predictions (n x D)."""
+                    levels: int, seed: int, log: Callable[[str], None] = print) -> PixelMLP:
+    """Train the pixel model of `levels` coarse-to-fine levels on uint8 images (n x D) given the autoencoder's
+    integer predictions (n x D)."""
     rng = np.random.default_rng(seed)
-    data = _samples(images, pred, image_shape, opts, rng)
+    data = _samples(images, pred, image_shape, opts, levels, rng)
     weights, biases, shifts, mu_t, s_t = [], [], [], [], []
     for k, (feats, target) in enumerate(data):
         assert feats.shape[1] == n_features(k % channels(image_shape))
@@ -140,20 +141,23 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int
         s_t.append(np.zeros(opts.scales - 1, np.int64))
     empty = np.ones((opts.scales, MU_BUCKETS, 256), np.int32)
     mlp = PixelMLP(weights, biases, np.asarray(shifts, np.int64).reshape(len(data), -1), np.stack(mu_t),
-                   np.stack(s_t), empty)
+                   np.stack(s_t), empty, np.ones((opts.scales, 511), np.int32))
     for k, (feats, _) in enumerate(data):   # scale classes: quantiles of the integer log-scale accumulator
         acc = mlp.accumulators(k, feats.astype(np.float64))[:, 1]
         if len(acc):   # a pass can be empty on tiny images
             q = np.quantile(acc, np.linspace(0, 1, opts.scales + 1)[1:-1], method="lower")
             mlp.s_thresholds[k] = np.maximum.accumulate(q.astype(np.int64))
-    mlp.table = _table(*_count(mlp, images, pred, image_shape))
-    log(f"pixel model: {n_passes(image_shape, opts.levels)} passes, hidden {list(opts.hidden)}, "
+    counts, pooled = _count(mlp, images, pred, image_shape)
+    mlp.table = _table(counts, pooled)
+    offset = pooled.astype(np.float64) + 1.0
+    mlp.offset_table = np.floor(offset * TABLE_TOTAL / offset.sum(axis=1, keepdims=True)).astype(np.int32) + 1
+    log(f"pixel model: {n_passes(image_shape, levels)} passes, hidden {list(opts.hidden)}, "
         f"{opts.scales} scale classes")
     return mlp
 
 
 def model_bits(mlp: PixelMLP, images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]) -> float:
-    """The pixel model's ideal lossless cost on images (bits per sample), from its integer tables."""
+    """The pixel model's ideal lossless cost on images (bits per sample): its mu-bucket table, no adaptation."""
     rows = mlp.table.reshape(-1, 256).astype(np.float64)
     totals = rows.sum(axis=1)
     bits = 0.0

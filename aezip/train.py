@@ -17,6 +17,7 @@ from .intdecoder import build_integer_decoder, integer_decode
 from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from .metrics import psnr_from_mse
+from .pixelmodel import PixelMLP
 from .pixeltrain import fit_pixel_model, model_bits
 from .residual import context_prior
 from .restore import code_bank
@@ -221,6 +222,24 @@ def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarra
     return np.concatenate(parts)
 
 
+def _pixel_model(train_images: np.ndarray, train_pred: np.ndarray, images: np.ndarray, val_idx: np.ndarray,
+                 model: AutoEncoder, intdec, opts: TrainOptions, log) -> PixelMLP:
+    """The pixel model for each of opts.pixel.levels; the one with the lowest cost on (up to VAL_BATCH) validation
+    images is kept."""
+    idx = val_idx[:VAL_BATCH]
+    val = images[idx].reshape(len(idx), -1)
+    val_pred = integer_decode(intdec, _codes(model, images, idx))
+    best = None
+    for levels in opts.pixel.levels:
+        pixel = fit_pixel_model(train_images, train_pred, model.config.image_shape, opts.pixel, levels, opts.seed,
+                                log)
+        bits = model_bits(pixel, val, val_pred, model.config.image_shape)
+        log(f"pixel model with {levels} level(s): {bits:.4f} bits/sample on validation images")
+        if best is None or bits < best[0]:
+            best = (bits, pixel)
+    return best[1]
+
+
 def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
             opts: TrainOptions, log) -> ModelFile:
     """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
@@ -233,7 +252,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     some_images = images[train_idx[some]].reshape(len(some), -1)
     some_pred = integer_decode(intdec, train_codes[some])
     prior = context_prior(some_images, some_pred, cfg.image_shape)
-    pixel = fit_pixel_model(some_images, some_pred, cfg.image_shape, opts.pixel, opts.seed, log) \
+    pixel = _pixel_model(some_images, some_pred, images, val_idx, model, intdec, opts, log) \
         if opts.pixel_model else None
     sse, latent_bytes, pixel_bits = 0.0, 0, 0.0
     for idx in batches(val_idx, VAL_BATCH):

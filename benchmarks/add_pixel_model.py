@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--range", default="0:8000", help="training images A:B")
     ap.add_argument("--hidden", default="32,32")
     ap.add_argument("--scales", type=int, default=PixelOptions.scales)
-    ap.add_argument("--levels", type=int, default=PixelOptions.levels)
+    ap.add_argument("--levels", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -42,10 +42,11 @@ def main() -> None:
     images = images[lo:hi]
     with torch.no_grad():
         pred = integer_decode(mf.intdec, mf.model.codes(to_unit(images), "torch").numpy())
-    opts = PixelOptions(hidden=tuple(int(h) for h in args.hidden.split(",")), scales=args.scales, levels=args.levels)
-    mf.pixel = fit_pixel_model(images.reshape(len(images), -1), pred, mf.config.image_shape, opts, args.seed)
+    opts = PixelOptions(hidden=tuple(int(h) for h in args.hidden.split(",")), scales=args.scales)
+    mf.pixel = fit_pixel_model(images.reshape(len(images), -1), pred, mf.config.image_shape, opts, args.levels,
+                               args.seed)
     mf.info["pixel_model"] = {"data": Path(args.data).name, "range": [lo, hi], "hidden": list(opts.hidden),
-                              "scales": opts.scales, "levels": opts.levels, "seed": args.seed}
+                              "scales": opts.scales, "levels": args.levels, "seed": args.seed}
     print(f"wrote {args.out} (model id {save_model(args.out, mf, force=True)[:16]})")
 
 

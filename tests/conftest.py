@@ -20,7 +20,8 @@ from aezip.options import PixelOptions  # noqa: E402
 from aezip.train import TrainOptions, train_model  # noqa: E402
 
 torch.set_num_threads(2)
-TINY_PIXEL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=2, batch_size=128, lr=1e-2)   # CPU-sized
+TINY_PIXEL = PixelOptions(hidden=(8,), scales=4, levels=(1,), samples=3000, epochs=2, batch_size=128,
+                          lr=1e-2)   # CPU-sized
 
 
 def pytest_collection_modifyitems(config, items) -> None:

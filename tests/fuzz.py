@@ -68,7 +68,7 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
-                        pixel=PixelOptions(hidden=(8,), scales=4, samples=2000, epochs=1))
+                        pixel=PixelOptions(hidden=(8,), scales=4, levels=(1,), samples=2000, epochs=1))
     model_path = workdir / "tiny.aezm"
     save_model(model_path, train_model(images, config, opts, progress=False, log=lambda m: None))
     mf = load_model(model_path)

@@ -19,10 +19,9 @@ from aezip.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pi
 from aezip.options import PixelOptions
 from aezip.pixeltrain import fit_pixel_model
 from aezip.residual import N_CONTEXTS
-from tests.conftest import TINY_PIXEL
 
 PRIOR = np.zeros((N_CONTEXTS, 256), np.int64)
-SMALL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=4, batch_size=64, lr=1e-2, levels=2)   # 7 passes
+SMALL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=4, batch_size=64, lr=1e-2)
 
 
 def _smooth(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +40,7 @@ def _smooth(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.n
 def trained(request) -> tuple[PixelMLP, tuple[int, ...]]:
     shape = request.param
     x, pred = _smooth(200, shape, 0)
-    return fit_pixel_model(x, pred, shape, SMALL, seed=3, log=lambda m: None), shape
+    return fit_pixel_model(x, pred, shape, SMALL, 2, seed=3, log=lambda m: None), shape
 
 
 @pytest.mark.parametrize("e", [0, 1, 4, 255])
@@ -101,7 +100,7 @@ def test_a_flipped_byte_in_the_pixel_stream_is_detected(trained) -> None:
 def test_training_is_reproducible(trained) -> None:
     mlp, shape = trained
     x, pred = _smooth(200, shape, 0)
-    again = fit_pixel_model(x, pred, shape, SMALL, seed=3, log=lambda m: None)
+    again = fit_pixel_model(x, pred, shape, SMALL, 2, seed=3, log=lambda m: None)
     for k, v in mlp.tensors().items():
         np.testing.assert_array_equal(v, again.tensors()[k])
 
@@ -163,7 +162,7 @@ def _set(key, fn):
 ])
 def test_modelcheck_refuses_out_of_bound_pixel_tensors(tmp_path, tiny_model_path, edit, message) -> None:
     mf = load_model(tiny_model_path)
-    assert mf.pixel is not None and len(mf.pixel.weights) == n_passes((28, 28), TINY_PIXEL.levels)
+    assert mf.pixel is not None and len(mf.pixel.weights) == n_passes((28, 28), 1)
     bad = tmp_path / "bad.aezm"
     _rewrite(tiny_model_path, bad, edit)
     with pytest.raises(FormatError, match=message):
