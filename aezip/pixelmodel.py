@@ -22,14 +22,16 @@ mu_int = clamp(r + o, 0, 255) where o + 255 is the number of the 510 integer thr
 k = -254..255, the offset accumulator reaches (o = clamp(round(offset), -255, 255)), and the scale class s = the
 number of the S-1 integer thresholds (quantiles of the training accumulators) the log-scale accumulator reaches.
 
-Distributions: a learned integer table T[s][mu_int >> 3][v] (v = 0..255; counted on the training images with the
-integer network, smoothed, scaled to TABLE_TOTAL per row, plus 1), stored in the model file. For E > 0 a bin's
-frequency is the sum of its members'. Within a pass the pixels are grouped by key (s, mu_int >> 3): keys ascending,
-raster order (image, row, column) inside a group, each group coded with ONE Categorical model (its row divided by
-its integer total, one exact division per entry), so both sides build identical models; the decoder rebuilds the
-same groups because the keys depend on earlier passes only. After each pass both sides may add an increment of
-ADAPT_CHOICES to the rows of the symbols just coded (per-chunk adaptation); the encoder tries each in the same run
-of the networks and keeps the shortest stream, whose first byte names it.
+Distributions: two learned integer tables, counted on the training images with the integer network, scaled to
+TABLE_TOTAL per row, plus 1, stored in the model file: T[s][mu_int >> 3][v] (v = 0..255, smoothed towards U; fits
+bimodal data like MNIST) and the shift-invariant U[s][v - mu_int + 255] (renormalised over 0..255; generalises to new
+images). For E > 0 a bin's frequency is the sum of its members'. Within a pass the pixels are grouped by key
+((s, mu_int >> 3) for T, (s, mu_int) for U): keys ascending, raster order (image, row, column) inside a group, each
+group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
+both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
+only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
+adaptation). The encoder codes every VARIANT (table x increment) in the same run of the networks and keeps the
+shortest stream, whose first byte names it.
 """
 from __future__ import annotations
 
