@@ -26,7 +26,7 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
-from .pixelstream import METHOD_NAMES, PIXEL_CODER, decode_pixels, encode_pixels
+from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
 
@@ -139,7 +139,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
     recon = integer_decode(mf.intdec, codes, block_pool())
     latent, residual = encode_codes(codes, mf.tables), b""
     if max_error is not None:
-        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent))
+        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
@@ -239,7 +239,7 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=(PIXEL_CODER, RESIDUAL_CODER))
+        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=(PIXEL_CODER, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -269,14 +269,15 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
         if pred is None:
             raise ValueError("a pixel stream without latents")
         return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
+    mlp = mf.pixel if header["residual"] == PIXEL_CODER else None   # version 1 streams have no pixel model
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior)
+                         mf.residual_prior, mlp)
 
 
 def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
     counts: dict[str, int] = {}
-    if reader.header["residual"] != PIXEL_CODER:
+    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V1):
         return counts
     for i in range(len(reader.chunks)):
         _, _, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")

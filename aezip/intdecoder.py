@@ -8,7 +8,7 @@ which equals round(255 * sigmoid(logit)). The integers are made once, when a mod
 model file, so no float computation takes part in decoding. Decoding needs numpy only (no torch).
 
 Why float64 GEMM is exact. A float64 holds every integer of magnitude <= 2^53. Each layer's weight scale is chosen
-(`_weight_shift`) so that sum_k |w_jk| * max|h_k| + |b_j| + 1 < EXACT_LIMIT = 2^52 for every output j. Whatever
+(`weight_shift`) so that sum_k |w_jk| * max|h_k| + |b_j| + 1 < EXACT_LIMIT = 2^52 for every output j. Whatever
 order a BLAS adds the products in, every partial sum is a sum of a subset of the products, so its magnitude is
 below 2^52: every product (|w| <= 2^15, |h| < 2^24 or the code < levels) and every partial sum is an integer
 below 2^53, hence represented exactly, hence every rounding step of the GEMM is exact. Adding the bias, the
@@ -100,7 +100,7 @@ class IntegerDecoder:
         return self._plan
 
 
-def _weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
+def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
     """The largest power-of-two weight scale with |w_q| <= WEIGHT_LIMIT and an exact accumulator."""
     s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
     while True:
@@ -120,7 +120,7 @@ def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
         b = b_t.double().cpu().numpy()
         if i == 0:
             w = w / (levels - 1)
-        s = _weight_shift(w, b, in_limit, in_frac)
+        s = weight_shift(w, b, in_limit, in_frac)
         acc_bits = s + in_frac
         weights.append(np.round(w * 2.0 ** s).astype(np.int32))
         biases.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))

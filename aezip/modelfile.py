@@ -1,5 +1,5 @@
 """Model files (.aezm): safetensors weights, a JSON config in the metadata, the entropy tables, the integer
-decoder, the max-error coder's prior and (optionally) a bank of training codes for restoration.
+decoder, the max-error coder's prior, (optionally) the learned pixel model and a bank of training codes for restoration.
 No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .config import AEConfig
 from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
+from .pixelmodel import PixelMLP
 
 if TYPE_CHECKING:
     from .model import AutoEncoder
@@ -40,7 +41,7 @@ class ModelFile:
     def __init__(self, model: AutoEncoder | None, tables: np.ndarray, intdec: IntegerDecoder,
                  residual_prior: np.ndarray, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
-                 weights: dict[str, np.ndarray] | None = None) -> None:
+                 weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None) -> None:
         if model is None and (config is None or weights is None):
             raise ValueError("a ModelFile needs the network, or its config and float weights")
         self._model = model
@@ -53,6 +54,7 @@ class ModelFile:
         self.bank = bank                              # latent codes of training images: restoration's start points
         self.id = id
         self.path = path
+        self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
 
     @property
     def config(self) -> AEConfig:
@@ -94,6 +96,8 @@ def model_bytes(mf: ModelFile) -> bytes:
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
     tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
+    if mf.pixel is not None:
+        tensors.update(mf.pixel.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
@@ -152,7 +156,7 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
     return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
-                     weights=weights)
+                     weights=weights, pixel=PixelMLP.from_tensors(tensors))
 
 
 def describe(mf: ModelFile) -> dict:

@@ -3,7 +3,7 @@ and the names the CLI offers as choices. The CLI reads its defaults and choices 
 no torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import ParameterError
 
@@ -15,6 +15,20 @@ QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
 PRIOR_SPECS = "adversarial[:uniform|bernoulli:RHO] with 0 < RHO < 1"
+
+
+@dataclass
+class PixelOptions:
+    """The learned pixel model's size and training budget (pixeltrain.py)."""
+
+    hidden: tuple[int, ...] = (32, 32)
+    scales: int = 16
+    levels: tuple[int, ...] = (1, 3)   # coarse-to-fine levels (1 + 3L passes per channel; 1: the 2x2 interleave)
+    #                                    to try: the one with the lower validation cost is kept
+    samples: int = 200_000      # training pixels per pass (a random subset when there are more)
+    epochs: int = 8
+    batch_size: int = 1024
+    lr: float = 3e-3
 
 
 @dataclass
@@ -40,6 +54,8 @@ class TrainOptions:
     device: str = "auto"
     backend: str | None = None
     fused_optimizer: bool = False     # torch's fused AdamW: ~4x faster steps on a CPU, but not the same bits
+    pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
+    pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
 
     def __post_init__(self) -> None:
         if not self.rho:

@@ -4,7 +4,9 @@ The stream's first byte names its method:
   0  the context-adaptive coder (residual.py) at E, given the autoencoder's prediction;
   1  the same coder at E = 0: exact pixels are within E too, so E > 0 never costs more than E = 0;
   2  zstd -19 of the bins x // (2E+1), one byte each (no prediction needed);
-  3  xz -9e of the same bins.
+  3  xz -9e of the same bins;
+  4  the learned pixel model (pixelmodel.py) at E, given the autoencoder's prediction (models that have one);
+  5  the same at E = 0 (tried for E > 0 only).
 Methods 2 and 3 need no latents, so the chunk stores none (codec.py): a chunk never costs more than a generic
 coder of its bins, whatever the model and the data. The generic coders are tried only when zstd -3 of the bins comes
 within GENERIC_TRY of the model's stream, since zstd -19 and xz cost far more time than they usually save.
@@ -19,11 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
+from .pixelmodel import PixelMLP, decode_mlp, encode_mlp
 from .residual import decode_residual, encode_residual
 
-PIXEL_CODER = "tagged-context-or-generic-v1"
-CONTEXT, CONTEXT_EXACT, ZSTD, XZ = range(4)
-METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e"}
+PIXEL_CODER = "tagged-pixel-mlp-context-or-generic-v2"
+PIXEL_CODER_V1 = "tagged-context-or-generic-v1"   # methods 0-3 only; still decodes
+CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT = range(6)
+METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
+                MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact"}
 GENERIC_TRY = 1.15
 
 
@@ -40,7 +45,7 @@ class PixelStream:
 
     @property
     def needs_latents(self) -> bool:
-        return self.method in (CONTEXT, CONTEXT_EXACT)
+        return self.method in (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
 
 
 def _step(max_error: int) -> int:
@@ -57,13 +62,23 @@ def _context(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_
     return PixelStream(bytes([method]) + data, recon)
 
 
+def _mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+         method: int) -> PixelStream:
+    data, recon = encode_mlp(mlp, x, pred, image_shape, max_error if method == MLP else 0)
+    return PixelStream(bytes([method]) + data, recon)
+
+
 def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
-                  latent_bytes: int) -> PixelStream:
+                  latent_bytes: int, mlp: PixelMLP | None = None) -> PixelStream:
     """The smallest stream for x (n x D uint8) within max_error; model streams are charged `latent_bytes`."""
-    model = _context(x, pred, image_shape, max_error, prior, CONTEXT)
+    candidates = [_context(x, pred, image_shape, max_error, prior, CONTEXT)]
     if max_error > 0:
-        exact = _context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT)
-        model = min(model, exact, key=lambda s: len(s.data))
+        candidates.append(_context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT))
+    if mlp is not None:
+        candidates.append(_mlp(mlp, x, pred, image_shape, max_error, MLP))
+        if max_error > 0:
+            candidates.append(_mlp(mlp, x, pred, image_shape, max_error, MLP_EXACT))
+    model = min(candidates, key=lambda s: len(s.data))
     bins = (x.astype(np.int64) // _step(max_error)).astype(np.uint8).tobytes()
     model_cost = len(model.data) + latent_bytes
     if len(zstandard.ZstdCompressor(level=3).compress(bins)) > GENERIC_TRY * model_cost:
@@ -76,11 +91,16 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
 
 
 def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
-                  max_error: int, prior: np.ndarray) -> np.ndarray:
-    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for generic methods."""
+                  max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None) -> np.ndarray:
+    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for generic methods, mlp None
+    when the model (or the file's coder version) has no pixel model."""
     if not data:
         raise ValueError("empty pixel stream")
     method, body = data[0], data[1:]
+    if method in (MLP, MLP_EXACT):
+        if mlp is None or pred is None:
+            raise ValueError("a pixel-model stream, but no pixel model or no latents to go with it")
+        return decode_mlp(mlp, body, pred, image_shape, max_error if method == MLP else 0)
     if method in (CONTEXT, CONTEXT_EXACT):
         if pred is None:
             raise ValueError("a context-coded pixel stream without latents")

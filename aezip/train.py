@@ -17,6 +17,8 @@ from .intdecoder import build_integer_decoder, integer_decode
 from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from .metrics import psnr_from_mse
+from .pixelmodel import PixelMLP
+from .pixeltrain import fit_pixel_model, model_bits
 from .residual import context_prior
 from .restore import code_bank
 from .stream import ImageRows, batches
@@ -220,6 +222,24 @@ def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarra
     return np.concatenate(parts)
 
 
+def _pixel_model(train_images: np.ndarray, train_pred: np.ndarray, images: np.ndarray, val_idx: np.ndarray,
+                 model: AutoEncoder, intdec, opts: TrainOptions, log) -> PixelMLP:
+    """The pixel model for each of opts.pixel.levels; the one with the lowest cost on (up to VAL_BATCH) validation
+    images is kept."""
+    idx = val_idx[:VAL_BATCH]
+    val = images[idx].reshape(len(idx), -1)
+    val_pred = integer_decode(intdec, _codes(model, images, idx))
+    best = None
+    for levels in opts.pixel.levels:
+        pixel = fit_pixel_model(train_images, train_pred, model.config.image_shape, opts.pixel, levels, opts.seed,
+                                log)
+        bits = model_bits(pixel, val, val_pred, model.config.image_shape)
+        log(f"pixel model with {levels} level(s): {bits:.4f} bits/sample on validation images")
+        if best is None or bits < best[0]:
+            best = (bits, pixel)
+    return best[1]
+
+
 def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
             opts: TrainOptions, log) -> ModelFile:
     """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
@@ -229,15 +249,20 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     tables = frequency_tables(train_codes, cfg.levels)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
-    prior = context_prior(images[train_idx[some]].reshape(len(some), -1), integer_decode(intdec, train_codes[some]),
-                          cfg.image_shape)
-    sse, latent_bytes = 0.0, 0
+    some_images = images[train_idx[some]].reshape(len(some), -1)
+    some_pred = integer_decode(intdec, train_codes[some])
+    prior = context_prior(some_images, some_pred, cfg.image_shape)
+    pixel = _pixel_model(some_images, some_pred, images, val_idx, model, intdec, opts, log) \
+        if opts.pixel_model else None
+    sse, latent_bytes, pixel_bits = 0.0, 0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables))
-        diff = images[idx].reshape(len(idx), -1).astype(np.float64)
-        diff -= integer_decode(intdec, codes)
+        val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
+        diff = val.astype(np.float64) - pred
         sse += float(np.sum(diff * diff))
+        if pixel is not None:
+            pixel_bits += model_bits(pixel, val, pred, cfg.image_shape) * val.size
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {
@@ -248,7 +273,10 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     }
     log(f"held-out ({len(val_idx)} validation images): PSNR {val_psnr:.2f} dB at "
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
-    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels))
+    if pixel is not None:
+        info["heldout"]["pixel_model_bits_per_sample"] = round(pixel_bits / pixels, 5)
+        log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless (ideal, from its integer tables)")
+    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel)
 
 
 def _progress(total: int, enabled: bool):

@@ -64,6 +64,8 @@ def cli() -> None:
 @_train_option("seed", "--seed")
 @_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
 @_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
+@_train_option("pixel_model", "--pixel-model/--no-pixel-model",
+               help="Also train the learned pixel model of --max-error coding (lossless included).")
 @device_option
 @backend_option
 @click.option("--fused-optimizer", is_flag=True,

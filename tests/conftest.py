@@ -16,9 +16,12 @@ from aezip.demo import sample_path  # noqa: E402
 from aezip.data import open_dataset  # noqa: E402
 from aezip.model import AEConfig  # noqa: E402
 from aezip.modelfile import save_model  # noqa: E402
+from aezip.options import PixelOptions  # noqa: E402
 from aezip.train import TrainOptions, train_model  # noqa: E402
 
 torch.set_num_threads(2)
+TINY_PIXEL = PixelOptions(hidden=(8,), scales=4, levels=(1,), samples=3000, epochs=2, batch_size=128,
+                          lr=1e-2)   # CPU-sized
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -45,7 +48,7 @@ def sample_images() -> np.ndarray:
 def tiny_model_path(tmp_path_factory, sample_images) -> Path:
     """A CPU-sized model (784-32-8) trained for a few epochs on the sample."""
     config = AEConfig(image_shape=(28, 28), hidden=(32,), latent=8, levels=8)
-    opts = TrainOptions(epochs=3, batch_size=32, seed=1, device="cpu", backend="torch")
+    opts = TrainOptions(epochs=3, batch_size=32, seed=1, device="cpu", backend="torch", pixel=TINY_PIXEL)
     result = train_model(sample_images, config, opts, progress=False, log=lambda m: None)
     path = tmp_path_factory.mktemp("model") / "tiny.aezm"
     save_model(path, result)

@@ -32,6 +32,7 @@ from aezip.data import open_dataset
 from aezip.demo import sample_path
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, save_model
+from aezip.options import PixelOptions
 from aezip.train import TrainOptions, train_model
 from tests import aezcraft
 
@@ -66,7 +67,8 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     """A tiny model and well-formed files of each kind to mutate: lossy IDX, lossless .npy, an image folder."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
-    opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch")
+    opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
+                        pixel=PixelOptions(hidden=(8,), scales=4, levels=(1,), samples=2000, epochs=1))
     model_path = workdir / "tiny.aezm"
     save_model(model_path, train_model(images, config, opts, progress=False, log=lambda m: None))
     mf = load_model(model_path)

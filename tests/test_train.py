@@ -12,12 +12,14 @@ from aezip.losses import reconstruction_loss
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, model_bytes
 from aezip.train import TrainOptions, corrupt, parse_denoise, train_model
+from tests.conftest import TINY_PIXEL
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)
 
 
 def _train(images: np.ndarray, **kw) -> bytes:
-    opts = TrainOptions(**{"epochs": 2, "batch_size": 32, "device": "cpu", "backend": "torch", **kw})
+    opts = TrainOptions(**{"epochs": 2, "batch_size": 32, "device": "cpu", "backend": "torch", "pixel": TINY_PIXEL,
+                           **kw})
     r = train_model(images, CONFIG, opts, progress=False, log=lambda m: None)
     return model_bytes(r)
 

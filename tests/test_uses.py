@@ -177,7 +177,8 @@ def test_adversarial_prior_moves_codes_towards_it(prior) -> None:
 
 def test_training_with_the_adversarial_prior_stays_finite(sample_images) -> None:
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
-    opts = TrainOptions(epochs=2, batch_size=32, device="cpu", backend="torch", prior="adversarial:bernoulli:0.1")
+    opts = TrainOptions(epochs=2, batch_size=32, device="cpu", backend="torch", prior="adversarial:bernoulli:0.1",
+                        pixel_model=False)
     r = train_model(sample_images[:96], config, opts, progress=False, log=lambda m: None)
     assert all(torch.isfinite(p).all() for p in r.model.parameters())
     assert r.info["options"]["prior"] == "adversarial:bernoulli:0.1"

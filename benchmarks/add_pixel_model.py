@@ -1,0 +1,54 @@
+"""Add a learned pixel model to an existing model file, keeping its autoencoder (the default one unless -m).
+
+    python benchmarks/add_pixel_model.py --out /tmp/default-pixel.aezm                 # default AE, MNIST 0-7999
+    python benchmarks/add_pixel_model.py -m gray.aezm --data natural32-gray-train.npy --out gray-pixel.aezm
+
+The pixel model is trained on the model's own integer predictions of the images (pixeltrain.fit_pixel_model),
+exactly as `aezip train` does after its autoencoder; the result has a new id, so files written with the old one
+still need the old one.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from aezip.codec import parse_range
+from aezip.data import open_dataset
+from aezip.intdecoder import integer_decode
+from aezip.modelfile import load_model, save_model
+from aezip.options import PixelOptions
+from aezip.pixeltrain import fit_pixel_model
+from aezip.tensors import to_unit
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-m", "--model", default=None, help="model file [default: the embedded one]")
+    ap.add_argument("--data", default=str(MNIST))
+    ap.add_argument("--range", default="0:8000", help="training images A:B")
+    ap.add_argument("--hidden", default="32,32")
+    ap.add_argument("--scales", type=int, default=PixelOptions.scales)
+    ap.add_argument("--levels", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    mf = load_model(args.model)
+    images = open_dataset(args.data).read_all()
+    lo, hi = parse_range(args.range, len(images))
+    images = images[lo:hi]
+    with torch.no_grad():
+        pred = integer_decode(mf.intdec, mf.model.codes(to_unit(images), "torch").numpy())
+    opts = PixelOptions(hidden=tuple(int(h) for h in args.hidden.split(",")), scales=args.scales)
+    mf.pixel = fit_pixel_model(images.reshape(len(images), -1), pred, mf.config.image_shape, opts, args.levels,
+                               args.seed)
+    mf.info["pixel_model"] = {"data": Path(args.data).name, "range": [lo, hi], "hidden": list(opts.hidden),
+                              "scales": opts.scales, "levels": args.levels, "seed": args.seed}
+    print(f"wrote {args.out} (model id {save_model(args.out, mf, force=True)[:16]})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""The learned pixel model: bit-exact round trips, identical bytes across processes and threads, damage detected,
+hostile model tensors refused, reproducible training."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from aezip.errors import FormatError
+from aezip.modelfile import load_model
+from aezip.pixelmodel import PixelMLP, decode_mlp, encode_mlp, n_passes
+from aezip.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.options import PixelOptions
+from aezip.pixeltrain import fit_pixel_model
+from aezip.residual import N_CONTEXTS
+
+PRIOR = np.zeros((N_CONTEXTS, 256), np.int64)
+SMALL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=4, batch_size=64, lr=1e-2)
+
+
+def _smooth(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images that are a ramp plus noise, and a blurred prediction of them (both n x D uint8)."""
+    rng = np.random.default_rng(seed)
+    h, w = shape[:2]
+    c = shape[2] if len(shape) == 3 else 1
+    ramp = rng.uniform(0, 8, (n, 1, 1, c)) * np.arange(h)[None, :, None, None] \
+        + rng.uniform(0, 8, (n, 1, 1, c)) * np.arange(w)[None, None, :, None] + rng.uniform(0, 100, (n, 1, 1, c))
+    x = np.clip(ramp + rng.normal(0, 6, ramp.shape), 0, 255).astype(np.uint8).reshape(n, -1)
+    pred = np.clip(ramp + rng.normal(0, 3, ramp.shape), 0, 255).astype(np.uint8).reshape(n, -1)
+    return x, pred
+
+
+@pytest.fixture(scope="module", params=[(5, 7), (8, 8, 3)], ids=["gray5x7", "rgb8x8x3"])
+def trained(request) -> tuple[PixelMLP, tuple[int, ...]]:
+    shape = request.param
+    x, pred = _smooth(200, shape, 0)
+    return fit_pixel_model(x, pred, shape, SMALL, 2, seed=3, log=lambda m: None), shape
+
+
+@pytest.mark.parametrize("e", [0, 1, 4, 255])
+def test_round_trip_is_bit_exact_and_keeps_the_bound(trained, e) -> None:
+    mlp, shape = trained
+    x, pred = _smooth(30, shape, 1)
+    data, recon = encode_mlp(mlp, x, pred, shape, e)
+    back = decode_mlp(mlp, data, pred, shape, e)
+    np.testing.assert_array_equal(back, recon)
+    assert np.abs(back.astype(int) - x.astype(int)).max() <= e
+    if e == 0:
+        np.testing.assert_array_equal(back, x)
+        assert len(data) * 8 / x.size < 7.0   # the model learned something: raw samples cost 8 bits
+
+
+@pytest.mark.parametrize("e", [0, 4])
+def test_the_tagged_stream_picks_the_pixel_model_where_it_wins(trained, e) -> None:
+    mlp, shape = trained
+    x, pred = _smooth(30, shape, 2)
+    s = encode_pixels(x, pred, shape, e, PRIOR, 0, mlp)
+    assert s.method in ((MLP,) if e == 0 else (MLP, MLP_EXACT))
+    back = decode_pixels(s.data, pred, x.shape, shape, e, PRIOR, mlp)
+    np.testing.assert_array_equal(back, s.recon)
+    with pytest.raises(ValueError, match="no pixel model"):
+        decode_pixels(s.data, pred, x.shape, shape, e, PRIOR, None)
+
+
+def test_noise_still_falls_back_to_a_generic_coder(trained) -> None:
+    mlp, shape = trained
+    x = np.random.default_rng(5).integers(0, 256, (40, int(np.prod(shape))), dtype=np.uint8)
+    s = encode_pixels(x, np.zeros_like(x), shape, 0, PRIOR, 100, mlp)
+    assert s.method in (ZSTD, XZ)
+
+
+def test_constant_images_cost_almost_nothing(trained) -> None:
+    mlp, shape = trained
+    x = np.full((40, int(np.prod(shape))), 37, np.uint8)
+    s = encode_pixels(x, x.copy(), shape, 0, PRIOR, 0, mlp)
+    np.testing.assert_array_equal(decode_pixels(s.data, x.copy(), x.shape, shape, 0, PRIOR, mlp), x)
+    assert len(s.data) < x.size // 8
+
+
+def test_a_flipped_byte_in_the_pixel_stream_is_detected(trained) -> None:
+    mlp, shape = trained
+    x, pred = _smooth(30, shape, 4)
+    data, recon = encode_mlp(mlp, x, pred, shape, 0)
+    for pos in range(0, len(data) // 2, max(1, len(data) // 16)):
+        bad = bytearray(data)
+        bad[pos] ^= 0x10
+        try:
+            back = decode_mlp(mlp, bytes(bad), pred, shape, 0)
+        except (ValueError, AssertionError, RuntimeError):
+            continue
+        assert not np.array_equal(back, recon), f"flip at byte {pos} went unnoticed"
+
+
+def test_training_is_reproducible(trained) -> None:
+    mlp, shape = trained
+    x, pred = _smooth(200, shape, 0)
+    again = fit_pixel_model(x, pred, shape, SMALL, 2, seed=3, log=lambda m: None)
+    for k, v in mlp.tensors().items():
+        np.testing.assert_array_equal(v, again.tensors()[k])
+
+
+_SCRIPT = """
+import sys, numpy as np
+from safetensors.numpy import load_file
+from aezip.pixelmodel import PixelMLP, decode_mlp, encode_mlp
+t = load_file(sys.argv[1]); mlp = PixelMLP.from_tensors(t)
+shape = tuple(int(s) for s in sys.argv[3].split("x"))
+data, recon = encode_mlp(mlp, t["x"], t["pred"], shape, int(sys.argv[4]))
+back = decode_mlp(mlp, data, t["pred"], shape, int(sys.argv[4]))
+assert (back == recon).all()
+open(sys.argv[2], "wb").write(data + back.tobytes())
+"""
+
+
+def test_identical_bytes_across_processes_and_thread_counts(tmp_path, trained) -> None:
+    mlp, shape = trained
+    x, pred = _smooth(64, shape, 6)
+    save_file({**mlp.tensors(), "x": x, "pred": pred}, str(tmp_path / "m.safetensors"))
+    outs = []
+    for threads in (1, 2):
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+               "MKL_NUM_THREADS": str(threads)}
+        out = tmp_path / f"out{threads}"
+        subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "m.safetensors"), str(out),
+                        "x".join(map(str, shape)), "1"], check=True, env=env)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    data, recon = encode_mlp(mlp, x, pred, shape, 1)
+    assert outs[0] == data + recon.tobytes()
+
+
+def _rewrite(src, dst, edit) -> None:
+    """Copy a model file with its tensors edited (metadata kept)."""
+    raw = open(src, "rb").read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    meta = json.loads(raw[8:8 + n]).get("__metadata__")
+    tensors = load_file(str(src))
+    edit(tensors)
+    save_file(tensors, str(dst), metadata=meta)
+
+
+def _set(key, fn):
+    def edit(t):
+        t[key] = fn(t[key].copy())
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_set("pixel.table", lambda a: a * 0), "pixel.table outside"),
+    (_set("pixel.p0.w0", lambda a: a + 40000), "exceeds"),
+    (_set("pixel.p1.b1", lambda a: a + 2 ** 60), "exact integer arithmetic"),
+    (_set("pixel.mu_thresholds", lambda a: a[:, ::-1].copy()), "sorted"),
+    (_set("pixel.s_thresholds", lambda a: a[:, :-1].copy()), "pixel.s_thresholds"),
+    (_set("pixel.p2.w0", lambda a: a[:, :-1].copy()), "pixel.p2.w0"),
+    (lambda t: t.pop("pixel.p3.b0"), "missing"),
+])
+def test_modelcheck_refuses_out_of_bound_pixel_tensors(tmp_path, tiny_model_path, edit, message) -> None:
+    mf = load_model(tiny_model_path)
+    assert mf.pixel is not None and len(mf.pixel.weights) == n_passes((28, 28), 1)
+    bad = tmp_path / "bad.aezm"
+    _rewrite(tiny_model_path, bad, edit)
+    with pytest.raises(FormatError, match=message):
+        load_model(bad)
+
+
+def test_a_model_without_a_pixel_model_still_loads(tmp_path, tiny_model_path) -> None:
+    plain = tmp_path / "plain.aezm"
+    _rewrite(tiny_model_path, plain, lambda t: [t.pop(k) for k in list(t) if k.startswith("pixel.")])
+    assert load_model(plain).pixel is None
