@@ -5,8 +5,6 @@ streams, open a .aez file for random access, train, load and save models. `impor
 below load their modules (and torch) when first used. `aezip.torch.AezDataset` is the PyTorch dataset."""
 from __future__ import annotations
 
-import sys
-import types
 from importlib import import_module
 from typing import Any
 
@@ -32,18 +30,3 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-
-class _Package(types.ModuleType):
-    """`aezip.train` stays the training function although a submodule `aezip.train` exists: importing the submodule
-    would otherwise replace the attribute with it (the module stays reachable as sys.modules["aezip.train"])."""
-
-    @property
-    def train(self) -> Any:
-        return import_module("aezip.api").train
-
-    @train.setter
-    def train(self, value: Any) -> None:
-        pass
-
-
-sys.modules[__name__].__class__ = _Package

@@ -126,7 +126,7 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, late
     epochs, seed, ...); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
     Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
-    from .train import train_model
+    from .training import train_model
 
     from .stream import FolderImages
     if not isinstance(images, FolderImages):

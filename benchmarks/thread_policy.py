@@ -26,7 +26,7 @@ from aezip.data import open_dataset
 from aezip.modelfile import load_model
 from aezip.options import TrainOptions
 from aezip.threads import apply_threads
-from aezip.train import train_model
+from aezip.training import train_model
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 

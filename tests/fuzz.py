@@ -33,7 +33,7 @@ from aezip.demo import sample_path
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, save_model
 from aezip.options import PixelOptions
-from aezip.train import TrainOptions, train_model
+from aezip.training import TrainOptions, train_model
 from tests import aezcraft
 
 TIME_LIMIT_S = 30.0

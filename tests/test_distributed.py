@@ -21,7 +21,7 @@ from aezip.errors import InputError
 from aezip.losses import reconstruction_loss, sparsity_penalty
 from aezip.model import AEConfig, AutoEncoder
 from aezip.modelfile import load_model, model_bytes
-from aezip.train import TrainOptions, _TrainForward, train_model
+from aezip.training import TrainOptions, _TrainForward, train_model
 
 
 def _free_port() -> int:

@@ -10,7 +10,7 @@ from aezip.data import open_dataset
 from aezip.modelfile import model_bytes
 from aezip.options import TrainOptions
 from aezip.stream import FolderImages, ImageRows, training_array
-from aezip.train import train_model
+from aezip.training import train_model
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
 

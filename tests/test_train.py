@@ -11,7 +11,7 @@ from aezip.errors import InputError
 from aezip.losses import reconstruction_loss
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, model_bytes
-from aezip.train import TrainOptions, corrupt, parse_denoise, train_model
+from aezip.training import TrainOptions, corrupt, parse_denoise, train_model
 from tests.conftest import TINY_PIXEL
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)

@@ -16,7 +16,7 @@ from aezip.model import AEConfig
 from aezip.modelfile import load_model, save_model
 from aezip.options import parse_prior
 from aezip.restore import BANK_MAX, box_mask, code_bank, inpaint
-from aezip.train import TrainOptions, train_model
+from aezip.training import TrainOptions, train_model
 from tests.conftest import write_idx
 from tests.test_cli import run
 
