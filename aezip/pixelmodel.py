@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import constriction
 
+from . import bins
 from .intdecoder import ACT_FRAC_BITS, ACT_LIMIT, weight_shift
 
 PIXEL_MLP = "pixel-mlp-v1"
@@ -229,13 +230,11 @@ def mu_thresholds(acc_bits: int) -> np.ndarray:
 class _Rows:
     """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3) or (s, mu), and their adaptation."""
 
-    def __init__(self, mlp: PixelMLP, variant: int, step: int, nbins: int, max_error: int) -> None:
+    def __init__(self, mlp: PixelMLP, variant: int, max_error: int) -> None:
         self.kind, self.increment = VARIANTS[variant]
-        self.step, self.nbins, self.max_error = step, nbins, max_error
+        self.max_error = max_error
         if self.kind == BUCKET:
-            padded = np.zeros((mlp.scales * MU_BUCKETS, nbins * step), np.int64)
-            padded[:, :256] = mlp.table.reshape(-1, 256)
-            self.rows = padded.reshape(len(padded), nbins, step).sum(axis=2)
+            self.rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
         else:
             self.counts = mlp.offset_table.astype(np.int64)
 
@@ -248,9 +247,7 @@ class _Rows:
             row = self.rows[key]
         else:
             s, mu = divmod(key, 256)
-            padded = np.zeros(self.nbins * self.step, np.int64)
-            padded[:256] = self.counts[s, 255 - mu:511 - mu]
-            row = padded.reshape(self.nbins, self.step).sum(axis=1)
+            row = bins.sum_into_bins(self.counts[s, 255 - mu:511 - mu], self.max_error)
         return _MODEL_FAMILY(row / row.sum(), perfect=False)
 
     def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
@@ -262,7 +259,7 @@ class _Rows:
             np.add.at(self.rows, (keys, symbols), self.increment)
         else:
             s, mu = np.divmod(keys, 256)
-            value = np.minimum(symbols * self.step + self.max_error, 255)
+            value = bins.values(symbols, self.max_error)
             np.add.at(self.counts, (s, value - mu + 255), self.increment)
 
 
@@ -283,15 +280,14 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
     """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels. The
     stream is the shortest over VARIANTS (its first byte names the one used): mu and s do not depend on it, so every
     variant shares one run of the networks."""
-    step = 2 * max_error + 1
-    nbins = -(-256 // step)
+    _, nbins = bins.geometry(max_error)
     canvas = _canvas(pred, len(x), image_shape)
     predc = canvas.copy()
-    target = x.reshape(canvas.shape).astype(np.int64) // step
-    recon = np.minimum(target * step + max_error, 255)
+    target = bins.to_bins(x.reshape(canvas.shape), max_error)
+    recon = bins.values(target, max_error)
     if nbins == 1:
         return b"", recon.reshape(x.shape).astype(np.uint8)
-    rows = [_Rows(mlp, v, step, nbins, max_error) for v in range(len(VARIANTS))]
+    rows = [_Rows(mlp, v, max_error) for v in range(len(VARIANTS))]
     coders = [constriction.stream.queue.RangeEncoder() for _ in VARIANTS]
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
@@ -313,8 +309,7 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
 def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
                max_error: int) -> np.ndarray:
     """Inverse of encode_mlp: the decoded pixels (n x D uint8)."""
-    step = 2 * max_error + 1
-    nbins = -(-256 // step)
+    _, nbins = bins.geometry(max_error)
     canvas = _canvas(pred, len(pred), image_shape)
     predc = canvas.copy()
     if nbins == 1:
@@ -323,7 +318,7 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
         return np.full(pred.shape, min(max_error, 255), np.uint8)
     if len(data) % 4 != 1 or data[0] >= len(VARIANTS):
         raise ValueError("pixel-model stream: bad variant byte or not a whole number of 32-bit words")
-    row = _Rows(mlp, data[0], step, nbins, max_error)
+    row = _Rows(mlp, data[0], max_error)
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[1:], dtype="<u4").astype(np.uint32))
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
@@ -337,5 +332,5 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
         values[order] = symbols
         row.adapt(keys, values)
         view = canvas[:, ys, xs, c]
-        canvas[:, ys, xs, c] = np.minimum(values.reshape(view.shape) * step + max_error, 255)
+        canvas[:, ys, xs, c] = bins.values(values.reshape(view.shape), max_error)
     return canvas.reshape(pred.shape).astype(np.uint8)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
+from . import bins
 from .pixelmodel import PixelMLP, decode_mlp, encode_mlp
 from .residual import decode_residual, encode_residual
 
@@ -48,14 +49,6 @@ class PixelStream:
         return self.method in (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
 
 
-def _step(max_error: int) -> int:
-    return 2 * max_error + 1
-
-
-def _bin_values(bins: np.ndarray, max_error: int) -> np.ndarray:
-    return np.minimum(bins.astype(np.int64) * _step(max_error) + max_error, 255).astype(np.uint8)
-
-
 def _context(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
              method: int) -> PixelStream:
     data, recon = encode_residual(x, pred, image_shape, max_error if method == CONTEXT else 0, prior)
@@ -79,13 +72,13 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
         if max_error > 0:
             candidates.append(_mlp(mlp, x, pred, image_shape, max_error, MLP_EXACT))
     model = min(candidates, key=lambda s: len(s.data))
-    bins = (x.astype(np.int64) // _step(max_error)).astype(np.uint8).tobytes()
+    coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
     model_cost = len(model.data) + latent_bytes
-    if len(zstandard.ZstdCompressor(level=3).compress(bins)) > GENERIC_TRY * model_cost:
+    if len(zstandard.ZstdCompressor(level=3).compress(coded)) > GENERIC_TRY * model_cost:
         return model
-    recon = _bin_values(np.frombuffer(bins, np.uint8).reshape(x.shape), max_error)
-    generic = [PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(bins), recon),
-               PixelStream(bytes([XZ]) + lzma.compress(bins, preset=9 | lzma.PRESET_EXTREME), recon)]
+    recon = bins.values(np.frombuffer(coded, np.uint8).reshape(x.shape), max_error).astype(np.uint8)
+    generic = [PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(coded), recon),
+               PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon)]
     best = min(generic, key=lambda s: len(s.data))
     return best if len(best.data) < model_cost else model
 
@@ -118,7 +111,7 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
         raise ValueError(f"unknown pixel stream method {method}")
     if len(raw) != size:
         raise ValueError("generic pixel stream of the wrong size")
-    bins = np.frombuffer(raw, np.uint8)
-    if int(bins.max(initial=0)) * _step(max_error) > 255:
+    coded = np.frombuffer(raw, np.uint8)
+    if int(coded.max(initial=0)) >= bins.geometry(max_error)[1]:
         raise ValueError("generic pixel stream holds bins out of range")
-    return _bin_values(bins.reshape(shape), max_error)
+    return bins.values(coded.reshape(shape), max_error).astype(np.uint8)

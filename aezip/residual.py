@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import constriction
 
+from . import bins
+
 RESIDUAL_CODER = "context-adaptive-v4"
 PRIOR_TOTAL = 4096
 _PRED_EDGES = np.array([1, 8, 32, 64, 96, 128, 160, 192, 224, 248, 255])   # 12 buckets; 0 and 255 alone
@@ -45,12 +47,6 @@ class _Contexts:
         return ctx
 
 
-def _bins(max_error: int) -> tuple[int, int]:
-    """(step, number of bins) for bins of width 2E+1 over 0..255."""
-    step = 2 * max_error + 1
-    return step, -(-256 // step)
-
-
 def context_prior(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
     """Per-context pixel-value counts (contexts x 256, int64) on training images, scaled to PRIOR_TOTAL a row."""
     ctxs = _Contexts(image_shape, pred)
@@ -61,11 +57,9 @@ def context_prior(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...])
     return counts * PRIOR_TOTAL // np.maximum(totals, 1)
 
 
-def _initial_counts(prior: np.ndarray, step: int, nbins: int) -> np.ndarray:
-    """The prior summed into bins of width `step`, plus 1 so no bin has zero probability."""
-    padded = np.zeros((prior.shape[0], nbins * step), np.int64)
-    padded[:, :256] = prior
-    return padded.reshape(prior.shape[0], nbins, step).sum(axis=2) + 1
+def _initial_counts(prior: np.ndarray, max_error: int) -> np.ndarray:
+    """The prior summed into bins of width 2E+1, plus 1 so no bin has zero probability."""
+    return bins.sum_into_bins(prior, max_error) + 1
 
 
 class _AdaptiveCounts:
@@ -83,46 +77,42 @@ class _AdaptiveCounts:
         self.probs[changed] = rows / rows.sum(axis=1, keepdims=True)
 
 
-def _value(v: np.ndarray, step: int, max_error: int) -> np.ndarray:
-    return np.minimum(v * step + max_error, 255).astype(np.uint8)
-
-
 def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                     prior: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) given the prediction; returns the bytes and the reconstruction the decoder will make."""
-    step, nbins = _bins(max_error)
+    _, nbins = bins.geometry(max_error)
     ctxs = _Contexts(image_shape, pred)
-    model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
-    bins = x.astype(np.int64) // step   # step may exceed 255 (E >= 128): not in uint8
-    recon = _value(bins, step, max_error)
+    model = _AdaptiveCounts(_initial_counts(prior, max_error))
+    coded = bins.to_bins(x, max_error)
+    recon = bins.values(coded, max_error).astype(np.uint8)
     if nbins == 1:                      # E >= 128: the value E is within E of every pixel; nothing to code
         return b"", recon
     coder = constriction.stream.queue.RangeEncoder()
     for pos in range(x.shape[1]):
         ctx = ctxs.at(pos, recon)
-        coder.encode(bins[:, pos].astype(np.int32), _MODEL_FAMILY, model.probs[ctx])
-        model.update(ctx, bins[:, pos])
+        coder.encode(coded[:, pos].astype(np.int32), _MODEL_FAMILY, model.probs[ctx])
+        model.update(ctx, coded[:, pos])
     return coder.get_compressed().astype("<u4").tobytes(), recon
 
 
 def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                     prior: np.ndarray) -> np.ndarray:
     """Inverse of `encode_residual`: the reconstruction (n x D uint8)."""
-    step, nbins = _bins(max_error)
+    _, nbins = bins.geometry(max_error)
     if len(data) % 4:
         raise ValueError("residual stream length is not a whole number of 32-bit words")
     ctxs = _Contexts(image_shape, pred)
-    model = _AdaptiveCounts(_initial_counts(prior, step, nbins))
+    model = _AdaptiveCounts(_initial_counts(prior, max_error))
     recon = np.zeros(pred.shape, np.uint8)
     if nbins == 1:
         if data:
             raise ValueError("a residual stream where none is coded")
-        return recon + np.uint8(_value(np.zeros(1, np.int64), step, max_error)[0])
+        return recon + np.uint8(bins.values(np.zeros(1), max_error)[0])
     coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
     for pos in range(pred.shape[1]):
         ctx = ctxs.at(pos, recon)
         v = np.asarray(coder.decode(_MODEL_FAMILY, model.probs[ctx]), dtype=np.int64)
         model.update(ctx, v)
-        recon[:, pos] = _value(v, step, max_error)
+        recon[:, pos] = bins.values(v, max_error)
     return recon
 

@@ -1,0 +1,29 @@
+"""Max-error bins, shared by every pixel coder: a pixel x is coded as its bin x // (2E+1) and decoded as
+min(bin·(2E+1) + E, 255), which lies within E of x. E >= 128 leaves a single bin: nothing to code."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def geometry(max_error: int) -> tuple[int, int]:
+    """(step, number of bins) for bins of width 2E+1 over 0..255."""
+    step = 2 * max_error + 1
+    return step, -(-256 // step)
+
+
+def to_bins(x: np.ndarray, max_error: int) -> np.ndarray:
+    """The bins of pixels x (int64: the step may exceed 255, so no uint8 arithmetic)."""
+    return x.astype(np.int64) // (2 * max_error + 1)
+
+
+def values(bins: np.ndarray, max_error: int) -> np.ndarray:
+    """The decoded value of each bin (int64, 0..255)."""
+    return np.minimum(bins.astype(np.int64) * (2 * max_error + 1) + max_error, 255)
+
+
+def sum_into_bins(rows: np.ndarray, max_error: int) -> np.ndarray:
+    """Counts over the 256 pixel values (last axis) summed into the counts of their bins (int64)."""
+    step, nbins = geometry(max_error)
+    padded = np.zeros((*rows.shape[:-1], nbins * step), np.int64)
+    padded[..., :256] = rows
+    return padded.reshape(*rows.shape[:-1], nbins, step).sum(axis=-1)
