@@ -110,28 +110,33 @@ def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) ->
         s -= 1
 
 
-def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
-    """Quantize a float decoder; its first layer takes the integer codes directly (1/(levels-1) folded in)."""
-    weights, biases, shifts = [], [], []
-    in_frac, in_limit = 0, float(levels - 1)
-    n = len(layers.weights)
-    for i, (w_t, b_t) in enumerate(zip(layers.weights, layers.biases)):
-        w = w_t.double().cpu().numpy()
-        b = b_t.double().cpu().numpy()
-        if i == 0:
-            w = w / (levels - 1)
+def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray],
+                 in_limit: float) -> tuple[list[np.ndarray], list[np.ndarray], list[int], int]:
+    """Integer weights, biases and hidden right shifts of a float ReLU MLP whose integer inputs stay within
+    in_limit, and the fractional bits of its last accumulator: every layer exact (weight_shift), hidden activations
+    with ACT_FRAC_BITS fractional bits, clamped to ACT_LIMIT."""
+    qw, qb, shifts = [], [], []
+    in_frac = 0
+    for i, (w, b) in enumerate(zip(weights, biases)):
         s = weight_shift(w, b, in_limit, in_frac)
         acc_bits = s + in_frac
-        weights.append(np.round(w * 2.0 ** s).astype(np.int32))
-        biases.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
-        if i < n - 1:
+        qw.append(np.round(w * 2.0 ** s).astype(np.int32))
+        qb.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
+        if i < len(weights) - 1:
             shifts.append(acc_bits - ACT_FRAC_BITS)
             in_frac, in_limit = ACT_FRAC_BITS, float(ACT_LIMIT)
-        else:
-            k = np.arange(1, 256, dtype=np.float64)
-            p = (k - 0.5) / 255.0
-            thresholds = np.ceil(np.log(p / (1.0 - p)) * 2.0 ** acc_bits).astype(np.int64)
-    return IntegerDecoder(weights, biases, shifts, thresholds)
+    return qw, qb, shifts, acc_bits
+
+
+def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
+    """Quantize a float decoder; its first layer takes the integer codes directly (1/(levels-1) folded in)."""
+    weights = [w.double().cpu().numpy() for w in layers.weights]
+    weights[0] = weights[0] / (levels - 1)
+    biases = [b.double().cpu().numpy() for b in layers.biases]
+    qw, qb, shifts, acc_bits = quantize_mlp(weights, biases, float(levels - 1))
+    p = (np.arange(1, 256, dtype=np.float64) - 0.5) / 255.0
+    thresholds = np.ceil(np.log(p / (1.0 - p)) * 2.0 ** acc_bits).astype(np.int64)
+    return IntegerDecoder(qw, qb, shifts, thresholds)
 
 
 def _bucket_thresholds(t: np.ndarray) -> tuple[float, _Thresholds] | None:

@@ -41,7 +41,7 @@ import numpy as np
 import constriction
 
 from . import bins
-from .intdecoder import ACT_FRAC_BITS, ACT_LIMIT, weight_shift
+from .intdecoder import ACT_LIMIT
 
 PIXEL_MLP = "pixel-mlp-v1"
 MAX_PIXEL_LEVELS = 4
@@ -205,21 +205,6 @@ def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
         acc += 0.5
         np.floor(acc, out=acc)
     return acc
-
-
-def quantize_layers(weights: list[np.ndarray], biases: list[np.ndarray]) -> tuple[list, list, list[int], int]:
-    """Integer weights, biases, hidden shifts and the output's fractional bits of a float MLP on 0..255 inputs."""
-    qw, qb, shifts = [], [], []
-    in_frac, in_limit = 0, float(INPUT_LIMIT)
-    for i, (w, b) in enumerate(zip(weights, biases)):
-        s = weight_shift(w, b, in_limit, in_frac)
-        acc_bits = s + in_frac
-        qw.append(np.round(w * 2.0 ** s).astype(np.int32))
-        qb.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
-        if i < len(weights) - 1:
-            shifts.append(acc_bits - ACT_FRAC_BITS)
-            in_frac, in_limit = ACT_FRAC_BITS, float(ACT_LIMIT)
-    return qw, qb, shifts, acc_bits
 
 
 def mu_thresholds(acc_bits: int) -> np.ndarray:

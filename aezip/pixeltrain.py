@@ -2,7 +2,7 @@
 
 Each pass's MLP learns, on the training images coded losslessly (earlier passes hold the true pixels, the rest the
 autoencoder's prediction, as the decoder will see them), a mean and a log-scale under the discretized logistic NLL
-over 0..255. The float network is then quantized (pixelmodel.quantize_layers); the scale thresholds are quantiles
+over 0..255. The float network is then quantized (intdecoder.quantize_mlp); the scale thresholds are quantiles
 of the integer log-scale accumulators, and the table T[s][mu >> 3][v] is counted with the integer network over
 every training pixel, smoothed towards its scale class's histogram of v - mu (PRIOR_WEIGHT counts), scaled to
 TABLE_TOTAL and given + 1. Same images, prediction and seed: same bytes.
@@ -14,9 +14,10 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .intdecoder import quantize_mlp
 from .options import PixelOptions
-from .pixelmodel import (MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
-                         n_features, n_passes, pass_features, pass_slice, quantize_layers)
+from .pixelmodel import (INPUT_LIMIT, MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
+                         n_features, n_passes, pass_features, pass_slice)
 
 PRIOR_WEIGHT = 32.0
 _BATCH_IMAGES = 512
@@ -133,7 +134,8 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int
     weights, biases, shifts, mu_t, s_t = [], [], [], [], []
     for k, (feats, target) in enumerate(data):
         assert feats.shape[1] == n_features(k % channels(image_shape))
-        qw, qb, sh, acc_bits = quantize_layers(*zip(*_fit(feats, target, opts, seed + k)))
+        ws, bs = zip(*_fit(feats, target, opts, seed + k))
+        qw, qb, sh, acc_bits = quantize_mlp(list(ws), list(bs), float(INPUT_LIMIT))
         weights.append(qw)
         biases.append(qb)
         shifts.append(sh)
