@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import InputError, OutputExistsError
+from .source import is_plain_path
 
 TEMP_SUFFIX = ".aeztmp"
 log = logging.getLogger("aezip")
@@ -132,20 +133,27 @@ def _publish_file(tmp: Path, path: Path, force: bool) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, force: bool = False,
-                inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
-    """Yield a temporary file beside `path`; on success it becomes `path`, on failure it is removed."""
-    path = check_output(path, force, inputs=inputs)
-    clean_stale_temps(path)
-    tmp = path.parent / _temp_name(path.name)
+def _published(target: Path, force: bool) -> Iterator[Path]:
+    """A new private temporary file beside `target`; on success it becomes `target`, on failure it is removed."""
+    tmp = target.parent / _temp_name(target.name)
     os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     try:
         yield tmp
         _private_mode_to_umask(tmp, directory=False)
-        _publish_file(tmp, path, force)
+        _publish_file(tmp, target, force)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, force: bool = False,
+                inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
+    """Yield a temporary file beside `path`; on success it replaces `path`, on failure it is removed."""
+    path = check_output(path, force, inputs=inputs)
+    clean_stale_temps(path)
+    with _published(path, force) as tmp:
+        yield tmp
 
 
 class FolderWriter:
@@ -154,28 +162,18 @@ class FolderWriter:
     def __init__(self, root: Path, force: bool) -> None:
         self.root = root
         self._force = force
-        self.written: list[str] = []
 
     def write(self, name: str, data: bytes) -> None:
         """Write one file; `name` must be a plain file name, or class/name (one subfolder, made if needed)."""
-        parts = name.split("/")
-        if len(parts) > 2 or any(not p or p in (".", "..") or "\\" in p or "\0" in p for p in parts):
+        if not is_plain_path(name):
             raise InputError(f"refusing to write the file name {name!r}: not a plain file name (or class/name)")
-        if len(parts) == 2:
-            if (self.root / parts[0]).is_symlink():
-                raise InputError(f"refusing to write into {self.root / parts[0]}: a symbolic link")
-            (self.root / parts[0]).mkdir(exist_ok=True)
-        target = self.root / name
-        tmp = target.parent / _temp_name(parts[-1])
-        try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-            _private_mode_to_umask(tmp, directory=False)
-            _publish_file(tmp, target, self._force)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        self.written.append(name)
+        folder, _, _ = name.rpartition("/")
+        if folder:
+            if (self.root / folder).is_symlink():
+                raise InputError(f"refusing to write into {self.root / folder}: a symbolic link")
+            (self.root / folder).mkdir(exist_ok=True)
+        with _published(self.root / name, self._force) as tmp:
+            tmp.write_bytes(data)
 
 
 @contextlib.contextmanager
