@@ -22,13 +22,14 @@ from .source import Source, output_names
 from .entropy import LATENT_CODER, decode_codes, encode_codes
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
-from .intdecoder import ARITHMETIC, integer_decode
+from .intdecoder import ARITHMETIC
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
+from .tiles import predict
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -80,12 +81,14 @@ def _unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]
     return n, body[:lat], body[lat:lat + res], crc
 
 
-def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None:
-    """The model must have been made for images of this shape."""
-    want = mf.config.image_shape
-    if tuple(dataset_shape) != tuple(want):
-        raise ModelMismatchError(f"{what}: images are {'x'.join(map(str, dataset_shape))} but the model expects "
-                                 f"{'x'.join(map(str, want))}")
+def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str, *, any_size: bool = False) -> None:
+    """The model must have been made for images of this shape; with any_size, a tile model takes any H x W of its
+    channel count (the codec), otherwise only its training shape (the autoencoder's other uses)."""
+    cfg = mf.config
+    why = cfg.fits(tuple(dataset_shape)) if any_size else \
+        dataclasses.replace(cfg, patch=0, margin=0, context=0).fits(tuple(dataset_shape))
+    if why:
+        raise ModelMismatchError(f"{what}: {why}")
 
 
 def image_channels(shape: tuple[int, ...] | list[int]) -> int:
@@ -129,14 +132,14 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.ndarray:
     """The latent codes of one chunk of images (the model already on `device`)."""
     from .tensors import to_unit
-    return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+    return mf.model.codes(to_unit(chunk).to(device), backend, chunk.shape[1:]).cpu().numpy()
 
 
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
                  max_error: int | None) -> tuple[bytes, float, int]:
     """One chunk of images and their codes into its payload; also its squared error and max error."""
     flat = chunk.reshape(len(chunk), -1)
-    recon = integer_decode(mf.intdec, codes, block_pool())
+    recon = predict(mf.config, mf.intdec, codes, chunk.shape[1:], block_pool())
     latent, residual = encode_codes(codes, mf.tables), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
@@ -157,7 +160,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     from . import kernels                             # torch: only encoding needs it, decoding does not
     from .parallel import encode_chunks
     from .tensors import resolve_device
-    check_fits(tuple(shape[1:]), mf, str(source.format))
+    check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     chunk_size = _check_encode_args(max_error, chunk_size, shape)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
@@ -168,6 +171,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
         "residual": PIXEL_CODER if max_error is not None else None,
     }
+    if mf.config.patch:
+        header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()
@@ -200,7 +205,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts)."""
     from .shards import shard_entry, shard_range
 
-    check_fits(dataset.image_shape, mf, str(dataset.path))
+    check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
     if shard is not None and image_range is not None:
         raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
@@ -228,10 +233,12 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
         hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
-    h = reader.header
-    if (h["levels"], h["latent"]) != (mf.config.levels, mf.config.latent) or tuple(h["shape"][1:]) != tuple(
-            mf.config.image_shape):
-        raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
+    h, cfg = reader.header, mf.config
+    tiles = {"patch": cfg.patch, "context": cfg.context} if cfg.patch else None
+    if (h["levels"], h["latent"], h.get("tiles")) != (cfg.levels, cfg.latent, tiles) or cfg.fits(
+            tuple(h["shape"][1:])):
+        raise FormatError(f"{reader.path}: the header's image shape, tiles, levels or latent size contradict its "
+                          f"model")
     return mf
 
 
@@ -261,8 +268,9 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
-            if latent or max_error is None else None)
+    pred = (predict(mf.config, mf.intdec, decode_codes(latent, n * mf.config.rows(image_shape),
+                                                       mf.tables).reshape(n, -1),
+                    image_shape, block_pool()) if latent or max_error is None else None)
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone

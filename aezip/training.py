@@ -13,7 +13,7 @@ from . import kernels
 from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError
-from .intdecoder import build_integer_decoder, integer_decode
+from .intdecoder import build_integer_decoder
 from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from .metrics import psnr_from_mse
@@ -23,6 +23,7 @@ from .residual import context_prior
 from .restore import code_bank
 from .stream import ImageRows, batches
 from .tensors import resolve_device, to_unit
+from .tiles import predict
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
@@ -228,7 +229,7 @@ def _pixel_model(train_images: np.ndarray, train_pred: np.ndarray, images: np.nd
     images is kept."""
     idx = val_idx[:VAL_BATCH]
     val = images[idx].reshape(len(idx), -1)
-    val_pred = integer_decode(intdec, _codes(model, images, idx))
+    val_pred = predict(model.config, intdec, _codes(model, images, idx), model.config.image_shape)
     best = None
     for levels in opts.pixel.levels:
         pixel = fit_pixel_model(train_images, train_pred, model.config.image_shape, opts.pixel, levels, opts.seed,
@@ -246,11 +247,11 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     held-out figures the codec will give (chunk by chunk: the images may be memory-mapped)."""
     cfg = model.config
     train_codes = _codes(model, images, train_idx)
-    tables = frequency_tables(train_codes, cfg.levels)
+    tables = frequency_tables(train_codes, cfg.levels, latent=cfg.latent)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
-    some_pred = integer_decode(intdec, train_codes[some])
+    some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
     pixel = _pixel_model(some_images, some_pred, images, val_idx, model, intdec, opts, log) \
         if opts.pixel_model else None
@@ -258,7 +259,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables))
-        val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
+        val, pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, codes, cfg.image_shape)
         diff = val.astype(np.float64) - pred
         sse += float(np.sum(diff * diff))
         if pixel is not None:

@@ -1,0 +1,73 @@
+"""Training defaults picked from the data: the architecture (whole-image or tile model, widths, latent size) and
+the number of epochs, from the images' shape and count. Anything the user gives is kept; `describe` says what
+was picked, so `aezip train` can print it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .tiles import hwc, tile_count
+
+WHOLE_IMAGE = {"hidden": (512, 256), "latent": 24, "levels": 24, "patch": 0, "margin": 0, "context": 0}
+WHOLE_IMAGE_MAX_SAMPLES = 784      # at most this many samples per image (MNIST's 28 x 28): the whole-image model
+WHOLE_IMAGE_EPOCHS = 160
+TILE_STEPS = 6000                  # a tile model trains for about this many optimizer steps ...
+TILE_EPOCHS = (30, 400)            # ... within these bounds on the epochs
+
+
+TILE_ROWS = 1024                   # a tile model's batch holds about this many tiles
+
+
+@dataclass(frozen=True)
+class Picked:
+    """An architecture, epochs and batch size, and which of them were picked (not given)."""
+
+    arch: dict
+    epochs: int
+    batch_size: int
+    picked: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line: what was picked."""
+        a = self.arch
+        kind = (f"{a['patch']}x{a['patch']} tiles, margin {a['margin']}, context {a['context']}" if a["patch"]
+                else "whole-image MLP")
+        return (f"architecture: {kind}, hidden {','.join(map(str, a['hidden']))}, latent {a['latent']}, "
+                f"levels {a['levels']}, {self.epochs} epochs of batch {self.batch_size}" +
+                (f" (picked from the data: {', '.join(self.picked)})" if self.picked else ""))
+
+
+def tile_architecture(image_shape: tuple[int, ...]) -> dict:
+    """A tile model for images of this shape: 8 x 8 tiles (smaller images: one tile that covers them), margin
+    4 pixels, a 3 x 3 neighbourhood of latents, widths scaled with the window's samples."""
+    h, w, c = hwc(image_shape)
+    patch = min(8, max(h, w))
+    window = (patch + 8) ** 2 * c
+    first = 256 if window <= 512 else 512
+    return {"hidden": (first, first // 2), "latent": 8 if c == 1 else 16, "levels": 24, "patch": patch,
+            "margin": 4, "context": 1}
+
+
+def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | None = None,
+         batch_size: int | None = None) -> Picked:
+    """The architecture, epochs and batch size for n images of H x W[ x C] (shape = (n, H, W[, C])); `given` holds
+    the architecture fields the user set (others are None or absent)."""
+    image_shape = tuple(shape[1:])
+    given = {k: v for k, v in given.items() if v is not None}
+    samples = math.prod(image_shape)
+    tile = given.get("patch", 0 if samples <= WHOLE_IMAGE_MAX_SAMPLES else None) != 0
+    base = tile_architecture(image_shape) if tile else WHOLE_IMAGE
+    arch = {**base, **given}
+    if not tile:
+        arch.update(patch=0, margin=0, context=0)
+    picked = tuple(k for k in ("patch", "hidden", "latent", "levels", "margin", "context")
+                   if k not in given and (tile or k in ("patch", "hidden", "latent", "levels")))
+    if batch_size is None:
+        picked += ("batch",)
+        batch_size = max(1, round(TILE_ROWS / tile_count(image_shape, arch["patch"]))) if tile else 64
+    if epochs is None:
+        picked += ("epochs",)
+        steps = math.ceil(shape[0] * (1 - val_split) / batch_size)
+        epochs = (min(max(round(TILE_STEPS / max(steps, 1)), TILE_EPOCHS[0]), TILE_EPOCHS[1]) if tile
+                  else WHOLE_IMAGE_EPOCHS)
+    return Picked(arch, epochs, batch_size, picked)
