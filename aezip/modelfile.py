@@ -164,5 +164,6 @@ def describe(mf: ModelFile) -> dict:
     cfg = mf.config
     return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
             "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
-            "levels": cfg.levels, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
+            "levels": cfg.levels, "tiles": {"patch": cfg.patch, "margin": cfg.margin, "context": cfg.context}
+            if cfg.patch else None, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
             "training": mf.info}

@@ -44,6 +44,7 @@ class TrainOptions:
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels
+    augment: str | None = None        # more augmentation: "flip,invert,channels" or a subset (augment.py)
     weight_decay: float = 0.01
     epochs: int = 160
     batch_size: int = 64
@@ -77,6 +78,7 @@ class TrainOptions:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
         parse_denoise(self.denoise)
         parse_prior(self.prior)
+        parse_augment(self.augment)
 
 
 def _choice(param: str, value: str, choices: tuple[str, ...]) -> None:
@@ -97,6 +99,18 @@ def parse_denoise(spec: str | None) -> tuple[str, float] | None:
     if not valid.get(kind, False):
         raise ParameterError("denoise", f"{spec!r}: expected {DENOISE_SPECS}")
     return kind, v
+
+
+AUGMENTATIONS = ("flip", "invert", "channels")
+
+
+def parse_augment(spec: str | None) -> tuple[str, ...]:
+    """'flip,invert,channels' (any subset; '' or 'none': none) into the names."""
+    names = tuple(s.strip() for s in (spec or "").split(",") if s.strip() and s.strip() != "none")
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad:
+        raise ParameterError("augment", f"{bad[0]!r} is not one of {', '.join(AUGMENTATIONS)} (comma-separated)")
+    return names
 
 
 def parse_prior(spec: str | None) -> tuple[str, float] | None:

@@ -25,6 +25,7 @@ class Picked:
     arch: dict
     epochs: int
     batch_size: int
+    augment: str
     picked: tuple[str, ...]
 
     def describe(self) -> str:
@@ -33,7 +34,8 @@ class Picked:
         kind = (f"{a['patch']}x{a['patch']} tiles, margin {a['margin']}, context {a['context']}" if a["patch"]
                 else "whole-image MLP")
         return (f"architecture: {kind}, hidden {','.join(map(str, a['hidden']))}, latent {a['latent']}, "
-                f"levels {a['levels']}, {self.epochs} epochs of batch {self.batch_size}" +
+                f"levels {a['levels']}, {self.epochs} epochs of batch {self.batch_size}, augment "
+                f"{self.augment or 'none'}" +
                 (f" (picked from the data: {', '.join(self.picked)})" if self.picked else ""))
 
 
@@ -49,9 +51,9 @@ def tile_architecture(image_shape: tuple[int, ...]) -> dict:
 
 
 def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | None = None,
-         batch_size: int | None = None) -> Picked:
-    """The architecture, epochs and batch size for n images of H x W[ x C] (shape = (n, H, W[, C])); `given` holds
-    the architecture fields the user set (others are None or absent)."""
+         batch_size: int | None = None, augment: str | None = None) -> Picked:
+    """The architecture, epochs, batch size and augmentations for n images of H x W[ x C] (shape = (n, H, W[, C]));
+    `given` holds the architecture fields the user set (others are None or absent)."""
     image_shape = tuple(shape[1:])
     given = {k: v for k, v in given.items() if v is not None}
     samples = math.prod(image_shape)
@@ -70,4 +72,7 @@ def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | No
         steps = math.ceil(shape[0] * (1 - val_split) / batch_size)
         epochs = (min(max(round(TILE_STEPS / max(steps, 1)), TILE_EPOCHS[0]), TILE_EPOCHS[1]) if tile
                   else WHOLE_IMAGE_EPOCHS)
-    return Picked(arch, epochs, batch_size, picked)
+    if augment is None:
+        picked += ("augment",)
+        augment = ("flip,invert" + (",channels" if hwc(image_shape)[2] > 1 else "")) if tile else ""
+    return Picked(arch, epochs, batch_size, augment, picked)

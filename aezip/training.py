@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from . import kernels
+from .augment import augment
 from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError
@@ -27,7 +28,7 @@ from .tiles import predict
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import EXECUTION_OPTIONS, TrainOptions, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, TrainOptions, parse_augment, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -163,6 +164,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
     prior = parse_prior(opts.prior)
+    augmentations = parse_augment(opts.augment)
     disc = LatentDiscriminator(config.latent).to(device) if prior else None
     disc_ddp = _ddp(disc, world, device) if disc else None
     disc_optim = torch.optim.Adam(disc.parameters(), lr=opts.lr / 2, betas=(0.5, 0.999)) if disc else None
@@ -175,6 +177,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
         total = 0.0
         for i in range(0, len(perm), opts.batch_size):
             x = random_shift(rows.take(train_rows[perm[i:i + opts.batch_size]]), config.image_shape, opts.shift, gen)
+            x = augment(x, config.image_shape, augmentations, gen)
             h, logits = forward(corrupt(x, denoise, config.image_shape, gen), gen)
             loss = reconstruction_loss(logits, x, opts.loss)
             if opts.rho is not None and opts.beta > 0:

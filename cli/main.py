@@ -60,6 +60,8 @@ def cli() -> None:
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
+@click.option("--augment", help="Also augment with random flips, inversions, channel orders: flip,invert,channels "
+                                "or a subset, or none [default: picked: all three for tile models, none else].")
 @_train_option("weight_decay", "--weight-decay", type=float, help="AdamW weight decay.")
 @click.option("--epochs", type=int, help="Training epochs [default: picked from DATA's size].")
 @click.option("--batch-size", type=int, help="Images per training step [default: picked: 64, or ~1024 tiles].")
@@ -265,7 +267,9 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
         m = describe(api.load_model(src))
         report.result(m, *(f"{k:>16}: {v}" for k, v in (
             ("model id", m["model_id"]), ("bytes", m["bytes"]), ("image shape", "x".join(map(str, m["image_shape"]))),
-            ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels"),
+            ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels" + (
+                ", {patch}x{patch} tiles, margin {margin}, context {context} (any H x W)".format(**m["tiles"])
+                if m["tiles"] else "")),
             ("code bank", f"{m['code_bank_images']} images"),
             ("trained on", m["training"].get("data", "?")), ("held-out", m["training"].get("heldout", "?")))))
         return

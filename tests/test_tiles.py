@@ -200,3 +200,19 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)
     assert "patch" not in mine.picked and "margin" in mine.picked
+
+
+def test_augmentations_move_pixels_and_keep_their_values() -> None:
+    from aezip.augment import augment
+    from aezip.errors import ParameterError
+    from aezip.options import parse_augment
+    x = torch.from_numpy(_images((6, 6, 3), 16).reshape(16, -1)).float() / 255
+    gen = torch.Generator().manual_seed(0)
+    moved = augment(x, (6, 6, 3), ("flip", "channels"), gen)
+    assert not torch.equal(moved, x)
+    assert torch.equal(moved.sort(1).values, x.sort(1).values)          # the same values, elsewhere
+    inverted = augment(x, (6, 6, 3), ("invert",), gen)
+    assert all(torch.equal(a, b) or torch.allclose(a, 1 - b) for a, b in zip(inverted, x))
+    assert parse_augment("none") == () and parse_augment("flip, invert") == ("flip", "invert")
+    with pytest.raises(ParameterError, match="'rotate' is not one of"):
+        parse_augment("flip,rotate")
