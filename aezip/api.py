@@ -26,6 +26,7 @@ from .errors import InputError
 from .options import TrainOptions
 from .reader import DEFAULT_CACHE_CHUNKS, Reader
 from .sizing import pick
+from .tiles import grid_crops
 
 Model = ModelFile
 Progress = Callable[[int], None]
@@ -149,6 +150,9 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
                                  "patch": patch, "margin": margin, "context": context},
                   opts.val_split, given["epochs"], given["batch_size"], given["augment"])
     log(choice.describe())
+    data_shape = list(images.shape)
+    if choice.crop:
+        images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
     try:
         config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
@@ -157,7 +161,7 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0
         return None
-    model.info["data"] = {**(source or {}), "shape": list(images.shape)}
+    model.info["data"] = {**(source or {}), "shape": data_shape}
     return model
 
 

@@ -29,7 +29,7 @@ GPU_PEAKS = {
 # Encoder chains: the whole-image default and a wide one; tile models' rows (one per tile, a 16 x 16 window of an
 # 8 x 8 tile with margin 4: the picked gray and RGB architectures, sizing.py), where a batch is tiles, not images.
 ARCHS = {"default": (784, 512, 256, 32), "wide": (3072, 2048, 1024, 256),
-         "tile 8+4 gray": (256, 256, 128, 8), "tile 8+4 RGB": (768, 512, 256, 16)}
+         "tile 8+4 gray": (256, 256, 128, 8), "tile 8+4 RGB": (768, 256, 128, 16)}
 
 
 def environment(device: torch.device) -> dict:

@@ -47,6 +47,16 @@ def _permute(a: Any, axes: tuple[int, ...]) -> Any:
     return a.transpose(axes) if isinstance(a, np.ndarray) else a.permute(axes)
 
 
+def grid_crops(images: np.ndarray, side: int) -> np.ndarray:
+    """n x H x W[ x C] images cut into side x side crops on a grid (the remainder past the last whole crop of each
+    row and column is left out): (n * (H // side) * (W // side)) x side x side[ x C]."""
+    n, h, w = images.shape[:3]
+    rest = images.shape[3:]
+    a = images[:, :h // side * side, :w // side * side]
+    a = a.reshape(n, h // side, side, w // side, side, *rest).swapaxes(2, 3)
+    return np.ascontiguousarray(a).reshape(-1, side, side, *rest)
+
+
 def window_rows(images: Any, image_shape: tuple[int, ...], patch: int, margin: int) -> Any:
     """Each tile's encoder window, flattened: (n * tiles) x ((p + 2m)^2 * C), tiles in row-major order, a window's
     samples in H x W x C order; images are n x (H * W * C) rows."""

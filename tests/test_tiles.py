@@ -195,7 +195,7 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     mnist = pick((8000, 28, 28), {}, 0.1)
     assert mnist.arch["patch"] == 0 and mnist.arch["hidden"] == (512, 256) and mnist.epochs == 160
     rgb = pick((64, 256, 256, 3), {}, 0.1)
-    assert rgb.arch["patch"] == 8 and rgb.batch_size == 1 and "tiles" in rgb.describe()
+    assert rgb.arch["patch"] == 8 and rgb.crop == 32 and rgb.batch_size == 64 and "32x32 crops" in rgb.describe()
     mine = pick((1000, 32, 32), {"patch": 4, "latent": 2, "hidden": (8,)}, 0.1, epochs=3, batch_size=5)
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)
@@ -216,3 +216,23 @@ def test_augmentations_move_pixels_and_keep_their_values() -> None:
     assert parse_augment("none") == () and parse_augment("flip, invert") == ("flip", "invert")
     with pytest.raises(ParameterError, match="'rotate' is not one of"):
         parse_augment("flip,rotate")
+
+
+def test_large_images_train_on_crops_and_the_model_codes_them_whole(tmp_path) -> None:
+    import aezip
+    a = np.arange(2 * 64 * 70 * 3).reshape(2, 64, 70, 3)
+    crops = tiles.grid_crops(a, 32)
+    assert crops.shape == (8, 32, 32, 3) and np.array_equal(crops[1], a[0, :32, 32:64])
+    assert np.array_equal(crops[4], a[1, :32, :32])
+    assert pick((48, 256, 256, 3), {}, 0.1).crop == 32 and pick((9, 32, 32), {}, 0.1).crop == 0
+    images = _images((40, 36), 6)
+    logs: list[str] = []
+    mf = aezip.train(images, patch=4, hidden=(8,), latent=2, epochs=1, device="cpu", pixel_model=False,
+                     log=logs.append)
+    assert "trained on 16x16 crops" in logs[0] and mf.config.image_shape == (16, 16)
+    assert mf.info["data"]["shape"] == [6, 40, 36]
+    mf.save(tmp_path / "m.aezm")
+    aez, out = tmp_path / "x.aez", tmp_path / "x.npy"
+    encode_dataset(array_dataset(images), load_model(tmp_path / "m.aezm"), aez, max_error=0)
+    decode_file(aez, out, model_path=load_model(tmp_path / "m.aezm"))
+    assert np.array_equal(np.load(out), images)
