@@ -100,8 +100,8 @@ def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
     jobs > 1 decodes chunks in that many processes."""
     if hasattr(src, "read") and not _seekable(src):
         src = src.read()  # type: ignore[union-attr]
-    return decode_file(src, dst, model_path=_decoding_model(model), image_range=image_range, force=force, progress=progress,
-                       jobs=jobs)
+    return decode_file(src, dst, model_path=_decoding_model(model), image_range=image_range, force=force,
+                       progress=progress, jobs=jobs)
 
 
 def verify(src: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,

@@ -248,7 +248,7 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
             mf.config.image_shape):
         raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
     if h["max_error"] is not None and mf.residual_prior is None:
-        raise FormatError(f"{reader.path}: a --max-error file whose embedded model has no max-error coder")
+        raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
     return mf
 
 
@@ -399,6 +399,7 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
             h["pixel_coders"] = pixel_methods(reader)
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
-                  "bytes": reader.size, "embedded_model_bytes": reader.model_bytes, "bits_per_pixel": reader.size * 8 / pixels,
+                  "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,
+                  "bits_per_pixel": reader.size * 8 / pixels,
                   "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

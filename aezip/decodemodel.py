@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from .config import AEConfig
-from .errors import FormatError, InputError
+from .errors import FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
-from .modelfile import ModelFile
+from .modelfile import ModelFile, model_tensors
 from .pixelmodel import PixelMLP
 
 MAGIC = b"\x89AEZD\r\n\x1a"
@@ -55,18 +55,15 @@ XZ_PRESET = 9 | lzma.PRESET_EXTREME   # -9e: 0.35 % smaller than -6 on the defau
 # narrowest first; at equal width signed first (a dtype's values cast back safely only from a narrower or equal kind)
 STORED_TYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64")
 _MODEL_ID = re.compile(r"[0-9a-f]{64}")
-_MAX_ERROR_PARTS = ("residual.", "pixel.")   # tensors only --max-error files read
+ENCODE_SIDE = ("float.", "restore.")        # the float network and the restoration bank: decoding reads neither
+MAX_ERROR_PARTS = ("residual.", "pixel.")    # the max-error coder's prior and pixel model: only --max-error files
 
 
 def decode_tensors(mf: ModelFile, *, max_error_parts: bool = True) -> dict[str, np.ndarray]:
-    """The integer tensors decoding reads, named as in the model file; without the max-error coder's prior and
-    pixel model when max_error_parts is False (enough for lossy files)."""
-    tensors = {"entropy.tables": np.asarray(mf.tables, np.int64), **mf.intdec.tensors()}
-    if max_error_parts:
-        tensors["residual.prior"] = np.asarray(mf.residual_prior, np.int16)
-        if mf.pixel is not None:
-            tensors.update(mf.pixel.tensors())
-    return tensors
+    """The tensors decoding reads: the model file's, named as there, but the float network and the bank; without
+    the max-error coder's prior and pixel model when max_error_parts is False (enough for lossy files)."""
+    drop = ENCODE_SIDE + (() if max_error_parts else MAX_ERROR_PARTS)
+    return {k: v for k, v in model_tensors(mf).items() if not k.startswith(drop)}
 
 
 def narrow(a: np.ndarray) -> np.ndarray:
@@ -205,8 +202,6 @@ def load_decoder(path: Path, data: bytes) -> ModelFile:
 def save_decoder(mf: ModelFile, path: str | Path, *, force: bool = False) -> int:
     """Write mf's decode-side model (all of it) to a file atomically; returns its size in bytes."""
     from .atomic import atomic_path
-    if mf.decode_only and mf.residual_prior is None:
-        raise InputError(f"{mf.path}: holds only the lossy decoder (an embedded model of a lossy file)")
     data = decoder_bytes(mf)
     with atomic_path(path, force=force, inputs=(mf.path,)) as tmp:
         tmp.write_bytes(data)

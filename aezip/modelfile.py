@@ -106,18 +106,25 @@ def default_model() -> ModelFile:
     return load_model(default_model_path())
 
 
-def model_bytes(mf: ModelFile) -> bytes:
-    """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
-    if mf.decode_only:
-        raise InputError(f"{mf.path}: a decode-side model cannot be saved as a model file (.aezm)")
+def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
+    """Every tensor of the model file, by name (`float.*` the network, `restore.bank` the codes; the rest decodes)."""
     tensors = {f"float.{k}": v for k, v in mf.float_weights().items()}
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
-    tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
+    if mf.residual_prior is not None:                # None only in a lossy file's decode-side model
+        tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
     if mf.pixel is not None:
         tensors.update(mf.pixel.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
+    return tensors
+
+
+def model_bytes(mf: ModelFile) -> bytes:
+    """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
+    if mf.decode_only:
+        raise InputError(f"{mf.path}: a decode-side model cannot be saved as a model file (.aezm)")
+    tensors = model_tensors(mf)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
             "config": mf.config.to_dict(), "info": mf.info}
     # One metadata key: safetensors writes a map's keys in no fixed order, and the file must be reproducible.

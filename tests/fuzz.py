@@ -1,6 +1,7 @@
 """A seeded, structure-aware fuzzer for .aez and model files (decode-side ones too, embedded in a .aez or alone): it
-crafts hostile files that reach the parser (every CRC recomputed), decodes each one through the CLI in this process, and records what must never happen: a
-traceback, a run over the time limit, a write outside the output path. Peak memory is the process's peak RSS.
+crafts hostile files that reach the parser (every CRC recomputed), decodes each one through the CLI in this process,
+and records what must never happen: a traceback, a run over the time limit, a write outside the output path. Peak
+memory is the process's peak RSS.
 
     python -m tests.fuzz --aez 10000 --models 1000 --seed 0     # the long run (README reports one)
     pytest -m fuzz                                                # the same through pytest (AEZIP_FUZZ_CASES)

@@ -135,3 +135,10 @@ def test_export_decoder_gives_a_model_file_that_decodes(tmp_path, files, tiny_mo
                         capsys)
     assert code == 1 and err.startswith("aezip: error: ")
     assert _run(["model", "export-decoder", str(tiny_model_path), "-o", str(dec)], capsys)[0] == 1   # no --force
+
+
+def test_a_lossy_files_model_in_a_max_error_file_is_refused(files) -> None:
+    lossy, bounded = aezcraft.parse(files["lossy", True].read_bytes()), aezcraft.parse(files["e2", True].read_bytes())
+    bounded.model = lossy.model                              # same model id, but no max-error coder
+    with pytest.raises(FormatError, match="its decode-side model holds no max-error coder"):
+        aezip.decompress(aezcraft.build(bounded))
