@@ -92,7 +92,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
         in_limit = float(ACT_LIMIT)
     expected |= {"entropy.tables", "intdec.shifts", "intdec.thresholds"}
     expected |= {f"intdec.{k}{i}" for i in range(n) for k in "wb"}
-    bank = tensors.get("restore.bank")
+    bank = None if decode_only else tensors.get("restore.bank")
     if bank is not None:
         _need(bank.dtype in (np.uint8, np.uint16) and bank.ndim == 2 and bank.shape[1] == latent
               and bank.shape[0] <= BANK_MAX and int(bank.max(initial=0)) < levels,

@@ -162,8 +162,8 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     report.result({**r.to_dict(), "output": str(out or STREAM), "model_id": model.id},
                   f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes"
                   f"{f' ({r.model_bytes} of them the embedded model)' if r.model_bytes else ''}, "
-                  f"{r.bits_per_pixel:.4f} bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, PSNR {r.psnr_db:.2f} dB, "
-                  f"max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
+                  f"{r.bits_per_pixel:.4f} bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, "
+                  f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
 
 
 def _per_sample(channels: int, bits: float) -> str:

@@ -106,6 +106,7 @@ def test_decoding_an_embedded_file_imports_no_torch(tmp_path, files) -> None:
     from tests.test_torch_free import assert_runs_without_torch
     assert_runs_without_torch(["decode", str(files["e2", True]), "-o", str(tmp_path / "y.npy")])
     assert (tmp_path / "y.npy").exists()
+    assert_runs_without_torch(["info", str(files["e2", True])])
 
 
 def test_sharded_embedded_parts_merge_into_the_file_one_encode_writes(tmp_path, sample_images,
