@@ -162,7 +162,7 @@ def _tensors(entries: object, data: bytes) -> dict[str, np.ndarray]:
         name, dtype, stored, shape = e
         _need(name not in tensors, f"tensor {name} is listed twice")
         _need(dtype in STORED_TYPES and stored in STORED_TYPES and np.can_cast(stored, dtype, "safe"),
-              f"tensor {name}: {stored!r} stored as {dtype!r} is not an integer type aezip stores")
+              f"tensor {name}: {dtype!r} stored as {stored!r} is not an integer type aezip stores")
         _need(isinstance(shape, list) and len(shape) <= 4 and all(type(s) is int and 0 <= s <= MAX_PAYLOAD
                                                                   for s in shape), f"tensor {name}: bad shape")
         size = math.prod(shape) * np.dtype(stored).itemsize
