@@ -131,6 +131,19 @@ def test_decoding_a_tile_model_file_imports_no_torch(tmp_path) -> None:
     assert np.abs(np.load(tmp_path / "y.npy").astype(int) - np.load(tmp_path / "x.npy")).max() <= 2
 
 
+def test_a_tile_model_embedded_in_its_file_decodes_other_sizes_without_a_model(tmp_path) -> None:
+    mf = _tile_model(tmp_path, (8, 8), pixel=True)
+    for shape, max_error in [((13, 21), None), ((6, 5), 0)]:
+        images = _images(shape, 5, seed=7)
+        aez, out, ref = tmp_path / "x.aez", tmp_path / "x.npy", tmp_path / "r.npy"
+        encode_dataset(array_dataset(images), mf, aez, max_error=max_error, embed_model=True, force=True)
+        decode_file(aez, out, force=True)                  # no model: the file's own
+        decode_file(aez, ref, model_path=mf, force=True)
+        assert np.array_equal(np.load(out), np.load(ref))
+        if max_error == 0:
+            assert np.array_equal(np.load(out), images)
+
+
 def _header(**extra) -> dict:
     h = {"shape": [4, 30, 20], "dtype": "uint8", "source": {}, "model_id": "0" * 64, "levels": 8, "latent": 3,
          "max_error": None, "backend": "torch", "aezip_version": "x", "chunk_size": 4, "decoder": "d",
