@@ -11,6 +11,7 @@ BACKENDS = ("auto", "triton", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
+LATER_OPTIONS = ("augment",)   # added after models shipped: in info only when set, so old recipes give the same bytes
 QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"

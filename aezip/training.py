@@ -28,7 +28,7 @@ from .tiles import predict
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import EXECUTION_OPTIONS, TrainOptions, parse_augment, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, LATER_OPTIONS, TrainOptions, parse_augment, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -270,7 +270,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {
-        "options": {k: v for k, v in asdict(opts).items() if k not in EXECUTION_OPTIONS},
+        "options": {k: v for k, v in asdict(opts).items()
+                    if k not in EXECUTION_OPTIONS and (v or k not in LATER_OPTIONS)},
         "train_images": int(len(train_idx)),
         "heldout": {"images": int(len(val_idx)), "psnr_db": round(val_psnr, 3),
                     "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},

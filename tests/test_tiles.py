@@ -249,3 +249,10 @@ def test_large_images_train_on_crops_and_the_model_codes_them_whole(tmp_path) ->
     encode_dataset(array_dataset(images), load_model(tmp_path / "m.aezm"), aez, max_error=0)
     decode_file(aez, out, model_path=load_model(tmp_path / "m.aezm"))
     assert np.array_equal(np.load(out), images)
+
+
+def test_a_whole_image_model_is_trained_and_stored_as_before_tile_models(sample_images) -> None:
+    import aezip
+    mf = aezip.train(sample_images[:40], hidden=(8,), latent=2, epochs=1, device="cpu", pixel_model=False)
+    assert mf.config.patch == 0 and "patch" not in mf.config.to_dict()
+    assert "augment" not in mf.info["options"] and mf.info["options"]["batch_size"] == 64
