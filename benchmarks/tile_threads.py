@@ -45,7 +45,8 @@ def main() -> None:
         for threads in runs:
             runs[threads].append(epoch_seconds(images, threads))
     for threads, ts in runs.items():
-        print(f"{threads} thread(s): {statistics.median(ts):.2f} s per epoch (runs: {', '.join(f'{t:.2f}' for t in ts)})")
+        each = ", ".join(f"{t:.2f}" for t in ts)
+        print(f"{threads} thread(s): {statistics.median(ts):.2f} s per epoch (runs: {each})")
 
 
 if __name__ == "__main__":
