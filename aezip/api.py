@@ -151,14 +151,15 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     choice = pick(images.shape, {"hidden": hidden and tuple(hidden), "latent": latent, "levels": levels,
                                  "patch": patch, "margin": margin, "context": context},
                   opts.val_split, given["epochs"], given["batch_size"], given["augment"])
-    log(choice.describe())
-    data_shape = list(images.shape)
-    if choice.crop:
-        images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
     try:
         config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    log(choice.describe())
+    data_shape = list(images.shape)
+    if choice.crop:
+        images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
+        config = dataclasses.replace(config, image_shape=images.shape[1:])
     opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment)
     model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0

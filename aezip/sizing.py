@@ -63,8 +63,8 @@ def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | No
     tile = given.get("patch", 0 if samples <= WHOLE_IMAGE_MAX_SAMPLES else None) != 0
     base = tile_architecture(image_shape) if tile else WHOLE_IMAGE
     arch = {**base, **given}
-    if not tile:
-        arch.update(patch=0, margin=0, context=0)
+    if not tile:      # a margin or context given without a patch stays, for AEConfig to refuse
+        arch.update({k: 0 for k in ("patch", "margin", "context") if k not in given})
     picked = tuple(k for k in ("patch", "hidden", "latent", "levels", "margin", "context")
                    if k not in given and (tile or k in ("patch", "hidden", "latent", "levels")))
     crop = CROP_TILES * arch["patch"]

@@ -256,3 +256,12 @@ def test_a_whole_image_model_is_trained_and_stored_as_before_tile_models(sample_
     mf = aezip.train(sample_images[:40], hidden=(8,), latent=2, epochs=1, device="cpu", pixel_model=False)
     assert mf.config.patch == 0 and "patch" not in mf.config.to_dict()
     assert "augment" not in mf.info["options"] and mf.info["options"]["batch_size"] == 64
+
+
+@pytest.mark.parametrize("args,needle", [(["--patch", "300"], "patch must lie in 0..256"),
+                                         (["--margin", "2"], "margin and context apply to tile models"),
+                                         (["--patch", "4", "--augment", "rotate"], "'rotate' is not one of")])
+def test_bad_tile_options_are_one_line_errors(tmp_path, capsys, args, needle) -> None:
+    np.save(tmp_path / "d.npy", _images((28, 28), 4))
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "m.aezm", "--epochs", "1", *args)
+    assert_one_line_error(code, err, needle)
