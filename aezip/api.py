@@ -59,11 +59,13 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
-             chunk_size: int | None = None) -> bytes:
+             chunk_size: int | None = None, quality: int | None = None) -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
-    (0: lossless, None: the model's lossy reconstruction)."""
+    (0: lossless, None: the model's lossy reconstruction); quality (2..the model's levels; None: the model's own
+    quantizer) trades size for quality."""
     buf = io.BytesIO()
-    encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error)
+    encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error,
+                   quality=quality)
     return buf.getvalue()
 
 
@@ -80,14 +82,16 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
            chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
            backend: str | None = None, device: str = "auto", force: bool = False,
-           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None) -> CodecReport:
+           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None,
+           quality: int | None = None) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
     image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
-    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`)."""
+    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`); quality (2..the
+    model's levels, None: its own quantizer) picks a level of the latent quantizer ladder."""
     dataset = open_data(src, key)
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
                           device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
-                          shard=shard)
+                          shard=shard, quality=quality)
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
