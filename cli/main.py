@@ -54,6 +54,9 @@ def cli() -> None:
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA, mask:P or box:S (intensities in [0, 1]).")
 @_train_option("quant_noise", "--quant-noise", type=click.Choice(QUANT_NOISES),
                help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@_train_option("variable_rate", "--variable-rate", metavar="Q", type=int,
+               help="Train for every --quality from Q to --levels: each sample's quantization noise is that of a "
+                    "random level (0: the model's own level only).")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")

@@ -121,3 +121,37 @@ def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_i
     bad.write_bytes(aezcraft.build(parts.with_header(h)))
     with pytest.raises(FormatError, match=message):
         decode_file(bad, tmp_path / "o.npy", model_path=tiny_model_path)
+
+
+def test_variable_rate_noise_has_the_step_of_each_samples_level() -> None:
+    import torch
+    from aezip.training import _quantization_noise
+    h = torch.full((4000, 3), 0.5)
+    gen = torch.Generator().manual_seed(0)
+    noise = _quantization_noise(h, 24, "uniform", gen, variable_rate=2) - h
+    spread = noise.abs().max(dim=1).values          # per sample: below half the step of its level, 1/(2(Q-1))
+    assert spread.max() <= 0.5 + 1e-6 and spread.min() < 0.5 / 23 + 1e-6 and spread.max() > 0.4
+    rounded = _quantization_noise(torch.rand(500, 4, generator=gen), 24, "ste", gen, variable_rate=5)
+    on_grid = [any(torch.allclose(row * (q - 1), torch.round(row * (q - 1)), atol=1e-4) for q in range(5, 25))
+               for row in rounded]
+    assert all(on_grid)     # each sample rounded to the grid of one level Q in 5..24
+
+
+def test_variable_rate_training_records_it_and_bad_values_are_refused(tmp_path, capsys, sample_images) -> None:
+    from aezip.config import AEConfig
+    from aezip.options import TrainOptions
+    from aezip.training import train_model
+    config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
+    opts = dict(epochs=1, batch_size=32, device="cpu", backend="torch", pixel_model=False)
+    plain = train_model(sample_images[:64], config, TrainOptions(**opts), progress=False, log=lambda m: None)
+    varied = train_model(sample_images[:64], config, TrainOptions(variable_rate=2, **opts), progress=False,
+                         log=lambda m: None)
+    assert "variable_rate" not in plain.info["options"] and varied.info["options"]["variable_rate"] == 2
+    with pytest.raises(ParameterError, match=r"variable_rate must lie in 2\.\.8"):
+        train_model(sample_images[:64], config, TrainOptions(variable_rate=9, **opts), progress=False,
+                    log=lambda m: None)
+    src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
+    for bad in ("1", "-1", "30"):
+        code, _, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "2",
+                           "--epochs", "1", "--no-pixel-model", "--variable-rate", bad)
+        assert_one_line_error(code, err, "--variable-rate must")
