@@ -26,7 +26,8 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
-from .quality import LADDER_CODER, check_quality, coarse_codes, header_fields, ladder_tables, to_fine
+from .context import CONTEXT_CODER, decode_context, encode_context
+from .quality import LADDER_CODER, check_quality, coarse_codes, ladder_tables, to_fine
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
@@ -140,12 +141,35 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
     return coarse_codes(z, mf.config.levels, quality)
 
 
-def _latent_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
+def _fine(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
+    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
+
+
+def latent_coder(mf: ModelFile, quality: int | None) -> str:
+    """The latent coder a file of this model and quality names: the context model where the model has one."""
+    return CONTEXT_CODER if mf.context is not None else LATENT_CODER if quality is None else LADDER_CODER
+
+
+def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
     return mf.tables if quality is None else ladder_tables(mf.tables, quality)
 
 
-def _fine(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
-    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
+def _encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None) -> bytes:
+    if mf.context is not None:
+        return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    return encode_codes(codes, _static_tables(mf, quality))
+
+
+def _decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
+    """A chunk's fine codes (n x latent) from its latent stream, by the coder and quality its header names."""
+    quality = header.get("quality")
+    if header["entropy"] == CONTEXT_CODER:
+        if mf.context is None:
+            raise FormatError("the file's latents use the context coder, but its model has no context tables")
+        codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    else:
+        codes = decode_codes(latent, n, _static_tables(mf, quality))
+    return _fine(mf, codes, quality)
 
 
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
@@ -154,7 +178,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     error."""
     flat = chunk.reshape(len(chunk), -1)
     recon = integer_decode(mf.intdec, _fine(mf, codes, quality), block_pool())
-    latent, residual = encode_codes(codes, _latent_tables(mf, quality)), b""
+    latent, residual = _encode_latents(mf, codes, quality), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
         residual, recon = stream.data, stream.recon
@@ -183,10 +207,11 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
+        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": latent_coder(mf, quality),
         "residual": PIXEL_CODER if max_error is not None else None,
     }
-    header.update(header_fields(quality))
+    if quality is not None:
+        header["quality"] = quality
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()
@@ -261,7 +286,8 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=(LATENT_CODER, LADDER_CODER), residual=(PIXEL_CODER, PIXEL_CODER_V1, RESIDUAL_CODER))
+        validate_header(h, decoder=ARITHMETIC, entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER),
+                        residual=(PIXEL_CODER, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -283,9 +309,8 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    quality = header.get("quality")
-    pred = (integer_decode(mf.intdec, _fine(mf, decode_codes(latent, n, _latent_tables(mf, quality)), quality),
-                           block_pool()) if latent or max_error is None else None)
+    pred = (integer_decode(mf.intdec, _decode_latents(mf, header, latent, n), block_pool())
+            if latent or max_error is None else None)
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .errors import FormatError
+from .context import CONTEXT_CODER
 from .quality import LADDER_CODER
 
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
@@ -76,11 +77,12 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     _need(h.get("decoder") == decoder, f"decoder arithmetic {h.get('decoder')!r} is not supported ({decoder})")
     _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
                                        f"({', '.join(entropy)})")
-    q, ladder = h.get("quality"), h.get("entropy") == LADDER_CODER
-    _need(("quality" in h) == ladder, f"header quality {q!r} and latent coder {h.get('entropy')!r} disagree "
-                                      f"(the ladder coder {LADDER_CODER} needs a quality, other coders none)")
-    _need(not ladder or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "
-                                                           f"(levels {levels})")
+    q, coder = h.get("quality"), h.get("entropy")
+    _need(coder in (LADDER_CODER, CONTEXT_CODER) if "quality" in h else coder != LADDER_CODER,
+          f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coder {LADDER_CODER} needs a "
+          f"quality, the per-dimension coder none)")
+    _need("quality" not in h or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "
+                                                                    f"(levels {levels})")
     _need(h.get("residual") is None if e is None else h.get("residual") in residual,
           f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
     for k in ("backend", "aezip_version"):

@@ -11,7 +11,7 @@ BACKENDS = ("auto", "triton", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
-RECORDED_WHEN_SET = ("variable_rate",)   # options newer than the shipped model: in its info only when set, so the
+RECORDED_WHEN_SET = ("variable_rate", "context_model")   # options newer than the shipped model: in its info only when set, so the
 #                                          default recipe still writes the shipped model file byte for byte
 QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
@@ -44,6 +44,7 @@ class TrainOptions:
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
     variable_rate: int = 0            # Q >= 2: each sample's quantization is that of a random quality Q..levels
+    context_model: bool = False       # also count the latents' context entropy model (context.py)
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels

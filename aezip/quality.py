@@ -73,8 +73,3 @@ def ladder_tables(tables: np.ndarray, quality: int) -> np.ndarray:
     merge = np.zeros((levels, quality), np.int64)
     merge[np.arange(levels), owner] = 1
     return tables.astype(np.int64) @ merge
-
-
-def header_fields(quality: int | None) -> dict:
-    """What a file of this quality adds to the header (nothing for the model's own quantizer)."""
-    return {} if quality is None else {"quality": quality, "entropy": LADDER_CODER}

@@ -11,6 +11,7 @@ import torch
 
 from . import kernels
 from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
+from .context import encode_context, fit_context
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError, ParameterError
 from .intdecoder import build_integer_decoder, integer_decode
@@ -258,6 +259,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     cfg = model.config
     train_codes = _codes(model, images, train_idx)
     tables = frequency_tables(train_codes, cfg.levels)
+    context = fit_context(train_codes, cfg.levels) if opts.context_model else None
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
@@ -268,7 +270,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     sse, latent_bytes, pixel_bits = 0.0, 0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
-        latent_bytes += len(encode_codes(codes, tables))
+        latent_bytes += len(encode_codes(codes, tables) if context is None else
+                            encode_context(codes, tables, context, cfg.levels, None))
         val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
         diff = val.astype(np.float64) - pred
         sse += float(np.sum(diff * diff))
@@ -288,7 +291,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     if pixel is not None:
         info["heldout"]["pixel_model_bits_per_sample"] = round(pixel_bits / pixels, 5)
         log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless (ideal, from its integer tables)")
-    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel)
+    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
+                     context=context)
 
 
 def _progress(total: int, enabled: bool):

@@ -57,6 +57,8 @@ def cli() -> None:
 @_train_option("variable_rate", "--variable-rate", metavar="Q", type=int,
                help="Train for every --quality from Q to --levels: each sample's quantization noise is that of a "
                     "random level (0: the model's own level only).")
+@_train_option("context_model", "--context-model", is_flag=True,
+               help="Also count a context entropy model of the latents (tables conditioned on earlier latents).")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
