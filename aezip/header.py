@@ -51,7 +51,8 @@ def image_samples(shape: list[int] | tuple[int, ...]) -> int:
 
 def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residual: tuple[str, ...]) -> dict:
     """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field.
-    `entropy` lists the latent coders understood; a file of a quality level (quality.py) names the ladder coder."""
+    `entropy` lists the latent coders understood; a file of a quality level Q (quality.py) records it and names the
+    ladder coder, or the context coder (context.py), which serves every level."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
     missing = REQUIRED_FIELDS - set(h)
