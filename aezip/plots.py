@@ -21,7 +21,9 @@ def rd_plot(rows: list[dict], path: Path, title: str) -> None:
             continue
         key = r["codec"]
         if key.startswith("aezip"):
-            key = "aezip --max-error E" if "max-error" in r["setting"] else f"{r['codec']} --quality 2..L"
+            key = "aezip --max-error E" if "max-error" in r["setting"] else \
+                "aezip --embed-model (model in the file)" if "embed-model" in r["setting"] else \
+                f"{r['codec']} --quality 2..L"
         if key in ("JPEG", "WebP"):
             key += " (mosaic)" if "mosaic" in r["setting"] else " (per image)"
         groups.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))

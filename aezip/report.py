@@ -1,6 +1,8 @@
 """`aezip bench codec`: aezip beside the codecs users would pick instead, measured on the same images in one run.
 
-Rates are file bytes x 8 / pixels of files written for real (model bytes are reported apart, never hidden).
+Rates are file bytes x 8 / pixels of files written for real (model bytes are reported apart, never hidden): each row
+also gives the rate with its model's bytes added, for aezip both the model file's (.aezm) and the decode-side model's
+(the part an --embed-model file carries, decodemodel.py), and one aezip row is an --embed-model file itself.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .bdrate import METHODS, bd_rate
 from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from .codec import Progress, decode_file, encode_dataset
 from .data import Dataset, array_dataset
+from .decodemodel import decoder_bytes
 from .metrics import bits_per_pixel, psnr
 from .modelfile import load_model
 
@@ -36,15 +39,19 @@ class Row:
     max_abs_error: int
     encode_images_per_s: float
     decode_images_per_s: float
-    model_bytes: int = 0
+    model_bytes: int = 0                         # the model a decoder needs beside the file (aezip: the .aezm)
+    bits_per_pixel_with_model: float = 0.0       # (bytes + model_bytes) x 8 / pixels
+    decoder_bytes: int | None = None             # aezip: the decode-side model this file needs (None: other codecs)
+    bits_per_pixel_with_decoder: float | None = None
 
 
 def _row(codec: str, setting: str, size: int, images: np.ndarray, recon: np.ndarray, t_enc: float, t_dec: float,
-         model_bytes: int = 0) -> Row:
+         model_bytes: int = 0, decoder: int | None = None) -> Row:
     n = len(images)
     err = int(np.abs(images.astype(np.int64) - recon.astype(np.int64)).max())
     return Row(codec, setting, size, bits_per_pixel(size, images), psnr(images, recon), err, n / max(t_enc, 1e-9),
-               n / max(t_dec, 1e-9), model_bytes)
+               n / max(t_dec, 1e-9), model_bytes, bits_per_pixel(size + model_bytes, images), decoder,
+               None if decoder is None else bits_per_pixel(size + decoder, images))
 
 
 def _timed(fn: Callable, *args):
@@ -56,22 +63,30 @@ def _timed(fn: Callable, *args):
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
                workdir: Path, progress: Progress | None = None) -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy at
-    every level of its quality ladder (2..L), and the first model at each max error."""
+    every level of its quality ladder (2..L), the first model lossy with --embed-model (decoded without the model),
+    and the first model at each max error."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
-    runs = [(name, mf, q, None) for name, mf in models for q in range(2, mf.config.levels + 1)]
-    runs += [(models[0][0], models[0][1], None, e) for e in max_errors]
-    for name, mf, quality, max_error in runs:
+    first = models[0]
+    runs = [(name, mf, q, None, False) for name, mf in models for q in range(2, mf.config.levels + 1)]
+    runs += [(*first, None, None, True)] + [(*first, None, e, False) for e in max_errors]
+    decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
+    for name, mf, quality, max_error, embed in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
-                                                      quality=quality))
-        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
+                                                      quality=quality, embed_model=embed))
+        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
-            f", --quality {quality}" if max_error is None else f", --max-error {max_error}")
+            "" if quality is None else f", --quality {quality}") + (
+            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "")
+        kind = (name, max_error is not None)
+        if not embed and kind not in decoders:
+            decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))
+        decoder = 0 if embed else decoders[kind]
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
-                         mf.path.stat().st_size))
+                         0 if embed else mf.path.stat().st_size, decoder))
         if progress:
             progress(1)
     return rows

@@ -109,3 +109,11 @@ def test_training_with_the_context_model_stores_it(sample_images) -> None:
                      progress=False, log=lambda m: None)
     assert isinstance(mf.context, ContextModel) and mf.info["options"]["context_model"] is True
     assert np.array_equal(aezip.decompress(aezip.compress(sample_images[:20], mf), mf).shape, (20, 28, 28))
+
+
+def test_an_embedded_decode_side_model_carries_the_context_tables(context_model, sample_images) -> None:
+    images = sample_images[:30]
+    blob = aezip.compress(images, context_model, quality=5, embed_model=True)
+    assert aezip.info(blob)["entropy"] == CONTEXT_CODER
+    assert np.array_equal(aezip.decompress(blob), aezip.decompress(aezip.compress(images, context_model, quality=5),
+                                                                   context_model))
