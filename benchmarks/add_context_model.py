@@ -3,7 +3,9 @@
     python benchmarks/add_context_model.py [-m MODEL] [--data D --range 0:8000] --out M.aezm
 
 The network, tables and everything else are kept; only the context tensors are added (so files written with the
-new model differ from the old one's in their latent streams only, and the new model has a new id).
+new model differ from the old one's in their latent streams only, and the new model has a new id). The tables are
+counted on every image of --range, the training run's validation split included, so measure the result on held-out
+images (8000-9999 for MNIST), not on that split.
 """
 from __future__ import annotations
 

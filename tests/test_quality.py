@@ -155,3 +155,23 @@ def test_variable_rate_training_records_it_and_bad_values_are_refused(tmp_path, 
         code, _, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "2",
                            "--epochs", "1", "--no-pixel-model", "--variable-rate", bad)
         assert_one_line_error(code, err, "--variable-rate must")
+
+
+def test_quality_with_jobs_and_shards_gives_the_bytes_of_one_encode(tmp_path, capsys, tiny_model_path,
+                                                                     sample_images) -> None:
+    from aezip.codec import encode_dataset
+    from aezip.data import open_dataset
+    src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:80])
+    mf = load_model(tiny_model_path)
+    one, two = tmp_path / "one.aez", tmp_path / "two.aez"
+    encode_dataset(open_dataset(src), mf, one, chunk_size=16, quality=4)
+    encode_dataset(open_dataset(src), mf, two, chunk_size=16, quality=4, jobs=2)   # the worker gets the quality
+    assert one.read_bytes() == two.read_bytes()
+    m = ["-m", tiny_model_path, "--chunk-size", "16", "--quality", "4"]
+    for k in range(2):
+        assert run(capsys, "encode", src, "-o", tmp_path / "part-{k}-of-{n}.aez", "--shard", f"{k}/2", *m)[0] == 0
+    code, _, _ = run(capsys, "merge", tmp_path / "part-1-of-2.aez", tmp_path / "part-0-of-2.aez", "-o",
+                     tmp_path / "merged.aez")
+    assert code == 0
+    code, _, _ = run(capsys, "encode", src, "-o", tmp_path / "whole.aez", *m)
+    assert (tmp_path / "merged.aez").read_bytes() == (tmp_path / "whole.aez").read_bytes()
