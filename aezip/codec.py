@@ -19,15 +19,16 @@ from .atomic import atomic_path
 from .container import ContainerReader, ContainerWriter
 from .data import Dataset, write_dataset
 from .source import Source, output_names
-from .entropy import LATENT_CODER, decode_codes, encode_codes
+from .entropy import LATENT_CODER
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, default_model, load_model
 from .options import parse_range
-from .context import CONTEXT_CODER, decode_context, encode_context
-from .quality import LADDER_CODER, check_quality, coarse_codes, ladder_tables, to_fine
+from .context import CONTEXT_CODER
+from .latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
+from .quality import LADDER_CODER, check_quality, coarse_codes
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
@@ -142,44 +143,13 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
     return coarse_codes(z, mf.config.levels, quality)
 
 
-def _fine(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
-    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
-
-
-def latent_coder(mf: ModelFile, quality: int | None) -> str:
-    """The latent coder a file of this model and quality names: the context model where the model has one."""
-    return CONTEXT_CODER if mf.context is not None else LATENT_CODER if quality is None else LADDER_CODER
-
-
-def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
-    return mf.tables if quality is None else ladder_tables(mf.tables, quality)
-
-
-def _encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None) -> bytes:
-    if mf.context is not None:
-        return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
-    return encode_codes(codes, _static_tables(mf, quality))
-
-
-def _decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
-    """A chunk's fine codes (n x latent) from its latent stream, by the coder and quality its header names."""
-    quality = header.get("quality")
-    if header["entropy"] == CONTEXT_CODER:
-        if mf.context is None:
-            raise FormatError("the file's latents use the context coder, but its model has no context tables")
-        codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
-    else:
-        codes = decode_codes(latent, n, _static_tables(mf, quality))
-    return _fine(mf, codes, quality)
-
-
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
                  quality: int | None = None) -> tuple[bytes, float, int]:
     """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
     error."""
     flat = chunk.reshape(len(chunk), -1)
-    recon = integer_decode(mf.intdec, _fine(mf, codes, quality), block_pool())
-    latent, residual = _encode_latents(mf, codes, quality), b""
+    recon = integer_decode(mf.intdec, fine_codes(mf, codes, quality), block_pool())
+    latent, residual = encode_latents(mf, codes, quality), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
         residual, recon = stream.data, stream.recon
@@ -328,7 +298,7 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = (integer_decode(mf.intdec, _decode_latents(mf, header, latent, n), block_pool())
+    pred = (integer_decode(mf.intdec, decode_latents(mf, header, latent, n), block_pool())
             if latent or max_error is None else None)
     if max_error is None:
         return pred
