@@ -43,6 +43,7 @@ from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
 from .modelfile import ModelFile, model_tensors
 from .pixelmodel import PixelMLP
+from .context import ContextModel
 
 MAGIC = b"\x89AEZD\r\n\x1a"
 FORMAT = "aezip-decoder"
@@ -191,7 +192,8 @@ def load_decoder_bytes(blob: bytes, where: str, path: Path | None = None) -> Mod
     return ModelFile(None, tensors["entropy.tables"],
                      IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")}),
                      None if prior is None else prior.astype(np.int64), {"decode_only": True}, None, model_id, path,
-                     config=AEConfig.from_dict(config), weights={}, pixel=PixelMLP.from_tensors(tensors))
+                     config=AEConfig.from_dict(config), weights={}, pixel=PixelMLP.from_tensors(tensors),
+                     context=ContextModel.from_tensors(tensors))
 
 
 def load_decoder(path: Path, data: bytes) -> ModelFile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import MAX_CONTEXT, MAX_MARGIN, MAX_PATCH, AEConfig
+from .context import check_context_tensors
 from .errors import FormatError
 from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
 from .intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
@@ -104,6 +105,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
         expected.add("restore.bank")
     if "pixel.table" in tensors and "residual.prior" in tensors:   # the pixel model is part of the max-error coder
         expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors)
+    expected |= check_context_tensors(latent, levels, tensors, MAX_TABLE_TOTAL)
     unknown = set(tensors) - expected
     _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")
 

@@ -22,6 +22,7 @@ from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
 from .pixelmodel import PixelMLP
+from .context import ContextModel
 
 if TYPE_CHECKING:
     from .model import AutoEncoder
@@ -42,7 +43,8 @@ class ModelFile:
     def __init__(self, model: AutoEncoder | None, tables: np.ndarray, intdec: IntegerDecoder,
                  residual_prior: np.ndarray | None, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
-                 weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None) -> None:
+                 weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None,
+                 context: ContextModel | None = None) -> None:
         if model is None and (config is None or weights is None):
             raise ValueError("a ModelFile needs the network, or its config and float weights")
         self._model = model
@@ -57,6 +59,7 @@ class ModelFile:
         self.id = id
         self.path = path
         self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
+        self.context = context                        # the latents' context entropy model (optional)
 
     @property
     def config(self) -> AEConfig:
@@ -115,6 +118,8 @@ def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
     tensors.update(mf.intdec.tensors())
     if mf.pixel is not None:
         tensors.update(mf.pixel.tensors())
+    if mf.context is not None:
+        tensors.update(mf.context.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     return tensors
@@ -185,7 +190,8 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
     return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
-                     weights=weights, pixel=PixelMLP.from_tensors(tensors))
+                     weights=weights, pixel=PixelMLP.from_tensors(tensors),
+                     context=ContextModel.from_tensors(tensors))
 
 
 def describe(mf: ModelFile) -> dict:

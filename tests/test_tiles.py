@@ -34,11 +34,11 @@ def _images(shape: tuple[int, ...], n: int, seed: int = 0) -> np.ndarray:
     return np.round(base * 255).astype(np.uint8)
 
 
-def _tile_model(tmp_path, shape: tuple[int, ...], n: int = 48, pixel: bool = False):
+def _tile_model(tmp_path, shape: tuple[int, ...], n: int = 48, pixel: bool = False, **options):
     """A tiny 4 x 4 tile model (margin 1, context 1) trained on `shape`, saved and loaded back."""
     config = AEConfig(image_shape=shape, hidden=(16,), latent=3, levels=8, patch=4, margin=1, context=1)
     opts = TrainOptions(epochs=2, batch_size=16, seed=2, device="cpu", backend="torch", pixel=TINY_PIXEL,
-                        pixel_model=pixel)
+                        pixel_model=pixel, **options)
     path = tmp_path / "m.aezm"
     save_model(path, train_model(_images(shape, n), config, opts, progress=False, log=lambda m: None))
     return load_model(path)
@@ -265,3 +265,18 @@ def test_bad_tile_options_are_one_line_errors(tmp_path, capsys, args, needle) ->
     np.save(tmp_path / "d.npy", _images((28, 28), 4))
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "m.aezm", "--epochs", "1", *args)
     assert_one_line_error(code, err, needle)
+
+
+def test_a_tile_model_takes_the_quality_ladder_and_the_context_coder(tmp_path) -> None:
+    mf = _tile_model(tmp_path, (8, 8), context_model=True, variable_rate=3)
+    assert mf.context is not None
+    images = _images((12, 10), 6, seed=9)
+    from aezip.codec import file_info
+    from aezip.metrics import psnr
+    for quality in (None, 3):
+        aez, out = tmp_path / f"q{quality}.aez", tmp_path / f"q{quality}.npy"
+        report = encode_dataset(array_dataset(images), mf, aez, quality=quality)
+        decode_file(aez, out, model_path=mf)
+        info = file_info(aez)
+        assert info["entropy"] == "ans-categorical-context-v1" and info.get("quality") == quality
+        assert np.load(out).shape == images.shape and psnr(np.load(out), images) == pytest.approx(report.psnr_db)
