@@ -26,7 +26,7 @@ from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, load_model
 from .options import parse_range
-from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
+from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
 
@@ -132,14 +132,16 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.nd
     return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
 
 
-def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
-                 max_error: int | None) -> tuple[bytes, float, int]:
-    """One chunk of images and their codes into its payload; also its squared error and max error."""
+def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
+                 pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
+    """One chunk of images and their codes into its payload; also its squared error and max error. pixel_methods
+    limits the pixel coders tried under max_error (pixelstream's method numbers; default: all)."""
     flat = chunk.reshape(len(chunk), -1)
     recon = integer_decode(mf.intdec, codes, block_pool())
     latent, residual = encode_codes(codes, mf.tables), b""
     if max_error is not None:
-        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
+        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
+                               mf.pixel_alone, pixel_methods)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
@@ -150,7 +152,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
-              shard: dict | None = None) -> CodecReport:
+              shard: dict | None = None, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py)."""
@@ -174,7 +176,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     sse, max_err, samples, images = 0.0, 0, 0, 0
     writer = ContainerWriter(f, header)
     per_image = image_samples(shape)
-    for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs):
+    for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
+                                                            pixel_methods):
         writer.add_chunk(payload, n)
         sse += chunk_sse
         max_err = max(max_err, chunk_max)
@@ -194,10 +197,11 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
-                   shard: tuple[int, int] | None = None) -> CodecReport:
+                   shard: tuple[int, int] | None = None, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless). jobs > 1 codes chunks in that many processes (same bytes); shard
-    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts)."""
+    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts); pixel_methods
+    limits the pixel coders tried under max_error (bench rows)."""
     from .shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path))
@@ -210,7 +214,8 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
         source = dataclasses.replace(source, names=source.names[lo:hi])
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
-                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None)
+                jobs=jobs, pixel_methods=pixel_methods,
+                shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
@@ -239,7 +244,8 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER, residual=(PIXEL_CODER, PIXEL_CODER_V1, RESIDUAL_CODER))
+        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER,
+                        residual=(PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -269,15 +275,16 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
         if pred is None:
             raise ValueError("a pixel stream without latents")
         return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
-    mlp = mf.pixel if header["residual"] == PIXEL_CODER else None   # version 1 streams have no pixel model
+    mlp = mf.pixel if header["residual"] in (PIXEL_CODER, PIXEL_CODER_V2) else None   # version 1: none
+    alone = mf.pixel_alone if header["residual"] == PIXEL_CODER else None           # versions 1, 2: none
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior, mlp)
+                         mf.residual_prior, mlp, alone)
 
 
 def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
     counts: dict[str, int] = {}
-    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V1):
+    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
         return counts
     for i in range(len(reader.chunks)):
         _, _, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")

@@ -32,6 +32,10 @@ both sides build identical models; the decoder rebuilds the same groups because 
 only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
 adaptation). The encoder codes every VARIANT (table x increment) in the same run of the networks and keeps the
 shortest stream, whose first byte names it.
+
+A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
+one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
+images, for every image; the code is the same.
 """
 from __future__ import annotations
 
@@ -52,6 +56,7 @@ BUCKET, OFFSET = 0, 1
 # (table, adaptation): the table T[s][mu >> 3][v] or U[s][v - mu]; the counts added per coded symbol after each pass
 VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32))
 INPUT_LIMIT = 255          # |feature - reference| <= 255
+WITH_LATENTS, ALONE = "pixel.", "pixel0."   # model-file names of the two pixel models (alone: no latents needed)
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
 
@@ -140,6 +145,7 @@ class PixelMLP:
     s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
     table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1: T[s][mu >> 3][v]
     offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
+    base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
 
     @property
     def scales(self) -> int:
@@ -149,27 +155,32 @@ class PixelMLP:
         """Coarse-to-fine levels of the pass schedule (the model file's pass count implies it; checked on load)."""
         return (len(self.weights) // channels(image_shape) - 1) // 3
 
-    def tensors(self) -> dict[str, np.ndarray]:
-        """Flat arrays for the model file."""
-        out = {"pixel.shifts": self.shifts, "pixel.mu_thresholds": self.mu_thresholds,
-               "pixel.s_thresholds": self.s_thresholds, "pixel.table": self.table,
-               "pixel.offset_table": self.offset_table}
+    def tensors(self, prefix: str = WITH_LATENTS) -> dict[str, np.ndarray]:
+        """Flat arrays for the model file, named prefix + name."""
+        out = {"shifts": self.shifts, "mu_thresholds": self.mu_thresholds, "s_thresholds": self.s_thresholds,
+               "table": self.table, "offset_table": self.offset_table}
+        if self.base is not None:
+            out["base"] = self.base
         for k, (ws, bs) in enumerate(zip(self.weights, self.biases)):
             for i, (w, b) in enumerate(zip(ws, bs)):
-                out[f"pixel.p{k}.w{i}"] = w
-                out[f"pixel.p{k}.b{i}"] = b
-        return {k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
+                out[f"p{k}.w{i}"] = w
+                out[f"p{k}.b{i}"] = b
+        return {prefix + k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
 
     @classmethod
-    def from_tensors(cls, t: dict[str, np.ndarray]) -> "PixelMLP | None":
-        """The pixel model in a model file's tensors, or None if it has none."""
-        if "pixel.table" not in t:
+    def from_tensors(cls, t: dict[str, np.ndarray], prefix: str = WITH_LATENTS) -> "PixelMLP | None":
+        """The pixel model named prefix + ... in a model file's tensors, or None if it has none."""
+        if prefix + "table" not in t:
             return None
-        passes, layers = t["pixel.mu_thresholds"].shape[0], t["pixel.shifts"].shape[1] + 1
-        return cls([[t[f"pixel.p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
-                   [[t[f"pixel.p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
-                   t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"],
-                   t["pixel.offset_table"])
+        t = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+        passes, layers = t["mu_thresholds"].shape[0], t["shifts"].shape[1] + 1
+        return cls([[t[f"p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
+                   [[t[f"p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
+                   t["shifts"], t["mu_thresholds"], t["s_thresholds"], t["table"], t["offset_table"], t.get("base"))
+
+    def prediction(self, n: int) -> np.ndarray:
+        """What a model without latents sees as the prediction of n images: its base image each (n x D int64)."""
+        return np.broadcast_to(self.base.astype(np.int64), (n, self.base.size))
 
     def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
         """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer

@@ -19,6 +19,7 @@ from .codec import Progress, decode_file, encode_dataset
 from .data import Dataset, array_dataset
 from .metrics import bits_per_pixel, psnr
 from .modelfile import load_model
+from .pixelstream import ALONE, MLP
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
 
@@ -52,22 +53,35 @@ def _timed(fn: Callable, *args):
     return out, time.perf_counter() - t
 
 
+def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
+    """The lossless rows of the model's pixel models on their own: (pixel coders allowed, setting suffix)."""
+    runs = []
+    if mf.pixel_alone is not None:
+        runs.append(((ALONE,), ", pixel model alone"))
+    if mf.pixel is not None:
+        runs.append(((MLP,), ", latents + pixel model"))
+    return runs
+
+
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
                workdir: Path, progress: Progress | None = None) -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy,
-    and the first model at each max error."""
+    the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
+    its pixel model without latents, and only its pixel model with latents (where it has them)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
-    runs = [(name, mf, None) for name, mf in models]
-    runs += [(models[0][0], models[0][1], e) for e in max_errors]
-    for name, mf, max_error in runs:
+    runs = [(name, mf, None, None, "") for name, mf in models]
+    runs += [(models[0][0], models[0][1], e, None, "") for e in max_errors]
+    runs += [(models[0][0], models[0][1], 0, m, label) for m, label in _pixel_model_runs(models[0][1])]
+    for name, mf, max_error, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
-        report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True))
+        report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
+                                                      pixel_methods=methods))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
-            "" if max_error is None else f", --max-error {max_error}")
+            "" if max_error is None else f", --max-error {max_error}") + label
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
                          mf.path.stat().st_size))
         if progress:
