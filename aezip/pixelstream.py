@@ -10,9 +10,10 @@ The stream's first byte names its method:
   6  the learned pixel model without latents (the model file's second pixel model, whose prediction is its base
      image) at E;
   7  the same at E = 0 (tried for E > 0 only).
-Methods 2, 3, 6 and 7 need no latents, so the chunk stores none (codec.py): a chunk never costs more than a generic
-coder of its bins, whatever the model and the data, and the latents are kept only where they lower the total. The generic coders are tried only when zstd -3 of the bins comes
-within GENERIC_TRY of the model's stream, since zstd -19 and xz cost far more time than they usually save.
+Methods 2, 3, 6 and 7 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
+lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
+coders are tried only where fast estimates say they may win (worth_trying: zstd -3, then xz -0), since zstd -19 and
+xz -9e cost far more time than they usually save.
 Decompressed generic streams are bounded by the chunk's pixel count: a crafted stream cannot expand further.
 """
 from __future__ import annotations
@@ -36,7 +37,9 @@ CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT = range(8)
 METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
                 MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
                 ALONE_EXACT: "pixel-mlp alone, exact"}
-GENERIC_TRY = 1.15
+GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
+XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
+XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
 
 
 @dataclass
@@ -87,8 +90,7 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
     cost = lambda s: len(s.data) + (latent_bytes if s.needs_latents else 0)   # noqa: E731
     candidates = [build() for method, build in tries if method in allowed]
     coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
-    if not allowed & {ZSTD, XZ} or candidates and (
-            len(zstandard.ZstdCompressor(level=3).compress(coded)) > GENERIC_TRY * cost(min(candidates, key=cost))):
+    if not allowed & {ZSTD, XZ} or candidates and not worth_trying(coded, cost(min(candidates, key=cost))):
         if not candidates:
             raise ValueError(f"none of the pixel coders {sorted(allowed)} is available")
         return min(candidates, key=cost)
@@ -98,6 +100,14 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
     if XZ in allowed:
         candidates.append(PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon))
     return min(candidates, key=cost)
+
+
+def worth_trying(coded: bytes, model_cost: int) -> bool:
+    """Whether zstd -19 or xz -9e of the bins may beat a model stream of model_cost bytes, by fast estimates."""
+    fast = len(zstandard.ZstdCompressor(level=3).compress(coded))
+    if fast <= GENERIC_TRY * model_cost:
+        return True
+    return fast <= XZ_FAST_LOOK * model_cost and len(lzma.compress(coded, preset=0)) <= XZ_FAST_TRY * model_cost
 
 
 def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
