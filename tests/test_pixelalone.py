@@ -12,7 +12,7 @@ from aezip.modelfile import load_model
 from aezip.pixelstream import ALONE, ALONE_EXACT, CONTEXT, MLP, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.pixeltrain import fit_pixel_model
 from tests import aezcraft
-from tests.test_pixelmodel import PRIOR, SMALL, _smooth
+from tests.test_pixelmodel import PRIOR, SMALL, _rewrite, _smooth
 
 
 @pytest.fixture(scope="module", params=[(5, 7), (8, 8, 3)], ids=["gray5x7", "rgb8x8x3"])
@@ -90,3 +90,15 @@ def test_files_of_the_previous_coder_version_still_decode(tmp_path, tiny_model_p
     alone_file.write_bytes(aezcraft.build(parts.with_header(h)))
     with pytest.raises(FormatError):
         decode_file(alone_file, tmp_path / "bad.npy", model_path=tiny_model_path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.update({"pixel0.base": t["pixel0.base"][:-1].copy()}), "pixel0.base"),
+    (lambda t: t.update({"pixel0.table": t["pixel0.table"] * 0}), "pixel0.table outside"),
+    (lambda t: t.pop("pixel0.base"), "pixel0.base is missing"),
+])
+def test_modelcheck_refuses_bad_tensors_of_the_model_without_latents(tmp_path, tiny_model_path, edit, message):
+    bad = tmp_path / "bad.aezm"
+    _rewrite(tiny_model_path, bad, edit)
+    with pytest.raises(FormatError, match=message):
+        load_model(bad)
