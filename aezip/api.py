@@ -5,7 +5,6 @@ files or streams, open a .aez file for random access, train, load and save model
 Failures raise `aezip.AezipError` subclasses; a bad argument raises `ParameterError`, whose `param` names it."""
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 from pathlib import Path
@@ -18,7 +17,7 @@ from .codec import (CodecReport, decode_file, encode_dataset, file_info, iter_de
 from .container import ContainerReader
 from .data import Dataset, array_dataset, open_dataset, read_stream
 from .errors import ParameterError
-from .modelfile import ModelFile, default_model_path, model_bytes
+from .modelfile import ModelFile, default_model, model_bytes
 from .modelfile import load_model as _load_model_file
 from .config import AEConfig
 from .errors import InputError
@@ -29,14 +28,9 @@ Model = ModelFile
 Progress = Callable[[int], None]
 
 
-@functools.lru_cache(maxsize=1)
-def _default_model() -> ModelFile:
-    return _load_model_file(default_model_path())
-
-
 def load_model(path: str | Path | None = None) -> ModelFile:
-    """A model file (.aezm); None gives the embedded default model."""
-    return _default_model() if path is None else _load_model_file(path)
+    """A model file (.aezm) or a decode-side model file (.aezd); None gives the embedded default model."""
+    return default_model() if path is None else _load_model_file(path)
 
 
 def _model(model: str | Path | ModelFile | None) -> ModelFile:
@@ -45,6 +39,11 @@ def _model(model: str | Path | ModelFile | None) -> ModelFile:
     if not mf.id:
         mf.id = hashlib.sha256(model_bytes(mf)).hexdigest()
     return mf
+
+
+def _decoding_model(model: str | Path | ModelFile | None) -> ModelFile | None:
+    """The model a decode was given, or None: the file's embedded model if it has one, else the default."""
+    return None if model is None else _model(model)
 
 
 def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None = None) -> Dataset:
@@ -59,11 +58,12 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
-             chunk_size: int | None = None) -> bytes:
+             chunk_size: int | None = None, embed_model: bool = False) -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
-    (0: lossless, None: the model's lossy reconstruction)."""
+    (0: lossless, None: the model's lossy reconstruction); embed_model puts the decode-side model into the file."""
     buf = io.BytesIO()
-    encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error)
+    encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error,
+                   embed_model=embed_model)
     return buf.getvalue()
 
 
@@ -71,7 +71,7 @@ def decompress(blob: bytes, model: str | Path | ModelFile | None = None) -> np.n
     """The images stored in the bytes of a .aez file, as one uint8 array."""
     with ContainerReader(blob) as reader:
         reader.verify()
-        mf = model_for(reader, _model(model))
+        mf = model_for(reader, _decoding_model(model))
         shape = tuple(reader.header["shape"])
         return np.concatenate(list(iter_decoded(reader, mf, 0, shape[0])))
 
@@ -80,14 +80,16 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
            chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
            backend: str | None = None, device: str = "auto", force: bool = False,
-           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None) -> CodecReport:
+           progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None,
+           embed_model: bool = False) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
     image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
-    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`)."""
+    processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`); embed_model puts the
+    decode-side model into the file, so it decodes without the model file."""
     dataset = open_data(src, key)
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
                           device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
-                          shard=shard)
+                          shard=shard, embed_model=embed_model)
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
@@ -98,14 +100,14 @@ def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,
     jobs > 1 decodes chunks in that many processes."""
     if hasattr(src, "read") and not _seekable(src):
         src = src.read()  # type: ignore[union-attr]
-    return decode_file(src, dst, model_path=_model(model), image_range=image_range, force=force, progress=progress,
-                       jobs=jobs)
+    return decode_file(src, dst, model_path=_decoding_model(model), image_range=image_range, force=force,
+                       progress=progress, jobs=jobs)
 
 
 def verify(src: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
            progress: Progress | None = None) -> CodecReport:
     """Decode every chunk of a .aez file and check every checksum, writing nothing."""
-    return test_file(src, _model(model), progress)
+    return test_file(src, _decoding_model(model), progress)
 
 
 def info(src: str | Path | bytes | BinaryIO) -> dict:
@@ -116,7 +118,7 @@ def info(src: str | Path | bytes | BinaryIO) -> dict:
 def open(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None, *,  # noqa: A001
          cache_chunks: int = DEFAULT_CACHE_CHUNKS) -> Reader:
     """Open a .aez file for random access: len(r), r.shape, r.info, r[i], r[a:b]; only needed chunks decode."""
-    return Reader(path, _model(model), cache_chunks=cache_chunks)
+    return Reader(path, _decoding_model(model), cache_chunks=cache_chunks)
 
 
 def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, latent: int = AEConfig.latent,

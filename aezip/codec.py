@@ -24,7 +24,7 @@ from .errors import AezipError, FormatError, InputError, ModelMismatchError, Par
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
-from .modelfile import ModelFile, load_model
+from .modelfile import ModelFile, default_model, load_model
 from .options import parse_range
 from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels, encode_pixels
 from .residual import RESIDUAL_CODER, decode_residual
@@ -45,6 +45,7 @@ class CodecReport:
     psnr_db: float | None = None
     max_abs_error: int | None = None
     channels: int = 1                 # samples per pixel (3 for RGB)
+    model_bytes: int = 0              # of file_bytes, the embedded decode-side model's (--embed-model)
 
     @property
     def bits_per_pixel(self) -> float:
@@ -152,14 +153,18 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
-              shard: dict | None = None, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
+              shard: dict | None = None, embed_model: bool = False,
+              pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
-    sharded encode (see shards.py)."""
+    sharded encode (see shards.py); embed_model writes the decode-side model the file needs into it."""
     from . import kernels                             # torch: only encoding needs it, decoding does not
     from .parallel import encode_chunks
+    from .decodemodel import decoder_bytes
     from .tensors import resolve_device
     check_fits(tuple(shape[1:]), mf, str(source.format))
+    if mf.decode_only:
+        raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
     chunk_size = _check_encode_args(max_error, chunk_size, shape)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
@@ -174,7 +179,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         header["shard"] = shard
     start = time.perf_counter()
     sse, max_err, samples, images = 0.0, 0, 0, 0
-    writer = ContainerWriter(f, header)
+    model = decoder_bytes(mf, max_error_parts=max_error is not None) if embed_model else None
+    writer = ContainerWriter(f, header, model)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
                                                             pixel_methods):
@@ -190,18 +196,20 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     size = writer.close()
     channels = image_channels(shape)
     return CodecReport(images, samples // channels, size, time.perf_counter() - start, psnr_from_mse(sse / samples),
-                       max_err, channels)
+                       max_err, channels, len(model or b""))
 
 
 def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
-                   shard: tuple[int, int] | None = None, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
+                   shard: tuple[int, int] | None = None, embed_model: bool = False,
+                   pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless). jobs > 1 codes chunks in that many processes (same bytes); shard
-    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts); pixel_methods
-    limits the pixel coders tried under max_error (bench rows)."""
+    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model
+    writes the decode-side model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried
+    under max_error (bench rows)."""
     from .shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path))
@@ -214,8 +222,8 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
         source = dataclasses.replace(source, names=source.names[lo:hi])
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
-                jobs=jobs, pixel_methods=pixel_methods,
-                shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None)
+                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None,
+                embed_model=embed_model, pixel_methods=pixel_methods)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
@@ -225,10 +233,18 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
 
 
 def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> ModelFile:
-    """The model that wrote the file: the one given (a path or a loaded model), or the default; a different one is
-    an error."""
-    mf = model if isinstance(model, ModelFile) else load_model(model)
+    """The model that wrote the file: the one given (a path or a loaded model), else the file's embedded
+    decode-side model, else the default; a different one is an error."""
+    from .decodemodel import load_decoder_bytes
+    embedded = reader.embedded_model() if model is None else None
+    if embedded is not None:
+        mf = load_decoder_bytes(embedded, f"{reader.path}: embedded model")
+    else:
+        mf = model if isinstance(model, ModelFile) else default_model() if model is None else load_model(model)
     want = reader.header["model_id"]
+    if embedded is not None and mf.id != want:
+        raise FormatError(f"{reader.path}: the embedded model is for model {mf.id[:16]}, the header names {want[:16]} "
+                          "(damaged file)")
     if mf.id != want:
         hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
@@ -237,6 +253,8 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     if (h["levels"], h["latent"]) != (mf.config.levels, mf.config.latent) or tuple(h["shape"][1:]) != tuple(
             mf.config.image_shape):
         raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
+    if h["max_error"] is not None and mf.residual_prior is None:
+        raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
     return mf
 
 
@@ -389,6 +407,7 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
             h["pixel_coders"] = pixel_methods(reader)
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
-                  "bytes": reader.size, "bits_per_pixel": reader.size * 8 / pixels,
+                  "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,
+                  "bits_per_pixel": reader.size * 8 / pixels,
                   "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

@@ -2,11 +2,14 @@
 
 Layout (integers big-endian):
     magic (8) | format version u16 | header length u32 | header JSON | header CRC32 u32
+    [version 3: model length u32 | the decode-side model (decodemodel.py) | its CRC32 u32]
     chunk 0 payload | CRC32 u32 | chunk 1 payload | CRC32 u32 | ...
     index: per chunk (offset u64, payload length u32, images u32)     | index CRC32 u32
     trailer: index offset u64 | chunk count u32 | CRC32 of every byte before the trailer u32 | end magic (4)
 The index at the end gives random access (`--range`) without reading other chunks; the trailer makes any
-truncation visible, and the CRCs make any flipped byte visible.
+truncation visible, and the CRCs make any flipped byte visible. Files without an embedded model are written as
+version 2, byte for byte as before; version 3 differs only by the model section (`encode --embed-model`), so an
+aezip that reads versions 1-2 refuses it by its version.
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ from .errors import FormatError
 MAGIC = b"\x89AEZ\r\n\x1a\n"
 END_MAGIC = b"AEZ!"
 FORMAT_VERSION = 2                 # 2: file names stored compressed in the header
-READ_VERSIONS = (1, 2)
+EMBEDDED_VERSION = 3               # 3: version 2 with the decode-side model after the header
+READ_VERSIONS = (1, 2, 3)
 MAX_HEADER_BYTES = 64 << 20
+MAX_MODEL_BYTES = 256 << 20
 _PREFIX = struct.Struct(">8sHI")
 _CRC = struct.Struct(">I")
 _INDEX_ROW = struct.Struct(">QII")
@@ -40,15 +45,19 @@ class ChunkEntry:
 
 
 class ContainerWriter:
-    """Write a .aez file chunk by chunk; `close()` writes the index and trailer."""
+    """Write a .aez file chunk by chunk (after the decode-side model's bytes, if `model` is given); `close()` writes
+    the index and trailer."""
 
-    def __init__(self, f: BinaryIO, header: dict) -> None:
+    def __init__(self, f: BinaryIO, header: dict, model: bytes | None = None) -> None:
         self._f = f
         self._crc = 0
         self._pos = 0
         self._entries: list[tuple[int, int, int]] = []
         body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        self._write(_PREFIX.pack(MAGIC, FORMAT_VERSION, len(body)) + body + _CRC.pack(zlib.crc32(body)))
+        version = FORMAT_VERSION if model is None else EMBEDDED_VERSION
+        self._write(_PREFIX.pack(MAGIC, version, len(body)) + body + _CRC.pack(zlib.crc32(body)))
+        if model is not None:
+            self._write(_CRC.pack(len(model)) + model + _CRC.pack(zlib.crc32(model)))
 
     def _write(self, data: bytes) -> None:
         self._f.write(data)
@@ -121,6 +130,14 @@ class ContainerReader:
             raise self._fail("damaged header (not valid JSON)") from None
         if not isinstance(self.header, dict):
             raise self._fail("damaged header (not a JSON object)")
+        self._model: tuple[int, int] | None = None     # (offset, length) of the embedded model
+        if self.version >= EMBEDDED_VERSION:
+            length = f.read(4)
+            (n,) = _CRC.unpack(length) if len(length) == 4 else (-1,)
+            if not 0 < n <= min(MAX_MODEL_BYTES, self.size - f.tell() - 4):
+                raise self._fail("truncated or damaged file (the embedded model's length is out of range)")
+            self._model = (f.tell(), n)
+            f.seek(n + 4, 1)
         self._header_end = f.tell()
         if self.size < self._header_end + 4 + _TRAILER.size:
             raise self._fail("truncated file (no chunk index or trailer)")
@@ -148,6 +165,22 @@ class ContainerReader:
             expected_offset = off + length + 4
         if expected_offset != index_offset:
             raise self._fail("damaged chunk index (the chunks do not fill the file up to the index)")
+
+    @property
+    def model_bytes(self) -> int:
+        """The size of the embedded decode-side model (0: none)."""
+        return self._model[1] if self._model else 0
+
+    def embedded_model(self) -> bytes | None:
+        """The embedded decode-side model's bytes, its CRC checked (None: the file has none)."""
+        if self._model is None:
+            return None
+        offset, n = self._model
+        self._f.seek(offset)
+        data, crc = self._f.read(n), self._f.read(4)
+        if len(data) < n or len(crc) < 4 or _CRC.unpack(crc)[0] != zlib.crc32(data):
+            raise self._fail("damaged embedded model (CRC mismatch)")
+        return data
 
     @property
     def total_images(self) -> int:

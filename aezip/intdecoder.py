@@ -100,9 +100,9 @@ class IntegerDecoder:
         return self._plan
 
 
-def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) -> int:
-    """The largest power-of-two weight scale with |w_q| <= WEIGHT_LIMIT and an exact accumulator."""
-    s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
+def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, limit: int = WEIGHT_LIMIT) -> int:
+    """The largest power-of-two weight scale with |w_q| <= limit (<= WEIGHT_LIMIT) and an exact accumulator."""
+    s = int(np.floor(np.log2(limit / max(float(np.abs(w).max()), 1e-30))))
     while True:
         bound = (np.abs(np.round(w * 2.0 ** s)).sum(1) * in_limit + np.abs(b) * 2.0 ** (s + in_frac) + 1).max()
         if bound < EXACT_LIMIT:
@@ -110,15 +110,16 @@ def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int) ->
         s -= 1
 
 
-def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray],
-                 in_limit: float) -> tuple[list[np.ndarray], list[np.ndarray], list[int], int]:
-    """Integer weights, biases and hidden right shifts of a float ReLU MLP whose integer inputs stay within
-    in_limit, and the fractional bits of its last accumulator: every layer exact (weight_shift), hidden activations
-    with ACT_FRAC_BITS fractional bits, clamped to ACT_LIMIT."""
+def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray], in_limit: float,
+                 weight_limit: int = WEIGHT_LIMIT) -> tuple[list[np.ndarray], list[np.ndarray], list[int], int]:
+    """Integer weights (|w| <= weight_limit), biases and hidden right shifts of a float ReLU MLP whose integer inputs
+    stay within in_limit, and the fractional bits of its last accumulator: every layer exact (weight_shift), hidden
+    activations with ACT_FRAC_BITS fractional bits, clamped to ACT_LIMIT. A shift may be negative (a left shift,
+    exact too) where a small weight_limit leaves the accumulator fewer than ACT_FRAC_BITS fractional bits."""
     qw, qb, shifts = [], [], []
     in_frac = 0
     for i, (w, b) in enumerate(zip(weights, biases)):
-        s = weight_shift(w, b, in_limit, in_frac)
+        s = weight_shift(w, b, in_limit, in_frac, weight_limit)
         acc_bits = s + in_frac
         qw.append(np.round(w * 2.0 ** s).astype(np.int32))
         qb.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
@@ -128,12 +129,13 @@ def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray],
     return qw, qb, shifts, acc_bits
 
 
-def build_integer_decoder(layers: DecoderLayers, levels: int) -> IntegerDecoder:
-    """Quantize a float decoder; its first layer takes the integer codes directly (1/(levels-1) folded in)."""
+def build_integer_decoder(layers: DecoderLayers, levels: int, weight_bits: int = 16) -> IntegerDecoder:
+    """Quantize a float decoder to signed weight_bits-bit weights (16: |w| <= WEIGHT_LIMIT); its first layer takes
+    the integer codes directly (1/(levels-1) folded in)."""
     weights = [w.double().cpu().numpy() for w in layers.weights]
     weights[0] = weights[0] / (levels - 1)
     biases = [b.double().cpu().numpy() for b in layers.biases]
-    qw, qb, shifts, acc_bits = quantize_mlp(weights, biases, float(levels - 1))
+    qw, qb, shifts, acc_bits = quantize_mlp(weights, biases, float(levels - 1), 2 ** (weight_bits - 1) - 1)
     p = (np.arange(1, 256, dtype=np.float64) - 0.5) / 255.0
     thresholds = np.ceil(np.log(p / (1.0 - p)) * 2.0 ** acc_bits).astype(np.int64)
     return IntegerDecoder(qw, qb, shifts, thresholds)

@@ -57,12 +57,13 @@ def _expect(tensors: dict[str, np.ndarray], key: str, dtype: str, shape: tuple[i
     return t
 
 
-def check_tensors(config: dict, tensors: dict[str, np.ndarray]) -> None:
-    """Every tensor present, of the dtype and shape the config implies, within its bounds; no others."""
+def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: bool = False) -> None:
+    """Every tensor present, of the dtype and shape the config implies, within its bounds; no others. A decode-side
+    model (decode_only) holds no float network, and the max-error coder's parts only where its file needs them."""
     dims = [int(np.prod(config["image_shape"])), *config["hidden"], config["latent"]]
     latent, levels = config["latent"], config["levels"]
     expected = set()
-    for part, ds in (("encoder", dims), ("decoder", dims[::-1])):
+    for part, ds in (("encoder", dims), ("decoder", dims[::-1])) if not decode_only else ():
         for i, (a, b) in enumerate(zip(ds[:-1], ds[1:])):
             _expect(tensors, f"float.{part}.{i}.weight", "float32", (b, a))
             _expect(tensors, f"float.{part}.{i}.bias", "float32", (b,))
@@ -70,8 +71,10 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray]) -> None:
     tables = _expect(tensors, "entropy.tables", "int64", (latent, levels))
     _need(bool((tables >= 1).all()) and bool((tables.sum(axis=1, dtype=np.float64) < MAX_TABLE_TOTAL).all()),
           "entropy tables must hold positive counts with bounded totals")
-    prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
-    _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
+    if not decode_only or "residual.prior" in tensors:
+        prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
+        _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
+        expected.add("residual.prior")
     rdims = dims[::-1]
     n = len(rdims) - 1
     shifts = _expect(tensors, "intdec.shifts", "int64", (n - 1,))
@@ -87,16 +90,16 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray]) -> None:
         bound = np.abs(w.astype(np.float64)).sum(axis=1) * in_limit + np.abs(b.astype(np.float64))
         _need(bool((bound < EXACT_LIMIT / 2).all()), f"intdec layer {i} could leave exact integer arithmetic")
         in_limit = float(ACT_LIMIT)
-    expected |= {"entropy.tables", "residual.prior", "intdec.shifts", "intdec.thresholds"}
+    expected |= {"entropy.tables", "intdec.shifts", "intdec.thresholds"}
     expected |= {f"intdec.{k}{i}" for i in range(n) for k in "wb"}
-    bank = tensors.get("restore.bank")
+    bank = None if decode_only else tensors.get("restore.bank")
     if bank is not None:
         _need(bank.dtype in (np.uint8, np.uint16) and bank.ndim == 2 and bank.shape[1] == latent
               and bank.shape[0] <= BANK_MAX and int(bank.max(initial=0)) < levels,
               f"restore.bank {bank.dtype} {bank.shape} does not fit the model")
         expected.add("restore.bank")
-    for prefix in (WITH_LATENTS, ALONE):
-        if prefix + "table" in tensors:
+    for prefix in (WITH_LATENTS, ALONE):   # the pixel models are part of the max-error coder
+        if prefix + "table" in tensors and "residual.prior" in tensors:
             expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors, prefix)
     unknown = set(tensors) - expected
     _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")

@@ -3,6 +3,7 @@ decoder, the max-error coder's prior, (optionally) the learned pixel model and a
 No pickle anywhere: loading a model file never runs code. A model's id is the sha256 of its file."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -39,7 +40,7 @@ class ModelFile:
     first time encode, training, embed or restore ask for it, so loading a model to decode never imports torch."""
 
     def __init__(self, model: AutoEncoder | None, tables: np.ndarray, intdec: IntegerDecoder,
-                 residual_prior: np.ndarray, info: dict | None = None, bank: np.ndarray | None = None,
+                 residual_prior: np.ndarray | None, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
                  weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None,
                  pixel_alone: PixelMLP | None = None) -> None:
@@ -50,7 +51,8 @@ class ModelFile:
         self._weights = weights
         self.tables = tables
         self.intdec = intdec
-        self.residual_prior = residual_prior          # initial context counts of the max-error coder
+        self.residual_prior = residual_prior          # initial context counts of the max-error coder (None: a
+                                                      # decode-side model of a lossy file, see decodemodel.py)
         self.info = info if info is not None else {}  # training summary: loss, data shape, held-out figures, ...
         self.bank = bank                              # latent codes of training images: restoration's start points
         self.id = id
@@ -63,8 +65,16 @@ class ModelFile:
         return self._config
 
     @property
+    def decode_only(self) -> bool:
+        """A decode-side model (decodemodel.py): integers only, no float network to encode or train with."""
+        return self._model is None and not self._weights
+
+    @property
     def model(self) -> AutoEncoder:
         """The float network (torch), built on first use from the stored weights."""
+        if self.decode_only:
+            raise InputError(f"{self.path or 'this model'}: a decode-side model holds no encoder; encoding needs "
+                             "the model file (.aezm) it came from")
         if self._model is None:
             import torch
 
@@ -92,11 +102,18 @@ def default_model_path() -> Path:
     return Path(str(resources.files("aezip") / "assets" / DEFAULT_MODEL_NAME))
 
 
-def model_bytes(mf: ModelFile) -> bytes:
-    """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
+@functools.lru_cache(maxsize=1)
+def default_model() -> ModelFile:
+    """The model shipped inside the package, loaded once per process."""
+    return load_model(default_model_path())
+
+
+def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
+    """Every tensor of the model file, by name (`float.*` the network, `restore.bank` the codes; the rest decodes)."""
     tensors = {f"float.{k}": v for k, v in mf.float_weights().items()}
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
-    tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
+    if mf.residual_prior is not None:                # None only in a lossy file's decode-side model
+        tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
     if mf.pixel is not None:
         tensors.update(mf.pixel.tensors(WITH_LATENTS))
@@ -104,6 +121,14 @@ def model_bytes(mf: ModelFile) -> bytes:
         tensors.update(mf.pixel_alone.tensors(ALONE))
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
+    return tensors
+
+
+def model_bytes(mf: ModelFile) -> bytes:
+    """Serialize deterministically: same inputs, same bytes (so same seed and data give the same model id)."""
+    if mf.decode_only:
+        raise InputError(f"{mf.path}: a decode-side model cannot be saved as a model file (.aezm)")
+    tensors = model_tensors(mf)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "aezip_version": __version__,
             "config": mf.config.to_dict(), "info": mf.info}
     # One metadata key: safetensors writes a map's keys in no fixed order, and the file must be reproducible.
@@ -125,7 +150,8 @@ def _metadata(data: bytes) -> object:
 
 
 def load_model(path: str | Path | None = None) -> ModelFile:
-    """Load a model file (the packaged default when path is None), checking every part before building on it."""
+    """Load a model file (the packaged default when path is None) or a decode-side model file (.aezd, see
+    decodemodel.py), checking every part before building on it."""
     path = Path(path) if path is not None else default_model_path()
     try:
         if path.stat().st_size > MAX_MODEL_BYTES:
@@ -137,6 +163,9 @@ def load_model(path: str | Path | None = None) -> ModelFile:
         raise InputError(f"{path}: is a folder, not a model file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read model file ({exc.strerror})") from None
+    from .decodemodel import is_decoder, load_decoder
+    if is_decoder(data):
+        return load_decoder(path, data)
     try:
         meta = _metadata(data)
         tensors = st_load_numpy(data)
@@ -165,9 +194,13 @@ def load_model(path: str | Path | None = None) -> ModelFile:
 
 
 def describe(mf: ModelFile) -> dict:
-    """What a model file holds, JSON-ready: its id, architecture, training summary and sizes."""
+    """What a model file holds, JSON-ready: its id, architecture, training summary and sizes (its decode-side model's
+    too: all of it, and the part a lossy file embeds)."""
+    from .decodemodel import decoder_bytes
     cfg = mf.config
     return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
+            "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
+            "decode_side_lossy_bytes": len(decoder_bytes(mf, max_error_parts=False)),
             "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
             "levels": cfg.levels, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
             "training": mf.info}

@@ -20,7 +20,8 @@ def rd_plot(rows: list[dict], path: Path, title: str) -> None:
             continue
         key = r["codec"]
         if key.startswith("aezip"):
-            key = "aezip --max-error E" if "max-error" in r["setting"] else "aezip (lossy)"
+            key = "aezip --max-error E" if "max-error" in r["setting"] else \
+                "aezip --embed-model (model in the file)" if "embed-model" in r["setting"] else "aezip (lossy)"
         if key in ("JPEG", "WebP"):
             key += " (mosaic)" if "mosaic" in r["setting"] else " (per image)"
         groups.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))

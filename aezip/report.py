@@ -1,6 +1,8 @@
 """`aezip bench codec`: aezip beside the codecs users would pick instead, measured on the same images in one run.
 
-Rates are file bytes x 8 / pixels of files written for real (model bytes are reported apart, never hidden).
+Rates are file bytes x 8 / pixels of files written for real (model bytes are reported apart, never hidden): each row
+also gives the rate with its model's bytes added, for aezip both the model file's (.aezm) and the decode-side model's
+(the part an --embed-model file carries, decodemodel.py), and one aezip row is an --embed-model file itself.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PIL import Image
 from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from .codec import Progress, decode_file, encode_dataset
 from .data import Dataset, array_dataset
+from .decodemodel import decoder_bytes
 from .metrics import bits_per_pixel, psnr
 from .modelfile import load_model
 from .pixelstream import ALONE, MLP
@@ -36,15 +39,19 @@ class Row:
     max_abs_error: int
     encode_images_per_s: float
     decode_images_per_s: float
-    model_bytes: int = 0
+    model_bytes: int = 0                         # the model a decoder needs beside the file (aezip: the .aezm)
+    bits_per_pixel_with_model: float = 0.0       # (bytes + model_bytes) x 8 / pixels
+    decoder_bytes: int | None = None             # aezip: the decode-side model this file needs (None: other codecs)
+    bits_per_pixel_with_decoder: float | None = None
 
 
 def _row(codec: str, setting: str, size: int, images: np.ndarray, recon: np.ndarray, t_enc: float, t_dec: float,
-         model_bytes: int = 0) -> Row:
+         model_bytes: int = 0, decoder: int | None = None) -> Row:
     n = len(images)
     err = int(np.abs(images.astype(np.int64) - recon.astype(np.int64)).max())
     return Row(codec, setting, size, bits_per_pixel(size, images), psnr(images, recon), err, n / max(t_enc, 1e-9),
-               n / max(t_dec, 1e-9), model_bytes)
+               n / max(t_dec, 1e-9), model_bytes, bits_per_pixel(size + model_bytes, images), decoder,
+               None if decoder is None else bits_per_pixel(size + decoder, images))
 
 
 def _timed(fn: Callable, *args):
@@ -66,24 +73,27 @@ def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
                workdir: Path, progress: Progress | None = None) -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy,
-    the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
-    its pixel model without latents, and only its pixel model with latents (where it has them)."""
+    the first model lossy with --embed-model (decoded without the model), the first model at each max error (each
+    chunk's cheapest pixel coder), and the first model lossless with only its pixel model without latents, and only
+    its pixel model with latents (where it has them)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
-    runs = [(name, mf, None, None, "") for name, mf in models]
-    runs += [(models[0][0], models[0][1], e, None, "") for e in max_errors]
-    runs += [(models[0][0], models[0][1], 0, m, label) for m, label in _pixel_model_runs(models[0][1])]
-    for name, mf, max_error, methods, label in runs:
+    runs = [(name, mf, None, False, None, "") for name, mf in models]
+    runs += [(models[0][0], models[0][1], None, True, None, "")]
+    runs += [(models[0][0], models[0][1], e, False, None, "") for e in max_errors]
+    runs += [(models[0][0], models[0][1], 0, False, m, label) for m, label in _pixel_model_runs(models[0][1])]
+    for name, mf, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
-                                                      pixel_methods=methods))
-        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
+                                                      embed_model=embed, pixel_methods=methods))
+        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
-            "" if max_error is None else f", --max-error {max_error}") + label
+            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label
+        decoder = 0 if embed else len(decoder_bytes(mf, max_error_parts=max_error is not None))
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
-                         mf.path.stat().st_size))
+                         0 if embed else mf.path.stat().st_size, decoder))
         if progress:
             progress(1)
     return rows
@@ -205,7 +215,8 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
         rows += group()
         if progress:
             progress(1)
-    lossy = [r for r in rows if r.codec.startswith("aezip") and "max-error" not in r.setting]
+    lossy = [r for r in rows if r.codec.startswith("aezip") and "max-error" not in r.setting
+             and "embed-model" not in r.setting]
     bounded = [r for r in rows if "max-error" in r.setting and r.max_abs_error > 0]
     points = lambda rs: [(r.bits_per_pixel, r.psnr_db) for r in rs]  # noqa: E731
     webp = [r for r in rows if r.codec == "WebP" and "per image" in r.setting]

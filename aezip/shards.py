@@ -80,7 +80,7 @@ def _ordered_parts(readers: list[ContainerReader]) -> list[ContainerReader]:
         if r.header["model_id"] != first.header["model_id"]:
             raise InputError(f"{r.path}: written with model {r.header['model_id'][:16]}, {first.path} with "
                              f"{first.header['model_id'][:16]}; parts must come from one model")
-        if _whole_header(r.header) != _whole_header(first.header) or \
+        if _whole_header(r.header) != _whole_header(first.header) or r.embedded_model() != first.embedded_model() or \
                 (r.header[SHARD_KEY]["count"], r.header[SHARD_KEY]["total"]) != \
                 (first.header[SHARD_KEY]["count"], first.header[SHARD_KEY]["total"]):
             raise InputError(f"{r.path}: its header differs from {first.path}'s (another dataset, shard count, "
@@ -125,7 +125,7 @@ def merge_parts(paths: list[str | Path], out: str | Path, *, force: bool = False
         header["source"] = replace(sources[0], names=[n for s in sources for n in s.names]).to_dict()
         with atomic_path(out, force=force, inputs=paths) as tmp:
             with open(tmp, "wb") as f:
-                writer = ContainerWriter(f, header)
+                writer = ContainerWriter(f, header, parts[0].embedded_model())
                 for r in parts:
                     for i, c in enumerate(r.chunks):
                         writer.add_chunk(r.read_chunk(i), c.images)

@@ -109,6 +109,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
 @click.option("--key", help="The image array of a .npz holding several.")
+@click.option("--embed-model", is_flag=True,
+              help="Put the decode-side model into the file, so it decodes without the model file.")
 @jobs_option
 @click.option("--shard", "shard_spec", metavar="K/N|auto", help="Write only part K of N (auto: torchrun's "
               "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
@@ -118,7 +120,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           chunk_size: int | None, image_range: str | None, key: str | None, jobs: int, shard_spec: str | None,
+           chunk_size: int | None, image_range: str | None, key: str | None, embed_model: bool, jobs: int,
+           shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
@@ -149,7 +152,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         with report.progress(hi - lo, "encode") as progress:
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
-                           jobs=jobs, shard=shard)
+                           jobs=jobs, shard=shard, embed_model=embed_model)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "
@@ -157,9 +160,10 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
                                      "-m model.aezm") from None
         raise
     report.result({**r.to_dict(), "output": str(out or STREAM), "model_id": model.id},
-                  f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes, {r.bits_per_pixel:.4f} "
-                  f"bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, PSNR {r.psnr_db:.2f} dB, "
-                  f"max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
+                  f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes"
+                  f"{f' ({r.model_bytes} of them the embedded model)' if r.model_bytes else ''}, "
+                  f"{r.bits_per_pixel:.4f} bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, "
+                  f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
 
 
 def _per_sample(channels: int, bits: float) -> str:
@@ -249,19 +253,24 @@ def test_cmd(file: Path, model_path: Path | None, quiet: bool, verbose: int, as_
 @click.argument("file", type=PATH)
 @reporting
 def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
-    """Describe a .aez file (all checksums are verified) or a model file (.aezm)."""
+    """Describe a .aez file (all checksums are verified), a model file (.aezm) or a decode-side model (.aezd)."""
     from aezip import api
     from aezip.codec import image_channels
     from aezip.container import MAGIC
+    from aezip.decodemodel import is_decoder
 
     report = Report(quiet, verbose, as_json)
     src = _aez_input(file)
     head = src[:9] if isinstance(src, bytes) else _head(src)
-    if head[:8] != MAGIC and head[8:9] == b"{":    # a safetensors file: 8-byte header length, then JSON
+    if head[:8] != MAGIC and (head[8:9] == b"{" or is_decoder(head)):   # safetensors (8-byte length, then JSON)
         from aezip.modelfile import describe
         m = describe(api.load_model(src))
         report.result(m, *(f"{k:>16}: {v}" for k, v in (
-            ("model id", m["model_id"]), ("bytes", m["bytes"]), ("image shape", "x".join(map(str, m["image_shape"]))),
+            ("model id", m["model_id"]), ("bytes", m["bytes"]),
+            ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
+            ("decode side", f"{m['decode_side_bytes']} bytes; {m['decode_side_lossy_bytes']} without the max-error "
+                            "coder (what a lossy --embed-model file holds)"),
+            ("image shape", "x".join(map(str, m["image_shape"]))),
             ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels"),
             ("code bank", f"{m['code_bank_images']} images"),
             ("trained on", m["training"].get("data", "?")), ("held-out", m["training"].get("heldout", "?")))))
@@ -275,6 +284,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
              or "none"),
             ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
             ("bytes", h["bytes"]),
+            ("embedded model", f"{h['embedded_model_bytes']} bytes (decodes without -m)" if h["embedded_model_bytes"]
+             else "none"),
             ("bits/pixel", f"{h['bits_per_pixel']:.4f}{_per_sample(image_channels(h['shape']), h['bits_per_sample'])}"),
             ("aezip version", h["aezip_version"])]
     if "shard" in h:
@@ -304,8 +315,10 @@ def demo(workdir: Path | None) -> None:
         click.echo(line)
 
 
+from .models import model_group  # noqa: E402
 from .uses import bench, embed, eval_group, restore  # noqa: E402  (the other commands, in their own module)
 
+cli.add_command(model_group)
 cli.add_command(embed)
 cli.add_command(eval_group)
 cli.add_command(restore)

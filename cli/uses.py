@@ -221,13 +221,17 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
         result = run_codec_report(dataset, test, train_r, named, progress=progress)
     pca = result["pca_at_aezip_rate"]
     lines = [f"{result['images']} images {test[0]}..{test[1] - 1} measured (PCA fit on {train_r[0]}.."
-             f"{train_r[1] - 1}); bits/pixel from file bytes; model bytes apart",
+             f"{train_r[1] - 1}); bits/pixel from file bytes; model bytes apart: +model = with the model file "
+             "(aezip: .aezm), +dec = with the decode-side model (what --embed-model adds)",
              f"{'codec':<16}{'setting':<34}{'bytes':>9}{'bpp':>8}{'PSNR':>8}{'max':>5}{'enc img/s':>11}"
-             f"{'dec img/s':>11}{'model B':>9}"]
+             f"{'dec img/s':>11}{'model B':>9}{'+model':>9}{'dec B':>8}{'+dec':>8}"]
     for r in result["rows"]:
+        dec = r["decoder_bytes"] is not None
         lines.append(f"{r['codec'][:16]:<16}{r['setting'][:34]:<34}{r['bytes']:>9}{r['bits_per_pixel']:>8.4f}"
                      f"{r['psnr_db']:>8.2f}{r['max_abs_error']:>5}{r['encode_images_per_s']:>11.0f}"
-                     f"{r['decode_images_per_s']:>11.0f}{r['model_bytes']:>9}")
+                     f"{r['decode_images_per_s']:>11.0f}{r['model_bytes']:>9}{r['bits_per_pixel_with_model']:>9.4f}"
+                     f"{r['decoder_bytes'] if dec else '-':>8}"
+                     f"{format(r['bits_per_pixel_with_decoder'], '.4f') if dec else '-':>8}")
     if pca["pca"]:
         lines.append(f"at {pca['aezip']['codec']}'s rate ({pca['aezip']['bits_per_pixel']:.4f} bits/pixel): aezip "
                      f"{pca['aezip']['psnr_db']:.2f} dB, best PCA + zstd {pca['pca']['psnr_db']:.2f} dB "

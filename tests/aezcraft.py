@@ -16,7 +16,8 @@ _TRAILER = struct.Struct(">QII4s")
 
 @dataclass
 class Parts:
-    """A .aez file as its pieces; `rows` (offset, length, images) is recomputed by build() unless given."""
+    """A .aez file as its pieces; `rows` (offset, length, images) is recomputed by build() unless given; `model` is
+    the embedded decode-side model of a version-3 file (written whenever it is not None, whatever the version)."""
 
     version: int
     header: bytes
@@ -25,6 +26,7 @@ class Parts:
     rows: list[tuple[int, int, int]] | None = None
     extra: bytes = b""          # bytes between the last chunk and the index
     magic: bytes = field(default=MAGIC)
+    model: bytes | None = None
 
     @property
     def header_json(self) -> dict:
@@ -33,26 +35,34 @@ class Parts:
     def with_header(self, h: object) -> "Parts":
         """A copy whose header is `h` serialized as JSON (or `h` itself if it is bytes)."""
         body = h if isinstance(h, bytes) else json.dumps(h).encode()
-        return Parts(self.version, body, list(self.payloads), list(self.images), self.rows, self.extra, self.magic)
+        return Parts(self.version, body, list(self.payloads), list(self.images), self.rows, self.extra, self.magic,
+                     self.model)
 
 
 def parse(data: bytes) -> Parts:
     """Split a well-formed .aez file into its parts."""
     magic, version, hlen = _PREFIX.unpack_from(data)
     header = data[_PREFIX.size:_PREFIX.size + hlen]
+    model = None
+    if version >= 3:
+        at = _PREFIX.size + hlen + 4
+        (n,) = struct.unpack_from(">I", data, at)
+        model = data[at + 4:at + 4 + n]
     index_offset, count, _, _ = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
     payloads, images = [], []
     for i in range(count):
         off, length, n = _ROW.unpack_from(data, index_offset + i * _ROW.size)
         payloads.append(data[off:off + length])
         images.append(n)
-    return Parts(version, header, payloads, images, magic=magic)
+    return Parts(version, header, payloads, images, magic=magic, model=model)
 
 
 def build(p: Parts) -> bytes:
     """Serialize parts with correct CRCs everywhere (header, chunks, index, whole body)."""
     out = bytearray(_PREFIX.pack(p.magic, p.version, len(p.header)) + p.header
                     + struct.pack(">I", zlib.crc32(p.header)))
+    if p.model is not None:
+        out += struct.pack(">I", len(p.model)) + p.model + struct.pack(">I", zlib.crc32(p.model))
     rows = []
     for payload, n in zip(p.payloads, p.images):
         rows.append((len(out), len(payload), n))

@@ -1,6 +1,7 @@
-"""A seeded, structure-aware fuzzer for .aez and model files: it crafts hostile files that reach the parser (every
-CRC recomputed), decodes each one through the CLI in this process, and records what must never happen: a
-traceback, a run over the time limit, a write outside the output path. Peak memory is the process's peak RSS.
+"""A seeded, structure-aware fuzzer for .aez and model files (decode-side ones too, embedded in a .aez or alone): it
+crafts hostile files that reach the parser (every CRC recomputed), decodes each one through the CLI in this process,
+and records what must never happen: a traceback, a run over the time limit, a write outside the output path. Peak
+memory is the process's peak RSS.
 
     python -m tests.fuzz --aez 10000 --models 1000 --seed 0     # the long run (README reports one)
     pytest -m fuzz                                                # the same through pytest (AEZIP_FUZZ_CASES)
@@ -29,6 +30,7 @@ from PIL import Image
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
 from aezip.data import open_dataset
+from aezip.decodemodel import pack, save_decoder, unpack
 from aezip.demo import sample_path
 from aezip.model import AEConfig
 from aezip.modelfile import load_model, save_model
@@ -64,7 +66,8 @@ class Outcome:
 
 
 def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
-    """A tiny model and well-formed files of each kind to mutate: lossy IDX, lossless .npy, an image folder."""
+    """A tiny model and well-formed files of each kind to mutate: lossy IDX, lossless .npy, an image folder, files
+    with an embedded model (lossy, and --max-error with the pixel model); the model's decode-side file beside it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -82,9 +85,12 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     for name, src, kw in (("lossy", workdir / "src.npy", {"chunk_size": 5}),
                           ("npz", workdir / "src.npz", {"chunk_size": 4}),
                           ("lossless", workdir / "src.npy", {"chunk_size": 7, "max_error": 0}),
-                          ("folder", folder, {"chunk_size": 2, "max_error": 3})):
+                          ("folder", folder, {"chunk_size": 2, "max_error": 3}),
+                          ("embedded", workdir / "src.npy", {"chunk_size": 5, "embed_model": True}),
+                          ("embedded-e", workdir / "src.npy", {"chunk_size": 6, "max_error": 2, "embed_model": True})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
+    save_decoder(mf, workdir / "tiny.aezd")
     return model_path, corpus
 
 
@@ -93,10 +99,55 @@ def _hostile(rng: random.Random) -> object:
     return v if rng.random() < 0.8 else {"deep": [v] * rng.randint(0, 3)}
 
 
+def mutate_decoder(blob: bytes, rng: random.Random) -> bytes:
+    """One hostile variant of a decode-side model: its manifest, tensor data, framing, or raw damage."""
+    manifest, data = unpack(blob)
+    kind = rng.randrange(5)
+    if kind == 0:                                        # a manifest field, the architecture included
+        if rng.random() < 0.5:
+            manifest[rng.choice(["format", "format_version", "model_id", "config", "tensors"])] = _hostile(rng)
+        else:
+            manifest["config"][rng.choice(["image_shape", "hidden", "latent", "levels"])] = rng.choice(
+                [_hostile(rng), [10 ** 6, 256], [4096, 4096], 10 ** 6, 1, [28, 28, 3]])
+    elif kind == 1:                                      # a tensor entry: name, dtypes, shape; dropped or repeated
+        entries = manifest["tensors"]
+        i = rng.randrange(len(entries))
+        what = rng.randrange(4)
+        if what == 0:
+            entries[i][rng.randrange(4)] = rng.choice([_hostile(rng), "float32", "uint64", "int64", "int8",
+                                                       [10 ** 6, 10 ** 6], [2 ** 40] * 4, "intdec.w0"])
+        elif what == 1:
+            entries.pop(i)
+        elif what == 2:
+            entries.append(list(entries[i]))
+        else:
+            entries[i][3] = [entries[i][3][0] + rng.choice([-1, 1])] + entries[i][3][1:] if entries[i][3] else [2]
+    elif kind == 2:                                      # tensor bytes at their extremes (a weight past the bound)
+        raw = bytearray(data)
+        pos = rng.randrange(len(raw))
+        raw[pos:pos + 4] = rng.choice([b"\xff", b"\x7f", b"\x80", b"\x00"]) * len(raw[pos:pos + 4])
+        data = bytes(raw)
+    elif kind == 3:                                      # the payload's stated size, the data's length
+        return blob[:10] + rng.choice([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00"]) + blob[14:] if rng.random() < 0.5 \
+            else pack(manifest, data[:rng.randrange(len(data))], preset=0)
+    else:                                                # raw damage and truncation
+        raw = bytearray(blob[:rng.randrange(1, len(blob) + 1)])
+        for _ in range(rng.randint(0, 3)):
+            raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        return bytes(raw)
+    return pack(manifest, data, preset=0)
+
+
 def mutate_aez(data: bytes, rng: random.Random) -> bytes:
     """One hostile variant of a well-formed .aez file; most keep every checksum valid."""
     parts = aezcraft.parse(data)
     h = parts.header_json
+    if parts.model is not None and rng.random() < 0.3:   # the embedded model
+        if rng.random() < 0.15:
+            parts.model = rng.choice([None, b"", parts.model[:rng.randrange(len(parts.model))]])
+        else:
+            parts.model = mutate_decoder(parts.model, rng)
+        return aezcraft.build(parts)
     kind = rng.randrange(10)
     if kind == 0:                                        # a header field gets a hostile value
         h[rng.choice(sorted(h))] = _hostile(rng)
@@ -119,7 +170,7 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
         h[rng.choice(["shape", "chunk_size", "max_error", "levels", "latent"])] = rng.choice(
             [[h["shape"][0] + rng.randint(-2, 2), *h["shape"][1:]], rng.randint(-3, 2 ** 20), 0, 1, 127, 128, 255])
     elif kind == 4 and len(parts.payloads) > 0:          # index rows: repeated, reordered, recounted
-        off = 14 + len(parts.header) + 4
+        off = 14 + len(parts.header) + 4 + (len(parts.model) + 8 if parts.model is not None else 0)
         rows = []
         for p, n in zip(parts.payloads, parts.images):
             rows.append((off, len(p), n))
@@ -266,20 +317,24 @@ def fuzz(aez_cases: int, model_cases: int, seed: int, workdir: Path) -> Outcome:
     sandbox.mkdir()
     outcome = Outcome()
     originals = [p.read_bytes() for p in corpus]
-    model_data = model_path.read_bytes()
+    model_data, decoder_data = model_path.read_bytes(), model_path.with_suffix(".aezd").read_bytes()
     for i in range(aez_cases):
         crafted = sandbox / "in.aez"
-        crafted.write_bytes(mutate_aez(rng.choice(originals), rng))
-        run_cli(["decode", str(crafted), "-m", str(model_path), "-o", str(sandbox / "out")], outcome,
-                f"aez case {i}", sandbox)
+        original = rng.choice(originals)
+        crafted.write_bytes(mutate_aez(original, rng))
+        embedded = aezcraft.parse(original).model is not None       # decoded by the model it carries
+        run_cli(["decode", str(crafted), *([] if embedded else ["-m", str(model_path)]), "-o", str(sandbox / "out")],
+                outcome, f"aez case {i}", sandbox)
         if i % 4 == 0:
             run_cli(["info", str(crafted)], outcome, f"aez case {i} (info)", sandbox)
     for i in range(model_cases):
         crafted = sandbox / "model.aezm"
-        crafted.write_bytes(mutate_model(model_data, rng))
+        decoder = i % 3 == 2                                       # a third are decode-side model files (.aezd)
+        crafted.write_bytes(mutate_decoder(decoder_data, rng) if decoder else mutate_model(model_data, rng))
         parts = aezcraft.parse(originals[i % len(originals)])     # a file that names the crafted model, so a
         h = parts.header_json                                      # model that loads is also decoded with
-        h["model_id"] = hashlib.sha256(crafted.read_bytes()).hexdigest()
+        if not decoder:                                            # a .aezd names its model by the id it holds
+            h["model_id"] = hashlib.sha256(crafted.read_bytes()).hexdigest()
         named = sandbox / "named.aez"
         named.write_bytes(aezcraft.build(parts.with_header(h)))
         run_cli(["decode", str(named), "-m", str(crafted), "-o", str(sandbox / "out")], outcome,

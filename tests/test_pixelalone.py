@@ -102,3 +102,14 @@ def test_modelcheck_refuses_bad_tensors_of_the_model_without_latents(tmp_path, t
     _rewrite(tiny_model_path, bad, edit)
     with pytest.raises(FormatError, match=message):
         load_model(bad)
+
+
+def test_an_embedded_decode_side_model_carries_the_model_without_latents(tmp_path, tiny_model_path,
+                                                                          sample_images) -> None:
+    images = sample_images[:16]
+    src, aez = tmp_path / "x.npy", tmp_path / "x.aez"
+    np.save(src, images)
+    encode_dataset(open_dataset(src), load_model(tiny_model_path), aez, max_error=0, chunk_size=16,
+                   embed_model=True, pixel_methods=(ALONE,))
+    decode_file(aez, tmp_path / "y.npy")     # no model given: the file's own
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), images)

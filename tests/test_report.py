@@ -44,6 +44,14 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
         assert r.max_abs_error == 0 and 0 < r.bytes < test.size
     assert by[("JPEG", "q 50, per image")].max_abs_error > 0
     assert by[("PCA + zstd", "8 components, step 32")].model_bytes > 0
+    lossy, embedded = by[("aezip tiny", "latent 8, L 8")], by[("aezip tiny", "latent 8, L 8, --embed-model")]
+    assert embedded.psnr_db == lossy.psnr_db and embedded.model_bytes == embedded.decoder_bytes == 0
+    assert lossy.decoder_bytes < lossless.decoder_bytes < lossless.model_bytes    # lossy: no max-error coder
+    assert embedded.bytes == lossy.bytes + lossy.decoder_bytes + 8                  # + its length and CRC
+    for r in (lossy, lossless):
+        assert r.bits_per_pixel_with_model == pytest.approx((r.bytes + r.model_bytes) * 8 / test.size)
+        assert r.bits_per_pixel_with_decoder == pytest.approx((r.bytes + r.decoder_bytes) * 8 / test.size)
+    assert by[("xz -9e", "raw bytes, whole set")].decoder_bytes is None
 
 
 def test_pca_round_trips_its_own_bytes(sample_images) -> None:

@@ -1,0 +1,59 @@
+"""`aezip model`: what can be made from a model file: its decode-side model, a coarser integer decoder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .common import PATH, Report, force_option, output_options, reporting, resolve_output
+
+
+@click.group("model")
+def model_group() -> None:
+    """Work with model files."""
+
+
+@model_group.command("export-decoder")
+@click.argument("model", type=PATH)
+@output_options("Decode-side model file to write (.aezd).", stream=False)
+@force_option
+@reporting
+def export_decoder(model: Path, output: Path | None, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
+    """Write the decode-side model of MODEL: all that decoding its files needs (-m takes it), not encoding."""
+    from aezip.atomic import check_output
+    from aezip.decodemodel import save_decoder
+    from aezip.modelfile import load_model
+
+    out = resolve_output(output)
+    check_output(out, force, inputs=(model,))
+    mf = load_model(model)
+    size = save_decoder(mf, out, force=force)
+    full = model.stat().st_size
+    Report(quiet, verbose, as_json).result(
+        {"output": str(out), "model_id": mf.id, "bytes": size, "model_bytes": full},
+        f"wrote {out}: {size} bytes ({size / full:.1%} of {model.name}'s {full}); decodes files of model {mf.id[:16]}")
+
+
+@model_group.command("requantize")
+@click.argument("model", type=PATH)
+@output_options("Model file to write (.aezm).", stream=False)
+@click.option("--weight-bits", type=int, required=True,
+              help="Signed bits of the integer decoder's weights (16: the integers aezip train makes).")
+@force_option
+@reporting
+def requantize_cmd(model: Path, output: Path | None, weight_bits: int, force: bool, quiet: bool, verbose: int,
+                   as_json: bool) -> None:
+    """Write MODEL with a coarser integer decoder: a new model whose decode-side part is smaller."""
+    from aezip.atomic import check_output
+    from aezip.decodemodel import decoder_bytes
+    from aezip.modelfile import load_model
+    from aezip.requantize import requantize
+
+    out = resolve_output(output)
+    check_output(out, force, inputs=(model,))
+    new = requantize(load_model(model), weight_bits)
+    new.save(out, force=force)
+    size = len(decoder_bytes(new, max_error_parts=False))
+    Report(quiet, verbose, as_json).result(
+        {"output": str(out), "model_id": new.id, "weight_bits": weight_bits, "decode_side_lossy_bytes": size},
+        f"wrote {out} (model id {new.id[:16]}): {weight_bits}-bit decoder weights, lossy decode side {size} bytes")
