@@ -19,14 +19,18 @@ from .atomic import atomic_path
 from .container import ContainerReader, ContainerWriter
 from .data import Dataset, write_dataset
 from .source import Source, output_names
-from .entropy import LATENT_CODER, decode_codes, encode_codes
+from .entropy import LATENT_CODER
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from .intdecoder import ARITHMETIC, integer_decode
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, default_model, load_model
 from .options import parse_range
-from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels, encode_pixels
+from .context import CONTEXT_CODER
+from .latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
+from .quality import LADDER_CODER, check_quality, coarse_codes
+from .pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels,
+                          encode_pixels)
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
 
@@ -127,19 +131,27 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
-def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device) -> np.ndarray:
-    """The latent codes of one chunk of images (the model already on `device`)."""
+def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None) -> np.ndarray:
+    """The latent codes of one chunk of images (the model already on `device`): the model's own codes, or the
+    coarse codes of a quality level (see quality.py)."""
     from .tensors import to_unit
-    return mf.model.codes(to_unit(chunk).to(device), backend).cpu().numpy()
+    x = to_unit(chunk).to(device)
+    if quality is None:
+        return mf.model.codes(x, backend).cpu().numpy()
+    import torch
+    with torch.no_grad():
+        z = mf.model.encode(x, backend).cpu().numpy()
+    return coarse_codes(z, mf.config.levels, quality)
 
 
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
-                 pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
-    """One chunk of images and their codes into its payload; also its squared error and max error. pixel_methods
-    limits the pixel coders tried under max_error (pixelstream's method numbers; default: all)."""
+                 quality: int | None = None, pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
+    """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
+    error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
+    all)."""
     flat = chunk.reshape(len(chunk), -1)
-    recon = integer_decode(mf.intdec, codes, block_pool())
-    latent, residual = encode_codes(codes, mf.tables), b""
+    recon = integer_decode(mf.intdec, fine_codes(mf, codes, quality), block_pool())
+    latent, residual = encode_latents(mf, codes, quality), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
                                mf.pixel_alone, pixel_methods)
@@ -153,11 +165,12 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
-              shard: dict | None = None, embed_model: bool = False,
+              shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
               pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
-    sharded encode (see shards.py); embed_model writes the decode-side model the file needs into it."""
+    sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
+    embed_model writes the decode-side model the file needs into it."""
     from . import kernels                             # torch: only encoding needs it, decoding does not
     from .parallel import encode_chunks
     from .decodemodel import decoder_bytes
@@ -166,15 +179,18 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
     chunk_size = _check_encode_args(max_error, chunk_size, shape)
+    quality = check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     header = {
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": LATENT_CODER,
+        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": latent_coder(mf, quality),
         "residual": PIXEL_CODER if max_error is not None else None,
     }
+    if quality is not None:
+        header["quality"] = quality
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()
@@ -183,7 +199,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     writer = ContainerWriter(f, header, model)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
-                                                            pixel_methods):
+                                                            quality, pixel_methods):
         writer.add_chunk(payload, n)
         sse += chunk_sse
         max_err = max(max_err, chunk_max)
@@ -203,17 +219,19 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
-                   shard: tuple[int, int] | None = None, embed_model: bool = False,
-                   pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
+                   shard: tuple[int, int] | None = None, quality: int | None = None,
+                   embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
-    bounds every pixel's error (0: lossless). jobs > 1 codes chunks in that many processes (same bytes); shard
-    (K, N) writes only the K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model
-    writes the decode-side model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried
-    under max_error (bench rows)."""
+    bounds every pixel's error (0: lossless); quality (2..the model's levels, None: its own quantizer) trades
+    size for quality. jobs > 1 codes chunks in that many processes (same bytes); shard (K, N) writes only the
+    K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
+    model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
+    rows)."""
     from .shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path))
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
+    check_quality(quality, mf.config.levels)
     if shard is not None and image_range is not None:
         raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
     lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else parse_range(image_range, dataset.shape[0])
@@ -222,7 +240,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
         source = dataclasses.replace(source, names=source.names[lo:hi])
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
-                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None,
+                jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None, quality=quality,
                 embed_model=embed_model, pixel_methods=pixel_methods)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
@@ -262,7 +280,7 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=LATENT_CODER,
+        validate_header(h, decoder=ARITHMETIC, entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER),
                         residual=(PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
@@ -285,7 +303,7 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = (integer_decode(mf.intdec, decode_codes(latent, n, mf.tables), block_pool())
+    pred = (integer_decode(mf.intdec, decode_latents(mf, header, latent, n), block_pool())
             if latent or max_error is None else None)
     if max_error is None:
         return pred

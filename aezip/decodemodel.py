@@ -43,6 +43,7 @@ from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
 from .modelfile import ModelFile, model_tensors
 from .pixelmodel import ALONE, WITH_LATENTS, PixelMLP
+from .context import ContextModel
 
 MAGIC = b"\x89AEZD\r\n\x1a"
 FORMAT = "aezip-decoder"
@@ -193,7 +194,7 @@ def load_decoder_bytes(blob: bytes, where: str, path: Path | None = None) -> Mod
                      IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")}),
                      None if prior is None else prior.astype(np.int64), {"decode_only": True}, None, model_id, path,
                      config=AEConfig.from_dict(config), weights={}, pixel=PixelMLP.from_tensors(tensors, WITH_LATENTS),
-                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE))
+                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors))
 
 
 def load_decoder(path: Path, data: bytes) -> ModelFile:

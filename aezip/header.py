@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 
 from .errors import FormatError
+from .context import CONTEXT_CODER
+from .quality import LADDER_CODER
 
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
@@ -47,8 +49,10 @@ def image_samples(shape: list[int] | tuple[int, ...]) -> int:
     return n
 
 
-def validate_header(h: object, *, decoder: str, entropy: str, residual: tuple[str, ...]) -> dict:
-    """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field."""
+def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residual: tuple[str, ...]) -> dict:
+    """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field.
+    `entropy` lists the latent coders understood; a file of a quality level Q (quality.py) records it and names the
+    ladder coder, or the context coder (context.py), which serves every level."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
     missing = REQUIRED_FIELDS - set(h)
@@ -72,7 +76,14 @@ def validate_header(h: object, *, decoder: str, entropy: str, residual: tuple[st
     e = h.get("max_error")
     _need(e is None or (_is_int(e) and 0 <= e <= 255), f"header max_error {e!r} is not none or 0..255")
     _need(h.get("decoder") == decoder, f"decoder arithmetic {h.get('decoder')!r} is not supported ({decoder})")
-    _need(h.get("entropy") == entropy, f"latent coder {h.get('entropy')!r} is not supported ({entropy})")
+    _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
+                                       f"({', '.join(entropy)})")
+    q, coder = h.get("quality"), h.get("entropy")
+    _need(coder in (LADDER_CODER, CONTEXT_CODER) if "quality" in h else coder != LADDER_CODER,
+          f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coder {LADDER_CODER} needs a "
+          f"quality, the per-dimension coder none)")
+    _need("quality" not in h or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "
+                                                                    f"(levels {levels})")
     _need(h.get("residual") is None if e is None else h.get("residual") in residual,
           f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
     for k in ("backend", "aezip_version"):

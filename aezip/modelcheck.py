@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .context import check_context_tensors
 from .errors import FormatError
 from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
 from .intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
@@ -101,6 +102,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
     for prefix in (WITH_LATENTS, ALONE):   # the pixel models are part of the max-error coder
         if prefix + "table" in tensors and "residual.prior" in tensors:
             expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors, prefix)
+    expected |= check_context_tensors(latent, levels, tensors, MAX_TABLE_TOTAL)
     unknown = set(tensors) - expected
     _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")
 

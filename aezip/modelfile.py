@@ -22,6 +22,7 @@ from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
 from .pixelmodel import ALONE, WITH_LATENTS, PixelMLP
+from .context import ContextModel
 
 if TYPE_CHECKING:
     from .model import AutoEncoder
@@ -43,7 +44,7 @@ class ModelFile:
                  residual_prior: np.ndarray | None, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
                  weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None,
-                 pixel_alone: PixelMLP | None = None) -> None:
+                 pixel_alone: PixelMLP | None = None, context: ContextModel | None = None) -> None:
         if model is None and (config is None or weights is None):
             raise ValueError("a ModelFile needs the network, or its config and float weights")
         self._model = model
@@ -59,6 +60,7 @@ class ModelFile:
         self.path = path
         self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
         self.pixel_alone = pixel_alone                # the same without latents: it predicts from its base image
+        self.context = context                        # the latents' context entropy model (optional)
 
     @property
     def config(self) -> AEConfig:
@@ -119,6 +121,8 @@ def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
         tensors.update(mf.pixel.tensors(WITH_LATENTS))
     if mf.pixel_alone is not None:
         tensors.update(mf.pixel_alone.tensors(ALONE))
+    if mf.context is not None:
+        tensors.update(mf.context.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     return tensors
@@ -190,7 +194,7 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
                      weights=weights, pixel=PixelMLP.from_tensors(tensors, WITH_LATENTS),
-                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE))
+                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors))
 
 
 def describe(mf: ModelFile) -> dict:

@@ -11,6 +11,8 @@ BACKENDS = ("auto", "triton", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
+RECORDED_WHEN_SET = ("variable_rate", "context_model")   # options newer than the shipped model: in its info only when set, so the
+#                                          default recipe still writes the shipped model file byte for byte
 QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
@@ -41,6 +43,8 @@ class TrainOptions:
     l2: float = 0.0
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
+    variable_rate: int = 0            # Q >= 2: each sample's quantization is that of a random quality Q..levels
+    context_model: bool = False       # also count the latents' context entropy model (context.py)
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels
@@ -72,6 +76,9 @@ class TrainOptions:
         for name in ("epochs", "batch_size", "lr"):
             if getattr(self, name) <= 0:
                 raise ParameterError(name, f"must be positive, got {getattr(self, name)}")
+        if self.variable_rate == 1 or self.variable_rate < 0:
+            raise ParameterError("variable_rate", f"must be 0 (off) or a quality of at least 2, got "
+                                                  f"{self.variable_rate}")
         for name in ("shift", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")

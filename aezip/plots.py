@@ -8,7 +8,8 @@ from PIL import Image
 
 
 def rd_plot(rows: list[dict], path: Path, title: str) -> None:
-    """PSNR against bits/pixel, one line per lossy codec family (per-image image codecs, PCA, aezip)."""
+    """PSNR against bits/pixel, one line per lossy codec family (image codecs per image and on a mosaic, PCA, each
+    aezip model's quality ladder, its --max-error curve)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -21,7 +22,8 @@ def rd_plot(rows: list[dict], path: Path, title: str) -> None:
         key = r["codec"]
         if key.startswith("aezip"):
             key = "aezip --max-error E" if "max-error" in r["setting"] else \
-                "aezip --embed-model (model in the file)" if "embed-model" in r["setting"] else "aezip (lossy)"
+                "aezip --embed-model (model in the file)" if "embed-model" in r["setting"] else \
+                f"{r['codec']} --quality 2..L"
         if key in ("JPEG", "WebP"):
             key += " (mosaic)" if "mosaic" in r["setting"] else " (per image)"
         groups.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))

@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
+from .bdrate import METHODS, bd_rate
 from .baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from .codec import Progress, decode_file, encode_dataset
 from .data import Dataset, array_dataset
@@ -72,26 +73,31 @@ def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
 
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
                workdir: Path, progress: Progress | None = None) -> list[Row]:
-    """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy,
-    the first model lossy with --embed-model (decoded without the model), the first model at each max error (each
-    chunk's cheapest pixel coder), and the first model lossless with only its pixel model without latents, and only
-    its pixel model with latents (where it has them)."""
+    """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy at
+    every level of its quality ladder (2..L), the first model lossy with --embed-model (decoded without the model),
+    the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
+    its pixel model without latents, and only its pixel model with latents (where it has them)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
-    runs = [(name, mf, None, False, None, "") for name, mf in models]
-    runs += [(models[0][0], models[0][1], None, True, None, "")]
-    runs += [(models[0][0], models[0][1], e, False, None, "") for e in max_errors]
-    runs += [(models[0][0], models[0][1], 0, False, m, label) for m, label in _pixel_model_runs(models[0][1])]
-    for name, mf, max_error, embed, methods, label in runs:
+    first = models[0]
+    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in range(2, mf.config.levels + 1)]
+    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
+    runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
+    decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
+    for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
-                                                      embed_model=embed, pixel_methods=methods))
+                                                      quality=quality, embed_model=embed, pixel_methods=methods))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
+            "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label
-        decoder = 0 if embed else len(decoder_bytes(mf, max_error_parts=max_error is not None))
+        kind = (name, max_error is not None)
+        if not embed and kind not in decoders:
+            decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))
+        decoder = 0 if embed else decoders[kind]
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
                          0 if embed else mf.path.stat().st_size, decoder))
         if progress:
@@ -172,9 +178,10 @@ def image_codec_rows(images: np.ndarray, qualities: Iterable[int] = (1, 5, 10, 2
     return rows
 
 
-def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (8, 16, 24, 32, 48, 64),
+def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (2, 4, 8, 16, 24, 32, 48, 64),
              step: float = 32.0) -> list[Row]:
-    """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19."""
+    """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19; from 2
+    components, so that its curve reaches the low PSNR of the coarsest --quality levels."""
     rows = []
     sizes = list(sizes)
     full = PCACodec.fit(train, max(sizes))
@@ -187,20 +194,27 @@ def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (8, 1
     return rows
 
 
-def bd_rate(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float | None:
-    """Bjontegaard delta rate (%) of `test` against `anchor`, points (bits/pixel, PSNR dB), over their common
-    PSNR range; negative means test needs fewer bits. None where the ranges do not overlap or points are too few."""
-    if len(anchor) < 2 or len(test) < 2:
-        return None
-    (ra, pa), (rt, pt) = (np.array(sorted(anchor, key=lambda t: t[1])).T, np.array(sorted(test, key=lambda t: t[1])).T)
-    lo, hi = max(pa.min(), pt.min()), min(pa.max(), pt.max())
-    if lo >= hi:
-        return None
-    deg = min(3, len(anchor) - 1, len(test) - 1)
-    fa, ft = np.polyfit(pa, np.log(ra), deg), np.polyfit(pt, np.log(rt), deg)
-    ia, it = np.polyint(fa), np.polyint(ft)
-    avg = ((np.polyval(it, hi) - np.polyval(it, lo)) - (np.polyval(ia, hi) - np.polyval(ia, lo))) / (hi - lo)
-    return float((np.exp(avg) - 1) * 100)
+def _points(rows: Iterable[Row]) -> list[tuple[float, float]]:
+    return [(r.bits_per_pixel, r.psnr_db) for r in rows]
+
+
+def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, float | None]]:
+    """BD-rate (%) of each model's quality ladder against each lossy baseline curve (PCA + zstd, JPEG and WebP per
+    image and on a mosaic), and of the first model's --max-error curve against WebP, by both methods of bdrate.py."""
+    def family(codec: str, where: str = "") -> list[Row]:
+        return [r for r in rows if r.codec == codec and where in r.setting]
+
+    anchors = {"PCA + zstd": family("PCA + zstd")}
+    for codec in ("JPEG", "WebP"):
+        for where in ("per image", "mosaic"):
+            anchors[f"{codec} ({where})"] = family(codec, where)
+    tests = {f"aezip {n} --quality": [r for r in family(f"aezip {n}") if "--quality" in r.setting]
+             for n in aezip_names}
+    tests["aezip --max-error"] = [r for r in family(f"aezip {aezip_names[0]}", "--max-error")
+                                  if r.max_abs_error > 0]
+    return {f"{t} vs {a}": {m: bd_rate(_points(anchor), _points(test), m) for m in METHODS}
+            for t, test in tests.items() for a, anchor in anchors.items()
+            if not (t == "aezip --max-error" and a == "PCA + zstd")}
 
 
 def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
@@ -215,23 +229,17 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
         rows += group()
         if progress:
             progress(1)
-    lossy = [r for r in rows if r.codec.startswith("aezip") and "max-error" not in r.setting
-             and "embed-model" not in r.setting]
-    bounded = [r for r in rows if "max-error" in r.setting and r.max_abs_error > 0]
-    points = lambda rs: [(r.bits_per_pixel, r.psnr_db) for r in rs]  # noqa: E731
-    webp = [r for r in rows if r.codec == "WebP" and "per image" in r.setting]
-    webp_mosaic = [r for r in rows if r.codec == "WebP" and "mosaic" in r.setting]
-    pca = [r for r in rows if r.codec == "PCA + zstd"]
-    first = lossy[0]
+    names = [name for name, _ in models]
+    first = max((r for r in rows if r.codec == f"aezip {names[0]}" and "--quality" in r.setting),
+                key=lambda r: r.bits_per_pixel)   # the model's own quantizer: the top of its ladder
     return {"test_range": list(test_range), "train_range": list(train_range), "images": len(test),
             "rows": [asdict(r) for r in rows],
             "pca_at_aezip_rate": {"aezip": {"codec": first.codec, "bits_per_pixel": first.bits_per_pixel,
                                             "psnr_db": first.psnr_db},
                                   "pca": pca_best_at_rate(train, test, first.bits_per_pixel)},
-            "bd_rate_percent": {"aezip vs PCA + zstd": bd_rate(points(pca), points(lossy)),
-                                "aezip vs WebP (per image)": bd_rate(points(webp), points(lossy)),
-                                "aezip --max-error vs WebP (per image)": bd_rate(points(webp), points(bounded)),
-                                "aezip --max-error vs WebP (mosaic)": bd_rate(points(webp_mosaic), points(bounded))}}
+            "bd_rate_method": "pchip: piecewise cubic Hermite of log(rate) over PSNR through each curve's efficient "
+                              "points; cubic: Bjontegaard's least-squares cubic (see aezip/bdrate.py)",
+            "bd_rate_percent": bd_rates(rows, names)}
 
 
 def reconstructions(data: Dataset, test_range: tuple[int, int], models: list[tuple[str, Path | None]],

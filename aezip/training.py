@@ -11,8 +11,9 @@ import torch
 
 from . import kernels
 from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
+from .context import encode_context, fit_context
 from .entropy import encode_codes, frequency_tables
-from .errors import InputError
+from .errors import InputError, ParameterError
 from .intdecoder import build_integer_decoder, integer_decode
 from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
@@ -26,7 +27,7 @@ from .tensors import resolve_device, to_unit
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import EXECUTION_OPTIONS, TrainOptions, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, TrainOptions, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -66,8 +67,16 @@ def random_shift(x: torch.Tensor, image_shape: tuple[int, ...], max_shift: int, 
     return padded[batch, :, rows, cols].reshape(b, -1)   # advanced indices first: b x h x w x c
 
 
-def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Generator) -> torch.Tensor:
-    step = 1.0 / (levels - 1)
+def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Generator,
+                        variable_rate: int = 0) -> torch.Tensor:
+    """The latents as training sees them quantized: with one step of the model's grid, or (variable_rate = Q >= 2)
+    of the grid of a quality level drawn per sample from Q..levels (the ladder of quality.py, whose coarse points
+    lie within half a fine step of the uniform grid of that many levels)."""
+    if variable_rate:
+        q = torch.randint(variable_rate, levels + 1, (h.shape[0], 1), generator=gen, device=h.device)
+        step = 1.0 / (q - 1).to(h.dtype)
+    else:
+        step = 1.0 / (levels - 1)
     if mode == "ste":
         return h + (torch.round(h / step) * step - h).detach()
     return h + (torch.rand(h.shape, generator=gen, device=h.device) - 0.5) * step
@@ -85,13 +94,13 @@ class _TrainForward(torch.nn.Module):
     """One training forward pass (encoder, quantization noise, decoder logits) as a module, so that
     DistributedDataParallel sees the call and all-reduces the gradients of everything it used."""
 
-    def __init__(self, model: AutoEncoder, backend: str, quant_noise: str) -> None:
+    def __init__(self, model: AutoEncoder, backend: str, quant_noise: str, variable_rate: int = 0) -> None:
         super().__init__()
-        self.model, self.backend, self.quant_noise = model, backend, quant_noise
+        self.model, self.backend, self.quant_noise, self.variable_rate = model, backend, quant_noise, variable_rate
 
     def forward(self, x_in: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.model.encode(x_in, self.backend)
-        noisy = _quantization_noise(h, self.model.config.levels, self.quant_noise, gen)
+        noisy = _quantization_noise(h, self.model.config.levels, self.quant_noise, gen, self.variable_rate)
         return h, self.model.decode_logits(noisy)
 
 
@@ -141,6 +150,9 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
            device: torch.device) -> ModelFile | None:
     if tuple(images.shape[1:]) != config.image_shape:
         raise InputError(f"images are {images.shape[1:]}, the config expects {config.image_shape}")
+    if opts.variable_rate > config.levels:
+        raise ParameterError("variable_rate", f"must lie in 2..{config.levels} (the latent levels) or be 0, got "
+                                              f"{opts.variable_rate}")
     backend = kernels.resolve_backend(opts.backend, device)
     log(f"aezip train: {len(images)} images of {'x'.join(map(str, config.image_shape))}, device {device}, "
         f"kernel backend {backend}" + (f", {world.size} processes x batch {opts.batch_size}" if world.distributed
@@ -153,7 +165,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     rows = ImageRows(images, device)
     train_rows = torch.from_numpy(train_idx).to(device)
     model = AutoEncoder(config).to(device)
-    forward = _ddp(_TrainForward(model, backend, opts.quant_noise), world, device)
+    forward = _ddp(_TrainForward(model, backend, opts.quant_noise, opts.variable_rate), world, device)
     # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
     optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay,
                               **({"fused": True} if opts.fused_optimizer else {"foreach": True}))
@@ -244,6 +256,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     cfg = model.config
     train_codes = _codes(model, images, train_idx)
     tables = frequency_tables(train_codes, cfg.levels)
+    context = fit_context(train_codes, cfg.levels) if opts.context_model else None
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
@@ -258,7 +271,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
-        latent_bytes += len(encode_codes(codes, tables))
+        latent_bytes += len(encode_codes(codes, tables) if context is None else
+                            encode_context(codes, tables, context, cfg.levels, None))
         val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
         diff = val.astype(np.float64) - pred
         sse += float(np.sum(diff * diff))
@@ -268,7 +282,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {
-        "options": {k: v for k, v in asdict(opts).items() if k not in EXECUTION_OPTIONS},
+        "options": {k: v for k, v in asdict(opts).items()
+                    if k not in EXECUTION_OPTIONS and not (k in RECORDED_WHEN_SET and not v)},
         "train_images": int(len(train_idx)),
         "heldout": {"images": int(len(val_idx)), "psnr_db": round(val_psnr, 3),
                     "latent_bits_per_pixel": round(latent_bytes * 8 / pixels, 5)},
@@ -281,7 +296,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
         log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless + the latents, "
             f"{alone_bits / pixels:.4f} without latents (ideal, from its integer tables)")
     return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
-                     pixel_alone=alone)
+                     pixel_alone=alone, context=context)
 
 
 def _progress(total: int, enabled: bool):

@@ -54,6 +54,11 @@ def cli() -> None:
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA, mask:P or box:S (intensities in [0, 1]).")
 @_train_option("quant_noise", "--quant-noise", type=click.Choice(QUANT_NOISES),
                help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
+@_train_option("variable_rate", "--variable-rate", metavar="Q", type=int,
+               help="Train for every --quality from Q to --levels: each sample's quantization noise is that of a "
+                    "random level (0: the model's own level only).")
+@_train_option("context_model", "--context-model", is_flag=True,
+               help="Also count a context entropy model of the latents (tables conditioned on earlier latents).")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
@@ -105,6 +110,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 @output_options(".aez file to write.")
 @model_option()
 @click.option("--max-error", type=int, default=None, help="Bound every pixel's error by E gray levels (0: lossless).")
+@click.option("--quality", type=int, default=None, metavar="Q",
+              help="Latent levels 2..L (L: the model's levels, the default); lower is smaller and coarser.")
 @click.option("--chunk-size", type=int, default=None,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
@@ -120,8 +127,8 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           chunk_size: int | None, image_range: str | None, key: str | None, embed_model: bool, jobs: int,
-           shard_spec: str | None,
+           quality: int | None, chunk_size: int | None, image_range: str | None, key: str | None, embed_model: bool,
+           jobs: int, shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
@@ -152,7 +159,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         with report.progress(hi - lo, "encode") as progress:
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
-                           jobs=jobs, shard=shard, embed_model=embed_model)
+                           jobs=jobs, shard=shard, quality=quality, embed_model=embed_model)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "
@@ -279,6 +286,7 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     src_fmt = h["source"]
     rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src_fmt["format"]),
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
+            ("quality", f"{h.get('quality', h['levels'])} of {h['levels']} levels"),
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
             ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
              or "none"),

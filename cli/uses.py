@@ -237,8 +237,11 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
                      f"{pca['aezip']['psnr_db']:.2f} dB, best PCA + zstd {pca['pca']['psnr_db']:.2f} dB "
                      f"({pca['pca']['components']} components, step {pca['pca']['step']:g}, "
                      f"{pca['pca']['bits_per_pixel']:.4f} bits/pixel)")
+    lines.append("BD-rate (negative: aezip needs fewer bits at equal PSNR; piecewise cubic, and in brackets "
+                 "Bjontegaard's cubic fit):")
     for k, v in result["bd_rate_percent"].items():
-        lines.append(f"BD-rate {k}: " + ("n/a (no common PSNR range)" if v is None else f"{v:+.1f} %"))
+        lines.append(f"  {k}: " + ("n/a (no common PSNR range)" if v["pchip"] is None else
+                                   f"{v['pchip']:+.1f} % ({v['cubic']:+.1f} %)"))
     report.result(result, *lines)
     _write_json(json_path, result)
     if plot:

@@ -66,8 +66,9 @@ class Outcome:
 
 
 def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
-    """A tiny model and well-formed files of each kind to mutate: lossy IDX, lossless .npy, an image folder, files
-    with an embedded model (lossy, and --max-error with the pixel model); the model's decode-side file beside it."""
+    """A tiny model and well-formed files of each kind to mutate: lossy IDX, a lower --quality, lossless .npy, an
+    image folder, files with an embedded model (lossy, and --max-error with the pixel model); the model's
+    decode-side file beside it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -85,6 +86,7 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     for name, src, kw in (("lossy", workdir / "src.npy", {"chunk_size": 5}),
                           ("npz", workdir / "src.npz", {"chunk_size": 4}),
                           ("lossless", workdir / "src.npy", {"chunk_size": 7, "max_error": 0}),
+                          ("quality", workdir / "src.npy", {"chunk_size": 5, "quality": 3}),
                           ("folder", folder, {"chunk_size": 2, "max_error": 3}),
                           ("embedded", workdir / "src.npy", {"chunk_size": 5, "embed_model": True}),
                           ("embedded-e", workdir / "src.npy", {"chunk_size": 6, "max_error": 2, "embed_model": True})):
@@ -167,7 +169,7 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
             src[rng.choice(["format", "gzip", "npz_key", "names_zlib", "names", "npz_extra"])] = rng.choice(
                 [_hostile(rng), "KLUv/QRYAQAA", "KLUv/WQAAAAAAAA=", "not base64!"])
     elif kind == 3:                                      # shape, chunk size, max error against the chunks
-        h[rng.choice(["shape", "chunk_size", "max_error", "levels", "latent"])] = rng.choice(
+        h[rng.choice(["shape", "chunk_size", "max_error", "levels", "latent", "quality"])] = rng.choice(
             [[h["shape"][0] + rng.randint(-2, 2), *h["shape"][1:]], rng.randint(-3, 2 ** 20), 0, 1, 127, 128, 255])
     elif kind == 4 and len(parts.payloads) > 0:          # index rows: repeated, reordered, recounted
         off = 14 + len(parts.header) + 4 + (len(parts.model) + 8 if parts.model is not None else 0)

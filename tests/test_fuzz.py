@@ -43,7 +43,7 @@ _header_keys = st.sampled_from(sorted(REQUIRED_FIELDS) + ["names_zlib", "names",
 @given(st.dictionaries(_header_keys, _json, max_size=14) | _json)
 def test_any_json_header_is_accepted_or_refused_with_a_format_error(h) -> None:
     try:
-        checked = validate_header(h, decoder="fixed-point-v1", entropy="ans-categorical-per-dim", residual=("r",))
+        checked = validate_header(h, decoder="fixed-point-v1", entropy=("ans-categorical-per-dim",), residual=("r",))
     except FormatError:
         return
     assert checked is h and isinstance(h["shape"], list)

@@ -1,0 +1,44 @@
+"""Which coder a chunk's latents take and how: the static per-dimension tables (entropy.py), their coarse
+versions for a --quality level (quality.py), or the model's context model (context.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .context import CONTEXT_CODER, decode_context, encode_context
+from .entropy import LATENT_CODER, decode_codes, encode_codes
+from .errors import FormatError
+from .modelfile import ModelFile
+from .quality import LADDER_CODER, ladder_tables, to_fine
+
+
+def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
+    """The fine codes the integer decoder consumes for codes of `quality` (None: they already are)."""
+    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
+
+
+def latent_coder(mf: ModelFile, quality: int | None) -> str:
+    """The latent coder a file of this model and quality names: the context model where the model has one."""
+    return CONTEXT_CODER if mf.context is not None else LATENT_CODER if quality is None else LADDER_CODER
+
+
+def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
+    return mf.tables if quality is None else ladder_tables(mf.tables, quality)
+
+
+def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None) -> bytes:
+    """A chunk's latent stream: its codes (of `quality`) with the model's context model, or its static tables."""
+    if mf.context is not None:
+        return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    return encode_codes(codes, _static_tables(mf, quality))
+
+
+def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
+    """A chunk's fine codes (n x latent) from its latent stream, by the coder and quality its header names."""
+    quality = header.get("quality")
+    if header["entropy"] == CONTEXT_CODER:
+        if mf.context is None:
+            raise FormatError("the file's latents use the context coder, but its model has no context tables")
+        codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    else:
+        codes = decode_codes(latent, n, _static_tables(mf, quality))
+    return fine_codes(mf, codes, quality)
