@@ -29,7 +29,8 @@ from .options import parse_range
 from .context import CONTEXT_CODER
 from .latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from .quality import LADDER_CODER, check_quality, coarse_codes
-from .pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, decode_pixels, encode_pixels
+from .pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels,
+                          encode_pixels)
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
 from .tiles import predict
@@ -146,15 +147,24 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
     return coarse_codes(z, mf.config.levels, quality)
 
 
+def _alone(mf: ModelFile, samples: int):
+    """The model's pixel model without latents where its base image fits images of `samples` samples (a tile
+    model's images of other sizes have none)."""
+    a = mf.pixel_alone
+    return a if a is not None and a.base.size == samples else None
+
+
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
-                 quality: int | None = None) -> tuple[bytes, float, int]:
+                 quality: int | None = None, pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
     """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
-    error."""
+    error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
+    all)."""
     flat = chunk.reshape(len(chunk), -1)
     recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
     latent, residual = encode_latents(mf, codes, quality), b""
     if max_error is not None:
-        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel)
+        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
+                               _alone(mf, flat.shape[1]), pixel_methods)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
@@ -165,7 +175,8 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
-              shard: dict | None = None, quality: int | None = None, embed_model: bool = False) -> CodecReport:
+              shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
+              pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
@@ -200,7 +211,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     writer = ContainerWriter(f, header, model)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
-                                                                   quality):
+                                                            quality, pixel_methods):
         writer.add_chunk(payload, n)
         sse += chunk_sse
         max_err = max(max_err, chunk_max)
@@ -221,12 +232,13 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
                    shard: tuple[int, int] | None = None, quality: int | None = None,
-                   embed_model: bool = False) -> CodecReport:
+                   embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless); quality (2..the model's levels, None: its own quantizer) trades
     size for quality. jobs > 1 codes chunks in that many processes (same bytes); shard (K, N) writes only the
     K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
-    model into the file (see decodemodel.py)."""
+    model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
+    rows)."""
     from .shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
@@ -241,7 +253,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
                 jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None, quality=quality,
-                embed_model=embed_model)
+                embed_model=embed_model, pixel_methods=pixel_methods)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
@@ -283,7 +295,7 @@ def check_header(reader: ContainerReader) -> dict:
     h = reader.header
     try:
         validate_header(h, decoder=ARITHMETIC, entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER),
-                        residual=(PIXEL_CODER, PIXEL_CODER_V1, RESIDUAL_CODER))
+                        residual=(PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -313,15 +325,16 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
         if pred is None:
             raise ValueError("a pixel stream without latents")
         return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
-    mlp = mf.pixel if header["residual"] == PIXEL_CODER else None   # version 1 streams have no pixel model
+    mlp = mf.pixel if header["residual"] in (PIXEL_CODER, PIXEL_CODER_V2) else None   # version 1: none
+    alone = _alone(mf, image_samples(header["shape"])) if header["residual"] == PIXEL_CODER else None  # v1, 2: none
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior, mlp)
+                         mf.residual_prior, mlp, alone)
 
 
 def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
     counts: dict[str, int] = {}
-    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V1):
+    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
         return counts
     for i in range(len(reader.chunks)):
         _, _, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")

@@ -15,7 +15,7 @@ from .context import check_context_tensors
 from .errors import FormatError
 from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
 from .intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
-from .pixelmodel import INPUT_LIMIT, MU_BUCKETS, channels, levels_of, n_features
+from .pixelmodel import ALONE, INPUT_LIMIT, MU_BUCKETS, WITH_LATENTS, channels, levels_of, n_features
 from .residual import N_CONTEXTS, PRIOR_TOTAL
 
 MAX_HIDDEN_LAYERS = 8
@@ -103,54 +103,59 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
               and bank.shape[0] <= BANK_MAX and int(bank.max(initial=0)) < levels,
               f"restore.bank {bank.dtype} {bank.shape} does not fit the model")
         expected.add("restore.bank")
-    if "pixel.table" in tensors and "residual.prior" in tensors:   # the pixel model is part of the max-error coder
-        expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors)
+    for prefix in (WITH_LATENTS, ALONE):   # the pixel models are part of the max-error coder
+        if prefix + "table" in tensors and "residual.prior" in tensors:
+            expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors, prefix)
     expected |= check_context_tensors(latent, levels, tensors, MAX_TABLE_TOTAL)
     unknown = set(tensors) - expected
     _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")
 
 
-def _mlp_layers(tensors: dict[str, np.ndarray], k: int, layers: int, features: int) -> set[str]:
+def _mlp_layers(tensors: dict[str, np.ndarray], prefix: str, k: int, layers: int, features: int) -> set[str]:
     """Pass k's integer layers: a chain features -> ... -> 2 whose accumulators stay below EXACT_LIMIT / 2."""
     names, width, in_limit = set(), features, float(INPUT_LIMIT)
     for i in range(layers):
-        w, b = tensors.get(f"pixel.p{k}.w{i}"), tensors.get(f"pixel.p{k}.b{i}")
-        _need(w is not None and b is not None, f"tensor pixel.p{k}.w{i} or pixel.p{k}.b{i} is missing")
+        w, b = tensors.get(f"{prefix}p{k}.w{i}"), tensors.get(f"{prefix}p{k}.b{i}")
+        _need(w is not None and b is not None, f"tensor {prefix}p{k}.w{i} or {prefix}p{k}.b{i} is missing")
         out = 2 if i == layers - 1 else (w.shape[0] if w.ndim == 2 else 0)
-        _need(1 <= out <= MAX_WIDTH, f"pixel.p{k}.w{i} has {out} outputs")
-        _expect(tensors, f"pixel.p{k}.w{i}", "int32", (out, width))
-        _expect(tensors, f"pixel.p{k}.b{i}", "int64", (out,))
-        _need(bool((np.abs(w.astype(np.int64)) <= WEIGHT_LIMIT).all()), f"pixel.p{k}.w{i} exceeds {WEIGHT_LIMIT}")
+        _need(1 <= out <= MAX_WIDTH, f"{prefix}p{k}.w{i} has {out} outputs")
+        _expect(tensors, f"{prefix}p{k}.w{i}", "int32", (out, width))
+        _expect(tensors, f"{prefix}p{k}.b{i}", "int64", (out,))
+        _need(bool((np.abs(w.astype(np.int64)) <= WEIGHT_LIMIT).all()), f"{prefix}p{k}.w{i} exceeds {WEIGHT_LIMIT}")
         bound = np.abs(w.astype(np.float64)).sum(axis=1) * in_limit + np.abs(b.astype(np.float64))
         _need(bool((bound < EXACT_LIMIT / 2).all()), f"pixel model layer {k}.{i} could leave exact integer arithmetic")
-        names |= {f"pixel.p{k}.w{i}", f"pixel.p{k}.b{i}"}
+        names |= {f"{prefix}p{k}.w{i}", f"{prefix}p{k}.b{i}"}
         width, in_limit = out, float(ACT_LIMIT)
     return names
 
 
-def check_pixel_tensors(image_shape: tuple[int, ...], tensors: dict[str, np.ndarray]) -> set[str]:
-    """The pixel model's tensors, shapes and bounds (see pixelmodel.py); returns their names."""
-    shifts = tensors.get("pixel.shifts")
+def check_pixel_tensors(image_shape: tuple[int, ...], tensors: dict[str, np.ndarray], prefix: str) -> set[str]:
+    """The tensors of the pixel model named prefix + ..., their shapes and bounds (see pixelmodel.py); returns their
+    names. The model without latents (prefix ALONE) also holds its base image (D uint8)."""
+    shifts = tensors.get(prefix + "shifts")
     _need(shifts is not None and shifts.ndim == 2 and 1 <= shifts.shape[1] + 1 <= MAX_HIDDEN_LAYERS + 1,
-          "tensor pixel.shifts is missing or not passes x hidden layers")
+          f"tensor {prefix}shifts is missing or not passes x hidden layers")
     passes = shifts.shape[0]
     _need(levels_of(passes, image_shape) is not None, f"pixel model of {passes} passes does not fit the images")
     layers = shifts.shape[1] + 1
-    _expect(tensors, "pixel.shifts", "int64", (passes, layers - 1))
+    _expect(tensors, prefix + "shifts", "int64", (passes, layers - 1))
     _need(bool((np.abs(shifts) <= 62).all()), "pixel model shifts out of range")
-    table = tensors["pixel.table"]
-    _need(table.ndim == 3 and 2 <= table.shape[0] <= MAX_PIXEL_SCALES, "pixel.table is not scales x buckets x 256")
+    table = tensors[prefix + "table"]
+    _need(table.ndim == 3 and 2 <= table.shape[0] <= MAX_PIXEL_SCALES, f"{prefix}table is not scales x buckets x 256")
     scales = table.shape[0]
-    _expect(tensors, "pixel.table", "int32", (scales, MU_BUCKETS, 256))
-    _need(bool((table >= 1).all() and (table <= MAX_PIXEL_COUNT).all()), f"pixel.table outside 1..{MAX_PIXEL_COUNT}")
-    offset = _expect(tensors, "pixel.offset_table", "int32", (scales, 511))
+    _expect(tensors, prefix + "table", "int32", (scales, MU_BUCKETS, 256))
+    _need(bool((table >= 1).all() and (table <= MAX_PIXEL_COUNT).all()), f"{prefix}table outside 1..{MAX_PIXEL_COUNT}")
+    offset = _expect(tensors, prefix + "offset_table", "int32", (scales, 511))
     _need(bool((offset >= 1).all() and (offset <= MAX_PIXEL_COUNT).all()),
-          f"pixel.offset_table outside 1..{MAX_PIXEL_COUNT}")
-    for key, width in (("pixel.mu_thresholds", 510), ("pixel.s_thresholds", scales - 1)):
+          f"{prefix}offset_table outside 1..{MAX_PIXEL_COUNT}")
+    for key, width in ((prefix + "mu_thresholds", 510), (prefix + "s_thresholds", scales - 1)):
         t = _expect(tensors, key, "int64", (passes, width))
         _need(bool((np.diff(t, axis=1) >= 0).all() and (np.abs(t) < EXACT_LIMIT).all()),
               f"{key} must be sorted and bounded")
-    names = {"pixel.shifts", "pixel.table", "pixel.offset_table", "pixel.mu_thresholds", "pixel.s_thresholds"}
+    names = {prefix + k for k in ("shifts", "table", "offset_table", "mu_thresholds", "s_thresholds")}
     for k in range(passes):
-        names |= _mlp_layers(tensors, k, layers, n_features(k % channels(image_shape)))
+        names |= _mlp_layers(tensors, prefix, k, layers, n_features(k % channels(image_shape)))
+    if prefix == ALONE:
+        _expect(tensors, prefix + "base", "uint8", (int(np.prod(image_shape)),))
+        names.add(prefix + "base")
     return names

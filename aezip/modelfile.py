@@ -21,7 +21,7 @@ from .config import AEConfig
 from .errors import InputError, FormatError
 from .intdecoder import IntegerDecoder
 from .modelcheck import check_config, check_tensors
-from .pixelmodel import PixelMLP
+from .pixelmodel import ALONE, WITH_LATENTS, PixelMLP
 from .context import ContextModel
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class ModelFile:
                  residual_prior: np.ndarray | None, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
                  weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None,
-                 context: ContextModel | None = None) -> None:
+                 pixel_alone: PixelMLP | None = None, context: ContextModel | None = None) -> None:
         if model is None and (config is None or weights is None):
             raise ValueError("a ModelFile needs the network, or its config and float weights")
         self._model = model
@@ -59,6 +59,7 @@ class ModelFile:
         self.id = id
         self.path = path
         self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
+        self.pixel_alone = pixel_alone                # the same without latents: it predicts from its base image
         self.context = context                        # the latents' context entropy model (optional)
 
     @property
@@ -117,7 +118,9 @@ def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
         tensors["residual.prior"] = np.ascontiguousarray(mf.residual_prior, np.int16)   # each row sums to <= 4096
     tensors.update(mf.intdec.tensors())
     if mf.pixel is not None:
-        tensors.update(mf.pixel.tensors())
+        tensors.update(mf.pixel.tensors(WITH_LATENTS))
+    if mf.pixel_alone is not None:
+        tensors.update(mf.pixel_alone.tensors(ALONE))
     if mf.context is not None:
         tensors.update(mf.context.tensors())
     if mf.bank is not None:
@@ -190,8 +193,8 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     intdec = IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")})
     return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
-                     weights=weights, pixel=PixelMLP.from_tensors(tensors),
-                     context=ContextModel.from_tensors(tensors))
+                     weights=weights, pixel=PixelMLP.from_tensors(tensors, WITH_LATENTS),
+                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors))
 
 
 def describe(mf: ModelFile) -> dict:

@@ -25,13 +25,22 @@ number of the S-1 integer thresholds (quantiles of the training accumulators) th
 Distributions: two learned integer tables, counted on the training images with the integer network, scaled to
 TABLE_TOTAL per row, plus 1, stored in the model file: T[s][mu_int >> 3][v] (v = 0..255, smoothed towards U; fits
 bimodal data like MNIST) and the shift-invariant U[s][v - mu_int + 255] (renormalised over 0..255; generalises to new
-images). For E > 0 a bin's frequency is the sum of its members'. Within a pass the pixels are grouped by key
-((s, mu_int >> 3) for T, (s, mu_int) for U): keys ascending, raster order (image, row, column) inside a group, each
+images). A third kind of rows re-centres U on the reference r, for photographs whose flat areas repeat it
+exactly (a network's smooth mean misses those): where |mu_int - r| <= NEAR, the row of (s, q, mu_int - r) lies over
+v - r and starts as U shifted by mu_int - r, q = repeat_context() (how many of the 25 window entries equal r, and for
+c > 0 whether channel c-1 repeated its own reference at this pixel); farther, U's row over v - mu_int. With
+adaptation these rows learn the chunk's rate of exact repeats per context. For E > 0 a bin's frequency is the sum
+of its members'. Within a pass the pixels are grouped by key ((s, mu_int >> 3) for T, (s, mu_int) for U, (s, q,
+class, centre) for the re-centred rows): keys ascending, raster order (image, row, column) inside a group, each
 group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
 both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
 only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
 adaptation). The encoder codes every VARIANT (table x increment) in the same run of the networks and keeps the
 shortest stream, whose first byte names it.
+
+A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
+one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
+images, for every image; the code is the same.
 """
 from __future__ import annotations
 
@@ -48,10 +57,14 @@ MAX_PIXEL_LEVELS = 4
 MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
 TABLE_TOTAL = 1 << 16
-BUCKET, OFFSET = 0, 1
-# (table, adaptation): the table T[s][mu >> 3][v] or U[s][v - mu]; the counts added per coded symbol after each pass
-VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32))
+BUCKET, OFFSET, REFERENCE = 0, 1, 2
+NEAR = 8   # REFERENCE rows: |mu - r| <= NEAR gives a row over v - r per (s, mu - r); farther, U's row over v - mu
+REPEATS = 6   # REFERENCE rows also split by repeat_context()
+# (table, adaptation): the table T[s][mu >> 3][v], U[s][v - mu] or U re-centred on the reference r; the counts added
+# per coded symbol after each pass
+VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32), (REFERENCE, 32), (REFERENCE, 512))
 INPUT_LIMIT = 255          # |feature - reference| <= 255
+WITH_LATENTS, ALONE = "pixel.", "pixel0."   # model-file names of the two pixel models (alone: no latents needed)
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
 
@@ -123,6 +136,19 @@ def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int) -> 
     return feats
 
 
+def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int) -> np.ndarray:
+    """How much pass k's neighbourhoods repeat the reference r (0..REPEATS-1, from pass_features' rows): 0, 1 or 2
+    as at most 2, at most 6 or more of the 25 canvas window entries equal r, + 3 where the previous channel of the
+    same pixel equals the previous channel at r's place (channels > 0, passes after the first)."""
+    equal = (feats[:, :25] == feats[:, -1:]).sum(axis=1)
+    q = (equal > 2).astype(np.int64) + (equal > 6)
+    dy, dx = _reference(schedule(levels)[k // nchan])
+    if k % nchan and (dy, dx) != (0, 0):
+        prev = 25 + 9   # the previous channel's 3x3 window follows the 5x5 canvas and the 3x3 prediction
+        q += 3 * (feats[:, prev + 4] == feats[:, prev + (dy + 1) * 3 + dx + 1])
+    return q
+
+
 def pass_slice(k: int, nchan: int, levels: int) -> tuple[slice, slice, int]:
     """Where pass k's pixels lie in an n x H x W x C array: rows, columns, channel."""
     (step, py, px, _), c = schedule(levels)[k // nchan], k % nchan
@@ -140,6 +166,7 @@ class PixelMLP:
     s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
     table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1: T[s][mu >> 3][v]
     offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
+    base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
 
     @property
     def scales(self) -> int:
@@ -149,27 +176,32 @@ class PixelMLP:
         """Coarse-to-fine levels of the pass schedule (the model file's pass count implies it; checked on load)."""
         return (len(self.weights) // channels(image_shape) - 1) // 3
 
-    def tensors(self) -> dict[str, np.ndarray]:
-        """Flat arrays for the model file."""
-        out = {"pixel.shifts": self.shifts, "pixel.mu_thresholds": self.mu_thresholds,
-               "pixel.s_thresholds": self.s_thresholds, "pixel.table": self.table,
-               "pixel.offset_table": self.offset_table}
+    def tensors(self, prefix: str = WITH_LATENTS) -> dict[str, np.ndarray]:
+        """Flat arrays for the model file, named prefix + name."""
+        out = {"shifts": self.shifts, "mu_thresholds": self.mu_thresholds, "s_thresholds": self.s_thresholds,
+               "table": self.table, "offset_table": self.offset_table}
+        if self.base is not None:
+            out["base"] = self.base
         for k, (ws, bs) in enumerate(zip(self.weights, self.biases)):
             for i, (w, b) in enumerate(zip(ws, bs)):
-                out[f"pixel.p{k}.w{i}"] = w
-                out[f"pixel.p{k}.b{i}"] = b
-        return {k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
+                out[f"p{k}.w{i}"] = w
+                out[f"p{k}.b{i}"] = b
+        return {prefix + k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
 
     @classmethod
-    def from_tensors(cls, t: dict[str, np.ndarray]) -> "PixelMLP | None":
-        """The pixel model in a model file's tensors, or None if it has none."""
-        if "pixel.table" not in t:
+    def from_tensors(cls, t: dict[str, np.ndarray], prefix: str = WITH_LATENTS) -> "PixelMLP | None":
+        """The pixel model named prefix + ... in a model file's tensors, or None if it has none."""
+        if prefix + "table" not in t:
             return None
-        passes, layers = t["pixel.mu_thresholds"].shape[0], t["pixel.shifts"].shape[1] + 1
-        return cls([[t[f"pixel.p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
-                   [[t[f"pixel.p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
-                   t["pixel.shifts"], t["pixel.mu_thresholds"], t["pixel.s_thresholds"], t["pixel.table"],
-                   t["pixel.offset_table"])
+        t = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+        passes, layers = t["mu_thresholds"].shape[0], t["shifts"].shape[1] + 1
+        return cls([[t[f"p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
+                   [[t[f"p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
+                   t["shifts"], t["mu_thresholds"], t["s_thresholds"], t["table"], t["offset_table"], t.get("base"))
+
+    def prediction(self, n: int) -> np.ndarray:
+        """What a model without latents sees as the prediction of n images: its base image each (n x D int64)."""
+        return np.broadcast_to(self.base.astype(np.int64), (n, self.base.size))
 
     def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
         """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer
@@ -213,39 +245,63 @@ def mu_thresholds(acc_bits: int) -> np.ndarray:
 
 
 class _Rows:
-    """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3) or (s, mu), and their adaptation."""
+    """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3), (s, mu) or (s, q, class, centre),
+    and their adaptation. REFERENCE rows start as U (for every repeat context q): for |mu - r| <= NEAR the row of
+    class mu - r + NEAR lies over v - r (so its counts at v = r learn how often the chunk repeats the reference),
+    the last class is U's row over v - mu."""
 
     def __init__(self, mlp: PixelMLP, variant: int, max_error: int) -> None:
         self.kind, self.increment = VARIANTS[variant]
         self.max_error = max_error
         if self.kind == BUCKET:
             self.rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
-        else:
-            self.counts = mlp.offset_table.astype(np.int64)
+        elif self.kind == OFFSET:
+            self.counts = mlp.offset_table.astype(np.int64)[:, None, :]
+        else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry
+            u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)   # row s * REPEATS + q
+            self.counts = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
+            for d in range(-NEAR, NEAR + 1):
+                lo, hi = max(0, d), min(511, 511 + d)
+                self.counts[:, d + NEAR, lo:hi] = u[:, lo - d:hi - d]
+            self.counts[:, 2 * NEAR + 1] = u
 
-    def keys(self, mu: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS) if self.kind == BUCKET else s * 256 + mu
+    def keys(self, mu: np.ndarray, s: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Each pixel's row given its mean, scale class, reference and repeat context."""
+        if self.kind == BUCKET:
+            return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
+        if self.kind == OFFSET:
+            return s * 256 + mu
+        d = mu - r
+        near = np.abs(d) <= NEAR
+        cls = np.where(near, d + NEAR, 2 * NEAR + 1)
+        return ((s * REPEATS + q) * (2 * NEAR + 2) + cls) * 256 + np.where(near, r, mu)
+
+    def _split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, class, centre) of OFFSET or REFERENCE keys (row: s, or s * REPEATS + q)."""
+        classes = self.counts.shape[1]
+        sc, centre = np.divmod(keys, 256)
+        return sc // classes, sc % classes, centre
 
     def model(self, key: int):
         """The Categorical of one key: its row divided by its integer total (one exact division per entry)."""
         if self.kind == BUCKET:
             row = self.rows[key]
         else:
-            s, mu = divmod(key, 256)
-            row = bins.sum_into_bins(self.counts[s, 255 - mu:511 - mu], self.max_error)
+            s, cls, c = (int(v) for v in self._split(np.asarray(key)))
+            row = bins.sum_into_bins(self.counts[s, cls, 255 - c:511 - c], self.max_error)
         return _MODEL_FAMILY(row / row.sum(), perfect=False)
 
     def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
         """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
-        passes learn the chunk's own statistics. The offset table counts a bin at its decoded value."""
+        passes learn the chunk's own statistics. U-based rows count a bin at its decoded value."""
         if not self.increment:
             return
         if self.kind == BUCKET:
             np.add.at(self.rows, (keys, symbols), self.increment)
         else:
-            s, mu = np.divmod(keys, 256)
+            s, cls, c = self._split(keys)
             value = bins.values(symbols, self.max_error)
-            np.add.at(self.counts, (s, value - mu + 255), self.increment)
+            np.add.at(self.counts, (s, cls, value - c + 255), self.increment)
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -277,10 +333,12 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
         ys, xs, c = pass_slice(k, canvas.shape[3], levels)
-        mu, s = mlp.classes(k, pass_features(canvas, predc, k, levels))
+        feats = pass_features(canvas, predc, k, levels)
+        mu, s = mlp.classes(k, feats)
+        ref, q = feats[:, -1].astype(np.int64), repeat_context(feats, k, canvas.shape[3], levels)
         values = target[:, ys, xs, c].reshape(-1)
         for coder, row in zip(coders, rows):
-            keys = row.keys(mu, s)
+            keys = row.keys(mu, s, ref, q)
             order, uniq, bounds = _groups(keys)
             symbols = values[order].astype(np.int32)
             for g, key in enumerate(uniq):
@@ -308,7 +366,9 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
     levels = mlp.levels(image_shape)
     for k in range(n_passes(image_shape, levels)):
         ys, xs, c = pass_slice(k, canvas.shape[3], levels)
-        keys = row.keys(*mlp.classes(k, pass_features(canvas, predc, k, levels)))
+        feats = pass_features(canvas, predc, k, levels)
+        keys = row.keys(*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
+                        repeat_context(feats, k, canvas.shape[3], levels))
         order, uniq, bounds = _groups(keys)
         symbols = np.empty(len(order), np.int64)
         for g, key in enumerate(uniq):

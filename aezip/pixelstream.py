@@ -6,10 +6,14 @@ The stream's first byte names its method:
   2  zstd -19 of the bins x // (2E+1), one byte each (no prediction needed);
   3  xz -9e of the same bins;
   4  the learned pixel model (pixelmodel.py) at E, given the autoencoder's prediction (models that have one);
-  5  the same at E = 0 (tried for E > 0 only).
-Methods 2 and 3 need no latents, so the chunk stores none (codec.py): a chunk never costs more than a generic
-coder of its bins, whatever the model and the data. The generic coders are tried only when zstd -3 of the bins comes
-within GENERIC_TRY of the model's stream, since zstd -19 and xz cost far more time than they usually save.
+  5  the same at E = 0 (tried for E > 0 only);
+  6  the learned pixel model without latents (the model file's second pixel model, whose prediction is its base
+     image) at E;
+  7  the same at E = 0 (tried for E > 0 only).
+Methods 2, 3, 6 and 7 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
+lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
+coders are tried only where fast estimates say they may win (worth_trying: zstd -3, then xz -0), since zstd -19 and
+xz -9e cost far more time than they usually save.
 Decompressed generic streams are bounded by the chunk's pixel count: a crafted stream cannot expand further.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import io
 import lzma
 from dataclasses import dataclass
+from typing import Collection
 
 import numpy as np
 import zstandard
@@ -25,12 +30,16 @@ from . import bins
 from .pixelmodel import PixelMLP, decode_mlp, encode_mlp
 from .residual import decode_residual, encode_residual
 
-PIXEL_CODER = "tagged-pixel-mlp-context-or-generic-v2"
+PIXEL_CODER = "tagged-pixel-mlp-alone-context-or-generic-v3"
+PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
 PIXEL_CODER_V1 = "tagged-context-or-generic-v1"   # methods 0-3 only; still decodes
-CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT = range(6)
+CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT = range(8)
 METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
-                MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact"}
-GENERIC_TRY = 1.15
+                MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
+                ALONE_EXACT: "pixel-mlp alone, exact"}
+GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
+XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
+XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
 
 
 @dataclass
@@ -57,39 +66,63 @@ def _context(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_
 
 def _mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
          method: int) -> PixelStream:
-    data, recon = encode_mlp(mlp, x, pred, image_shape, max_error if method == MLP else 0)
+    data, recon = encode_mlp(mlp, x, pred, image_shape, max_error if method in (MLP, ALONE) else 0)
     return PixelStream(bytes([method]) + data, recon)
 
 
 def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
-                  latent_bytes: int, mlp: PixelMLP | None = None) -> PixelStream:
-    """The smallest stream for x (n x D uint8) within max_error; model streams are charged `latent_bytes`."""
-    candidates = [_context(x, pred, image_shape, max_error, prior, CONTEXT)]
-    if max_error > 0:
-        candidates.append(_context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT))
+                  latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
+                  methods: Collection[int] | None = None) -> PixelStream:
+    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: all the model has);
+    streams that need latents are charged `latent_bytes`."""
+    tries = [(CONTEXT, lambda: _context(x, pred, image_shape, max_error, prior, CONTEXT)),
+             (CONTEXT_EXACT, lambda: _context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT))]
     if mlp is not None:
-        candidates.append(_mlp(mlp, x, pred, image_shape, max_error, MLP))
-        if max_error > 0:
-            candidates.append(_mlp(mlp, x, pred, image_shape, max_error, MLP_EXACT))
-    model = min(candidates, key=lambda s: len(s.data))
+        tries += [(MLP, lambda: _mlp(mlp, x, pred, image_shape, max_error, MLP)),
+                  (MLP_EXACT, lambda: _mlp(mlp, x, pred, image_shape, max_error, MLP_EXACT))]
+    if alone is not None:
+        base = alone.prediction(len(x))
+        tries += [(ALONE, lambda: _mlp(alone, x, base, image_shape, max_error, ALONE)),
+                  (ALONE_EXACT, lambda: _mlp(alone, x, base, image_shape, max_error, ALONE_EXACT))]
+    allowed = set(METHOD_NAMES) if methods is None else set(methods)
+    if max_error == 0:
+        allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
+    cost = lambda s: len(s.data) + (latent_bytes if s.needs_latents else 0)   # noqa: E731
+    candidates = [build() for method, build in tries if method in allowed]
     coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
-    model_cost = len(model.data) + latent_bytes
-    if len(zstandard.ZstdCompressor(level=3).compress(coded)) > GENERIC_TRY * model_cost:
-        return model
+    if not allowed & {ZSTD, XZ} or candidates and not worth_trying(coded, cost(min(candidates, key=cost))):
+        if not candidates:
+            raise ValueError(f"none of the pixel coders {sorted(allowed)} is available")
+        return min(candidates, key=cost)
     recon = bins.values(np.frombuffer(coded, np.uint8).reshape(x.shape), max_error).astype(np.uint8)
-    generic = [PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(coded), recon),
-               PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon)]
-    best = min(generic, key=lambda s: len(s.data))
-    return best if len(best.data) < model_cost else model
+    if ZSTD in allowed:
+        candidates.append(PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(coded), recon))
+    if XZ in allowed:
+        candidates.append(PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon))
+    return min(candidates, key=cost)
+
+
+def worth_trying(coded: bytes, model_cost: int) -> bool:
+    """Whether zstd -19 or xz -9e of the bins may beat a model stream of model_cost bytes, by fast estimates."""
+    fast = len(zstandard.ZstdCompressor(level=3).compress(coded))
+    if fast <= GENERIC_TRY * model_cost:
+        return True
+    return fast <= XZ_FAST_LOOK * model_cost and len(lzma.compress(coded, preset=0)) <= XZ_FAST_TRY * model_cost
 
 
 def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
-                  max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None) -> np.ndarray:
-    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for generic methods, mlp None
-    when the model (or the file's coder version) has no pixel model."""
+                  max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None,
+                  alone: PixelMLP | None = None) -> np.ndarray:
+    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for methods without latents,
+    mlp and alone None when the model (or the file's coder version) has no such pixel model."""
     if not data:
         raise ValueError("empty pixel stream")
     method, body = data[0], data[1:]
+    if method in (ALONE, ALONE_EXACT):
+        if alone is None:
+            raise ValueError("a stream of the pixel model without latents, but the model has none")
+        return decode_mlp(alone, body, alone.prediction(shape[0]), image_shape,
+                          max_error if method == ALONE else 0)
     if method in (MLP, MLP_EXACT):
         if mlp is None or pred is None:
             raise ValueError("a pixel-model stream, but no pixel model or no latents to go with it")

@@ -125,10 +125,15 @@ def _table(counts: np.ndarray, pooled: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(table.reshape(scales, MU_BUCKETS, 256), np.int32)
 
 
-def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], opts: PixelOptions,
+def fit_pixel_model(images: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], opts: PixelOptions,
                     levels: int, seed: int, log: Callable[[str], None] = print) -> PixelMLP:
     """Train the pixel model of `levels` coarse-to-fine levels on uint8 images (n x D) given the autoencoder's
-    integer predictions (n x D)."""
+    integer predictions (n x D), or without latents (pred None): then every image's prediction is the base image,
+    the rounded mean of the training images."""
+    base = None
+    if pred is None:
+        base = np.floor(images.mean(axis=0, dtype=np.float64) + 0.5).astype(np.uint8)
+        pred = np.broadcast_to(base.astype(np.int64), images.shape)
     rng = np.random.default_rng(seed)
     data = _samples(images, pred, image_shape, opts, levels, rng)
     weights, biases, shifts, mu_t, s_t = [], [], [], [], []
@@ -143,7 +148,7 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int
         s_t.append(np.zeros(opts.scales - 1, np.int64))
     empty = np.ones((opts.scales, MU_BUCKETS, 256), np.int32)
     mlp = PixelMLP(weights, biases, np.asarray(shifts, np.int64).reshape(len(data), -1), np.stack(mu_t),
-                   np.stack(s_t), empty, np.ones((opts.scales, 511), np.int32))
+                   np.stack(s_t), empty, np.ones((opts.scales, 511), np.int32), base)
     for k, (feats, _) in enumerate(data):   # scale classes: quantiles of the integer log-scale accumulator
         acc = mlp.accumulators(k, feats.astype(np.float64))[:, 1]
         if len(acc):   # a pass can be empty on tiny images
@@ -153,13 +158,16 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int
     mlp.table = _table(counts, pooled)
     offset = pooled.astype(np.float64) + 1.0
     mlp.offset_table = np.floor(offset * TABLE_TOTAL / offset.sum(axis=1, keepdims=True)).astype(np.int32) + 1
-    log(f"pixel model: {n_passes(image_shape, levels)} passes, hidden {list(opts.hidden)}, "
-        f"{opts.scales} scale classes")
+    log(f"pixel model{' without latents' if base is not None else ''}: {n_passes(image_shape, levels)} passes, "
+        f"hidden {list(opts.hidden)}, {opts.scales} scale classes")
     return mlp
 
 
-def model_bits(mlp: PixelMLP, images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...]) -> float:
-    """The pixel model's ideal lossless cost on images (bits per sample): its mu-bucket table, no adaptation."""
+def model_bits(mlp: PixelMLP, images: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...]) -> float:
+    """The pixel model's ideal lossless cost on images (bits per sample): its mu-bucket table, no adaptation; pred
+    None for a model without latents."""
+    if pred is None:
+        pred = mlp.prediction(len(images))
     rows = mlp.table.reshape(-1, 256).astype(np.float64)
     totals = rows.sum(axis=1)
     bits = 0.0

@@ -23,6 +23,7 @@ from .data import Dataset, array_dataset
 from .decodemodel import decoder_bytes
 from .metrics import bits_per_pixel, psnr
 from .modelfile import load_model
+from .pixelstream import ALONE, MLP
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
 
@@ -60,27 +61,39 @@ def _timed(fn: Callable, *args):
     return out, time.perf_counter() - t
 
 
+def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
+    """The lossless rows of the model's pixel models on their own: (pixel coders allowed, setting suffix)."""
+    runs = []
+    if mf.pixel_alone is not None:
+        runs.append(((ALONE,), ", pixel model alone"))
+    if mf.pixel is not None:
+        runs.append(((MLP,), ", latents + pixel model"))
+    return runs
+
+
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
                workdir: Path, progress: Progress | None = None) -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy at
     every level of its quality ladder (2..L), the first model lossy with --embed-model (decoded without the model),
-    and the first model at each max error."""
+    the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
+    its pixel model without latents, and only its pixel model with latents (where it has them)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
     first = models[0]
-    runs = [(name, mf, q, None, False) for name, mf in models for q in range(2, mf.config.levels + 1)]
-    runs += [(*first, None, None, True)] + [(*first, None, e, False) for e in max_errors]
+    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in range(2, mf.config.levels + 1)]
+    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
+    runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
-    for name, mf, quality, max_error, embed in runs:
+    for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
-                                                      quality=quality, embed_model=embed))
+                                                      quality=quality, embed_model=embed, pixel_methods=methods))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
             "" if quality is None else f", --quality {quality}") + (
-            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "")
+            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label
         kind = (name, max_error is not None)
         if not embed and kind not in decoders:
             decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))

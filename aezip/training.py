@@ -238,19 +238,16 @@ def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarra
     return np.concatenate(parts)
 
 
-def _pixel_model(train_images: np.ndarray, train_pred: np.ndarray, images: np.ndarray, val_idx: np.ndarray,
-                 model: AutoEncoder, intdec, opts: TrainOptions, log) -> PixelMLP:
-    """The pixel model for each of opts.pixel.levels; the one with the lowest cost on (up to VAL_BATCH) validation
-    images is kept."""
-    idx = val_idx[:VAL_BATCH]
-    val = images[idx].reshape(len(idx), -1)
-    val_pred = predict(model.config, intdec, _codes(model, images, idx), model.config.image_shape)
+def _pixel_model(train_images: np.ndarray, train_pred: np.ndarray | None, val: np.ndarray,
+                 val_pred: np.ndarray | None, image_shape: tuple[int, ...], opts: TrainOptions, log) -> PixelMLP:
+    """The pixel model (with latents, or without them where the predictions are None) for each of
+    opts.pixel.levels; the one with the lowest cost on the validation images is kept."""
     best = None
     for levels in opts.pixel.levels:
-        pixel = fit_pixel_model(train_images, train_pred, model.config.image_shape, opts.pixel, levels, opts.seed,
-                                log)
-        bits = model_bits(pixel, val, val_pred, model.config.image_shape)
-        log(f"pixel model with {levels} level(s): {bits:.4f} bits/sample on validation images")
+        pixel = fit_pixel_model(train_images, train_pred, image_shape, opts.pixel, levels, opts.seed, log)
+        bits = model_bits(pixel, val, val_pred, image_shape)
+        log(f"pixel model{' without latents' if train_pred is None else ''} with {levels} level(s): {bits:.4f} "
+            f"bits/sample on validation images")
         if best is None or bits < best[0]:
             best = (bits, pixel)
     return best[1]
@@ -269,9 +266,14 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     some_images = images[train_idx[some]].reshape(len(some), -1)
     some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
-    pixel = _pixel_model(some_images, some_pred, images, val_idx, model, intdec, opts, log) \
-        if opts.pixel_model else None
-    sse, latent_bytes, pixel_bits = 0.0, 0, 0.0
+    pixel = alone = None
+    if opts.pixel_model:
+        idx = val_idx[:VAL_BATCH]
+        val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, _codes(model, images, idx),
+                                                                   cfg.image_shape)
+        pixel = _pixel_model(some_images, some_pred, val, val_pred, cfg.image_shape, opts, log)
+        alone = _pixel_model(some_images, None, val, None, cfg.image_shape, opts, log)
+    sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables) if context is None else
@@ -281,6 +283,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
         sse += float(np.sum(diff * diff))
         if pixel is not None:
             pixel_bits += model_bits(pixel, val, pred, cfg.image_shape) * val.size
+            alone_bits += model_bits(alone, val, None, cfg.image_shape) * val.size
     pixels = len(val_idx) * cfg.input_dim
     val_psnr = psnr_from_mse(sse / pixels)
     info = {
@@ -294,9 +297,11 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
         f"{latent_bytes * 8 / pixels:.4f} bits/pixel (latent stream bytes, before the container)")
     if pixel is not None:
         info["heldout"]["pixel_model_bits_per_sample"] = round(pixel_bits / pixels, 5)
-        log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless (ideal, from its integer tables)")
+        info["heldout"]["pixel_model_alone_bits_per_sample"] = round(alone_bits / pixels, 5)
+        log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless + the latents, "
+            f"{alone_bits / pixels:.4f} without latents (ideal, from its integer tables)")
     return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
-                     context=context)
+                     pixel_alone=alone, context=context)
 
 
 def _progress(total: int, enabled: bool):

@@ -1,11 +1,11 @@
-"""Add a learned pixel model to an existing model file, keeping its autoencoder (the default one unless -m).
+"""Add the learned pixel models to an existing model file, keeping its autoencoder (the default one unless -m).
 
     python benchmarks/add_pixel_model.py --out /tmp/default-pixel.aezm                 # default AE, MNIST 0-7999
     python benchmarks/add_pixel_model.py -m gray.aezm --data natural32-gray-train.npy --out gray-pixel.aezm
 
 The pixel model is trained on the model's own integer predictions of the images (pixeltrain.fit_pixel_model),
-exactly as `aezip train` does after its autoencoder; the result has a new id, so files written with the old one
-still need the old one.
+exactly as `aezip train` does after its autoencoder, and so is the pixel model without latents (its prediction is
+the training images' mean); the result has a new id, so files written with the old one still need the old one.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def main() -> None:
     ap.add_argument("--hidden", default="32,32")
     ap.add_argument("--scales", type=int, default=PixelOptions.scales)
     ap.add_argument("--levels", type=int, default=1)
+    ap.add_argument("--alone-levels", type=int, default=3, help="levels of the model without latents (0: none)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -45,8 +46,12 @@ def main() -> None:
     opts = PixelOptions(hidden=tuple(int(h) for h in args.hidden.split(",")), scales=args.scales)
     mf.pixel = fit_pixel_model(images.reshape(len(images), -1), pred, mf.config.image_shape, opts, args.levels,
                                args.seed)
+    if args.alone_levels:
+        mf.pixel_alone = fit_pixel_model(images.reshape(len(images), -1), None, mf.config.image_shape, opts,
+                                         args.alone_levels, args.seed)
     mf.info["pixel_model"] = {"data": Path(args.data).name, "range": [lo, hi], "hidden": list(opts.hidden),
-                              "scales": opts.scales, "levels": args.levels, "seed": args.seed}
+                              "scales": opts.scales, "levels": args.levels, "alone_levels": args.alone_levels,
+                              "seed": args.seed}
     print(f"wrote {args.out} (model id {save_model(args.out, mf, force=True)[:16]})")
 
 

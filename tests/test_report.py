@@ -23,6 +23,10 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
     lossless = by[("aezip tiny", "latent 8, L 8, --max-error 0")]
     assert lossless.max_abs_error == 0 and lossless.psnr_db == float("inf")
     assert by[("aezip tiny", "latent 8, L 8, --max-error 4")].max_abs_error <= 4
+    alone = by[("aezip tiny", "latent 8, L 8, --max-error 0, pixel model alone")]
+    with_latents = by[("aezip tiny", "latent 8, L 8, --max-error 0, latents + pixel model")]
+    assert alone.max_abs_error == with_latents.max_abs_error == 0
+    assert lossless.bytes <= min(alone.bytes, with_latents.bytes)   # the lossless mode takes the cheaper per chunk
     for name in ("gzip -9", "bz2 -9", "xz -9e", "zstd -19"):
         r = by[(name, "raw bytes, whole set")]
         assert r.max_abs_error == 0 and r.bytes * 8 / test.size == pytest.approx(r.bits_per_pixel)
