@@ -62,3 +62,14 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
         f.write(bytes([0, 0, 8, images.ndim]) + struct.pack(f">{images.ndim}I", *images.shape) + images.tobytes())
     return path
 
+
+
+@pytest.fixture
+def legacy_coders(monkeypatch) -> None:
+    """Encode as before the chunk-tables coder (static, ladder or context coder by model and quality), so tests
+    pin the decoding of files written then."""
+    import aezip.codec
+    from aezip.latentcoder import encode_latents, legacy_coder
+    monkeypatch.setattr(aezip.codec, "latent_coder", legacy_coder)
+    monkeypatch.setattr(aezip.codec, "encode_latents",
+                        lambda mf, codes, quality: encode_latents(mf, codes, quality, legacy_coder(mf, quality)))

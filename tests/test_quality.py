@@ -52,7 +52,8 @@ def test_bad_quality_is_a_parameter_error() -> None:
             check_quality(bad, 24)
 
 
-def test_every_quality_round_trips_and_decodes_the_encoders_pixels(tiny_model_path, sample_images) -> None:
+def test_every_quality_round_trips_and_decodes_the_encoders_pixels(tiny_model_path, sample_images,
+                                                                   legacy_coders) -> None:
     mf = load_model(tiny_model_path)
     images = sample_images[:40]
     levels = mf.config.levels
