@@ -65,11 +65,9 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
 
 
 @pytest.fixture
-def legacy_coders(monkeypatch) -> None:
+def legacy_coders():
     """Encode as before the chunk-tables coder (static, ladder or context coder by model and quality), so tests
     pin the decoding of files written then."""
-    import aezip.codec
-    from aezip.latentcoder import encode_latents, legacy_coder
-    monkeypatch.setattr(aezip.codec, "latent_coder", legacy_coder)
-    monkeypatch.setattr(aezip.codec, "encode_latents",
-                        lambda mf, codes, quality: encode_latents(mf, codes, quality, legacy_coder(mf, quality)))
+    from benchmarks.chunk_tables import legacy_files
+    with legacy_files():
+        yield

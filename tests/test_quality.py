@@ -114,7 +114,8 @@ def test_cli_quality_round_trip_and_errors(tmp_path, capsys, tiny_model_path, sa
     (lambda h: h.update(entropy="ans-categorical-per-dim"), "disagree"),
     (lambda h: h.update(entropy="ans-categorical-per-dim-ladder-v9"), "latent coder"),
 ])
-def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_images, edit, message) -> None:
+def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_images, edit, message,
+                                             legacy_coders) -> None:
     parts = aezcraft.parse(aezip.compress(sample_images[:20], load_model(tiny_model_path), quality=3))
     h = parts.header_json
     edit(h)
