@@ -91,3 +91,19 @@ def test_every_quality_round_trips_with_a_tile_model_and_its_context_model(tmp_p
     mf = _tile_model(tmp_path, (12, 10), context_model=True)
     assert mf.context is not None and mf.config.patch
     _check_round_trips(mf, _images((12, 10), 20, seed=4), 8)
+
+
+def test_a_file_whose_chunk_tables_are_damaged_is_a_one_line_error(tmp_path, capsys) -> None:
+    from tests import aezcraft
+    from tests.test_cli import assert_one_line_error, run
+    from tests.test_tiles import _tile_model
+    mf = _tile_model(tmp_path, (12, 10))
+    images = np.full((200, 12, 10), 255, np.uint8)     # one code per dimension: its own tables win
+    parts = aezcraft.parse(aezip.compress(images, mf))
+    n, lat, res, crc = aezcraft.payload_parts(parts.payloads[0])
+    assert lat[0] == CHUNK
+    parts.payloads[0] = aezcraft.make_payload(n, lat[:2] + b"\x00" * 40 + lat[42:], res, crc)   # counts of 2^17+
+    bad = tmp_path / "bad.aez"
+    bad.write_bytes(aezcraft.build(parts))
+    code, _, err = run(capsys, "decode", bad, "-m", mf.path, "-o", tmp_path / "o.npy")
+    assert_one_line_error(code, err, "chunk table count is out of range")
