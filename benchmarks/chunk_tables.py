@@ -1,6 +1,6 @@
 """Held-out file bytes of the chunk-tables latent coder against the static coder that files named before it.
 
-    python benchmarks/chunk_tables.py DATA -m MODEL.aezm --range A:B [--quality Q]
+    python -m benchmarks.chunk_tables DATA -m MODEL.aezm --range A:B [--quality Q]   (from the repository root)
 
 Writes the images of A:B with the model twice, in memory, at the default chunk size: as today (chunk tables,
 chosen per chunk) and as before (the static per-dimension tables, the ladder's or the model's context model, as
@@ -11,31 +11,17 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 import aezip
-import aezip.codec
 from aezip.codec import _unpack_payload
 from aezip.container import ContainerReader
 from aezip.data import open_dataset
-from aezip.latentcoder import encode_latents, legacy_coder
 from aezip.metrics import psnr
 from aezip.modelfile import load_model
-
-
-@contextmanager
-def legacy_files():
-    """Encode as files were written before the chunk-tables coder."""
-    saved = aezip.codec.latent_coder, aezip.codec.encode_latents
-    aezip.codec.latent_coder = legacy_coder
-    aezip.codec.encode_latents = lambda mf, codes, q: encode_latents(mf, codes, q, legacy_coder(mf, q))
-    try:
-        yield
-    finally:
-        aezip.codec.latent_coder, aezip.codec.encode_latents = saved
+from tests.legacy import legacy_files
 
 
 def main() -> None:

@@ -68,6 +68,6 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
 def legacy_coders():
     """Encode as before the chunk-tables coder (static, ladder or context coder by model and quality), so tests
     pin the decoding of files written then."""
-    from benchmarks.chunk_tables import legacy_files
+    from tests.legacy import legacy_files
     with legacy_files():
         yield
