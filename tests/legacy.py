@@ -1,0 +1,21 @@
+"""Files as aezip wrote them before the chunk-tables latent coder: the static, ladder or context coder by model
+and quality (latentcoder.legacy_coder), so tests pin their decoding and benchmarks/chunk_tables.py compares."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import aezip.codec
+from aezip.latentcoder import encode_latents, legacy_coder
+
+
+@contextmanager
+def legacy_files() -> Iterator[None]:
+    """Encode as files were written before the chunk-tables coder."""
+    saved = aezip.codec.latent_coder, aezip.codec.encode_latents
+    aezip.codec.latent_coder = legacy_coder
+    aezip.codec.encode_latents = lambda mf, codes, q: encode_latents(mf, codes, q, legacy_coder(mf, q))
+    try:
+        yield
+    finally:
+        aezip.codec.latent_coder, aezip.codec.encode_latents = saved
