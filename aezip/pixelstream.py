@@ -49,7 +49,7 @@ XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
 SAMPLE_STEP = 8      # the chooser codes every 8th image of a chunk with each model method and variant ...
 SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller chunks: every one coded in full)
-CLOSE = 1.0          # and codes in full the methods estimated within this factor of the best
+CLOSE = 1.015        # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
 
 
 @dataclass
