@@ -5,6 +5,7 @@ files or streams, open a .aez file for random access, train, load and save model
 Failures raise `aezip.AezipError` subclasses; a bad argument raises `ParameterError`, whose `param` names it."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from pathlib import Path
@@ -23,6 +24,8 @@ from .config import AEConfig
 from .errors import InputError
 from .options import TrainOptions
 from .reader import DEFAULT_CACHE_CHUNKS, Reader
+from .sizing import pick
+from .tiles import grid_crops
 
 Model = ModelFile
 Progress = Callable[[int], None]
@@ -123,11 +126,14 @@ def open(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | No
     return Reader(path, _decoding_model(model), cache_chunks=cache_chunks)
 
 
-def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, latent: int = AEConfig.latent,
-          levels: int = AEConfig.levels, progress: bool = False, log: Callable[[str], None] | None = None,
+def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: int | None = None,
+          levels: int | None = None, patch: int | None = None, margin: int | None = None,
+          context: int | None = None, progress: bool = False, log: Callable[[str], None] | None = None,
           source: dict | None = None, **options) -> ModelFile | None:
     """Train a codec model on uint8 images (N x H x W[ x C]); options are TrainOptions' fields (loss, rho, beta,
-    epochs, seed, ...); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
+    epochs, seed, ...); the architecture (hidden, latent, levels; patch > 0: a tile model with its margin and
+    context, 0: the whole-image model) and the epochs are picked from the data where not given (sizing.py, the
+    choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
     Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
     from .training import train_model
@@ -141,15 +147,38 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] = AEConfig.hidden, late
     if unknown:
         known = ", ".join(TrainOptions.__dataclass_fields__)
         raise ParameterError(unknown[0], f"is not a training option (those are {known})")
+    log = log or (lambda m: None)
+    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment")}
+    opts = TrainOptions(**options, **{k: v for k, v in given.items() if v is not None})
+    choice = pick(images.shape, {"hidden": hidden and tuple(hidden), "latent": latent, "levels": levels,
+                                 "patch": patch, "margin": margin, "context": context},
+                  opts.val_split, given["epochs"], given["batch_size"], given["augment"])
     try:
-        config = AEConfig(image_shape=images.shape[1:], hidden=tuple(hidden), latent=latent, levels=levels)
+        config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    model = train_model(images, config, TrainOptions(**options), progress=progress, log=log or (lambda m: None))
+    log = _after(choice.describe(), log)   # printed once training has checked its options and starts
+    data_shape = list(images.shape)
+    if choice.crop:
+        images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
+        config = dataclasses.replace(config, image_shape=images.shape[1:])
+    opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment)
+    model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0
         return None
-    model.info["data"] = {**(source or {}), "shape": list(images.shape)}
+    model.info["data"] = {**(source or {}), "shape": data_shape}
     return model
+
+
+def _after(first: str, log: Callable[[str], None]) -> Callable[[str], None]:
+    """`log`, which prints `first` before its first message."""
+    pending = [first]
+
+    def logged(message: str) -> None:
+        while pending:
+            log(pending.pop())
+        log(message)
+    return logged
 
 
 def _seekable(f: object) -> bool:

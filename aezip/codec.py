@@ -22,7 +22,7 @@ from .source import Source, output_names
 from .entropy import LATENT_CODER
 from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
 from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
-from .intdecoder import ARITHMETIC, integer_decode
+from .intdecoder import ARITHMETIC
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, default_model, load_model
 from .options import parse_range
@@ -33,6 +33,7 @@ from .pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER
                           encode_pixels)
 from .residual import RESIDUAL_CODER, decode_residual
 from .threads import block_pool
+from .tiles import predict
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -85,12 +86,14 @@ def _unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]
     return n, body[:lat], body[lat:lat + res], crc
 
 
-def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str) -> None:
-    """The model must have been made for images of this shape."""
-    want = mf.config.image_shape
-    if tuple(dataset_shape) != tuple(want):
-        raise ModelMismatchError(f"{what}: images are {'x'.join(map(str, dataset_shape))} but the model expects "
-                                 f"{'x'.join(map(str, want))}")
+def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str, *, any_size: bool = False) -> None:
+    """The model must have been made for images of this shape; with any_size, a tile model takes any H x W of its
+    channel count (the codec), otherwise only its training shape (the autoencoder's other uses)."""
+    cfg = mf.config
+    why = cfg.fits(tuple(dataset_shape)) if any_size else \
+        dataclasses.replace(cfg, patch=0, margin=0, context=0).fits(tuple(dataset_shape))
+    if why:
+        raise ModelMismatchError(f"{what}: {why}")
 
 
 def image_channels(shape: tuple[int, ...] | list[int]) -> int:
@@ -137,11 +140,18 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
     from .tensors import to_unit
     x = to_unit(chunk).to(device)
     if quality is None:
-        return mf.model.codes(x, backend).cpu().numpy()
+        return mf.model.codes(x, backend, chunk.shape[1:]).cpu().numpy()
     import torch
     with torch.no_grad():
-        z = mf.model.encode(x, backend).cpu().numpy()
+        z = mf.model.encode(x, backend, chunk.shape[1:]).cpu().numpy()
     return coarse_codes(z, mf.config.levels, quality)
+
+
+def _alone(mf: ModelFile, samples: int):
+    """The model's pixel model without latents where its base image fits images of `samples` samples (a tile
+    model's images of other sizes have none)."""
+    a = mf.pixel_alone
+    return a if a is not None and a.base.size == samples else None
 
 
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
@@ -150,11 +160,11 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
     all)."""
     flat = chunk.reshape(len(chunk), -1)
-    recon = integer_decode(mf.intdec, fine_codes(mf, codes, quality), block_pool())
+    recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
     latent, residual = encode_latents(mf, codes, quality), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
-                               mf.pixel_alone, pixel_methods)
+                               _alone(mf, flat.shape[1]), pixel_methods)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
@@ -175,7 +185,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     from .parallel import encode_chunks
     from .decodemodel import decoder_bytes
     from .tensors import resolve_device
-    check_fits(tuple(shape[1:]), mf, str(source.format))
+    check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
     chunk_size = _check_encode_args(max_error, chunk_size, shape)
@@ -189,6 +199,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": latent_coder(mf, quality),
         "residual": PIXEL_CODER if max_error is not None else None,
     }
+    if mf.config.patch:
+        header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
     if quality is not None:
         header["quality"] = quality
     if shard is not None:
@@ -229,7 +241,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     rows)."""
     from .shards import shard_entry, shard_range
 
-    check_fits(dataset.image_shape, mf, str(dataset.path))
+    check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
     check_quality(quality, mf.config.levels)
     if shard is not None and image_range is not None:
@@ -267,10 +279,12 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
         hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
-    h = reader.header
-    if (h["levels"], h["latent"]) != (mf.config.levels, mf.config.latent) or tuple(h["shape"][1:]) != tuple(
-            mf.config.image_shape):
-        raise FormatError(f"{reader.path}: the header's image shape, levels or latent size contradict its model")
+    h, cfg = reader.header, mf.config
+    tiles = {"patch": cfg.patch, "context": cfg.context} if cfg.patch else None
+    if (h["levels"], h["latent"], h.get("tiles")) != (cfg.levels, cfg.latent, tiles) or cfg.fits(
+            tuple(h["shape"][1:])):
+        raise FormatError(f"{reader.path}: the header's image shape, tiles, levels or latent size contradict its "
+                          f"model")
     if h["max_error"] is not None and mf.residual_prior is None:
         raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
     return mf
@@ -303,7 +317,7 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    pred = (integer_decode(mf.intdec, decode_latents(mf, header, latent, n), block_pool())
+    pred = (predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
             if latent or max_error is None else None)
     if max_error is None:
         return pred
@@ -312,7 +326,7 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
             raise ValueError("a pixel stream without latents")
         return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
     mlp = mf.pixel if header["residual"] in (PIXEL_CODER, PIXEL_CODER_V2) else None   # version 1: none
-    alone = mf.pixel_alone if header["residual"] == PIXEL_CODER else None           # versions 1, 2: none
+    alone = _alone(mf, image_samples(header["shape"])) if header["residual"] == PIXEL_CODER else None  # v1, 2: none
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
                          mf.residual_prior, mlp, alone)
 

@@ -14,9 +14,11 @@ TABLE_FLOOR = 1
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
-def frequency_tables(codes: np.ndarray, levels: int, floor: int = TABLE_FLOOR) -> np.ndarray:
-    """Counts (latent x levels, int64) of each code value per latent dimension, plus `floor`."""
-    codes = np.asarray(codes)
+def frequency_tables(codes: np.ndarray, levels: int, floor: int = TABLE_FLOOR, latent: int | None = None
+                     ) -> np.ndarray:
+    """Counts (latent x levels, int64) of each code value per latent dimension, plus `floor`; codes are
+    n x latent (or, for a tile model, n x (tiles * latent) with `latent` given)."""
+    codes = np.asarray(codes).reshape(-1, latent or codes.shape[1])
     return np.stack([np.bincount(codes[:, j], minlength=levels)[:levels] + floor
                      for j in range(codes.shape[1])]).astype(np.int64)
 
@@ -28,12 +30,13 @@ def _probabilities(tables: np.ndarray, n: int) -> np.ndarray:
 
 
 def encode_codes(codes: np.ndarray, tables: np.ndarray) -> bytes:
-    """ANS-code integer codes (n x latent) with the per-dimension tables."""
+    """ANS-code integer codes (n x latent, or n x (tiles * latent): every tile with the same tables) with the
+    per-dimension tables."""
     codes = np.asarray(codes, dtype=np.int32)
     if codes.size == 0:
         return b""
     coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(codes.reshape(-1), _MODEL_FAMILY, _probabilities(tables, codes.shape[0]))
+    coder.encode_reverse(codes.reshape(-1), _MODEL_FAMILY, _probabilities(tables, codes.size // tables.shape[0]))
     return coder.get_compressed().astype("<u4").tobytes()
 
 

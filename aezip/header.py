@@ -2,7 +2,8 @@
 
 Every number that sizes memory is bounded here, before the decoder sees it: the image shape (H·W·C samples per
 image ≤ MAX_IMAGE_SAMPLES), the images per chunk (chunk_size · H·W·C ≤ MAX_CHUNK_SAMPLES, which bounds a chunk's
-decoded pixels and the decoder's work arrays), the latent size and levels, and the max error (0..255).
+decoded pixels and the decoder's work arrays), the latent size and levels, the max error (0..255), and for a tile
+model its tile side, context radius and latent symbols per chunk (≤ MAX_CHUNK_SYMBOLS).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .quality import LADDER_CODER
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
 MAX_LATENT = 4096
+MAX_CHUNK_SYMBOLS = 1 << 24          # a tile model's latent codes per chunk (tiles x latent x images)
 MAX_SHARDS = 1 << 16
 DEFAULT_CHUNK = 1024
 REQUIRED_FIELDS = frozenset({"shape", "dtype", "source", "model_id", "levels", "latent", "max_error", "backend",
@@ -91,7 +93,22 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     _need(isinstance(h.get("source"), dict), "header source is not a JSON object")
     if "shard" in h:
         _check_shard(h["shard"], shape[0])
+    if "tiles" in h:
+        _check_tiles(h["tiles"], shape, latent, chunk)
     return h
+
+
+def _check_tiles(t: object, shape: list[int], latent: int, chunk: int) -> None:
+    """A tile model's geometry: the tile side and the decoder's context radius, and a bounded count of latent
+    symbols per chunk (tiles per image x latent x images)."""
+    from .config import MAX_CONTEXT, MAX_PATCH
+    from .tiles import tile_count
+    _need(isinstance(t, dict) and set(t) == {"patch", "context"} and all(_is_int(v) for v in t.values())
+          and 1 <= t["patch"] <= MAX_PATCH and 0 <= t["context"] <= MAX_CONTEXT,
+          f"header tiles entry {t!r} is not {{patch: 1..{MAX_PATCH}, context: 0..{MAX_CONTEXT}}}")
+    symbols = tile_count(tuple(shape[1:]), t["patch"]) * latent * chunk
+    _need(symbols <= MAX_CHUNK_SYMBOLS, f"header tiles entry {t!r}: {symbols} latent symbols per chunk, more than "
+                                        f"{MAX_CHUNK_SYMBOLS}")
 
 
 def _check_shard(s: object, images: int) -> None:

@@ -26,7 +26,10 @@ GPU_PEAKS = {
     "H100": {"fp32": 67e12, "tf32": 495e12, "bf16": 989e12, "bytes_per_s": 3.35e12},
     "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "bytes_per_s": 2.04e12},
 }
-ARCHS = {"default": (784, 512, 256, 32), "wide": (3072, 2048, 1024, 256)}
+# Encoder chains: the whole-image default and a wide one; tile models' rows (one per tile, a 16 x 16 window of an
+# 8 x 8 tile with margin 4: the picked gray and RGB architectures, sizing.py), where a batch is tiles, not images.
+ARCHS = {"default": (784, 512, 256, 32), "wide": (3072, 2048, 1024, 256),
+         "tile 8+4 gray": (256, 256, 128, 8), "tile 8+4 RGB": (768, 256, 128, 16)}
 
 
 def environment(device: torch.device) -> dict:

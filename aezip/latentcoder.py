@@ -26,19 +26,23 @@ def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
 
 
 def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None) -> bytes:
-    """A chunk's latent stream: its codes (of `quality`) with the model's context model, or its static tables."""
+    """A chunk's latent stream: its codes (of `quality`; one row per image, or a tile model's tiles one after the
+    other in each row) with the model's context model, or its static tables; a tile is coded as a row."""
+    codes = np.asarray(codes).reshape(-1, mf.config.latent)
     if mf.context is not None:
         return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     return encode_codes(codes, _static_tables(mf, quality))
 
 
 def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
-    """A chunk's fine codes (n x latent) from its latent stream, by the coder and quality its header names."""
+    """A chunk's fine codes (n x latent, or n x tiles * latent) from its latent stream, by the coder and quality its
+    header names."""
     quality = header.get("quality")
+    images, n = n, n * mf.config.rows(tuple(header["shape"][1:]))
     if header["entropy"] == CONTEXT_CODER:
         if mf.context is None:
             raise FormatError("the file's latents use the context coder, but its model has no context tables")
         codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     else:
         codes = decode_codes(latent, n, _static_tables(mf, quality))
-    return fine_codes(mf, codes, quality)
+    return fine_codes(mf, codes, quality).reshape(images, -1)

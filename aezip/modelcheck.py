@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import MAX_CONTEXT, MAX_MARGIN, MAX_PATCH, AEConfig
 from .context import check_context_tensors
 from .errors import FormatError
 from .header import MAX_IMAGE_SAMPLES, MAX_LATENT
@@ -47,6 +48,11 @@ def check_config(config: object) -> dict:
           f"config hidden {hidden!r}: at most {MAX_HIDDEN_LAYERS} widths of 1..{MAX_WIDTH}")
     _need(_ints([config.get("latent")], 1, MAX_LATENT), f"config latent {config.get('latent')!r} out of range")
     _need(_ints([config.get("levels")], 2, MAX_LEVELS), f"config levels {config.get('levels')!r} out of range")
+    tile = [config.get(k, 0) for k in ("patch", "margin", "context")]
+    _need(_ints(tile, 0, MAX_PATCH) and tile[1] <= MAX_MARGIN and tile[2] <= MAX_CONTEXT
+          and (tile[0] > 0 or tile[1:] == [0, 0]),
+          f"config patch, margin, context {tile!r}: expected 0..{MAX_PATCH}, 0..{MAX_MARGIN}, 0..{MAX_CONTEXT} "
+          f"(margin and context only with a patch)")
     return config
 
 
@@ -61,14 +67,12 @@ def _expect(tensors: dict[str, np.ndarray], key: str, dtype: str, shape: tuple[i
 def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: bool = False) -> None:
     """Every tensor present, of the dtype and shape the config implies, within its bounds; no others. A decode-side
     model (decode_only) holds no float network, and the max-error coder's parts only where its file needs them."""
-    dims = [int(np.prod(config["image_shape"])), *config["hidden"], config["latent"]]
+    cfg = AEConfig.from_dict(config)
     latent, levels = config["latent"], config["levels"]
     expected = set()
-    for part, ds in (("encoder", dims), ("decoder", dims[::-1])) if not decode_only else ():
-        for i, (a, b) in enumerate(zip(ds[:-1], ds[1:])):
-            _expect(tensors, f"float.{part}.{i}.weight", "float32", (b, a))
-            _expect(tensors, f"float.{part}.{i}.bias", "float32", (b,))
-            expected |= {f"float.{part}.{i}.weight", f"float.{part}.{i}.bias"}
+    for name, shape in cfg.weight_shapes().items() if not decode_only else ():
+        _expect(tensors, f"float.{name}", "float32", shape)
+        expected.add(f"float.{name}")
     tables = _expect(tensors, "entropy.tables", "int64", (latent, levels))
     _need(bool((tables >= 1).all()) and bool((tables.sum(axis=1, dtype=np.float64) < MAX_TABLE_TOTAL).all()),
           "entropy tables must hold positive counts with bounded totals")
@@ -76,7 +80,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
         prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
         _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
         expected.add("residual.prior")
-    rdims = dims[::-1]
+    rdims = cfg.layer_dims()[1]
     n = len(rdims) - 1
     shifts = _expect(tensors, "intdec.shifts", "int64", (n - 1,))
     _need(bool((np.abs(shifts) <= 62).all()), "integer decoder shifts out of range")
@@ -95,7 +99,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
     expected |= {f"intdec.{k}{i}" for i in range(n) for k in "wb"}
     bank = None if decode_only else tensors.get("restore.bank")
     if bank is not None:
-        _need(bank.dtype in (np.uint8, np.uint16) and bank.ndim == 2 and bank.shape[1] == latent
+        _need(bank.dtype in (np.uint8, np.uint16) and bank.ndim == 2 and bank.shape[1] == latent * cfg.rows()
               and bank.shape[0] <= BANK_MAX and int(bank.max(initial=0)) < levels,
               f"restore.bank {bank.dtype} {bank.shape} does not fit the model")
         expected.add("restore.bank")

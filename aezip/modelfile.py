@@ -206,5 +206,6 @@ def describe(mf: ModelFile) -> dict:
             "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
             "decode_side_lossy_bytes": len(decoder_bytes(mf, max_error_parts=False)),
             "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
-            "levels": cfg.levels, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
+            "levels": cfg.levels, "tiles": {"patch": cfg.patch, "margin": cfg.margin, "context": cfg.context}
+            if cfg.patch else None, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
             "training": mf.info}

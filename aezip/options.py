@@ -11,8 +11,9 @@ BACKENDS = ("auto", "triton", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
-RECORDED_WHEN_SET = ("variable_rate", "context_model")   # options newer than the shipped model: in its info only when set, so the
-#                                          default recipe still writes the shipped model file byte for byte
+# options newer than the shipped model: in its info only when set, so the default recipe still writes the shipped
+# model file byte for byte
+RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment")
 QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
@@ -48,6 +49,7 @@ class TrainOptions:
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels
+    augment: str | None = None        # more augmentation: "flip,invert,channels" or a subset (augment.py)
     weight_decay: float = 0.01
     epochs: int = 160
     batch_size: int = 64
@@ -84,6 +86,7 @@ class TrainOptions:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
         parse_denoise(self.denoise)
         parse_prior(self.prior)
+        parse_augment(self.augment)
 
 
 def _choice(param: str, value: str, choices: tuple[str, ...]) -> None:
@@ -104,6 +107,18 @@ def parse_denoise(spec: str | None) -> tuple[str, float] | None:
     if not valid.get(kind, False):
         raise ParameterError("denoise", f"{spec!r}: expected {DENOISE_SPECS}")
     return kind, v
+
+
+AUGMENTATIONS = ("flip", "invert", "channels")
+
+
+def parse_augment(spec: str | None) -> tuple[str, ...]:
+    """'flip,invert,channels' (any subset; '' or 'none': none) into the names."""
+    names = tuple(s.strip() for s in (spec or "").split(",") if s.strip() and s.strip() != "none")
+    bad = [n for n in names if n not in AUGMENTATIONS]
+    if bad:
+        raise ParameterError("augment", f"{bad[0]!r} is not one of {', '.join(AUGMENTATIONS)} (comma-separated)")
+    return names
 
 
 def parse_prior(spec: str | None) -> tuple[str, float] | None:

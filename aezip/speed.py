@@ -61,7 +61,9 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
     """Rows of images/s for aezip (lossy and lossless, in-process and whole-process), xz and zstd on `images`."""
     n = len(images)
     mf = load_model(model_path)
-    dims = [mf.config.input_dim, *mf.config.hidden, mf.config.latent]
+    dims, rdims = mf.config.layer_dims()
+    per_image = mf.config.rows(images.shape[1:])     # rows of codes per image: 1, or its tiles
+    enc_flops, dec_flops = per_image * layer_flops(dims), per_image * layer_flops(rdims)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -70,8 +72,8 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
         dataset = open_dataset(src)
         apply_threads("decode", threads)
         f64, f32 = gemm_rate(np.float64), gemm_rate(np.float32)
-        dec_ceiling = f64 / layer_flops(dims[::-1])
-        enc_ceiling = 1.0 / (layer_flops(dims) / f32 + layer_flops(dims[::-1]) / f64)
+        dec_ceiling = f64 / dec_flops
+        enc_ceiling = 1.0 / (enc_flops / f32 + dec_flops / f64)
         model_arg = ["-m", str(mf.path)]
         for label, max_error in (("lossy", None), ("lossless", 0)):
             aez, out = work / f"{label}.aez", work / f"{label}-out.npy"
@@ -105,8 +107,7 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
     return {"images": n, "image_shape": list(images.shape[1:]), "reps": reps, "threads": threads,
             "gemm_gflops": {"float64": f64 / 1e9, "float32": f32 / 1e9}, "rows": rows,
             "ceilings": {"decode": dec_ceiling, "encode": enc_ceiling,
-                         "decoder_flops_per_image": layer_flops(dims[::-1]),
-                         "encoder_flops_per_image": layer_flops(dims)}}
+                         "decoder_flops_per_image": dec_flops, "encoder_flops_per_image": enc_flops}}
 
 
 def _raw_codecs() -> list[tuple[str, Callable[[bytes], bytes], Callable[[bytes], bytes]]]:

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 
 from . import kernels
+from .augment import augment
 from .distributed import World, all_sum, local_device, process_group, shard, world_from_env
 from .context import encode_context, fit_context
 from .entropy import encode_codes, frequency_tables
 from .errors import InputError, ParameterError
-from .intdecoder import build_integer_decoder, integer_decode
+from .intdecoder import build_integer_decoder
 from .losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from .metrics import psnr_from_mse
@@ -24,10 +25,11 @@ from .residual import context_prior
 from .restore import code_bank
 from .stream import ImageRows, batches
 from .tensors import resolve_device, to_unit
+from .tiles import predict
 from .model import AutoEncoder
 from .modelfile import ModelFile
 from .config import AEConfig
-from .options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, TrainOptions, parse_denoise, parse_prior
+from .options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, TrainOptions, parse_augment, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -174,6 +176,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=opts.lr, total_steps=opts.epochs * steps_per_epoch)
     denoise = parse_denoise(opts.denoise)
     prior = parse_prior(opts.prior)
+    augmentations = parse_augment(opts.augment)
     disc = LatentDiscriminator(config.latent).to(device) if prior else None
     disc_ddp = _ddp(disc, world, device) if disc else None
     disc_optim = torch.optim.Adam(disc.parameters(), lr=opts.lr / 2, betas=(0.5, 0.999)) if disc else None
@@ -186,6 +189,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
         total = 0.0
         for i in range(0, len(perm), opts.batch_size):
             x = random_shift(rows.take(train_rows[perm[i:i + opts.batch_size]]), config.image_shape, opts.shift, gen)
+            x = augment(x, config.image_shape, augmentations, gen)
             h, logits = forward(corrupt(x, denoise, config.image_shape, gen), gen)
             loss = reconstruction_loss(logits, x, opts.loss)
             if opts.rho is not None and opts.beta > 0:
@@ -255,25 +259,26 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     held-out figures the codec will give (chunk by chunk: the images may be memory-mapped)."""
     cfg = model.config
     train_codes = _codes(model, images, train_idx)
-    tables = frequency_tables(train_codes, cfg.levels)
-    context = fit_context(train_codes, cfg.levels) if opts.context_model else None
+    tables = frequency_tables(train_codes, cfg.levels, latent=cfg.latent)
+    context = fit_context(train_codes.reshape(-1, cfg.latent), cfg.levels) if opts.context_model else None
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
-    some_pred = integer_decode(intdec, train_codes[some])
+    some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
     pixel = alone = None
     if opts.pixel_model:
         idx = val_idx[:VAL_BATCH]
-        val, val_pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, _codes(model, images, idx))
+        val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, _codes(model, images, idx),
+                                                                   cfg.image_shape)
         pixel = _pixel_model(some_images, some_pred, val, val_pred, cfg.image_shape, opts, log)
         alone = _pixel_model(some_images, None, val, None, cfg.image_shape, opts, log)
     sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = _codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables) if context is None else
-                            encode_context(codes, tables, context, cfg.levels, None))
-        val, pred = images[idx].reshape(len(idx), -1), integer_decode(intdec, codes)
+                            encode_context(codes.reshape(-1, cfg.latent), tables, context, cfg.levels, None))
+        val, pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, codes, cfg.image_shape)
         diff = val.astype(np.float64) - pred
         sse += float(np.sum(diff * diff))
         if pixel is not None:

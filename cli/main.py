@@ -9,7 +9,6 @@ import click
 
 from aezip import __version__
 from aezip.errors import AezipError, InputError, ModelMismatchError, ParameterError
-from aezip.config import AEConfig
 from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 
 from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, jobs_option,
@@ -43,10 +42,14 @@ def cli() -> None:
 @click.argument("data", type=PATH)
 @output_options("Model file to write (.aezm).", stream=False)
 @range_option
-@click.option("--hidden", default=",".join(map(str, AEConfig.hidden)), show_default=True,
-              help="Encoder widths; the decoder mirrors them.")
-@click.option("--latent", default=AEConfig.latent, show_default=True, help="Latent dimensions.")
-@click.option("--levels", default=AEConfig.levels, show_default=True, help="Quantization levels of each latent.")
+@click.option("--hidden", help="Encoder widths, e.g. 512,256; the decoder mirrors them [default: picked from DATA].")
+@click.option("--latent", type=int, help="Latent dimensions (per tile for a tile model) [default: picked].")
+@click.option("--levels", type=int, help="Quantization levels of each latent [default: picked].")
+@click.option("--patch", type=int, help="Tile side p of a tile model, which codes images of any size; 0: an MLP over "
+                                        "the whole image [default: picked from DATA's shape].")
+@click.option("--margin", type=int, help="Tile model: pixels the encoder sees around each tile [default: picked].")
+@click.option("--context", type=int,
+              help="Tile model: the decoder sees the latents of (2C+1)^2 tiles around each tile [default: picked].")
 @_train_option("loss", "--loss", type=click.Choice(RECONSTRUCTION_LOSSES), help="Reconstruction loss.")
 @_train_option("rho", "--sparsity", "rho", type=float, help="Sparse-KL target activation rho (0: no penalty).")
 @_train_option("beta", "--beta", type=float, help="Weight of the sparse-KL penalty.")
@@ -62,9 +65,11 @@ def cli() -> None:
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
+@click.option("--augment", help="Also augment with random flips, inversions, channel orders: flip,invert,channels "
+                                "or a subset, or none [default: picked: all three for tile models, none else].")
 @_train_option("weight_decay", "--weight-decay", type=float, help="AdamW weight decay.")
-@_train_option("epochs", "--epochs")
-@_train_option("batch_size", "--batch-size")
+@click.option("--epochs", type=int, help="Training epochs [default: picked from DATA's size].")
+@click.option("--batch-size", type=int, help="Images per training step [default: picked: 64, or ~1024 tiles].")
 @_train_option("lr", "--lr", type=float, help="Peak learning rate (one-cycle schedule).")
 @_train_option("seed", "--seed")
 @_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
@@ -78,7 +83,7 @@ def cli() -> None:
 @threads_option
 @force_option
 @reporting
-def train(data: Path, output: Path | None, image_range: str | None, hidden: str, force: bool, quiet: bool,
+def train(data: Path, output: Path | None, image_range: str | None, hidden: str | None, force: bool, quiet: bool,
           verbose: int, as_json: bool, threads: int | None, **options) -> None:
     """Learn a codec on DATA and write it to a model file."""
     from aezip import api
@@ -95,7 +100,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str,
     report.notes(dataset.notes)
     lo, hi = parse_range(image_range, dataset.shape[0])
     images = training_array(dataset, lo, hi)
-    model = api.train(images, hidden=_int_list(hidden), progress=not quiet,
+    model = api.train(images, hidden=_int_list(hidden) if hidden else None, progress=not quiet,
                       log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
                       source={"name": Path(data).name, "range": [lo, hi]}, **options)
     if model is None:   # a torchrun rank other than 0: rank 0 writes the model
@@ -278,7 +283,9 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("decode side", f"{m['decode_side_bytes']} bytes; {m['decode_side_lossy_bytes']} without the max-error "
                             "coder (what a lossy --embed-model file holds)"),
             ("image shape", "x".join(map(str, m["image_shape"]))),
-            ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels"),
+            ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels" + (
+                ", {patch}x{patch} tiles, margin {margin}, context {context} (any H x W)".format(**m["tiles"])
+                if m["tiles"] else "")),
             ("code bank", f"{m['code_bank_images']} images"),
             ("trained on", m["training"].get("data", "?")), ("held-out", m["training"].get("heldout", "?")))))
         return
