@@ -35,9 +35,9 @@ class, centre) for the re-centred rows): keys ascending, raster order (image, ro
 group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
 both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
 only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
-adaptation). The encoder codes the VARIANTs (table x increment) it is given (default: all; pixelstream's chooser
-picks them on a sample of the chunk) in the same run of the networks and keeps the shortest stream, whose first byte
-names it.
+adaptation). A VARIANT (table x increment) is named by the stream's first byte; mu and s do not depend on it, so
+one run of the networks (pass_classes) serves every variant: code_variant codes one, ideal_bytes gives its ideal
+length (sum of -log2 p over the same integer rows) without the range coder, for pixelstream's chooser.
 
 A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
 one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
@@ -46,7 +46,6 @@ images, for every image; the code is the same.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Collection
 
 import numpy as np
 import constriction
@@ -344,19 +343,11 @@ def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np
 
 
 def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
-               max_error: int, variants: Collection[int] | None = None) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels. The
-    stream is the shortest over `variants` (default: all VARIANTS; its first byte names the one used)."""
-    streams, recon = encode_variants(mlp, x, pred, image_shape, max_error, variants)
-    return min(streams.values(), key=len), recon
-
-
-def encode_variants(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
-                    variants: Collection[int] | None = None) -> tuple[dict[int, bytes], np.ndarray]:
-    """The stream of each of `variants` (default: all) for x, and the decoder's pixels."""
+               max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels: the
+    shortest stream over all VARIANTS (its first byte names the one used), from one run of the networks."""
     passes, recon = pass_classes(mlp, x, pred, image_shape, max_error)
-    variants = sorted(range(len(VARIANTS)) if variants is None else set(variants))
-    return {v: code_variant(mlp, passes, max_error, v) for v in variants}, recon
+    return min((code_variant(mlp, passes, max_error, v) for v in range(len(VARIANTS))), key=len), recon
 
 
 def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
