@@ -145,15 +145,17 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int
 
 
 def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int) -> list[tuple[int, int]]:
-    """The (method, variant)s worth coding in full. Methods: those whose best estimate (_Coders.estimates on every
-    SAMPLE_STEP-th image, or on every image where that sample would hold fewer than SAMPLE_MIN) plus the latents
-    they need comes within CLOSE of the best. A pixel model's variant: the one of least ideal length on the whole
+    """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
+    (_Coders.estimates on every SAMPLE_STEP-th image, or on every image where that sample would hold fewer than
+    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best. A pixel model's variant: the one of least ideal length on the whole
     chunk (adaptation is worth more on a whole chunk than on a sample)."""
     step = SAMPLE_STEP if len(coders.x) >= SAMPLE_STEP * SAMPLE_MIN else 1
-    est = {m: min(coders.estimates(m, step).values()) + (latent_bytes if m in NEEDS_LATENTS else 0) for m in models}
-    best = min(est.values(), default=0.0)
+    if len(models) > 1:
+        est = {m: min(coders.estimates(m, step).values()) + (latent_bytes if m in NEEDS_LATENTS else 0)
+               for m in models}
+        models = [m for m, c in est.items() if c <= CLOSE * min(est.values())]
     out = []
-    for m in sorted(m for m, c in est.items() if c <= CLOSE * best):
+    for m in sorted(models):
         full = coders.estimates(m, 1)
         out.append(min(full, key=full.__getitem__))
     return out
