@@ -26,6 +26,7 @@ from .intdecoder import ARITHMETIC
 from .metrics import psnr_from_mse
 from .modelfile import ModelFile, default_model, load_model
 from .options import parse_range
+from .chunktables import CHUNK_CODER
 from .context import CONTEXT_CODER
 from .latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from .quality import LADDER_CODER, check_quality, coarse_codes
@@ -294,7 +295,8 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC, entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER),
+        validate_header(h, decoder=ARITHMETIC,
+                        entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER),
                         residual=(PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None

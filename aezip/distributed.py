@@ -60,13 +60,15 @@ def local_device(device: torch.device, world: World) -> torch.device:
 @contextlib.contextmanager
 def process_group(world: World, device: torch.device) -> Iterator[None]:
     """Join the process group for the duration (nccl on CUDA, gloo on the CPU); nothing for a world of one or
-    when the caller already initialised one."""
+    when the caller already initialised one. Ranks leave together (a barrier): a gloo rank that tore its group down
+    while rank 0 still wrote the model was seen to abort ("terminate called without an active exception")."""
     if not world.distributed or dist.is_initialized():
         yield
         return
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
     try:
         yield
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from .errors import FormatError
+from .chunktables import CHUNK_CODER
 from .context import CONTEXT_CODER
 from .quality import LADDER_CODER
 
@@ -54,7 +55,8 @@ def image_samples(shape: list[int] | tuple[int, ...]) -> int:
 def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residual: tuple[str, ...]) -> dict:
     """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field.
     `entropy` lists the latent coders understood; a file of a quality level Q (quality.py) records it and names the
-    ladder coder, or the context coder (context.py), which serves every level."""
+    ladder coder, the context coder (context.py) or the chunk-tables coder (chunktables.py), which serve every
+    level."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
     missing = REQUIRED_FIELDS - set(h)
@@ -81,7 +83,7 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
                                        f"({', '.join(entropy)})")
     q, coder = h.get("quality"), h.get("entropy")
-    _need(coder in (LADDER_CODER, CONTEXT_CODER) if "quality" in h else coder != LADDER_CODER,
+    _need(coder in (LADDER_CODER, CONTEXT_CODER, CHUNK_CODER) if "quality" in h else coder != LADDER_CODER,
           f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coder {LADDER_CODER} needs a "
           f"quality, the per-dimension coder none)")
     _need("quality" not in h or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "

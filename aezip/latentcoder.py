@@ -1,9 +1,12 @@
-"""Which coder a chunk's latents take and how: the static per-dimension tables (entropy.py), their coarse
-versions for a --quality level (quality.py), or the model's context model (context.py)."""
+"""Which coder a chunk's latents take and how: new files use the chunk-tables coder (chunktables.py: per chunk,
+the shortest of the static tables, the context model and the chunk's own tables); files written before it name the
+static per-dimension tables (entropy.py), their coarse versions for a --quality level (quality.py), or the model's
+context model (context.py), and decode as they did."""
 from __future__ import annotations
 
 import numpy as np
 
+from .chunktables import CHUNK_CODER, decode_chunk_latents, encode_chunk_latents
 from .context import CONTEXT_CODER, decode_context, encode_context
 from .entropy import LATENT_CODER, decode_codes, encode_codes
 from .errors import FormatError
@@ -17,7 +20,13 @@ def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndar
 
 
 def latent_coder(mf: ModelFile, quality: int | None) -> str:
-    """The latent coder a file of this model and quality names: the context model where the model has one."""
+    """The latent coder new files name (any model, any quality)."""
+    return CHUNK_CODER
+
+
+def legacy_coder(mf: ModelFile, quality: int | None) -> str:
+    """The latent coder files of this model and quality named before the chunk-tables coder (tests write such
+    files to pin their decoding)."""
     return CONTEXT_CODER if mf.context is not None else LATENT_CODER if quality is None else LADDER_CODER
 
 
@@ -25,11 +34,13 @@ def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
     return mf.tables if quality is None else ladder_tables(mf.tables, quality)
 
 
-def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None) -> bytes:
+def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder: str = CHUNK_CODER) -> bytes:
     """A chunk's latent stream: its codes (of `quality`; one row per image, or a tile model's tiles one after the
-    other in each row) with the model's context model, or its static tables; a tile is coded as a row."""
+    other in each row) by `coder` (new files: the chunk-tables coder); a tile is coded as a row."""
     codes = np.asarray(codes).reshape(-1, mf.config.latent)
-    if mf.context is not None:
+    if coder == CHUNK_CODER:
+        return encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    if coder == CONTEXT_CODER:
         return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     return encode_codes(codes, _static_tables(mf, quality))
 
@@ -39,7 +50,9 @@ def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.nda
     header names."""
     quality = header.get("quality")
     images, n = n, n * mf.config.rows(tuple(header["shape"][1:]))
-    if header["entropy"] == CONTEXT_CODER:
+    if header["entropy"] == CHUNK_CODER:
+        codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    elif header["entropy"] == CONTEXT_CODER:
         if mf.context is None:
             raise FormatError("the file's latents use the context coder, but its model has no context tables")
         codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)

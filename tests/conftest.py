@@ -62,3 +62,12 @@ def write_idx(path: Path, images: np.ndarray) -> Path:
         f.write(bytes([0, 0, 8, images.ndim]) + struct.pack(f">{images.ndim}I", *images.shape) + images.tobytes())
     return path
 
+
+
+@pytest.fixture
+def legacy_coders():
+    """Encode as before the chunk-tables coder (static, ladder or context coder by model and quality), so tests
+    pin the decoding of files written then."""
+    from tests.legacy import legacy_files
+    with legacy_files():
+        yield

@@ -59,7 +59,8 @@ def context_model(tmp_path_factory, tiny_model_path, sample_images):
     return load_model(path)
 
 
-def test_every_quality_round_trips_with_a_context_model(context_model, tiny_model_path, sample_images) -> None:
+def test_every_quality_round_trips_with_a_context_model(context_model, tiny_model_path, sample_images,
+                                                        legacy_coders) -> None:
     plain = load_model(tiny_model_path)
     images = sample_images[:60]
     assert context_model.context is not None and plain.context is None
@@ -72,7 +73,7 @@ def test_every_quality_round_trips_with_a_context_model(context_model, tiny_mode
 
 
 def test_a_context_file_with_a_model_without_context_tables_is_refused(tmp_path, tiny_model_path,
-                                                                       sample_images) -> None:
+                                                                       sample_images, legacy_coders) -> None:
     parts = aezcraft.parse(aezip.compress(sample_images[:10], load_model(tiny_model_path)))
     h = parts.header_json
     h["entropy"] = CONTEXT_CODER
@@ -111,7 +112,8 @@ def test_training_with_the_context_model_stores_it(sample_images) -> None:
     assert np.array_equal(aezip.decompress(aezip.compress(sample_images[:20], mf), mf).shape, (20, 28, 28))
 
 
-def test_an_embedded_decode_side_model_carries_the_context_tables(context_model, sample_images) -> None:
+def test_an_embedded_decode_side_model_carries_the_context_tables(context_model, sample_images,
+                                                                  legacy_coders) -> None:
     images = sample_images[:30]
     blob = aezip.compress(images, context_model, quality=5, embed_model=True)
     assert aezip.info(blob)["entropy"] == CONTEXT_CODER

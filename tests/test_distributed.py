@@ -77,6 +77,7 @@ def _worker(rank: int, port: int, images: np.ndarray, out: str) -> None:
     cfg = AEConfig((28, 28), (16,), 4, 8)
     runs = [train_model(images, cfg, opts, progress=False, log=lambda m: None, world=World(rank, 2))
             for _ in range(2)]
+    dist.barrier()                 # leave together, as aezip.distributed.process_group does
     dist.destroy_process_group()
     if rank == 0:
         with open(out, "w") as f:

@@ -42,9 +42,10 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
 
 
 @pytest.mark.parametrize("name,max_error", [("lossy", None)])
-def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path, name, max_error):
+def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path, name, max_error, legacy_coders):
     """Same header and chunk payloads (the container's framing version may move on: 1 -> 2 when names got packed;
-    --max-error files now store the tagged pixel stream of #11, so only their decoding is pinned above)."""
+    --max-error files now store the tagged pixel stream of #11, so only their decoding is pinned above; new files
+    name the chunk-tables coder, so this pins the static coder that such files name)."""
     src = tmp_path / "src.npy"
     np.save(src, open_dataset(sample_path()).read_all()[:24])
     out = tmp_path / "again.aez"

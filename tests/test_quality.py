@@ -52,7 +52,8 @@ def test_bad_quality_is_a_parameter_error() -> None:
             check_quality(bad, 24)
 
 
-def test_every_quality_round_trips_and_decodes_the_encoders_pixels(tiny_model_path, sample_images) -> None:
+def test_every_quality_round_trips_and_decodes_the_encoders_pixels(tiny_model_path, sample_images,
+                                                                   legacy_coders) -> None:
     mf = load_model(tiny_model_path)
     images = sample_images[:40]
     levels = mf.config.levels
@@ -113,7 +114,8 @@ def test_cli_quality_round_trip_and_errors(tmp_path, capsys, tiny_model_path, sa
     (lambda h: h.update(entropy="ans-categorical-per-dim"), "disagree"),
     (lambda h: h.update(entropy="ans-categorical-per-dim-ladder-v9"), "latent coder"),
 ])
-def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_images, edit, message) -> None:
+def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_images, edit, message,
+                                             legacy_coders) -> None:
     parts = aezcraft.parse(aezip.compress(sample_images[:20], load_model(tiny_model_path), quality=3))
     h = parts.header_json
     edit(h)

@@ -267,7 +267,7 @@ def test_bad_tile_options_are_one_line_errors(tmp_path, capsys, args, needle) ->
     assert_one_line_error(code, err, needle)
 
 
-def test_a_tile_model_takes_the_quality_ladder_and_the_context_coder(tmp_path) -> None:
+def test_a_tile_model_takes_the_quality_ladder_and_the_context_coder(tmp_path, legacy_coders) -> None:
     mf = _tile_model(tmp_path, (8, 8), context_model=True, variable_rate=3)
     assert mf.context is not None
     images = _images((12, 10), 6, seed=9)
