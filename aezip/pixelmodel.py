@@ -35,8 +35,9 @@ class, centre) for the re-centred rows): keys ascending, raster order (image, ro
 group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
 both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
 only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
-adaptation). The encoder codes every VARIANT (table x increment) in the same run of the networks and keeps the
-shortest stream, whose first byte names it.
+adaptation). A VARIANT (table x increment) is named by the stream's first byte; mu and s do not depend on it, so
+one run of the networks (pass_classes) serves every variant: code_variant codes one, ideal_bytes gives its ideal
+length (sum of -log2 p over the same integer rows) without the range coder, for pixelstream's chooser.
 
 A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
 one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
@@ -287,9 +288,23 @@ class _Rows:
         if self.kind == BUCKET:
             row = self.rows[key]
         else:
-            s, cls, c = (int(v) for v in self._split(np.asarray(key)))
-            row = bins.sum_into_bins(self.counts[s, cls, 255 - c:511 - c], self.max_error)
+            sc, c = divmod(key, 256)
+            s, cls = divmod(sc, self.counts.shape[1])
+            row = self.counts[s, cls, 255 - c:511 - c]
+            row = bins.sum_into_bins(row, self.max_error) if self.max_error else row
         return _MODEL_FAMILY(row / row.sum(), perfect=False)
+
+    def probabilities(self, keys: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+        """Each symbol's probability in its key's row (the float model() gives it, up to the coder's quantization)."""
+        if self.kind == BUCKET:
+            return self.rows[keys, symbols] / self.rows.sum(axis=1)[keys]
+        step, _ = bins.geometry(self.max_error)
+        cum = np.zeros((*self.counts.shape[:2], 512), np.int64)
+        np.cumsum(self.counts, axis=2, out=cum[..., 1:])
+        s, cls, c = self._split(keys)
+        start = 255 - c   # the row's window over v = 0..255
+        lo, hi = start + symbols * step, start + np.minimum((symbols + 1) * step, 256)
+        return (cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start])
 
     def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
         """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
@@ -302,6 +317,17 @@ class _Rows:
             s, cls, c = self._split(keys)
             value = bins.values(symbols, self.max_error)
             np.add.at(self.counts, (s, cls, value - c + 255), self.increment)
+
+
+@dataclass
+class Pass:
+    """One pass's pixels in raster order: integer mean, scale class, reference, repeat context and bin."""
+
+    mu: np.ndarray
+    s: np.ndarray
+    ref: np.ndarray
+    q: np.ndarray
+    values: np.ndarray
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -318,35 +344,59 @@ def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np
 
 def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
                max_error: int) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels. The
-    stream is the shortest over VARIANTS (its first byte names the one used): mu and s do not depend on it, so every
-    variant shares one run of the networks."""
+    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels: the
+    shortest stream over all VARIANTS (its first byte names the one used), from one run of the networks."""
+    passes, recon = pass_classes(mlp, x, pred, image_shape, max_error)
+    return min((code_variant(mlp, passes, max_error, v) for v in range(len(VARIANTS))), key=len), recon
+
+
+def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+                 max_error: int) -> tuple[list[Pass], np.ndarray]:
+    """Each pass's classes for x (n x D uint8; [] where E leaves one bin) and the decoder's pixels: mu and s do not
+    depend on the variant, so every variant codes from one run of the networks."""
     _, nbins = bins.geometry(max_error)
     canvas = _canvas(pred, len(x), image_shape)
     predc = canvas.copy()
     target = bins.to_bins(x.reshape(canvas.shape), max_error)
     recon = bins.values(target, max_error)
-    if nbins == 1:
-        return b"", recon.reshape(x.shape).astype(np.uint8)
-    rows = [_Rows(mlp, v, max_error) for v in range(len(VARIANTS))]
-    coders = [constriction.stream.queue.RangeEncoder() for _ in VARIANTS]
+    passes = []
     levels = mlp.levels(image_shape)
-    for k in range(n_passes(image_shape, levels)):
+    for k in range(n_passes(image_shape, levels) if nbins > 1 else 0):
         ys, xs, c = pass_slice(k, canvas.shape[3], levels)
         feats = pass_features(canvas, predc, k, levels)
         mu, s = mlp.classes(k, feats)
         ref, q = feats[:, -1].astype(np.int64), repeat_context(feats, k, canvas.shape[3], levels)
-        values = target[:, ys, xs, c].reshape(-1)
-        for coder, row in zip(coders, rows):
-            keys = row.keys(mu, s, ref, q)
-            order, uniq, bounds = _groups(keys)
-            symbols = values[order].astype(np.int32)
-            for g, key in enumerate(uniq):
-                coder.encode(symbols[bounds[g]:bounds[g + 1]], row.model(int(key)))
-            row.adapt(keys, values)
+        passes.append(Pass(mu, s, ref, q, target[:, ys, xs, c].reshape(-1)))
         canvas[:, ys, xs, c] = recon[:, ys, xs, c]
-    streams = [bytes([i]) + coder.get_compressed().astype("<u4").tobytes() for i, coder in enumerate(coders)]
-    return min(streams, key=len), recon.reshape(x.shape).astype(np.uint8)
+    return passes, recon.reshape(x.shape).astype(np.uint8)
+
+
+def code_variant(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> bytes:
+    """The stream of one variant (its byte first) from pass_classes' passes; b"" where there are none."""
+    if not passes:
+        return b""
+    row, coder = _Rows(mlp, variant, max_error), constriction.stream.queue.RangeEncoder()
+    for p in passes:
+        keys = row.keys(p.mu, p.s, p.ref, p.q)
+        order, uniq, bounds = _groups(keys)
+        symbols = p.values[order].astype(np.int32)
+        for g, key in enumerate(uniq):
+            coder.encode(symbols[bounds[g]:bounds[g + 1]], row.model(int(key)))
+        row.adapt(keys, p.values)
+    return bytes([variant]) + coder.get_compressed().astype("<u4").tobytes()
+
+
+def ideal_bytes(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> float:
+    """The ideal length (sum of -log2 p over the integer tables, /8, + the variant byte) of code_variant's stream,
+    without the range coder."""
+    if not passes:
+        return 0.0
+    row, bits = _Rows(mlp, variant, max_error), 0.0
+    for p in passes:
+        keys = row.keys(p.mu, p.s, p.ref, p.q)
+        bits -= float(np.log2(row.probabilities(keys, p.values)).sum())
+        row.adapt(keys, p.values)
+    return bits / 8 + 1
 
 
 def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],

@@ -10,6 +10,12 @@ The stream's first byte names its method:
   6  the learned pixel model without latents (the model file's second pixel model, whose prediction is its base
      image) at E;
   7  the same at E = 0 (tried for E > 0 only).
+The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
+chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
+variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
+model only in its variant of least ideal length on the whole chunk (choose_finalists; encode_pixels(exhaustive=True)
+codes every method and variant). The choice is the encoder's alone: the
+decoder reads the method byte (and a pixel model's variant byte), so the format is unchanged.
 Methods 2, 3, 6 and 7 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
 lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
 coders are tried only where fast estimates say they may win (worth_trying: zstd -3, then xz -0), since zstd -19 and
@@ -27,7 +33,7 @@ import numpy as np
 import zstandard
 
 from . import bins
-from .pixelmodel import PixelMLP, decode_mlp, encode_mlp
+from .pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from .residual import decode_residual, encode_residual
 
 PIXEL_CODER = "tagged-pixel-mlp-alone-context-or-generic-v3"
@@ -37,9 +43,13 @@ CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT = range(8)
 METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
                 MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
                 ALONE_EXACT: "pixel-mlp alone, exact"}
+NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
 GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
 XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
+SAMPLE_STEP = 8      # the chooser codes every 8th image of a chunk with each model method and variant ...
+SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller chunks: every one coded in full)
+CLOSE = 1.015        # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
 
 
 @dataclass
@@ -55,40 +65,72 @@ class PixelStream:
 
     @property
     def needs_latents(self) -> bool:
-        return self.method in (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
+        return self.method in NEEDS_LATENTS
 
 
-def _context(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
-             method: int) -> PixelStream:
-    data, recon = encode_residual(x, pred, image_shape, max_error if method == CONTEXT else 0, prior)
-    return PixelStream(bytes([method]) + data, recon)
+class _Coders:
+    """A chunk's model methods, coded from a sample of its images or in full; pixel-model classes are run once
+    per method and image set (pass_classes), then costed or coded per variant."""
+
+    def __init__(self, x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
+                 prior: np.ndarray, mlp: PixelMLP | None, alone: PixelMLP | None) -> None:
+        self.x, self.pred, self.image_shape, self.max_error, self.prior = x, pred, image_shape, max_error, prior
+        self.mlp, self.alone = mlp, alone
+        self.cache: dict[tuple[int, int], tuple] = {}
+
+    def _error(self, method: int) -> int:
+        return self.max_error if method in (CONTEXT, MLP, ALONE) else 0
+
+    def _classes(self, method: int, step: int) -> tuple:
+        """(pixel model, pass_classes' passes, recon) of every step-th image under a pixel-model method."""
+        if (method, step) not in self.cache:
+            x = self.x[::step]
+            model, base = ((self.mlp, self.pred[::step]) if method in (MLP, MLP_EXACT)
+                           else (self.alone, self.alone.prediction(len(x))))
+            self.cache[method, step] = (model, *pass_classes(model, x, base, self.image_shape, self._error(method)))
+        return self.cache[method, step]
+
+    def _context(self, method: int, step: int) -> PixelStream:
+        if (method, -step) not in self.cache:
+            data, recon = encode_residual(self.x[::step], self.pred[::step], self.image_shape, self._error(method),
+                                          self.prior)
+            self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
+        return self.cache[method, -step][0]
+
+    def estimates(self, method: int, step: int) -> dict[tuple[int, int], float]:
+        """Bytes of each (method, variant) for every step-th image, scaled to the chunk: the context coder's real
+        stream, the pixel models' ideal code lengths (ideal_bytes)."""
+        scale = len(self.x) / len(self.x[::step])
+        if method in (CONTEXT, CONTEXT_EXACT):
+            return {(method, -1): len(self._context(method, step).data) * scale}
+        model, passes, _ = self._classes(method, step)
+        return {(method, v): (1 + ideal_bytes(model, passes, self._error(method), v)) * scale
+                for v in range(len(VARIANTS))}
+
+    def stream(self, method: int, variant: int) -> PixelStream:
+        """The whole chunk's stream of one (method, variant)."""
+        if method in (CONTEXT, CONTEXT_EXACT):
+            return self._context(method, 1)
+        model, passes, recon = self._classes(method, 1)
+        return PixelStream(bytes([method]) + code_variant(model, passes, self._error(method), variant), recon)
 
 
-def _mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
-         method: int) -> PixelStream:
-    data, recon = encode_mlp(mlp, x, pred, image_shape, max_error if method in (MLP, ALONE) else 0)
-    return PixelStream(bytes([method]) + data, recon)
-
-
-def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int, prior: np.ndarray,
-                  latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
-                  methods: Collection[int] | None = None) -> PixelStream:
-    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: all the model has);
-    streams that need latents are charged `latent_bytes`."""
-    tries = [(CONTEXT, lambda: _context(x, pred, image_shape, max_error, prior, CONTEXT)),
-             (CONTEXT_EXACT, lambda: _context(x, pred, image_shape, max_error, prior, CONTEXT_EXACT))]
-    if mlp is not None:
-        tries += [(MLP, lambda: _mlp(mlp, x, pred, image_shape, max_error, MLP)),
-                  (MLP_EXACT, lambda: _mlp(mlp, x, pred, image_shape, max_error, MLP_EXACT))]
-    if alone is not None:
-        base = alone.prediction(len(x))
-        tries += [(ALONE, lambda: _mlp(alone, x, base, image_shape, max_error, ALONE)),
-                  (ALONE_EXACT, lambda: _mlp(alone, x, base, image_shape, max_error, ALONE_EXACT))]
+def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
+                  prior: np.ndarray, latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
+                  methods: Collection[int] | None = None, exhaustive: bool = False) -> PixelStream:
+    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: all the model has) as
+    chosen by choose_finalists (exhaustive: every method and variant coded in full); streams that need latents are
+    charged `latent_bytes`. pred may be None where only methods without latents are allowed."""
     allowed = set(METHOD_NAMES) if methods is None else set(methods)
     if max_error == 0:
         allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
+    models = [m for m in (CONTEXT, CONTEXT_EXACT) + (MLP, MLP_EXACT) * (mlp is not None)
+              + (ALONE, ALONE_EXACT) * (alone is not None) if m in allowed]
+    coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone)
+    keys = ([(m, v) for m in models for v in ((-1,) if m in (CONTEXT, CONTEXT_EXACT) else range(len(VARIANTS)))]
+            if exhaustive else choose_finalists(coders, models, latent_bytes))
+    candidates = [coders.stream(m, v) for m, v in keys]
     cost = lambda s: len(s.data) + (latent_bytes if s.needs_latents else 0)   # noqa: E731
-    candidates = [build() for method, build in tries if method in allowed]
     coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
     if not allowed & {ZSTD, XZ} or candidates and not worth_trying(coded, cost(min(candidates, key=cost))):
         if not candidates:
@@ -100,6 +142,23 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
     if XZ in allowed:
         candidates.append(PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon))
     return min(candidates, key=cost)
+
+
+def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int) -> list[tuple[int, int]]:
+    """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
+    (_Coders.estimates on every SAMPLE_STEP-th image, or on every image where that sample would hold fewer than
+    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best. A pixel model's variant: the one of least ideal length on the whole
+    chunk (adaptation is worth more on a whole chunk than on a sample)."""
+    step = SAMPLE_STEP if len(coders.x) >= SAMPLE_STEP * SAMPLE_MIN else 1
+    if len(models) > 1:
+        est = {m: min(coders.estimates(m, step).values()) + (latent_bytes if m in NEEDS_LATENTS else 0)
+               for m in models}
+        models = [m for m, c in est.items() if c <= CLOSE * min(est.values())]
+    out = []
+    for m in sorted(models):
+        full = coders.estimates(m, 1)
+        out.append(min(full, key=full.__getitem__))
+    return out
 
 
 def worth_trying(coded: bytes, model_cost: int) -> bool:

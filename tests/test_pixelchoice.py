@@ -1,0 +1,56 @@
+"""The encoder's choice of pixel coder (pixelstream.choose_finalists): ideal code lengths match the range coder, the
+sampled choice round-trips bit-exactly and matches the exhaustive search on a fixture, noise still falls back."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from aezip.pixelmodel import VARIANTS, code_variant, ideal_bytes, pass_classes
+from aezip.pixelstream import SAMPLE_MIN, SAMPLE_STEP, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.pixeltrain import fit_pixel_model
+from tests.test_pixelmodel import PRIOR, SMALL, _smooth
+
+TINY = dataclasses.replace(SMALL, samples=1000, epochs=2)
+
+CHUNK = SAMPLE_STEP * SAMPLE_MIN   # the smallest chunk the chooser samples
+
+
+@pytest.fixture(scope="module", params=[(5, 7), (8, 8, 3)], ids=["gray5x7", "rgb8x8x3"])
+def models(request):
+    shape = request.param
+    x, pred = _smooth(200, shape, 0)
+    mlp = fit_pixel_model(x, pred, shape, TINY, 1, seed=3, log=lambda m: None)
+    return mlp, dataclasses.replace(mlp, base=pred[0]), shape   # the same network also serves as the one alone
+
+
+@pytest.mark.parametrize("e", [0, 4])
+def test_ideal_length_matches_the_range_coder(models, e) -> None:
+    mlp, _, shape = models
+    x, pred = _smooth(60, shape, 7)
+    passes, _ = pass_classes(mlp, x, pred, shape, e)
+    for v in range(len(VARIANTS)):
+        real = len(code_variant(mlp, passes, e, v))
+        assert abs(ideal_bytes(mlp, passes, e, v) + 1 - real) <= 0.002 * real + 8   # + 1: the variant byte
+
+
+@pytest.mark.parametrize("e", [0, 4])
+def test_sampled_choice_round_trips_and_matches_the_exhaustive_one(models, e) -> None:
+    mlp, alone, shape = models
+    x, pred = _smooth(CHUNK, shape, 8)
+    chosen = encode_pixels(x, pred, shape, e, PRIOR, 40, mlp, alone)
+    full = encode_pixels(x, pred, shape, e, PRIOR, 40, mlp, alone, exhaustive=True)
+    assert chosen.method == full.method
+    assert len(chosen.data) <= 1.005 * len(full.data)
+    back = decode_pixels(chosen.data, pred if chosen.needs_latents else None, x.shape, shape, e, PRIOR, mlp, alone)
+    np.testing.assert_array_equal(back, chosen.recon)
+    assert np.abs(back.astype(int) - x.astype(int)).max() <= e
+
+
+def test_noise_falls_back_to_a_generic_coder_when_sampled(models) -> None:
+    mlp, alone, shape = models
+    x = np.random.default_rng(9).integers(0, 256, (CHUNK, int(np.prod(shape))), dtype=np.uint8)
+    s = encode_pixels(x, np.zeros_like(x), shape, 0, PRIOR, 0, mlp, alone)
+    assert s.method in (ZSTD, XZ)
+    np.testing.assert_array_equal(decode_pixels(s.data, None, x.shape, shape, 0, PRIOR, mlp, alone), x)
