@@ -169,6 +169,19 @@ def worth_trying(coded: bytes, model_cost: int) -> bool:
     return fast <= XZ_FAST_LOOK * model_cost and len(lzma.compress(coded, preset=0)) <= XZ_FAST_TRY * model_cost
 
 
+def _generic_decode(method: int, body: bytes, size: int) -> bytes:
+    """The bins of a zstd or xz pixel stream, reading at most one byte more than the chunk holds, whatever the
+    frame claims."""
+    if method == ZSTD:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+            return reader.read(size + 1)
+    d = lzma.LZMADecompressor()
+    raw = d.decompress(body, max_length=size)
+    if not d.eof:
+        raise ValueError("xz pixel stream longer than its chunk")
+    return raw
+
+
 def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
                   max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None,
                   alone: PixelMLP | None = None) -> np.ndarray:
@@ -191,16 +204,12 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
             raise ValueError("a context-coded pixel stream without latents")
         return decode_residual(body, pred, image_shape, max_error if method == CONTEXT else 0, prior)
     size = shape[0] * shape[1]
-    if method == ZSTD:   # read at most one byte more than the chunk holds, whatever the frame claims
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
-            raw = reader.read(size + 1)
-    elif method == XZ:
-        d = lzma.LZMADecompressor()
-        raw = d.decompress(body, max_length=size)
-        if not d.eof:
-            raise ValueError("xz pixel stream longer than its chunk")
-    else:
+    if method not in (ZSTD, XZ):
         raise ValueError(f"unknown pixel stream method {method}")
+    try:
+        raw = _generic_decode(method, body, size)
+    except (lzma.LZMAError, zstandard.ZstdError) as exc:
+        raise ValueError(f"damaged {METHOD_NAMES[method]} pixel stream ({exc})") from None
     if len(raw) != size:
         raise ValueError("generic pixel stream of the wrong size")
     coded = np.frombuffer(raw, np.uint8)

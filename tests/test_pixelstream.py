@@ -56,7 +56,7 @@ def test_max_error_never_costs_more_than_lossless() -> None:
                                   b"\x03" + lzma.compress(bytes(10 ** 6)), b"\x02garbage", b"\x03garbage",
                                   b"\x02" + zstandard.ZstdCompressor().compress(bytes([200]) * 640)])
 def test_hostile_streams_are_refused(data) -> None:
-    with pytest.raises((ValueError, zstandard.ZstdError, lzma.LZMAError)):
+    with pytest.raises(ValueError):   # the codec turns ValueError into a one-line format error; nothing else escapes
         decode_pixels(data, None, (10, 64), SHAPE, 4, PRIOR)
 
 
