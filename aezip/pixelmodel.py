@@ -53,7 +53,6 @@ import constriction
 from . import bins
 from .intdecoder import ACT_LIMIT
 
-PIXEL_MLP = "pixel-mlp-v1"
 MAX_PIXEL_LEVELS = 4
 MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
