@@ -8,7 +8,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .errors import AezipError, FormatError, InputError, ModelMismatchError, OutputExistsError, ParameterError
+from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError, OutputExistsError, ParameterError
 
 __version__ = "0.1.0"
 

@@ -13,19 +13,19 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from .codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
+from aezip.codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
                     model_for, test_file)
-from .container import ContainerReader
-from .data import Dataset, array_dataset, open_dataset, read_stream
-from .errors import ParameterError
-from .modelfile import ModelFile, default_model, model_bytes
-from .modelfile import load_model as _load_model_file
-from .config import AEConfig
-from .errors import InputError
-from .options import TrainOptions
-from .reader import DEFAULT_CACHE_CHUNKS, Reader
-from .sizing import pick
-from .tiles import grid_crops
+from aezip.files.container import ContainerReader
+from aezip.files.data import Dataset, array_dataset, open_dataset, read_stream
+from aezip.errors import ParameterError
+from aezip.files.modelfile import ModelFile, default_model, model_bytes
+from aezip.files.modelfile import load_model as _load_model_file
+from aezip.network.config import AEConfig
+from aezip.errors import InputError
+from aezip.options import TrainOptions
+from aezip.reader import DEFAULT_CACHE_CHUNKS, Reader
+from aezip.network.sizing import pick
+from aezip.network.tiles import grid_crops
 
 Model = ModelFile
 Progress = Callable[[int], None]
@@ -136,9 +136,9 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
     Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
-    from .training import train_model
+    from aezip.network.training import train_model
 
-    from .stream import FolderImages
+    from aezip.files.stream import FolderImages
     if not isinstance(images, FolderImages):
         images = np.asanyarray(images)   # a memory map stays one
     if images.dtype != np.uint8 or images.ndim not in (3, 4):

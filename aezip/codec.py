@@ -14,27 +14,27 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_path
-from .container import ContainerReader, ContainerWriter
-from .data import Dataset, write_dataset
-from .source import Source, output_names
-from .entropy import LATENT_CODER
-from .errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
-from .header import default_chunk_size, image_samples, max_chunk_size, validate_header
-from .intdecoder import ARITHMETIC
-from .metrics import psnr_from_mse
-from .modelfile import ModelFile, default_model, load_model
-from .options import parse_range
-from .chunktables import CHUNK_CODER
-from .context import CONTEXT_CODER
-from .latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
-from .quality import LADDER_CODER, check_quality, coarse_codes
-from .pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels,
+from aezip import __version__
+from aezip.files.atomic import atomic_path
+from aezip.files.container import ContainerReader, ContainerWriter
+from aezip.files.data import Dataset, write_dataset
+from aezip.files.source import Source, output_names
+from aezip.coding.entropy import LATENT_CODER
+from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
+from aezip.files.header import default_chunk_size, image_samples, max_chunk_size, validate_header
+from aezip.coding.intdecoder import ARITHMETIC
+from aezip.metrics import psnr_from_mse
+from aezip.files.modelfile import ModelFile, default_model, load_model
+from aezip.options import parse_range
+from aezip.coding.chunktables import CHUNK_CODER
+from aezip.coding.context import CONTEXT_CODER
+from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
+from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
+from aezip.coding.pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels,
                           encode_pixels)
-from .residual import RESIDUAL_CODER, decode_residual
-from .threads import block_pool
-from .tiles import predict
+from aezip.coding.residual import RESIDUAL_CODER, decode_residual
+from aezip.threads import block_pool
+from aezip.network.tiles import predict
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -138,7 +138,7 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None) -> np.ndarray:
     """The latent codes of one chunk of images (the model already on `device`): the model's own codes, or the
     coarse codes of a quality level (see quality.py)."""
-    from .tensors import to_unit
+    from aezip.tensors import to_unit
     x = to_unit(chunk).to(device)
     if quality is None:
         return mf.model.codes(x, backend, chunk.shape[1:]).cpu().numpy()
@@ -182,10 +182,10 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
     embed_model writes the decode-side model the file needs into it."""
-    from . import kernels                             # torch: only encoding needs it, decoding does not
-    from .parallel import encode_chunks
-    from .decodemodel import decoder_bytes
-    from .tensors import resolve_device
+    from aezip import kernels                             # torch: only encoding needs it, decoding does not
+    from aezip.files.parallel import encode_chunks
+    from aezip.files.decodemodel import decoder_bytes
+    from aezip.tensors import resolve_device
     check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
@@ -240,7 +240,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
     model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
     rows)."""
-    from .shards import shard_entry, shard_range
+    from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
@@ -266,7 +266,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
 def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> ModelFile:
     """The model that wrote the file: the one given (a path or a loaded model), else the file's embedded
     decode-side model, else the default; a different one is an error."""
-    from .decodemodel import load_decoder_bytes
+    from aezip.files.decodemodel import load_decoder_bytes
     embedded = reader.embedded_model() if model is None else None
     if embedded is not None:
         mf = load_decoder_bytes(embedded, f"{reader.path}: embedded model")
@@ -374,7 +374,7 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
                  progress: Progress | None = None, jobs: int = 1) -> Iterator[np.ndarray]:
     """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked;
     jobs > 1 decodes chunks in that many processes."""
-    from .parallel import decode_chunks
+    from aezip.files.parallel import decode_chunks
 
     check_header(reader)
     wanted = [(i, c) for i, c in enumerate(reader.chunks) if c.first_image + c.images > lo and c.first_image < hi]

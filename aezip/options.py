@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import ParameterError
+from aezip.errors import ParameterError
 
 BACKENDS = ("auto", "triton", "torch")
 DEVICES = ("auto", "cpu", "cuda")

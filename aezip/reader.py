@@ -9,9 +9,9 @@ from typing import BinaryIO, Iterator, Sequence
 
 import numpy as np
 
-from .codec import check_header, decode_chunk, model_for
-from .container import ContainerReader
-from .modelfile import ModelFile
+from aezip.codec import check_header, decode_chunk, model_for
+from aezip.files.container import ContainerReader
+from aezip.files.modelfile import ModelFile
 
 DEFAULT_CACHE_CHUNKS = 4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import ParameterError
+from aezip.errors import ParameterError
 
 
 def resolve_device(device: str) -> torch.device:

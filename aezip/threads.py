@@ -22,7 +22,7 @@ _state: dict = {"workers": 1, "pool": None, "ahead": None}
 
 def thread_count(path: str, requested: int | None = None) -> int:
     """The threads for `path`: `requested`, else OMP_NUM_THREADS, else the measured default."""
-    from .errors import InputError
+    from aezip.errors import InputError
     if requested is None:
         env = os.environ.get("OMP_NUM_THREADS", "").strip()
         if not env:

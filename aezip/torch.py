@@ -13,9 +13,9 @@ import numpy as np
 import torch   # absolute import: PyTorch itself, not this module
 from torch.utils.data import Dataset, Sampler
 
-from .container import ContainerReader
-from .modelfile import ModelFile
-from .reader import DEFAULT_CACHE_CHUNKS, Reader
+from aezip.files.container import ContainerReader
+from aezip.files.modelfile import ModelFile
+from aezip.reader import DEFAULT_CACHE_CHUNKS, Reader
 
 
 def _chunk_ranges(path: str | Path) -> tuple[tuple[int, ...], list[range]]:
@@ -44,7 +44,7 @@ class AezDataset(Dataset):
     def reader(self) -> Reader:
         """This process's reader, opened on first use (a forked worker opens its own: no shared file offset)."""
         if self._reader is None or self._pid != os.getpid():
-            from .api import open as open_aez
+            from aezip.api import open as open_aez
             self._reader = open_aez(self.path, self.model, cache_chunks=self.cache_chunks)
             self._pid = os.getpid()
         return self._reader

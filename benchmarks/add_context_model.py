@@ -1,4 +1,4 @@
-"""Add the latents' context entropy model (aezip/context.py) to an existing model, counted on its training images.
+"""Add the latents' context entropy model (aezip/coding/context.py) to an existing model, counted on its training images.
 
     python benchmarks/add_context_model.py [-m MODEL] [--data D --range 0:8000] --out M.aezm
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from aezip.codec import chunk_codes
-from aezip.context import fit_context
-from aezip.data import open_dataset
-from aezip.modelfile import load_model
+from aezip.coding.context import fit_context
+from aezip.files.data import open_dataset
+from aezip.files.modelfile import load_model
 from aezip.options import parse_range
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"

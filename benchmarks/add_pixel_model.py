@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 
 from aezip.codec import parse_range
-from aezip.data import open_dataset
-from aezip.intdecoder import integer_decode
-from aezip.modelfile import load_model, save_model
+from aezip.files.data import open_dataset
+from aezip.coding.intdecoder import integer_decode
+from aezip.files.modelfile import load_model, save_model
 from aezip.options import PixelOptions
-from aezip.pixeltrain import fit_pixel_model
+from aezip.coding.pixeltrain import fit_pixel_model
 from aezip.tensors import to_unit
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"

@@ -17,10 +17,10 @@ import numpy as np
 
 import aezip
 from aezip.codec import _unpack_payload
-from aezip.container import ContainerReader
-from aezip.data import open_dataset
+from aezip.files.container import ContainerReader
+from aezip.files.data import open_dataset
 from aezip.metrics import psnr
-from aezip.modelfile import load_model
+from aezip.files.modelfile import load_model
 from tests.legacy import legacy_files
 
 

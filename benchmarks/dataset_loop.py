@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import aezip
-from aezip.data import open_dataset
+from aezip.files.data import open_dataset
 from aezip.torch import AezDataset, ChunkSampler
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"

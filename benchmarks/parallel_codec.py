@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-error", type=int, action="append", default=[],
                         help="also time this max error (repeatable); the lossy file is always timed")
     args = parser.parse_args(argv)
-    from aezip.data import open_dataset
+    from aezip.files.data import open_dataset
     test = open_dataset(MNIST).read_all()
     images = np.resize(test, (args.images, *test.shape[1:]))   # the test set tiled
     print(f"{args.images} MNIST test images (tiled), default model, --jobs 1 vs --jobs {args.jobs}: wall s (CPU s)")

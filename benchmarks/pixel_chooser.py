@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from aezip import codec, pixelstream
-from aezip.data import open_dataset, write_dataset
-from aezip.modelfile import load_model
+from aezip import codec
+
+from aezip.coding import pixelstream
+from aezip.files.data import open_dataset, write_dataset
+from aezip.files.modelfile import load_model
 from aezip.options import parse_range
-from aezip.source import Source
+from aezip.files.source import Source
 
 
 def main() -> None:

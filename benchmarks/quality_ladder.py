@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 import aezip
-from aezip.bdrate import METHODS, bd_rate
+from aezip.bench.bdrate import METHODS, bd_rate
 from aezip.metrics import bits_per_pixel, psnr
 from aezip.options import TrainOptions, parse_range
 
@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     images = aezip.open_data(args.data).read_all()
     if args.validation:
-        from aezip.training import _split
+        from aezip.network.training import _split
         lo, hi = parse_range(args.validation, len(images))
         _, val = _split(hi - lo, TrainOptions.val_split, TrainOptions.seed)
         images, where = images[lo:hi][val], f"the {len(val)} validation images of a training run on {lo}:{hi}"

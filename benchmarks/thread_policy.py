@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from aezip.codec import decode_file, encode_dataset
-from aezip.config import AEConfig
-from aezip.data import open_dataset
-from aezip.modelfile import load_model
+from aezip.network.config import AEConfig
+from aezip.files.data import open_dataset
+from aezip.files.modelfile import load_model
 from aezip.options import TrainOptions
 from aezip.threads import apply_threads
-from aezip.training import train_model
+from aezip.network.training import train_model
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 

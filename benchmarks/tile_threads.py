@@ -14,10 +14,10 @@ import statistics
 import numpy as np
 import torch
 
-from aezip.config import AEConfig
+from aezip.network.config import AEConfig
 from aezip.options import TrainOptions
-from aezip.sizing import pick
-from aezip.training import train_model
+from aezip.network.sizing import pick
+from aezip.network.training import train_model
 
 
 def epoch_seconds(images: np.ndarray, threads: int, epochs: int = 3) -> float:

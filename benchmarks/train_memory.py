@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp"))
     parser.add_argument("extra", nargs="*", help="more `aezip train` options")
     args = parser.parse_args(argv)
-    from aezip.data import open_dataset
+    from aezip.files.data import open_dataset
     big = args.work / f"mnist-tiled-{args.images}.npy"
     if not big.exists():
         test = open_dataset(MNIST).read_all()

@@ -87,9 +87,9 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
           verbose: int, as_json: bool, threads: int | None, **options) -> None:
     """Learn a codec on DATA and write it to a model file."""
     from aezip import api
-    from aezip.atomic import check_output
+    from aezip.files.atomic import check_output
     from aezip.options import parse_range
-    from aezip.stream import training_array
+    from aezip.files.stream import training_array
     from aezip.threads import apply_threads
 
     out = resolve_output(output)
@@ -139,7 +139,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
     from aezip import api
     from aezip.options import parse_range
-    from aezip.shards import parse_shard, shard_output
+    from aezip.files.shards import parse_shard, shard_output
     from aezip.threads import apply_threads
 
     apply_threads("encode", threads)
@@ -153,7 +153,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     out = resolve_output(output, to_stdout)
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
-        from aezip.atomic import check_output
+        from aezip.files.atomic import check_output
         check_output(out, force, inputs=(data, model_path))
     dataset = api.open_data(open_input(data), key=key)
     report.notes(dataset.notes)
@@ -203,7 +203,7 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     """Give back the dataset stored in FILE ('-': stdin), in the format it came in."""
     from aezip import api
     from aezip.codec import check_header
-    from aezip.container import ContainerReader
+    from aezip.files.container import ContainerReader
     from aezip.options import parse_range
     from aezip.threads import apply_threads
 
@@ -211,7 +211,7 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     out = resolve_output(output, to_stdout)
     report = Report(quiet, verbose, as_json, data_on_stdout=out is None)
     if out is not None:
-        from aezip.atomic import check_output
+        from aezip.files.atomic import check_output
         check_output(out, force, inputs=(file, model_path), folder=out.is_dir())
     src = _aez_input(file)
     with ContainerReader(src) as reader:
@@ -234,8 +234,8 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
 def merge(parts: tuple[Path, ...], output: Path | None, force: bool, quiet: bool, verbose: int,
           as_json: bool) -> None:
     """Join the parts written by `encode --shard K/N` (any order, all N of them) into one .aez file."""
-    from aezip.atomic import check_output
-    from aezip.shards import merge_parts
+    from aezip.files.atomic import check_output
+    from aezip.files.shards import merge_parts
 
     out = resolve_output(output)
     if out is None:
@@ -268,14 +268,14 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     """Describe a .aez file (all checksums are verified), a model file (.aezm) or a decode-side model (.aezd)."""
     from aezip import api
     from aezip.codec import image_channels
-    from aezip.container import MAGIC
-    from aezip.decodemodel import is_decoder
+    from aezip.files.container import MAGIC
+    from aezip.files.decodemodel import is_decoder
 
     report = Report(quiet, verbose, as_json)
     src = _aez_input(file)
     head = src[:9] if isinstance(src, bytes) else _head(src)
     if head[:8] != MAGIC and (head[8:9] == b"{" or is_decoder(head)):   # safetensors (8-byte length, then JSON)
-        from aezip.modelfile import describe
+        from aezip.files.modelfile import describe
         m = describe(api.load_model(src))
         report.result(m, *(f"{k:>16}: {v}" for k, v in (
             ("model id", m["model_id"]), ("bytes", m["bytes"]),
@@ -322,7 +322,7 @@ def _head(path: Path) -> bytes:
 @click.option("--workdir", type=PATH, help="Keep the files here [default: a temporary folder].")
 def demo(workdir: Path | None) -> None:
     """Encode the shipped MNIST sample with the embedded model, decode it, and compare with xz and zstd."""
-    from aezip.demo import run_demo
+    from aezip.bench.demo import run_demo
     from aezip.threads import apply_threads
 
     apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too

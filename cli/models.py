@@ -20,9 +20,9 @@ def model_group() -> None:
 @reporting
 def export_decoder(model: Path, output: Path | None, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
     """Write the decode-side model of MODEL: all that decoding its files needs (-m takes it), not encoding."""
-    from aezip.atomic import check_output
-    from aezip.decodemodel import save_decoder
-    from aezip.modelfile import load_model
+    from aezip.files.atomic import check_output
+    from aezip.files.decodemodel import save_decoder
+    from aezip.files.modelfile import load_model
 
     out = resolve_output(output)
     check_output(out, force, inputs=(model,))
@@ -44,10 +44,10 @@ def export_decoder(model: Path, output: Path | None, force: bool, quiet: bool, v
 def requantize_cmd(model: Path, output: Path | None, weight_bits: int, force: bool, quiet: bool, verbose: int,
                    as_json: bool) -> None:
     """Write MODEL with a coarser integer decoder: a new model whose decode-side part is smaller."""
-    from aezip.atomic import check_output
-    from aezip.decodemodel import decoder_bytes
-    from aezip.modelfile import load_model
-    from aezip.requantize import requantize
+    from aezip.files.atomic import check_output
+    from aezip.files.decodemodel import decoder_bytes
+    from aezip.files.modelfile import load_model
+    from aezip.coding.requantize import requantize
 
     out = resolve_output(output)
     check_output(out, force, inputs=(model,))

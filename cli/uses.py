@@ -23,11 +23,11 @@ def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, ba
           force: bool) -> None:
     """Write the latent features of DATA (N x latent) for downstream models."""
     import numpy as np
-    from aezip.atomic import atomic_path, check_output
+    from aezip.files.atomic import atomic_path, check_output
     from aezip.codec import check_fits
-    from aezip.data import open_dataset
-    from aezip.features import embed as embed_features
-    from aezip.modelfile import load_model
+    from aezip.files.data import open_dataset
+    from aezip.uses.features import embed as embed_features
+    from aezip.files.modelfile import load_model
 
     check_output(output, force, inputs=(data, model_path))
     dataset = open_dataset(data)
@@ -60,9 +60,9 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str | 
           quiet: bool, verbose: int, as_json: bool) -> None:
     """Linear-probe accuracy of aezip features beside raw pixels and PCA of the same size."""
     from aezip.codec import check_fits
-    from aezip.data import open_dataset
-    from aezip.features import probe_report, read_labels
-    from aezip.modelfile import load_model
+    from aezip.files.data import open_dataset
+    from aezip.uses.features import probe_report, read_labels
+    from aezip.files.modelfile import load_model
     from aezip.options import split_ranges
 
     report = Report(quiet, verbose, as_json)
@@ -105,12 +105,12 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
             original: Path | None, force: bool, quiet: bool, verbose: int, as_json: bool) -> None:
     """Restore damaged images: denoise them, or fill missing pixels from images on the learned manifold."""
     import numpy as np
-    from aezip.atomic import check_output
+    from aezip.files.atomic import check_output
     from aezip.codec import check_fits
-    from aezip.data import open_dataset, write_dataset
+    from aezip.files.data import open_dataset, write_dataset
     from aezip.metrics import psnr
-    from aezip.modelfile import load_model
-    from aezip.restore import denoise, inpaint, missing_pixels
+    from aezip.files.modelfile import load_model
+    from aezip.uses.restore import denoise, inpaint, missing_pixels
 
     if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
         raise click.UsageError("give exactly one of --denoise, --mask and --mask-box")
@@ -167,7 +167,7 @@ def _write_json(path: Path | None, obj: dict) -> None:
 def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, json_path: Path | None, quiet: bool,
                       verbose: int, as_json: bool) -> None:
     """Time the Triton kernels beside torch eager and torch.compile of the reference."""
-    from aezip.kernel_bench import bench_kernels, environment
+    from aezip.bench.kernel_bench import bench_kernels, environment
     from aezip.tensors import resolve_device
 
     from .main import _int_list
@@ -206,9 +206,9 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
                     as_json: bool) -> None:
     """aezip beside gzip, bz2, xz, zstd, PNG, WebP, JPEG and PCA on the same images, from real file bytes."""
     require_matplotlib(plot, grid)
-    from aezip.data import open_dataset
+    from aezip.files.data import open_dataset
     from aezip.options import split_ranges
-    from aezip.report import run_codec_report
+    from aezip.bench.report import run_codec_report
     from aezip.threads import apply_threads
 
     apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
@@ -245,11 +245,11 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     report.result(result, *lines)
     _write_json(json_path, result)
     if plot:
-        from aezip.plots import rd_plot
+        from aezip.bench.plots import rd_plot
         rd_plot(result["rows"], plot, f"{data.name} images {test[0]}-{test[1] - 1}")
     if grid:
-        from aezip.plots import recon_grid
-        from aezip.report import reconstructions
+        from aezip.bench.plots import recon_grid
+        from aezip.bench.report import reconstructions
         original, recons = reconstructions(dataset, test, named, count=16)
         recon_grid(original, recons, grid)
 
@@ -267,8 +267,8 @@ def bench_speed_cmd(data: Path, model_path: Path | None, images: int, reps: int,
     """aezip encode/decode images/s beside xz -9e, zstd -19 and zstd -3 on the same bytes, and as a fraction of
     the GEMM ceiling measured in the same run."""
     import numpy as np
-    from aezip.data import open_dataset
-    from aezip.speed import run_speed_report
+    from aezip.files.data import open_dataset
+    from aezip.bench.speed import run_speed_report
 
     report = Report(quiet, verbose, as_json)
     x = open_dataset(data).read_all()

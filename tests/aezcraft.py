@@ -7,7 +7,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from aezip.container import MAGIC, END_MAGIC
+from aezip.files.container import MAGIC, END_MAGIC
 
 _PREFIX = struct.Struct(">8sHI")
 _ROW = struct.Struct(">QII")

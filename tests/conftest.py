@@ -12,12 +12,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from aezip.demo import sample_path  # noqa: E402
-from aezip.data import open_dataset  # noqa: E402
-from aezip.model import AEConfig  # noqa: E402
-from aezip.modelfile import save_model  # noqa: E402
+from aezip.bench.demo import sample_path  # noqa: E402
+from aezip.files.data import open_dataset  # noqa: E402
+from aezip.network.model import AEConfig  # noqa: E402
+from aezip.files.modelfile import save_model  # noqa: E402
 from aezip.options import PixelOptions  # noqa: E402
-from aezip.training import TrainOptions, train_model  # noqa: E402
+from aezip.network.training import TrainOptions, train_model  # noqa: E402
 
 torch.set_num_threads(2)
 TINY_PIXEL = PixelOptions(hidden=(8,), scales=4, levels=(1,), samples=3000, epochs=2, batch_size=128,

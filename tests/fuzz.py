@@ -29,13 +29,13 @@ from PIL import Image
 
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
-from aezip.data import open_dataset
-from aezip.decodemodel import pack, save_decoder, unpack
-from aezip.demo import sample_path
-from aezip.model import AEConfig
-from aezip.modelfile import load_model, save_model
+from aezip.files.data import open_dataset
+from aezip.files.decodemodel import pack, save_decoder, unpack
+from aezip.bench.demo import sample_path
+from aezip.network.model import AEConfig
+from aezip.files.modelfile import load_model, save_model
 from aezip.options import PixelOptions
-from aezip.training import TrainOptions, train_model
+from aezip.network.training import TrainOptions, train_model
 from tests import aezcraft
 
 TIME_LIMIT_S = 30.0

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import aezip.codec
-from aezip.latentcoder import encode_latents, legacy_coder
+from aezip.coding.latentcoder import encode_latents, legacy_coder
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from aezip.bdrate import METHODS, bd_rate, frontier
+from aezip.bench.bdrate import METHODS, bd_rate, frontier
 
 PSNR = [20.0, 24.0, 28.0, 32.0, 36.0]
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from aezip.demo import sample_path
+from aezip.bench.demo import sample_path
 from tests.test_cli import run
 
 

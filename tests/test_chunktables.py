@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 import aezip
-from aezip.chunktables import (CHUNK, CHUNK_CODER, MAX_SCALE, decode_chunk_latents, encode_chunk_latents,
+from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, MAX_SCALE, decode_chunk_latents, encode_chunk_latents,
                                pack_counts, unpack_counts)
 from aezip.codec import chunk_codes
-from aezip.tiles import predict
-from aezip.entropy import LATENT_CODER, encode_codes, frequency_tables
+from aezip.network.tiles import predict
+from aezip.coding.entropy import LATENT_CODER, encode_codes, frequency_tables
 from aezip.errors import FormatError
-from aezip.latentcoder import encode_latents, fine_codes
-from aezip.modelfile import load_model
+from aezip.coding.latentcoder import encode_latents, fine_codes
+from aezip.files.modelfile import load_model
 
 
 def _skewed(rows: int, latent: int, levels: int, seed: int) -> np.ndarray:

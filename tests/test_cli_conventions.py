@@ -104,7 +104,7 @@ def test_plot_without_matplotlib_fails_before_work(tmp_path, capsys, monkeypatch
 
 def test_train_models_never_overwrites_the_shipped_model_by_accident() -> None:
     import importlib.util
-    from aezip.modelfile import default_model_path
+    from aezip.files.modelfile import default_model_path
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_models.py"
     spec = importlib.util.spec_from_file_location("train_models", path)
     module = importlib.util.module_from_spec(spec)

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aezip.codec import decode_file, encode_dataset, file_info
-from aezip.container import FORMAT_VERSION
-from aezip.data import open_dataset
+from aezip.files.container import FORMAT_VERSION
+from aezip.files.data import open_dataset
 from aezip.errors import FormatError, ModelMismatchError
-from aezip.modelfile import load_model
-from aezip.residual import N_CONTEXTS, decode_residual, encode_residual
+from aezip.files.modelfile import load_model
+from aezip.coding.residual import N_CONTEXTS, decode_residual, encode_residual
 from tests.conftest import write_idx
 
 
@@ -129,8 +129,8 @@ def test_decoding_is_identical_across_processes_and_thread_counts(tmp_path, tiny
         from aezip.threads import apply_threads
         apply_threads(sys.argv[2], int(sys.argv[1]))   # numpy's BLAS (decode), and torch too (encode)
         from aezip.codec import encode_dataset, decode_file
-        from aezip.data import open_dataset
-        from aezip.modelfile import load_model
+        from aezip.files.data import open_dataset
+        from aezip.files.modelfile import load_model
         if sys.argv[2] == "encode":
             encode_dataset(open_dataset(sys.argv[3]), load_model(sys.argv[5]), sys.argv[4], max_error=2)
         else:

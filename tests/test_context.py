@@ -7,11 +7,11 @@ import pytest
 
 import aezip
 from aezip.codec import decode_file
-from aezip.context import BUCKETS, CONTEXT_CODER, PARENTS, ContextModel, decode_context, encode_context, fit_context
-from aezip.entropy import frequency_tables
+from aezip.coding.context import BUCKETS, CONTEXT_CODER, PARENTS, ContextModel, decode_context, encode_context, fit_context
+from aezip.coding.entropy import frequency_tables
 from aezip.errors import FormatError
-from aezip.modelfile import load_model
-from aezip.quality import ladder_tables
+from aezip.files.modelfile import load_model
+from aezip.coding.quality import ladder_tables
 from tests import aezcraft
 
 
@@ -41,7 +41,7 @@ def test_context_streams_round_trip_and_never_exceed_the_static_coder_by_more_th
     codes = _correlated_codes(500, quality or levels, seed=1)
     data = encode_context(codes, static, cm, levels, quality)
     assert np.array_equal(decode_context(data, 500, static, cm, levels, quality), codes)
-    from aezip.entropy import encode_codes
+    from aezip.coding.entropy import encode_codes
     assert len(data) <= len(encode_codes(codes, static)) + 1
     if quality is None:
         assert data[0] == 1      # dimension 2 is free given dimension 0: the context coder wins
@@ -91,7 +91,7 @@ def test_a_context_file_with_a_model_without_context_tables_is_refused(tmp_path,
      "context tensors"),
 ])
 def test_bad_context_tensors_are_refused(tmp_path, context_model, edit, message) -> None:
-    from aezip.modelcheck import check_tensors
+    from aezip.files.modelcheck import check_tensors
     from safetensors.numpy import load
     tensors = {k: v.copy() for k, v in load(context_model.path.read_bytes()).items()}
     edit(tensors)
@@ -100,9 +100,9 @@ def test_bad_context_tensors_are_refused(tmp_path, context_model, edit, message)
 
 
 def test_training_with_the_context_model_stores_it(sample_images) -> None:
-    from aezip.config import AEConfig
+    from aezip.network.config import AEConfig
     from aezip.options import TrainOptions
-    from aezip.training import train_model
+    from aezip.network.training import train_model
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     mf = train_model(sample_images[:64], config, TrainOptions(epochs=1, batch_size=32, device="cpu",
                                                               backend="torch", pixel_model=False,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aezip.data import open_dataset, write_dataset
+from aezip.files.data import open_dataset, write_dataset
 from aezip.errors import InputError, OutputExistsError
 from tests.conftest import write_idx
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from aezip.codec import encode_dataset
-from aezip.data import array_dataset
-from aezip.decodemodel import (MAGIC, decode_tensors, decoder_bytes, load_decoder_bytes, narrow, pack, save_decoder,
+from aezip.files.data import array_dataset
+from aezip.files.decodemodel import (MAGIC, decode_tensors, decoder_bytes, load_decoder_bytes, narrow, pack, save_decoder,
                                unpack)
 from aezip.errors import FormatError, InputError
-from aezip.intdecoder import WEIGHT_LIMIT
-from aezip.modelfile import load_model, model_bytes
+from aezip.coding.intdecoder import WEIGHT_LIMIT
+from aezip.files.modelfile import load_model, model_bytes
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_weights_are_stored_as_int16_or_narrower(blob) -> None:
 
 def _crafted(tiny, blob, edit) -> bytes:
     """tiny's decode-side blob with its manifest and tensor dict changed by `edit(manifest, tensors)`."""
-    from aezip.decodemodel import _planes
+    from aezip.files.decodemodel import _planes
     manifest, _ = unpack(blob)
     tensors = decode_tensors(tiny)
     edit(manifest, tensors)

@@ -15,13 +15,13 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from aezip.codec import decode_file, encode_dataset
-from aezip.data import open_dataset
-from aezip.distributed import World, shard, world_from_env
+from aezip.files.data import open_dataset
+from aezip.network.distributed import World, shard, world_from_env
 from aezip.errors import InputError
-from aezip.losses import reconstruction_loss, sparsity_penalty
-from aezip.model import AEConfig, AutoEncoder
-from aezip.modelfile import load_model, model_bytes
-from aezip.training import TrainOptions, _TrainForward, train_model
+from aezip.network.losses import reconstruction_loss, sparsity_penalty
+from aezip.network.model import AEConfig, AutoEncoder
+from aezip.files.modelfile import load_model, model_bytes
+from aezip.network.training import TrainOptions, _TrainForward, train_model
 
 
 def _free_port() -> int:
@@ -77,7 +77,7 @@ def _worker(rank: int, port: int, images: np.ndarray, out: str) -> None:
     cfg = AEConfig((28, 28), (16,), 4, 8)
     runs = [train_model(images, cfg, opts, progress=False, log=lambda m: None, world=World(rank, 2))
             for _ in range(2)]
-    dist.barrier()                 # leave together, as aezip.distributed.process_group does
+    dist.barrier()                 # leave together, as aezip.network.distributed.process_group does
     dist.destroy_process_group()
     if rank == 0:
         with open(out, "w") as f:

@@ -9,7 +9,7 @@ import pytest
 
 import aezip
 from aezip.cli.main import main
-from aezip.container import ContainerReader
+from aezip.files.container import ContainerReader
 from aezip.errors import FormatError, ModelMismatchError
 from tests import aezcraft
 
@@ -76,7 +76,7 @@ def test_the_pytorch_dataset_reads_an_embedded_file_without_a_model(files, tiny_
 
 def test_a_model_that_did_not_write_the_file_is_refused(files, capsys) -> None:
     code, _, err = _run(["decode", str(files["lossy", True]), "-o", "-", "-m",
-                         str(aezip.modelfile.default_model_path())], capsys)
+                         str(aezip.files.modelfile.default_model_path())], capsys)
     assert code == 1 and err.startswith("aezip: error: ") and "written with model" in err and err.count("\n") == 1
     with pytest.raises(ModelMismatchError):
         aezip.decompress(files["lossy", True].read_bytes(), aezip.load_model())
@@ -118,7 +118,7 @@ def test_sharded_embedded_parts_merge_into_the_file_one_encode_writes(tmp_path, 
     for k in range(3):
         names.append(tmp_path / f"part{k}.aez")
         aezip.encode(tmp_path / "src.npy", names[-1], tiny_model_path, chunk_size=10, embed_model=True, shard=(k, 3))
-    from aezip.shards import merge_parts
+    from aezip.files.shards import merge_parts
     merge_parts(names, tmp_path / "merged.aez")
     assert (tmp_path / "merged.aez").read_bytes() == whole.read_bytes()
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from aezip.intdecoder import ACT_LIMIT, EXACT_LIMIT, build_integer_decoder, integer_decode
-from aezip.model import DecoderLayers
-from aezip.modelfile import load_model
+from aezip.coding.intdecoder import ACT_LIMIT, EXACT_LIMIT, build_integer_decoder, integer_decode
+from aezip.network.model import DecoderLayers
+from aezip.files.modelfile import load_model
 
 
 def test_pixels_are_the_rounded_float_sigmoid_within_one_level() -> None:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aezip.source import Source, output_names
+from aezip.files.source import Source, output_names
 from aezip.errors import FormatError, InputError
-from aezip.header import REQUIRED_FIELDS, validate_header
+from aezip.files.header import REQUIRED_FIELDS, validate_header
 from tests.fuzz import fuzz
 
 

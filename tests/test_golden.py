@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from aezip.codec import decode_file, encode_dataset
-from aezip.container import ContainerReader
-from aezip.data import open_dataset
-from aezip.demo import sample_path
-from aezip.modelfile import load_model
+from aezip.files.container import ContainerReader
+from aezip.files.data import open_dataset
+from aezip.bench.demo import sample_path
+from aezip.files.modelfile import load_model
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = {   # sha256 of the decoded uint8 pixels (24 x 28 x 28), as the code before the speed work decoded them

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 import aezip
-from aezip.data import open_dataset
+from aezip.files.data import open_dataset
 from tests.test_cli import run
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aezip.intdecoder import ACT_LIMIT, EXACT_LIMIT, IntegerDecoder, integer_decode
-from aezip.modelfile import load_model
+from aezip.coding.intdecoder import ACT_LIMIT, EXACT_LIMIT, IntegerDecoder, integer_decode
+from aezip.files.modelfile import load_model
 
 
 def oracle_decode(dec: IntegerDecoder, codes: np.ndarray) -> np.ndarray:

@@ -145,8 +145,8 @@ def test_every_sparse_kl_gpu_config_matches_reference(i: int) -> None:
 
 
 def test_training_step_is_the_same_with_both_backends() -> None:
-    from aezip.losses import sparsity_penalty
-    from aezip.model import AEConfig, AutoEncoder
+    from aezip.network.losses import sparsity_penalty
+    from aezip.network.model import AEConfig, AutoEncoder
     config = AEConfig(image_shape=(7, 7), hidden=(20,), latent=5, levels=8)
     x = torch.rand(13, 49, generator=torch.Generator().manual_seed(0)).to(DEVICE)
     results = []

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from aezip.codec import encode_dataset
-from aezip.data import open_dataset
-from aezip.modelfile import load_model
+from aezip.files.data import open_dataset
+from aezip.files.modelfile import load_model
 
 KILLS = int(os.environ.get("AEZIP_KILL_RUNS", "3"))
 _CLI = "from aezip.cli.main import main; main()"

@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 
 from aezip.codec import decode_file, encode_dataset
-from aezip.container import ContainerReader, ContainerWriter
-from aezip.data import open_dataset
+from aezip.files.container import ContainerReader, ContainerWriter
+from aezip.files.data import open_dataset
 from aezip.errors import InputError
-from aezip.modelfile import load_model
-from aezip.shards import parse_shard, shard_range
+from aezip.files.modelfile import load_model
+from aezip.files.shards import parse_shard, shard_range
 from tests.conftest import write_idx
 from tests.test_cli import assert_one_line_error, run
 

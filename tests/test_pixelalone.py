@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from aezip.codec import decode_file, encode_dataset, file_info
-from aezip.data import open_dataset
+from aezip.files.data import open_dataset
 from aezip.errors import FormatError
-from aezip.modelfile import load_model
-from aezip.pixelstream import ALONE, ALONE_EXACT, CONTEXT, MLP, XZ, ZSTD, decode_pixels, encode_pixels
-from aezip.pixeltrain import fit_pixel_model
+from aezip.files.modelfile import load_model
+from aezip.coding.pixelstream import ALONE, ALONE_EXACT, CONTEXT, MLP, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding.pixeltrain import fit_pixel_model
 from tests import aezcraft
 from tests.test_pixelmodel import PRIOR, SMALL, _rewrite, _smooth
 

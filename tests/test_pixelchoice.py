@@ -7,9 +7,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from aezip.pixelmodel import VARIANTS, code_variant, ideal_bytes, pass_classes
-from aezip.pixelstream import SAMPLE_MIN, SAMPLE_STEP, XZ, ZSTD, decode_pixels, encode_pixels
-from aezip.pixeltrain import fit_pixel_model
+from aezip.coding.pixelmodel import VARIANTS, code_variant, ideal_bytes, pass_classes
+from aezip.coding.pixelstream import SAMPLE_MIN, SAMPLE_STEP, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding.pixeltrain import fit_pixel_model
 from tests.test_pixelmodel import PRIOR, SMALL, _smooth
 
 TINY = dataclasses.replace(SMALL, samples=1000, epochs=2)

@@ -13,12 +13,12 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from aezip.errors import FormatError
-from aezip.modelfile import load_model
-from aezip.pixelmodel import PixelMLP, decode_mlp, encode_mlp, n_passes
-from aezip.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.files.modelfile import load_model
+from aezip.coding.pixelmodel import PixelMLP, decode_mlp, encode_mlp, n_passes
+from aezip.coding.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.options import PixelOptions
-from aezip.pixeltrain import fit_pixel_model
-from aezip.residual import N_CONTEXTS
+from aezip.coding.pixeltrain import fit_pixel_model
+from aezip.coding.residual import N_CONTEXTS
 
 PRIOR = np.zeros((N_CONTEXTS, 256), np.int64)
 SMALL = PixelOptions(hidden=(8,), scales=4, samples=3000, epochs=4, batch_size=64, lr=1e-2)
@@ -108,7 +108,7 @@ def test_training_is_reproducible(trained) -> None:
 _SCRIPT = """
 import sys, numpy as np
 from safetensors.numpy import load_file
-from aezip.pixelmodel import PixelMLP, decode_mlp, encode_mlp
+from aezip.coding.pixelmodel import PixelMLP, decode_mlp, encode_mlp
 t = load_file(sys.argv[1]); mlp = PixelMLP.from_tensors(t)
 shape = tuple(int(s) for s in sys.argv[3].split("x"))
 data, recon = encode_mlp(mlp, t["x"], t["pred"], shape, int(sys.argv[4]))

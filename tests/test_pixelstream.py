@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zstandard
 
-from aezip.pixelstream import CONTEXT, CONTEXT_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
-from aezip.residual import N_CONTEXTS
+from aezip.coding.pixelstream import CONTEXT, CONTEXT_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding.residual import N_CONTEXTS
 
 PRIOR = np.zeros((N_CONTEXTS, 256), np.int64)
 SHAPE = (8, 8)
@@ -62,8 +62,8 @@ def test_hostile_streams_are_refused(data) -> None:
 
 def _encode(tmp_path, model_path, images, max_error):
     from aezip.codec import decode_file, encode_dataset, file_info
-    from aezip.data import open_dataset
-    from aezip.modelfile import load_model
+    from aezip.files.data import open_dataset
+    from aezip.files.modelfile import load_model
     src = tmp_path / "x.npy"
     np.save(src, images)
     aez = tmp_path / "x.aez"

@@ -7,9 +7,9 @@ import pytest
 import aezip
 from aezip.codec import chunk_codes, decode_file
 from aezip.errors import FormatError, ParameterError
-from aezip.intdecoder import integer_decode
-from aezip.modelfile import load_model
-from aezip.quality import LADDER_CODER, check_quality, coarse_codes, fine_values, ladder_tables, to_fine
+from aezip.coding.intdecoder import integer_decode
+from aezip.files.modelfile import load_model
+from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes, fine_values, ladder_tables, to_fine
 from tests import aezcraft
 from tests.conftest import write_idx
 from tests.test_cli import assert_one_line_error, run
@@ -127,7 +127,7 @@ def test_crafted_quality_headers_are_refused(tmp_path, tiny_model_path, sample_i
 
 def test_variable_rate_noise_has_the_step_of_each_samples_level() -> None:
     import torch
-    from aezip.training import _quantization_noise
+    from aezip.network.training import _quantization_noise
     h = torch.full((4000, 3), 0.5)
     gen = torch.Generator().manual_seed(0)
     noise = _quantization_noise(h, 24, "uniform", gen, variable_rate=2) - h
@@ -140,9 +140,9 @@ def test_variable_rate_noise_has_the_step_of_each_samples_level() -> None:
 
 
 def test_variable_rate_training_records_it_and_bad_values_are_refused(tmp_path, capsys, sample_images) -> None:
-    from aezip.config import AEConfig
+    from aezip.network.config import AEConfig
     from aezip.options import TrainOptions
-    from aezip.training import train_model
+    from aezip.network.training import train_model
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = dict(epochs=1, batch_size=32, device="cpu", backend="torch", pixel_model=False)
     plain = train_model(sample_images[:64], config, TrainOptions(**opts), progress=False, log=lambda m: None)
@@ -162,7 +162,7 @@ def test_variable_rate_training_records_it_and_bad_values_are_refused(tmp_path, 
 def test_quality_with_jobs_and_shards_gives_the_bytes_of_one_encode(tmp_path, capsys, tiny_model_path,
                                                                      sample_images) -> None:
     from aezip.codec import encode_dataset
-    from aezip.data import open_dataset
+    from aezip.files.data import open_dataset
     src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:80])
     mf = load_model(tiny_model_path)
     one, two = tmp_path / "one.aez", tmp_path / "two.aez"

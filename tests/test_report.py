@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from aezip.metrics import psnr
-from aezip.report import aezip_rows, bd_rates, image_codec_rows, mosaic, pca_rows, raw_rows, unmosaic
+from aezip.bench.report import aezip_rows, bd_rates, image_codec_rows, mosaic, pca_rows, raw_rows, unmosaic
 
 
 def test_mosaic_round_trips() -> None:
@@ -54,7 +54,7 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
 
 
 def test_pca_round_trips_its_own_bytes(sample_images) -> None:
-    from aezip.baselines import PCACodec
+    from aezip.bench.baselines import PCACodec
     codec = PCACodec.fit(sample_images[:200], 12)
     test = sample_images[200:]
     mean_image = np.broadcast_to(sample_images[:200].mean(0).round(), test.shape)      # 11.5 dB

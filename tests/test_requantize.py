@@ -6,10 +6,10 @@ import pytest
 
 import aezip
 from aezip.cli.main import main
-from aezip.decodemodel import decoder_bytes, unpack
+from aezip.files.decodemodel import decoder_bytes, unpack
 from aezip.errors import ParameterError
-from aezip.modelfile import load_model
-from aezip.requantize import requantize
+from aezip.files.modelfile import load_model
+from aezip.coding.requantize import requantize
 
 
 def test_sixteen_bits_give_the_models_own_integers_back(tiny_model_path) -> None:

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aezip.atomic import atomic_path, clean_stale_temps
+from aezip.files.atomic import atomic_path, clean_stale_temps
 from aezip.codec import decode_file, encode_dataset
-from aezip.container import FORMAT_VERSION
-from aezip.data import open_dataset
-from aezip.source import Source
+from aezip.files.container import FORMAT_VERSION
+from aezip.files.data import open_dataset
+from aezip.files.source import Source
 from aezip.errors import FormatError, InputError, OutputExistsError
-from aezip.modelfile import load_model
+from aezip.files.modelfile import load_model
 from tests import aezcraft
 from tests.conftest import write_idx
 from tests.test_cli import assert_one_line_error, run
@@ -313,7 +313,7 @@ def test_extra_npz_arrays_in_a_header_cannot_expand_without_bound(tmp_path, tiny
 
     import zstandard
 
-    from aezip import data
+    from aezip.files import data
     src = tmp_path / "d.npz"
     np.savez(src, images=sample_images[:8], labels=np.arange(8))
     aez = tmp_path / "d.aez"

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from aezip.codec import decode_file, encode_dataset
-from aezip.container import ContainerReader
-from aezip.data import open_dataset
+from aezip.files.container import ContainerReader
+from aezip.files.data import open_dataset
 from aezip.errors import InputError
-from aezip.modelfile import load_model
+from aezip.files.modelfile import load_model
 from aezip.threads import DEFAULT_THREADS, apply_threads, block_pool, thread_count
 from tests.conftest import write_idx
 
@@ -42,7 +42,7 @@ def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_measured_defa
 
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_block_pool_decodes_the_same_pixels_as_one_thread(n, keep_threads):
-    from aezip.intdecoder import integer_decode
+    from aezip.coding.intdecoder import integer_decode
     dec = load_model().intdec
     codes = np.random.default_rng(n).integers(0, 24, (1500, 24)).astype(np.int32)   # three blocks, one short
     apply_threads("decode", n)
@@ -65,7 +65,7 @@ def test_range_decode_reads_only_the_chunks_it_needs(tmp_path, monkeypatch, tiny
 
 
 def test_speed_report_times_every_codec_on_the_same_images(tiny_model_path, sample_images):
-    from aezip.speed import run_speed_report
+    from aezip.bench.speed import run_speed_report
     r = run_speed_report(sample_images[:40], reps=1, model_path=tiny_model_path, threads=1)
     got = {(row["codec"], row["op"], row["where"]) for row in r["rows"]}
     for codec in ("aezip lossy", "aezip lossless"):

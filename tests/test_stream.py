@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from aezip.config import AEConfig
-from aezip.data import open_dataset
-from aezip.modelfile import model_bytes
+from aezip.network.config import AEConfig
+from aezip.files.data import open_dataset
+from aezip.files.modelfile import model_bytes
 from aezip.options import TrainOptions
-from aezip.stream import FolderImages, ImageRows, training_array
-from aezip.training import train_model
+from aezip.files.stream import FolderImages, ImageRows, training_array
+from aezip.network.training import train_model
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
 

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from aezip import tiles
+from aezip.network import tiles
 from aezip.codec import decode_file, encode_dataset
-from aezip.config import AEConfig
-from aezip.data import array_dataset
+from aezip.network.config import AEConfig
+from aezip.files.data import array_dataset
 from aezip.errors import FormatError, ModelMismatchError
-from aezip.header import validate_header
-from aezip.model import AutoEncoder
-from aezip.modelfile import load_model, save_model
-from aezip.sizing import pick
-from aezip.training import TrainOptions, train_model
+from aezip.files.header import validate_header
+from aezip.network.model import AutoEncoder
+from aezip.files.modelfile import load_model, save_model
+from aezip.network.sizing import pick
+from aezip.network.training import TrainOptions, train_model
 from tests.conftest import TINY_PIXEL
 from tests.test_cli import assert_one_line_error, run
 from tests.test_torch_free import assert_runs_without_torch
@@ -165,7 +165,7 @@ def test_bad_tiles_entries_in_a_header_are_refused(tiles_entry, needle) -> None:
 
 
 def test_a_header_whose_tiles_contradict_the_model_is_refused(tmp_path) -> None:
-    from aezip.container import ContainerReader
+    from aezip.files.container import ContainerReader
     from aezip.codec import model_for
     mf = _tile_model(tmp_path, (8, 8))
     aez = tmp_path / "x.aez"
@@ -179,7 +179,7 @@ def test_a_header_whose_tiles_contradict_the_model_is_refused(tmp_path) -> None:
 
 
 def test_model_files_with_bad_tile_fields_are_refused(tmp_path) -> None:
-    from aezip.modelcheck import check_config
+    from aezip.files.modelcheck import check_config
     good = AEConfig(image_shape=(8, 8), hidden=(4,), latent=2, patch=4, margin=1, context=1).to_dict()
     stored = json.loads(json.dumps(good))
     assert check_config(stored) == stored
@@ -216,7 +216,7 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
 
 
 def test_augmentations_move_pixels_and_keep_their_values() -> None:
-    from aezip.augment import augment
+    from aezip.network.augment import augment
     from aezip.errors import ParameterError
     from aezip.options import parse_augment
     x = torch.from_numpy(_images((6, 6, 3), 16).reshape(16, -1)).float() / 255

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aezip.codec import encode_dataset
-from aezip.data import open_dataset
-from aezip.modelfile import load_model
+from aezip.files.data import open_dataset
+from aezip.files.modelfile import load_model
 from tests.conftest import write_idx
 
 GOLDEN = Path(__file__).parent / "data" / "golden-e3.aez"

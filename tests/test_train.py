@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from aezip.errors import InputError
-from aezip.losses import reconstruction_loss
-from aezip.model import AEConfig
-from aezip.modelfile import load_model, model_bytes
-from aezip.training import TrainOptions, corrupt, parse_denoise, train_model
+from aezip.network.losses import reconstruction_loss
+from aezip.network.model import AEConfig
+from aezip.files.modelfile import load_model, model_bytes
+from aezip.network.training import TrainOptions, corrupt, parse_denoise, train_model
 from tests.conftest import TINY_PIXEL
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from aezip.data import open_dataset
+from aezip.files.data import open_dataset
 from aezip.errors import InputError
-from aezip.features import embed, linear_probe, read_labels
-from aezip.losses import LatentDiscriminator, adversarial_penalty, discriminator_loss, sample_prior
-from aezip.model import AEConfig
-from aezip.modelfile import load_model, save_model
+from aezip.uses.features import embed, linear_probe, read_labels
+from aezip.network.losses import LatentDiscriminator, adversarial_penalty, discriminator_loss, sample_prior
+from aezip.network.model import AEConfig
+from aezip.files.modelfile import load_model, save_model
 from aezip.options import parse_prior
-from aezip.restore import BANK_MAX, box_mask, code_bank, inpaint
-from aezip.training import TrainOptions, train_model
+from aezip.uses.restore import BANK_MAX, box_mask, code_bank, inpaint
+from aezip.network.training import TrainOptions, train_model
 from tests.conftest import write_idx
 from tests.test_cli import run
 

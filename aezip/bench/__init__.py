@@ -1,0 +1,1 @@
+"""Measurements: baselines, the codec and speed reports, BD-rate, plots, kernel benchmarks, the demo."""

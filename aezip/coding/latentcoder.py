@@ -1,0 +1,61 @@
+"""Which coder a chunk's latents take and how: new files use the chunk-tables coder (chunktables.py: per chunk,
+the shortest of the static tables, the context model and the chunk's own tables); files written before it name the
+static per-dimension tables (entropy.py), their coarse versions for a --quality level (quality.py), or the model's
+context model (context.py), and decode as they did."""
+from __future__ import annotations
+
+import numpy as np
+
+from aezip.coding.chunktables import CHUNK_CODER, decode_chunk_latents, encode_chunk_latents
+from aezip.coding.context import CONTEXT_CODER, decode_context, encode_context
+from aezip.coding.entropy import LATENT_CODER, decode_codes, encode_codes
+from aezip.errors import FormatError
+from aezip.files.modelfile import ModelFile
+from aezip.coding.quality import LADDER_CODER, ladder_tables, to_fine
+
+
+def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
+    """The fine codes the integer decoder consumes for codes of `quality` (None: they already are)."""
+    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
+
+
+def latent_coder(mf: ModelFile, quality: int | None) -> str:
+    """The latent coder new files name (any model, any quality)."""
+    return CHUNK_CODER
+
+
+def legacy_coder(mf: ModelFile, quality: int | None) -> str:
+    """The latent coder files of this model and quality named before the chunk-tables coder (tests write such
+    files to pin their decoding)."""
+    return CONTEXT_CODER if mf.context is not None else LATENT_CODER if quality is None else LADDER_CODER
+
+
+def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
+    return mf.tables if quality is None else ladder_tables(mf.tables, quality)
+
+
+def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder: str = CHUNK_CODER) -> bytes:
+    """A chunk's latent stream: its codes (of `quality`; one row per image, or a tile model's tiles one after the
+    other in each row) by `coder` (new files: the chunk-tables coder); a tile is coded as a row."""
+    codes = np.asarray(codes).reshape(-1, mf.config.latent)
+    if coder == CHUNK_CODER:
+        return encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    if coder == CONTEXT_CODER:
+        return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    return encode_codes(codes, _static_tables(mf, quality))
+
+
+def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
+    """A chunk's fine codes (n x latent, or n x tiles * latent) from its latent stream, by the coder and quality its
+    header names."""
+    quality = header.get("quality")
+    images, n = n, n * mf.config.rows(tuple(header["shape"][1:]))
+    if header["entropy"] == CHUNK_CODER:
+        codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    elif header["entropy"] == CONTEXT_CODER:
+        if mf.context is None:
+            raise FormatError("the file's latents use the context coder, but its model has no context tables")
+        codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    else:
+        codes = decode_codes(latent, n, _static_tables(mf, quality))
+    return fine_codes(mf, codes, quality).reshape(images, -1)

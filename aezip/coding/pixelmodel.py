@@ -1,0 +1,430 @@
+"""The learned pixel model: per-pass integer MLPs that code a chunk's pixels in (1 + 3L)*C parallel passes, exactly.
+
+Passes, coarse to fine (schedule()): the grid of step 2^L first, then for g = 2^(L-1) .. 1 the three phases (g, g),
+(0, g), (g, 0) of the grid of step 2g (L = 1 is the 2x2 interleave (0,0), (1,1), (0,1), (1,0)); within each the
+channels in order. Each pass is one batched computation over every image and pixel of the chunk, so the number of
+sequential steps is (1 + 3L)*C whatever the image size. A pixel's features (integers 0..255) are the 5x5 window,
+dilated by the pass's g, of its channel on the canvas (decoded values where an earlier pass decoded them, the
+autoencoder's prediction elsewhere, 0 outside the image), the 3x3 dilated window of the prediction itself, and for
+channel c > 0 the 3x3 dilated window of channel c-1 on the canvas.
+
+The network sees the features relative to a reference r, the nearest pixel of the channel an earlier pass decoded
+(the prediction in the first pass), appended as the last feature (integers in -255..255, so a change of brightness
+does not change its input), and its first output is the mean's offset from r.
+The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
+power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
+(rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
+accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
+partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
+modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
+float64 in any order, on any device or thread count. The outputs are turned into integers without float ambiguity:
+mu_int = clamp(r + o, 0, 255) where o + 255 is the number of the 510 integer thresholds ceil((k - 1/2) 2^a),
+k = -254..255, the offset accumulator reaches (o = clamp(round(offset), -255, 255)), and the scale class s = the
+number of the S-1 integer thresholds (quantiles of the training accumulators) the log-scale accumulator reaches.
+
+Distributions: two learned integer tables, counted on the training images with the integer network, scaled to
+TABLE_TOTAL per row, plus 1, stored in the model file: T[s][mu_int >> 3][v] (v = 0..255, smoothed towards U; fits
+bimodal data like MNIST) and the shift-invariant U[s][v - mu_int + 255] (renormalised over 0..255; generalises to new
+images). A third kind of rows re-centres U on the reference r, for photographs whose flat areas repeat it
+exactly (a network's smooth mean misses those): where |mu_int - r| <= NEAR, the row of (s, q, mu_int - r) lies over
+v - r and starts as U shifted by mu_int - r, q = repeat_context() (how many of the 25 window entries equal r, and for
+c > 0 whether channel c-1 repeated its own reference at this pixel); farther, U's row over v - mu_int. With
+adaptation these rows learn the chunk's rate of exact repeats per context. For E > 0 a bin's frequency is the sum
+of its members'. Within a pass the pixels are grouped by key ((s, mu_int >> 3) for T, (s, mu_int) for U, (s, q,
+class, centre) for the re-centred rows): keys ascending, raster order (image, row, column) inside a group, each
+group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
+both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
+only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
+adaptation). A VARIANT (table x increment) is named by the stream's first byte; mu and s do not depend on it, so
+one run of the networks (pass_classes) serves every variant: code_variant codes one, ideal_bytes gives its ideal
+length (sum of -log2 p over the same integer rows) without the range coder, for pixelstream's chooser.
+
+A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
+one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
+images, for every image; the code is the same.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import constriction
+
+from aezip.coding import bins
+from aezip.coding.intdecoder import ACT_LIMIT
+
+MAX_PIXEL_LEVELS = 4
+MU_BUCKET_BITS = 3
+MU_BUCKETS = 256 >> MU_BUCKET_BITS
+TABLE_TOTAL = 1 << 16
+BUCKET, OFFSET, REFERENCE = 0, 1, 2
+NEAR = 8   # REFERENCE rows: |mu - r| <= NEAR gives a row over v - r per (s, mu - r); farther, U's row over v - mu
+REPEATS = 6   # REFERENCE rows also split by repeat_context()
+# (table, adaptation): the table T[s][mu >> 3][v], U[s][v - mu] or U re-centred on the reference r; the counts added
+# per coded symbol after each pass
+VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32), (REFERENCE, 32), (REFERENCE, 512))
+INPUT_LIMIT = 255          # |feature - reference| <= 255
+WITH_LATENTS, ALONE = "pixel.", "pixel0."   # model-file names of the two pixel models (alone: no latents needed)
+_MODEL_FAMILY = constriction.stream.model.Categorical
+
+
+def channels(image_shape: tuple[int, ...]) -> int:
+    return image_shape[2] if len(image_shape) == 3 else 1
+
+
+def schedule(levels: int) -> list[tuple[int, int, int, int]]:
+    """Each pass's pixels (rows and columns start::step) and its window's dilation, coarse to fine: the grid of
+    step 2^levels, then for g = 2^(levels-1) .. 1 the phases (g, g), (0, g), (g, 0) of the grid of step 2g."""
+    top = 1 << levels
+    out = [(top, 0, 0, top >> 1)]
+    for g in (1 << i for i in range(levels - 1, -1, -1)):
+        out += [(2 * g, g, g, g), (2 * g, 0, g, g), (2 * g, g, 0, g)]
+    return out
+
+
+def n_passes(image_shape: tuple[int, ...], levels: int) -> int:
+    return len(schedule(levels)) * channels(image_shape)
+
+
+def levels_of(passes: int, image_shape: tuple[int, ...]) -> int | None:
+    """The number of levels a model with this many passes has, or None if no number fits."""
+    per_channel, rest = divmod(passes, channels(image_shape))
+    fits = not rest and per_channel % 3 == 1 and 1 <= per_channel // 3 <= MAX_PIXEL_LEVELS
+    return per_channel // 3 if fits else None
+
+
+def n_features(channel: int) -> int:
+    """Inputs of a pass's MLP: 5x5 canvas + 3x3 prediction (+ 3x3 of the previous channel) + the reference."""
+    return 25 + 9 + (9 if channel > 0 else 0) + 1
+
+
+def _reference(geometry: tuple[int, int, int, int]) -> tuple[int, int]:
+    """Where the reference lies in the pass's dilated 5x5 canvas window: the nearest pixel an earlier pass decoded
+    (up-left, left or up for the phases (g, g), (0, g), (g, 0)); the first pass has none (its caller uses the
+    prediction)."""
+    _, py, px, _ = geometry
+    return (-1 if py else 0, -1 if px else 0)
+
+
+def _windows(plane: np.ndarray, geometry: tuple[int, int, int, int], radius: int) -> list[np.ndarray]:
+    """The (2r+1)^2 neighbours (dilated) of every pass position (n x H x W plane, 0 outside): n x h x w each."""
+    step, py, px, dil = geometry
+    n, hgt, wid = plane.shape
+    hh, ww, pad = len(range(py, hgt, step)), len(range(px, wid, step)), radius * dil
+    padded = np.zeros((n, hgt + 2 * pad, wid + 2 * pad), plane.dtype)
+    padded[:, pad:pad + hgt, pad:pad + wid] = plane
+    out = []
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            y0, x0 = py + dy * dil + pad, px + dx * dil + pad
+            out.append(padded[:, y0:y0 + step * hh:step, x0:x0 + step * ww:step][:, :hh, :ww])
+    return out
+
+
+def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int) -> np.ndarray:
+    """Features of pass k's pixels (float64 rows in raster order over n x h x w), from canvas and prediction
+    (n x H x W x C)."""
+    geometry, c = schedule(levels)[k // canvas.shape[3]], k % canvas.shape[3]
+    parts = _windows(canvas[..., c], geometry, 2) + _windows(pred[..., c], geometry, 1)
+    if c > 0:
+        parts += _windows(canvas[..., c - 1], geometry, 1)
+    dy, dx = _reference(geometry)
+    parts.append(parts[25 + 4] if (dy, dx) == (0, 0) else parts[(dy + 2) * 5 + dx + 2])
+    feats = np.empty((parts[0].size, len(parts)), np.float64)
+    for j, p in enumerate(parts):
+        feats[:, j] = p.reshape(-1)
+    return feats
+
+
+def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int) -> np.ndarray:
+    """How much pass k's neighbourhoods repeat the reference r (0..REPEATS-1, from pass_features' rows): 0, 1 or 2
+    as at most 2, at most 6 or more of the 25 canvas window entries equal r, + 3 where the previous channel of the
+    same pixel equals the previous channel at r's place (channels > 0, passes after the first)."""
+    equal = (feats[:, :25] == feats[:, -1:]).sum(axis=1)
+    q = (equal > 2).astype(np.int64) + (equal > 6)
+    dy, dx = _reference(schedule(levels)[k // nchan])
+    if k % nchan and (dy, dx) != (0, 0):
+        prev = 25 + 9   # the previous channel's 3x3 window follows the 5x5 canvas and the 3x3 prediction
+        q += 3 * (feats[:, prev + 4] == feats[:, prev + (dy + 1) * 3 + dx + 1])
+    return q
+
+
+def pass_slice(k: int, nchan: int, levels: int) -> tuple[slice, slice, int]:
+    """Where pass k's pixels lie in an n x H x W x C array: rows, columns, channel."""
+    (step, py, px, _), c = schedule(levels)[k // nchan], k % nchan
+    return slice(py, None, step), slice(px, None, step), c
+
+
+@dataclass
+class PixelMLP:
+    """Integer weights (out x in), biases and shifts per pass and layer, output thresholds, and the table."""
+
+    weights: list[list[np.ndarray]]    # [pass][layer] int32
+    biases: list[list[np.ndarray]]     # [pass][layer] int64
+    shifts: np.ndarray                 # passes x hidden layers, int64
+    mu_thresholds: np.ndarray          # passes x 510, int64, sorted
+    s_thresholds: np.ndarray           # passes x (S-1), int64, sorted
+    table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1: T[s][mu >> 3][v]
+    offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
+    base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
+
+    @property
+    def scales(self) -> int:
+        return self.table.shape[0]
+
+    def levels(self, image_shape: tuple[int, ...]) -> int:
+        """Coarse-to-fine levels of the pass schedule (the model file's pass count implies it; checked on load)."""
+        return (len(self.weights) // channels(image_shape) - 1) // 3
+
+    def tensors(self, prefix: str = WITH_LATENTS) -> dict[str, np.ndarray]:
+        """Flat arrays for the model file, named prefix + name."""
+        out = {"shifts": self.shifts, "mu_thresholds": self.mu_thresholds, "s_thresholds": self.s_thresholds,
+               "table": self.table, "offset_table": self.offset_table}
+        if self.base is not None:
+            out["base"] = self.base
+        for k, (ws, bs) in enumerate(zip(self.weights, self.biases)):
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                out[f"p{k}.w{i}"] = w
+                out[f"p{k}.b{i}"] = b
+        return {prefix + k: np.ascontiguousarray(v) for k, v in out.items()}   # safetensors stores the raw buffer
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, np.ndarray], prefix: str = WITH_LATENTS) -> "PixelMLP | None":
+        """The pixel model named prefix + ... in a model file's tensors, or None if it has none."""
+        if prefix + "table" not in t:
+            return None
+        t = {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+        passes, layers = t["mu_thresholds"].shape[0], t["shifts"].shape[1] + 1
+        return cls([[t[f"p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
+                   [[t[f"p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
+                   t["shifts"], t["mu_thresholds"], t["s_thresholds"], t["table"], t["offset_table"], t.get("base"))
+
+    def prediction(self, n: int) -> np.ndarray:
+        """What a model without latents sees as the prediction of n images: its base image each (n x D int64)."""
+        return np.broadcast_to(self.base.astype(np.int64), (n, self.base.size))
+
+    def accumulators(self, k: int, feats: np.ndarray) -> np.ndarray:
+        """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer
+        features; the network sees them relative to the reference r (exact: integers in -255..255)."""
+        h = feats - feats[:, -1:]   # the reference is the last feature
+        ws, bs = self.weights[k], self.biases[k]
+        for i, (w, b) in enumerate(zip(ws, bs)):
+            acc = h @ w.astype(np.float64).T
+            acc += b.astype(np.float64)
+            if i < len(ws) - 1:
+                h = np.clip(rescale(acc, int(self.shifts[k][i])), 0.0, float(ACT_LIMIT - 1), out=acc)
+        return acc
+
+    def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
+        acc = self.accumulators(k, feats)
+        offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
+        mu = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
+        s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
+        return mu, s
+
+    def keys(self, k: int, feats: np.ndarray) -> np.ndarray:
+        """Each pixel's table row: s * MU_BUCKETS + (mu_int >> MU_BUCKET_BITS)."""
+        mu, s = self.classes(k, feats)
+        return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
+
+
+def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
+    """Round-half-up division by 2^shift (multiplication when shift < 0), in place. Exact in float64: scaling an
+    integer below 2^52 by a power of two is exact, and so is adding 1/2 to the result (it keeps < 53 bits)."""
+    acc *= float(2.0 ** -shift)
+    if shift > 0:
+        acc += 0.5
+        np.floor(acc, out=acc)
+    return acc
+
+
+def mu_thresholds(acc_bits: int) -> np.ndarray:
+    """Integer thresholds whose count reached by an accumulator, minus 255, is clamp(round(offset), -255, 255)."""
+    return np.ceil((np.arange(-254, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
+
+
+class _Rows:
+    """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3), (s, mu) or (s, q, class, centre),
+    and their adaptation. REFERENCE rows start as U (for every repeat context q): for |mu - r| <= NEAR the row of
+    class mu - r + NEAR lies over v - r (so its counts at v = r learn how often the chunk repeats the reference),
+    the last class is U's row over v - mu."""
+
+    def __init__(self, mlp: PixelMLP, variant: int, max_error: int) -> None:
+        self.kind, self.increment = VARIANTS[variant]
+        self.max_error = max_error
+        if self.kind == BUCKET:
+            self.rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
+        elif self.kind == OFFSET:
+            self.counts = mlp.offset_table.astype(np.int64)[:, None, :]
+        else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry
+            u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)   # row s * REPEATS + q
+            self.counts = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
+            for d in range(-NEAR, NEAR + 1):
+                lo, hi = max(0, d), min(511, 511 + d)
+                self.counts[:, d + NEAR, lo:hi] = u[:, lo - d:hi - d]
+            self.counts[:, 2 * NEAR + 1] = u
+
+    def keys(self, mu: np.ndarray, s: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Each pixel's row given its mean, scale class, reference and repeat context."""
+        if self.kind == BUCKET:
+            return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
+        if self.kind == OFFSET:
+            return s * 256 + mu
+        d = mu - r
+        near = np.abs(d) <= NEAR
+        cls = np.where(near, d + NEAR, 2 * NEAR + 1)
+        return ((s * REPEATS + q) * (2 * NEAR + 2) + cls) * 256 + np.where(near, r, mu)
+
+    def _split(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, class, centre) of OFFSET or REFERENCE keys (row: s, or s * REPEATS + q)."""
+        classes = self.counts.shape[1]
+        sc, centre = np.divmod(keys, 256)
+        return sc // classes, sc % classes, centre
+
+    def model(self, key: int):
+        """The Categorical of one key: its row divided by its integer total (one exact division per entry)."""
+        if self.kind == BUCKET:
+            row = self.rows[key]
+        else:
+            sc, c = divmod(key, 256)
+            s, cls = divmod(sc, self.counts.shape[1])
+            row = self.counts[s, cls, 255 - c:511 - c]
+            row = bins.sum_into_bins(row, self.max_error) if self.max_error else row
+        return _MODEL_FAMILY(row / row.sum(), perfect=False)
+
+    def probabilities(self, keys: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+        """Each symbol's probability in its key's row (the float model() gives it, up to the coder's quantization)."""
+        if self.kind == BUCKET:
+            return self.rows[keys, symbols] / self.rows.sum(axis=1)[keys]
+        step, _ = bins.geometry(self.max_error)
+        cum = np.zeros((*self.counts.shape[:2], 512), np.int64)
+        np.cumsum(self.counts, axis=2, out=cum[..., 1:])
+        s, cls, c = self._split(keys)
+        start = 255 - c   # the row's window over v = 0..255
+        lo, hi = start + symbols * step, start + np.minimum((symbols + 1) * step, 256)
+        return (cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start])
+
+    def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
+        """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
+        passes learn the chunk's own statistics. U-based rows count a bin at its decoded value."""
+        if not self.increment:
+            return
+        if self.kind == BUCKET:
+            np.add.at(self.rows, (keys, symbols), self.increment)
+        else:
+            s, cls, c = self._split(keys)
+            value = bins.values(symbols, self.max_error)
+            np.add.at(self.counts, (s, cls, value - c + 255), self.increment)
+
+
+@dataclass
+class Pass:
+    """One pass's pixels in raster order: integer mean, scale class, reference, repeat context and bin."""
+
+    mu: np.ndarray
+    s: np.ndarray
+    ref: np.ndarray
+    q: np.ndarray
+    values: np.ndarray
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel order (keys ascending, raster inside), distinct keys and where each group starts/ends."""
+    order = np.argsort(keys, kind="stable")
+    uniq, counts = np.unique(keys[order], return_counts=True)
+    return order, uniq, np.concatenate([[0], np.cumsum(counts)])
+
+
+def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
+    shape = (n, image_shape[0], image_shape[1], channels(image_shape))
+    return np.zeros(shape, np.int64) if pred is None else pred.reshape(shape).astype(np.int64)
+
+
+def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+               max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels: the
+    shortest stream over all VARIANTS (its first byte names the one used), from one run of the networks."""
+    passes, recon = pass_classes(mlp, x, pred, image_shape, max_error)
+    return min((code_variant(mlp, passes, max_error, v) for v in range(len(VARIANTS))), key=len), recon
+
+
+def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+                 max_error: int) -> tuple[list[Pass], np.ndarray]:
+    """Each pass's classes for x (n x D uint8; [] where E leaves one bin) and the decoder's pixels: mu and s do not
+    depend on the variant, so every variant codes from one run of the networks."""
+    _, nbins = bins.geometry(max_error)
+    canvas = _canvas(pred, len(x), image_shape)
+    predc = canvas.copy()
+    target = bins.to_bins(x.reshape(canvas.shape), max_error)
+    recon = bins.values(target, max_error)
+    passes = []
+    levels = mlp.levels(image_shape)
+    for k in range(n_passes(image_shape, levels) if nbins > 1 else 0):
+        ys, xs, c = pass_slice(k, canvas.shape[3], levels)
+        feats = pass_features(canvas, predc, k, levels)
+        mu, s = mlp.classes(k, feats)
+        ref, q = feats[:, -1].astype(np.int64), repeat_context(feats, k, canvas.shape[3], levels)
+        passes.append(Pass(mu, s, ref, q, target[:, ys, xs, c].reshape(-1)))
+        canvas[:, ys, xs, c] = recon[:, ys, xs, c]
+    return passes, recon.reshape(x.shape).astype(np.uint8)
+
+
+def code_variant(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> bytes:
+    """The stream of one variant (its byte first) from pass_classes' passes; b"" where there are none."""
+    if not passes:
+        return b""
+    row, coder = _Rows(mlp, variant, max_error), constriction.stream.queue.RangeEncoder()
+    for p in passes:
+        keys = row.keys(p.mu, p.s, p.ref, p.q)
+        order, uniq, bounds = _groups(keys)
+        symbols = p.values[order].astype(np.int32)
+        for g, key in enumerate(uniq):
+            coder.encode(symbols[bounds[g]:bounds[g + 1]], row.model(int(key)))
+        row.adapt(keys, p.values)
+    return bytes([variant]) + coder.get_compressed().astype("<u4").tobytes()
+
+
+def ideal_bytes(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> float:
+    """The ideal length (sum of -log2 p over the integer tables, /8, + the variant byte) of code_variant's stream,
+    without the range coder."""
+    if not passes:
+        return 0.0
+    row, bits = _Rows(mlp, variant, max_error), 0.0
+    for p in passes:
+        keys = row.keys(p.mu, p.s, p.ref, p.q)
+        bits -= float(np.log2(row.probabilities(keys, p.values)).sum())
+        row.adapt(keys, p.values)
+    return bits / 8 + 1
+
+
+def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
+               max_error: int) -> np.ndarray:
+    """Inverse of encode_mlp: the decoded pixels (n x D uint8)."""
+    _, nbins = bins.geometry(max_error)
+    canvas = _canvas(pred, len(pred), image_shape)
+    predc = canvas.copy()
+    if nbins == 1:
+        if data:
+            raise ValueError("a pixel-model stream where none is coded")
+        return np.full(pred.shape, min(max_error, 255), np.uint8)
+    if len(data) % 4 != 1 or data[0] >= len(VARIANTS):
+        raise ValueError("pixel-model stream: bad variant byte or not a whole number of 32-bit words")
+    row = _Rows(mlp, data[0], max_error)
+    coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[1:], dtype="<u4").astype(np.uint32))
+    levels = mlp.levels(image_shape)
+    for k in range(n_passes(image_shape, levels)):
+        ys, xs, c = pass_slice(k, canvas.shape[3], levels)
+        feats = pass_features(canvas, predc, k, levels)
+        keys = row.keys(*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
+                        repeat_context(feats, k, canvas.shape[3], levels))
+        order, uniq, bounds = _groups(keys)
+        symbols = np.empty(len(order), np.int64)
+        for g, key in enumerate(uniq):
+            symbols[bounds[g]:bounds[g + 1]] = coder.decode(row.model(int(key)), int(bounds[g + 1] - bounds[g]))
+        values = np.empty(len(order), np.int64)
+        values[order] = symbols
+        row.adapt(keys, values)
+        view = canvas[:, ys, xs, c]
+        canvas[:, ys, xs, c] = bins.values(values.reshape(view.shape), max_error)
+    return canvas.reshape(pred.shape).astype(np.uint8)

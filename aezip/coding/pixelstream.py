@@ -1,0 +1,218 @@
+"""A chunk's pixel stream under `--max-error E`: the smallest of several coders that keep the bound, tagged.
+
+The stream's first byte names its method:
+  0  the context-adaptive coder (residual.py) at E, given the autoencoder's prediction;
+  1  the same coder at E = 0: exact pixels are within E too, so E > 0 never costs more than E = 0;
+  2  zstd -19 of the bins x // (2E+1), one byte each (no prediction needed);
+  3  xz -9e of the same bins;
+  4  the learned pixel model (pixelmodel.py) at E, given the autoencoder's prediction (models that have one);
+  5  the same at E = 0 (tried for E > 0 only);
+  6  the learned pixel model without latents (the model file's second pixel model, whose prediction is its base
+     image) at E;
+  7  the same at E = 0 (tried for E > 0 only).
+The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
+chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
+variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
+model only in its variant of least ideal length on the whole chunk (choose_finalists; encode_pixels(exhaustive=True)
+codes every method and variant). The choice is the encoder's alone: the
+decoder reads the method byte (and a pixel model's variant byte), so the format is unchanged.
+Methods 2, 3, 6 and 7 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
+lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
+coders are tried only where fast estimates say they may win (worth_trying: zstd -3, then xz -0), since zstd -19 and
+xz -9e cost far more time than they usually save.
+Decompressed generic streams are bounded by the chunk's pixel count: a crafted stream cannot expand further.
+"""
+from __future__ import annotations
+
+import io
+import lzma
+from dataclasses import dataclass
+from typing import Collection
+
+import numpy as np
+import zstandard
+
+from aezip.coding import bins
+from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
+from aezip.coding.residual import decode_residual, encode_residual
+
+PIXEL_CODER = "tagged-pixel-mlp-alone-context-or-generic-v3"
+PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
+PIXEL_CODER_V1 = "tagged-context-or-generic-v1"   # methods 0-3 only; still decodes
+CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT = range(8)
+METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
+                MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
+                ALONE_EXACT: "pixel-mlp alone, exact"}
+NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
+GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
+XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
+XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
+SAMPLE_STEP = 8      # the chooser codes every 8th image of a chunk with each model method and variant ...
+SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller chunks: every one coded in full)
+CLOSE = 1.015        # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
+
+
+@dataclass
+class PixelStream:
+    """One chunk's coded pixels: the tagged bytes, the pixels the decoder will rebuild, and whether it needs latents."""
+
+    data: bytes
+    recon: np.ndarray
+
+    @property
+    def method(self) -> int:
+        return self.data[0]
+
+    @property
+    def needs_latents(self) -> bool:
+        return self.method in NEEDS_LATENTS
+
+
+class _Coders:
+    """A chunk's model methods, coded from a sample of its images or in full; pixel-model classes are run once
+    per method and image set (pass_classes), then costed or coded per variant."""
+
+    def __init__(self, x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
+                 prior: np.ndarray, mlp: PixelMLP | None, alone: PixelMLP | None) -> None:
+        self.x, self.pred, self.image_shape, self.max_error, self.prior = x, pred, image_shape, max_error, prior
+        self.mlp, self.alone = mlp, alone
+        self.cache: dict[tuple[int, int], tuple] = {}
+
+    def _error(self, method: int) -> int:
+        return self.max_error if method in (CONTEXT, MLP, ALONE) else 0
+
+    def _classes(self, method: int, step: int) -> tuple:
+        """(pixel model, pass_classes' passes, recon) of every step-th image under a pixel-model method."""
+        if (method, step) not in self.cache:
+            x = self.x[::step]
+            model, base = ((self.mlp, self.pred[::step]) if method in (MLP, MLP_EXACT)
+                           else (self.alone, self.alone.prediction(len(x))))
+            self.cache[method, step] = (model, *pass_classes(model, x, base, self.image_shape, self._error(method)))
+        return self.cache[method, step]
+
+    def _context(self, method: int, step: int) -> PixelStream:
+        if (method, -step) not in self.cache:
+            data, recon = encode_residual(self.x[::step], self.pred[::step], self.image_shape, self._error(method),
+                                          self.prior)
+            self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
+        return self.cache[method, -step][0]
+
+    def estimates(self, method: int, step: int) -> dict[tuple[int, int], float]:
+        """Bytes of each (method, variant) for every step-th image, scaled to the chunk: the context coder's real
+        stream, the pixel models' ideal code lengths (ideal_bytes)."""
+        scale = len(self.x) / len(self.x[::step])
+        if method in (CONTEXT, CONTEXT_EXACT):
+            return {(method, -1): len(self._context(method, step).data) * scale}
+        model, passes, _ = self._classes(method, step)
+        return {(method, v): (1 + ideal_bytes(model, passes, self._error(method), v)) * scale
+                for v in range(len(VARIANTS))}
+
+    def stream(self, method: int, variant: int) -> PixelStream:
+        """The whole chunk's stream of one (method, variant)."""
+        if method in (CONTEXT, CONTEXT_EXACT):
+            return self._context(method, 1)
+        model, passes, recon = self._classes(method, 1)
+        return PixelStream(bytes([method]) + code_variant(model, passes, self._error(method), variant), recon)
+
+
+def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
+                  prior: np.ndarray, latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
+                  methods: Collection[int] | None = None, exhaustive: bool = False) -> PixelStream:
+    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: all the model has) as
+    chosen by choose_finalists (exhaustive: every method and variant coded in full); streams that need latents are
+    charged `latent_bytes`. pred may be None where only methods without latents are allowed."""
+    allowed = set(METHOD_NAMES) if methods is None else set(methods)
+    if max_error == 0:
+        allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
+    models = [m for m in (CONTEXT, CONTEXT_EXACT) + (MLP, MLP_EXACT) * (mlp is not None)
+              + (ALONE, ALONE_EXACT) * (alone is not None) if m in allowed]
+    coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone)
+    keys = ([(m, v) for m in models for v in ((-1,) if m in (CONTEXT, CONTEXT_EXACT) else range(len(VARIANTS)))]
+            if exhaustive else choose_finalists(coders, models, latent_bytes))
+    candidates = [coders.stream(m, v) for m, v in keys]
+    cost = lambda s: len(s.data) + (latent_bytes if s.needs_latents else 0)   # noqa: E731
+    coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
+    if not allowed & {ZSTD, XZ} or candidates and not worth_trying(coded, cost(min(candidates, key=cost))):
+        if not candidates:
+            raise ValueError(f"none of the pixel coders {sorted(allowed)} is available")
+        return min(candidates, key=cost)
+    recon = bins.values(np.frombuffer(coded, np.uint8).reshape(x.shape), max_error).astype(np.uint8)
+    if ZSTD in allowed:
+        candidates.append(PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(coded), recon))
+    if XZ in allowed:
+        candidates.append(PixelStream(bytes([XZ]) + lzma.compress(coded, preset=9 | lzma.PRESET_EXTREME), recon))
+    return min(candidates, key=cost)
+
+
+def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int) -> list[tuple[int, int]]:
+    """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
+    (_Coders.estimates on every SAMPLE_STEP-th image, or on every image where that sample would hold fewer than
+    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best. A pixel model's variant: the one of least ideal length on the whole
+    chunk (adaptation is worth more on a whole chunk than on a sample)."""
+    step = SAMPLE_STEP if len(coders.x) >= SAMPLE_STEP * SAMPLE_MIN else 1
+    if len(models) > 1:
+        est = {m: min(coders.estimates(m, step).values()) + (latent_bytes if m in NEEDS_LATENTS else 0)
+               for m in models}
+        models = [m for m, c in est.items() if c <= CLOSE * min(est.values())]
+    out = []
+    for m in sorted(models):
+        full = coders.estimates(m, 1)
+        out.append(min(full, key=full.__getitem__))
+    return out
+
+
+def worth_trying(coded: bytes, model_cost: int) -> bool:
+    """Whether zstd -19 or xz -9e of the bins may beat a model stream of model_cost bytes, by fast estimates."""
+    fast = len(zstandard.ZstdCompressor(level=3).compress(coded))
+    if fast <= GENERIC_TRY * model_cost:
+        return True
+    return fast <= XZ_FAST_LOOK * model_cost and len(lzma.compress(coded, preset=0)) <= XZ_FAST_TRY * model_cost
+
+
+def _generic_decode(method: int, body: bytes, size: int) -> bytes:
+    """The bins of a zstd or xz pixel stream, reading at most one byte more than the chunk holds, whatever the
+    frame claims."""
+    if method == ZSTD:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+            return reader.read(size + 1)
+    d = lzma.LZMADecompressor()
+    raw = d.decompress(body, max_length=size)
+    if not d.eof:
+        raise ValueError("xz pixel stream longer than its chunk")
+    return raw
+
+
+def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
+                  max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None,
+                  alone: PixelMLP | None = None) -> np.ndarray:
+    """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for methods without latents,
+    mlp and alone None when the model (or the file's coder version) has no such pixel model."""
+    if not data:
+        raise ValueError("empty pixel stream")
+    method, body = data[0], data[1:]
+    if method in (ALONE, ALONE_EXACT):
+        if alone is None:
+            raise ValueError("a stream of the pixel model without latents, but the model has none")
+        return decode_mlp(alone, body, alone.prediction(shape[0]), image_shape,
+                          max_error if method == ALONE else 0)
+    if method in (MLP, MLP_EXACT):
+        if mlp is None or pred is None:
+            raise ValueError("a pixel-model stream, but no pixel model or no latents to go with it")
+        return decode_mlp(mlp, body, pred, image_shape, max_error if method == MLP else 0)
+    if method in (CONTEXT, CONTEXT_EXACT):
+        if pred is None:
+            raise ValueError("a context-coded pixel stream without latents")
+        return decode_residual(body, pred, image_shape, max_error if method == CONTEXT else 0, prior)
+    size = shape[0] * shape[1]
+    if method not in (ZSTD, XZ):
+        raise ValueError(f"unknown pixel stream method {method}")
+    try:
+        raw = _generic_decode(method, body, size)
+    except (lzma.LZMAError, zstandard.ZstdError) as exc:
+        raise ValueError(f"damaged {METHOD_NAMES[method]} pixel stream ({exc})") from None
+    if len(raw) != size:
+        raise ValueError("generic pixel stream of the wrong size")
+    coded = np.frombuffer(raw, np.uint8)
+    if int(coded.max(initial=0)) >= bins.geometry(max_error)[1]:
+        raise ValueError("generic pixel stream holds bins out of range")
+    return bins.values(coded.reshape(shape), max_error).astype(np.uint8)

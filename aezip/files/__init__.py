@@ -1,0 +1,1 @@
+"""Files and formats: the .aez container and header, model files, dataset readers and writers, safe writes."""

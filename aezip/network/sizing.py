@@ -1,0 +1,87 @@
+"""Training defaults picked from the data: the architecture (whole-image or tile model, widths, latent size) and
+the number of epochs, from the images' shape and count. Anything the user gives is kept; `describe` says what
+was picked, so `aezip train` can print it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aezip.network.tiles import hwc, tile_count
+
+WHOLE_IMAGE = {"hidden": (512, 256), "latent": 24, "levels": 24, "patch": 0, "margin": 0, "context": 0}
+WHOLE_IMAGE_MAX_SAMPLES = 784      # at most this many samples per image (MNIST's 28 x 28): the whole-image model
+WHOLE_IMAGE_EPOCHS = 160
+TILE_STEPS = 6000                  # a tile model trains for about this many optimizer steps ...
+TILE_EPOCHS = (30, 400)            # ... within these bounds on the epochs
+
+
+TILE_ROWS = 1024                   # a tile model's batch holds about this many tiles
+CROP_TILES = 4                     # a tile model trains on crops of this many tiles square, cut from larger images
+
+
+@dataclass(frozen=True)
+class Picked:
+    """An architecture, epochs and batch size, and which of them were picked (not given)."""
+
+    arch: dict
+    epochs: int
+    batch_size: int
+    augment: str
+    picked: tuple[str, ...]
+    crop: int = 0                  # train on the images cut into crops of this side (0: whole images)
+
+    def describe(self) -> str:
+        """One line: what was picked."""
+        a = self.arch
+        kind = (f"{a['patch']}x{a['patch']} tiles, margin {a['margin']}, context {a['context']}" if a["patch"]
+                else "whole-image MLP")
+        kind += f" (trained on {self.crop}x{self.crop} crops)" if self.crop else ""
+        return (f"architecture: {kind}, hidden {','.join(map(str, a['hidden']))}, latent {a['latent']}, "
+                f"levels {a['levels']}, {self.epochs} epochs of batch {self.batch_size}, augment "
+                f"{self.augment or 'none'}" +
+                (f" (picked from the data: {', '.join(self.picked)})" if self.picked else ""))
+
+
+def tile_architecture(image_shape: tuple[int, ...]) -> dict:
+    """A tile model for images of this shape: 8 x 8 tiles (smaller images: one tile that covers them), margin
+    4 pixels, a 3 x 3 neighbourhood of latents, widths 256-128, 8 latents per tile (16 in colour): the
+    architecture measured on the natural-image sets (README)."""
+    h, w, c = hwc(image_shape)
+    return {"hidden": (256, 128), "latent": 8 if c == 1 else 16, "levels": 24, "patch": min(8, max(h, w)),
+            "margin": 4, "context": 1}
+
+
+def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | None = None,
+         batch_size: int | None = None, augment: str | None = None) -> Picked:
+    """The architecture, epochs, batch size and augmentations for n images of H x W[ x C] (shape = (n, H, W[, C]));
+    `given` holds the architecture fields the user set (others are None or absent). A tile model trains on crops of
+    CROP_TILES x CROP_TILES tiles of images larger than that (many small samples: the one or two images of a large
+    batch are too few), epochs and batch counted in crops."""
+    image_shape = tuple(shape[1:])
+    given = {k: v for k, v in given.items() if v is not None}
+    samples = math.prod(image_shape)
+    tile = given.get("patch", 0 if samples <= WHOLE_IMAGE_MAX_SAMPLES else None) != 0
+    base = tile_architecture(image_shape) if tile else WHOLE_IMAGE
+    arch = {**base, **given}
+    if not tile:      # a margin or context given without a patch stays, for AEConfig to refuse
+        arch.update({k: 0 for k in ("patch", "margin", "context") if k not in given})
+    picked = tuple(k for k in ("patch", "hidden", "latent", "levels", "margin", "context")
+                   if k not in given and (tile or k in ("patch", "hidden", "latent", "levels")))
+    crop = CROP_TILES * arch["patch"]
+    h, w, c = hwc(image_shape)
+    crop = crop if tile and h >= crop and w >= crop and h * w > crop * crop else 0
+    if crop:
+        shape = (shape[0] * (h // crop) * (w // crop), crop, crop, c)
+        image_shape = shape[1:]
+    if batch_size is None:
+        picked += ("batch",)
+        batch_size = max(1, round(TILE_ROWS / tile_count(image_shape, arch["patch"]))) if tile else 64
+    if epochs is None:
+        picked += ("epochs",)
+        steps = math.ceil(shape[0] * (1 - val_split) / batch_size)
+        epochs = (min(max(round(TILE_STEPS / max(steps, 1)), TILE_EPOCHS[0]), TILE_EPOCHS[1]) if tile
+                  else WHOLE_IMAGE_EPOCHS)
+    if augment is None:
+        picked += ("augment",)
+        augment = ("flip,invert" + (",channels" if hwc(image_shape)[2] > 1 else "")) if tile else ""
+    return Picked(arch, epochs, batch_size, augment, picked, crop)

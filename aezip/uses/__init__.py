@@ -1,0 +1,1 @@
+"""The autoencoder's other uses: features (embed) and restoration."""
