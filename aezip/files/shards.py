@@ -76,11 +76,12 @@ def _ordered_parts(readers: list[ContainerReader]) -> list[ContainerReader]:
                 and all(type(v) is int for v in (s["index"], s["count"], s["total"], *images))):
             raise FormatError(f"{r.path}: damaged shard entry in the header")
     first = readers[0]
+    model = first.embedded_model()        # read and CRC-checked once, compared with every other part's
     for r in readers[1:]:
         if r.header["model_id"] != first.header["model_id"]:
             raise InputError(f"{r.path}: written with model {r.header['model_id'][:16]}, {first.path} with "
                              f"{first.header['model_id'][:16]}; parts must come from one model")
-        if _whole_header(r.header) != _whole_header(first.header) or r.embedded_model() != first.embedded_model() or \
+        if _whole_header(r.header) != _whole_header(first.header) or r.embedded_model() != model or \
                 (r.header[SHARD_KEY]["count"], r.header[SHARD_KEY]["total"]) != \
                 (first.header[SHARD_KEY]["count"], first.header[SHARD_KEY]["total"]):
             raise InputError(f"{r.path}: its header differs from {first.path}'s (another dataset, shard count, "
