@@ -69,9 +69,10 @@ def finetune_decoder(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, 
             perm = torch.randperm(len(z), generator=gen)
             for i in range(0, len(perm), FINETUNE_BATCH):
                 idx = perm[i:i + FINETUNE_BATCH]
-                out = torch.sigmoid(model.decode_logits(z[idx], cfg.image_shape))
-                loss = torch.mean((out - target[idx]) ** 2)
-                penalty = sparsity * sum(layer.weight.abs().mean() for layer in layers) if sparsity else 0.0
+                with parametrize.cached():   # each layer's rounded weights made once a step, not once a use
+                    out = torch.sigmoid(model.decode_logits(z[idx], cfg.image_shape))
+                    loss = torch.mean((out - target[idx]) ** 2)
+                    penalty = sparsity * sum(layer.weight.abs().mean() for layer in layers) if sparsity else 0.0
                 optim.zero_grad(set_to_none=True)
                 (loss + penalty).backward()
                 optim.step()
