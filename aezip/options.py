@@ -13,7 +13,7 @@ RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
 # options newer than the shipped model: in its info only when set, so the default recipe still writes the shipped
 # model file byte for byte
-RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment", "decoder_bits")
+RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment")
 WEIGHT_BITS = (2, 16)   # the integer decoder's signed weight bits: 16 unless a coarser decoder is asked for
 FINETUNE_EPOCHS = 16    # decoder fine-tuning for coarser weights (network/finetune.py): epochs and L1 weight,
 FINETUNE_SPARSITY = 1e-2  # chosen on a validation split of MNIST's training images (README)
@@ -64,7 +64,7 @@ class TrainOptions:
     backend: str | None = None
     fused_optimizer: bool = False     # torch's fused AdamW: ~4x faster steps on a CPU, but not the same bits
     pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
-    decoder_bits: int | None = None   # B: the decoder fine-tuned for B-bit integer weights (finetune.py); None: 16
+    decoder_bits: int = 8             # the integer decoder's weight bits; below 16 the decoder is fine-tuned for them
     pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
 
     def __post_init__(self) -> None:
@@ -88,8 +88,7 @@ class TrainOptions:
         for name in ("shift", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
-        if self.decoder_bits is not None:
-            check_weight_bits("decoder_bits", self.decoder_bits)
+        check_weight_bits("decoder_bits", self.decoder_bits)
         parse_denoise(self.denoise)
         parse_prior(self.prior)
         parse_augment(self.augment)

@@ -12,9 +12,10 @@ from aezip.files.modelfile import load_model
 from aezip.coding.requantize import requantize
 
 
-def test_sixteen_bits_give_the_models_own_integers_back(tiny_model_path) -> None:
+def test_the_bits_a_model_was_built_with_give_its_own_integers_back(tiny_model_path) -> None:
     mf = load_model(tiny_model_path)
-    again = requantize(mf, 16).intdec
+    assert mf.info["options"]["decoder_bits"] == 8                  # aezip train's default
+    again = requantize(mf, 8).intdec
     assert all(np.array_equal(a, b) for a, b in zip(again.weights + again.biases, mf.intdec.weights + mf.intdec.biases))
     assert again.shifts == mf.intdec.shifts and np.array_equal(again.thresholds, mf.intdec.thresholds)
 

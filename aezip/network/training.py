@@ -264,9 +264,9 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     context = fit_context(train_codes.reshape(-1, cfg.latent), cfg.levels) if opts.context_model else None
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
-    if opts.decoder_bits is not None:
+    if opts.decoder_bits < WEIGHT_BITS[1]:
         finetune_decoder(model, train_codes[some], some_images, opts.decoder_bits, seed=opts.seed, log=log)
-    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, opts.decoder_bits or WEIGHT_BITS[1])
+    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, opts.decoder_bits)
     some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
     pixel = alone = None
