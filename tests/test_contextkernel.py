@@ -1,6 +1,9 @@
 """The compiled context coder (contextkernel.py) writes the bytes constriction wrote, and decodes them."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -59,3 +62,33 @@ def test_damaged_stream_is_an_error_or_other_pixels() -> None:
     assert False not in outcomes
     with pytest.raises(ValueError, match="does not decode"):
         decode_residual(b"\xff" * 8, pred, (5, 7), 0, np.zeros_like(prior))
+
+
+_SCRIPT = """
+import sys, numpy as np
+from aezip.coding.residual import decode_residual, encode_residual
+t = np.load(sys.argv[1])
+data, recon = encode_residual(t["x"], t["pred"], (8, 8, 3), 0, t["prior"])
+assert (decode_residual(data, t["pred"], (8, 8, 3), 0, t["prior"]) == recon).all()
+open(sys.argv[2], "wb").write(data)
+"""
+
+
+def test_identical_bytes_across_processes_and_thread_counts(tmp_path) -> None:
+    x, pred, prior = _case((50, 8, 8, 3), "smooth", seed=11)
+    np.savez(tmp_path / "case.npz", x=x, pred=pred, prior=prior)
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+               "NUMBA_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "case.npz"), str(tmp_path / threads)],
+                       check=True, env=env)
+        outs.append((tmp_path / threads).read_bytes())
+    assert outs[0] == outs[1] == reference_encode(x, pred, (8, 8, 3), 0, prior)
+
+
+def test_lossy_paths_do_not_import_numba() -> None:
+    """numba (and its compiled-code cache) is loaded by --max-error coding only."""
+    code = "import sys, aezip.codec, aezip.cli.main; print('numba' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
