@@ -24,7 +24,7 @@ from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError
 from aezip.files.header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
-from aezip.files.modelfile import ModelFile, default_model, load_model
+from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
 from aezip.options import parse_range
 from aezip.coding.chunktables import CHUNK_CODER
 from aezip.coding.context import CONTEXT_CODER
@@ -273,6 +273,8 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     else:
         mf = model if isinstance(model, ModelFile) else default_model() if model is None else load_model(model)
     want = reader.header["model_id"]
+    if model is None and embedded is None and mf.id != want:
+        mf = shipped_model(want) or mf      # a file written with an earlier default model
     if embedded is not None and mf.id != want:
         raise FormatError(f"{reader.path}: the embedded model is for model {mf.id[:16]}, the header names {want[:16]} "
                           "(damaged file)")

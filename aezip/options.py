@@ -13,7 +13,10 @@ RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
 # options newer than the shipped model: in its info only when set, so the default recipe still writes the shipped
 # model file byte for byte
-RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment")
+RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment", "decoder_bits")
+WEIGHT_BITS = (2, 16)   # the integer decoder's signed weight bits: 16 unless a coarser decoder is asked for
+FINETUNE_EPOCHS = 16    # decoder fine-tuning for coarser weights (network/finetune.py): epochs and L1 weight,
+FINETUNE_SPARSITY = 1e-2  # chosen on a validation split of MNIST's training images (README)
 QUANT_NOISES = ("uniform", "ste")
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
@@ -61,6 +64,7 @@ class TrainOptions:
     backend: str | None = None
     fused_optimizer: bool = False     # torch's fused AdamW: ~4x faster steps on a CPU, but not the same bits
     pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
+    decoder_bits: int | None = None   # B: the decoder fine-tuned for B-bit integer weights (finetune.py); None: 16
     pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
 
     def __post_init__(self) -> None:
@@ -84,9 +88,17 @@ class TrainOptions:
         for name in ("shift", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
+        if self.decoder_bits is not None:
+            check_weight_bits("decoder_bits", self.decoder_bits)
         parse_denoise(self.denoise)
         parse_prior(self.prior)
         parse_augment(self.augment)
+
+
+def check_weight_bits(param: str, bits: int) -> None:
+    """Refuse integer decoder weight bits outside WEIGHT_BITS."""
+    if not WEIGHT_BITS[0] <= bits <= WEIGHT_BITS[1]:
+        raise ParameterError(param, f"must lie in {WEIGHT_BITS[0]}..{WEIGHT_BITS[1]}, got {bits}")
 
 
 def _choice(param: str, value: str, choices: tuple[str, ...]) -> None:

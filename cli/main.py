@@ -76,6 +76,9 @@ def cli() -> None:
 @_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
 @_train_option("pixel_model", "--pixel-model/--no-pixel-model",
                help="Also train the learned pixel model of --max-error coding (lossless included).")
+@_train_option("decoder_bits", "--decoder-bits", metavar="B", type=int,
+               help="Fine-tune the decoder for B-bit integer weights (8: a decode-side model ~3.6x smaller at the "
+                    "same PSNR on MNIST) [default: 16-bit weights, no fine-tuning].")
 @device_option
 @backend_option
 @click.option("--fused-optimizer", is_flag=True,

@@ -41,15 +41,33 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
     assert np.array_equal(np.load(part), np.load(whole)[7:13])
 
 
-@pytest.mark.parametrize("name,max_error", [("lossy", None)])
-def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path, name, max_error, legacy_coders):
-    """Same header and chunk payloads (the container's framing version may move on: 1 -> 2 when names got packed;
-    --max-error files now store the tagged pixel stream of #11, so only their decoding is pinned above; new files
-    name the chunk-tables coder, so this pins the static coder that such files name)."""
+def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path):
+    """The shipped default model (8-bit decoder weights, 2026-11-29) writes the same header and chunk payloads as
+    when golden-lossy-8bit.aez was written (sample images 8000-8023, chunks of 10), which decodes to the same pixels.
+    (The first default's files, golden-{lossy,e0,e3}, were pinned the same way until the default moved on; they now
+    decode through its shipped decode-side model, above.)"""
+    golden = DATA / "golden-lossy-8bit.aez"
     src = tmp_path / "src.npy"
     np.save(src, open_dataset(sample_path()).read_all()[:24])
     out = tmp_path / "again.aez"
-    encode_dataset(open_dataset(src), load_model(), out, chunk_size=10, max_error=max_error, backend="torch")
-    with ContainerReader(out) as new, ContainerReader(DATA / f"golden-{name}.aez") as old:
+    encode_dataset(open_dataset(src), load_model(), out, chunk_size=10, backend="torch")
+    with ContainerReader(out) as new, ContainerReader(golden) as old:
         assert new.header == old.header and len(new.chunks) == len(old.chunks) == 3
         assert all(new.read_chunk(i) == old.read_chunk(i) for i in range(3))
+    decode_file(golden, tmp_path / "back.npy")
+    pixels = np.load(tmp_path / "back.npy")
+    assert hashlib.sha256(pixels.tobytes()).hexdigest() == \
+        "1d1822701656c23583e7b0966bd0267c3943981535495803da70523bac6db551"
+
+
+def test_files_of_an_earlier_default_model_decode_with_its_shipped_decode_side_model():
+    """The golden files name the first default model (a3f79496...); the package ships its decode-side model, so they
+    still decode with no -m after the default moved on, and a header's id never names a path."""
+    from aezip.files.modelfile import default_model, shipped_model
+    with ContainerReader(DATA / "golden-e3.aez") as reader:
+        want = reader.header["model_id"]
+    previous = shipped_model(want)
+    assert previous is not None and previous.id == want != default_model().id
+    assert previous.decode_only                       # a decode-side model (.aezd): no encoder is shipped for it
+    for bad in ("../" * 8 + "etc/passwd", want[:16], want.upper(), "0" * 64, 64):
+        assert shipped_model(bad) is None

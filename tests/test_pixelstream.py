@@ -89,7 +89,12 @@ def test_data_the_model_never_saw_costs_no_more_than_a_generic_coder(tmp_path, t
 def test_files_from_the_untagged_context_coder_still_decode(tmp_path, sample_images) -> None:
     from aezip.codec import decode_file
     from tests import aezcraft
-    aez, info = _encode(tmp_path, None, sample_images[:64], 2)    # the default model: its context coder wins
+    from aezip.files.modelfile import load_model
+    mf = load_model()
+    mf.pixel = mf.pixel_alone = None           # the default autoencoder alone: its context coder wins every chunk
+    model = tmp_path / "context-only.aezm"
+    mf.save(model)
+    aez, info = _encode(tmp_path, model, sample_images[:64], 2)
     assert info["pixel_coders"] == {"context": 4}
     parts = aezcraft.parse(aez.read_bytes())
     h = parts.header_json
@@ -99,5 +104,5 @@ def test_files_from_the_untagged_context_coder_still_decode(tmp_path, sample_ima
         parts.payloads[i] = aezcraft.make_payload(n, latent, residual[1:], crc)   # no method byte
     old = tmp_path / "old.aez"
     old.write_bytes(aezcraft.build(parts.with_header(h)))
-    decode_file(old, tmp_path / "old.npy")
+    decode_file(old, tmp_path / "old.npy", model_path=model)
     np.testing.assert_array_equal(np.load(tmp_path / "old.npy"), np.load(tmp_path / "y.npy"))

@@ -15,13 +15,13 @@ below 2^53, hence represented exactly, hence every rounding step of the GEMM is 
 rounding half (2^(s-1)), multiplying by 2^-s and taking the floor are exact too (integers below 2^53, a power of
 two). So the result is the same integer on every CPU, GPU, BLAS and thread count.
 
-Why there is no exact float32 path. float32 holds integers up to 2^24 only. The default model's decoder has
-|w| up to 2^14.9 and hidden inputs up to 2^24 (ACT_LIMIT): a single product reaches 2^38.9, and the accumulator
-bound of its two large layers is 2^43.9 and 2^43.3 (tests/test_intdecoder.py computes them), so a float32 GEMM
-would round. Making it exact needs every partial sum below 2^24 for K = 512 inputs: split h into 4 pieces of
-6 bits and w into 2 of 8 bits (512 * 63 * 255 < 2^24), i.e. 8 float32 GEMMs for one float64 GEMM; float32 GEMM is
-~2.2x float64 here, so that would be ~3.6x slower, and fewer fixed-point bits would change decoded bytes. So
-decoding stays float64.
+Why there is no exact float32 path. float32 holds integers up to 2^24 only. The default model's decoder (8-bit
+weights, see network/finetune.py) has |w| up to 2^6.9 and hidden inputs up to 2^24 (ACT_LIMIT): a single product
+reaches 2^30.9, and the accumulator bound of its two large layers is 2^35.9 and 2^35.0 (tests/test_intdecoder.py
+computes them; 2^43.9 and 2^43.3 for the first default's 16-bit weights), so a float32 GEMM would round. Making it
+exact needs every partial sum below 2^24 for K = 512 inputs: split h into 4 pieces of 6 bits (512 * 63 * 127 <
+2^24), i.e. 4 float32 GEMMs for one float64 GEMM (8 for 16-bit weights); float32 GEMM is ~2.2x float64 here, so
+that would be ~1.8x slower, and fewer fixed-point bits would change decoded bytes. So decoding stays float64.
 
 The output thresholds are found without a binary search: the last layer's accumulator, shifted by the lowest
 threshold less one bucket, is multiplied by 2^-e (exact) and truncated into a bucket of width 2^e no wider than
@@ -110,6 +110,12 @@ def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, li
         s -= 1
 
 
+def layer_input(i: int, first_limit: float) -> tuple[float, int]:
+    """(bound on |input|, its fractional bits) of layer i of a quantized MLP whose first layer's integer inputs stay
+    within first_limit: later layers take hidden activations (< ACT_LIMIT, ACT_FRAC_BITS fractional bits)."""
+    return (first_limit, 0) if i == 0 else (float(ACT_LIMIT), ACT_FRAC_BITS)
+
+
 def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray], in_limit: float,
                  weight_limit: int = WEIGHT_LIMIT) -> tuple[list[np.ndarray], list[np.ndarray], list[int], int]:
     """Integer weights (|w| <= weight_limit), biases and hidden right shifts of a float ReLU MLP whose integer inputs
@@ -117,15 +123,14 @@ def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray], in_limit: 
     activations with ACT_FRAC_BITS fractional bits, clamped to ACT_LIMIT. A shift may be negative (a left shift,
     exact too) where a small weight_limit leaves the accumulator fewer than ACT_FRAC_BITS fractional bits."""
     qw, qb, shifts = [], [], []
-    in_frac = 0
     for i, (w, b) in enumerate(zip(weights, biases)):
-        s = weight_shift(w, b, in_limit, in_frac, weight_limit)
+        layer_limit, in_frac = layer_input(i, in_limit)
+        s = weight_shift(w, b, layer_limit, in_frac, weight_limit)
         acc_bits = s + in_frac
         qw.append(np.round(w * 2.0 ** s).astype(np.int32))
         qb.append(np.round(b * 2.0 ** acc_bits).astype(np.int64))
         if i < len(weights) - 1:
             shifts.append(acc_bits - ACT_FRAC_BITS)
-            in_frac, in_limit = ACT_FRAC_BITS, float(ACT_LIMIT)
     return qw, qb, shifts, acc_bits
 
 

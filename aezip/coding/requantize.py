@@ -3,23 +3,54 @@
 The integer decoder's weights get a power-of-two scale per layer chosen so the largest is WEIGHT_LIMIT = 2^15 - 1
 (16 signed bits); their low bits carry almost nothing (on the default model, 10-bit weights decode held-out MNIST to
 the same PSNR to 0.01 dB, see README), and they are what the decode-side model stores. `requantize` rebuilds the
-integer decoder from the float one at fewer bits. The result is a new model (new integers, so a new id and new
-decoded bytes) that decodes exactly like any other; its max-error prior and pixel model are kept (trained on the
-finer decoder's predictions: still exact, possibly a little less tight).
+integer decoder from the float one at fewer bits. Given training images, it first fine-tunes the float decoder for
+those bits (network/finetune.py: what wins back the PSNR that plain rounding loses at 7-8 bits) and recounts the
+max-error coder's prior on the new predictions. The result is a new model (new integers, so a new id and new
+decoded bytes) that decodes exactly like any other; its pixel models are kept (trained on the earlier decoder's
+predictions: still exact, possibly a little less tight).
 """
 from __future__ import annotations
 
-from aezip.errors import ParameterError
+import copy
+from typing import Callable
+
+import numpy as np
+
 from aezip.coding.intdecoder import build_integer_decoder
+from aezip.coding.residual import context_prior
+from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
+from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY, check_weight_bits
 
-MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 2, 16
 
-
-def requantize(mf: ModelFile, weight_bits: int) -> ModelFile:
-    """mf with its integer decoder rebuilt at signed weight_bits-bit weights (16 gives mf's own integers back)."""
-    if not MIN_WEIGHT_BITS <= weight_bits <= MAX_WEIGHT_BITS:
-        raise ParameterError("weight_bits", f"must lie in {MIN_WEIGHT_BITS}..{MAX_WEIGHT_BITS}, got {weight_bits}")
-    intdec = build_integer_decoder(mf.model.decoder_layers(), mf.config.levels, weight_bits)
+def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None, *, epochs: int | None = None,
+               sparsity: float | None = None, seed: int = 0, log: Callable[[str], None] = print) -> ModelFile:
+    """mf with its integer decoder rebuilt at signed weight_bits-bit weights (16 gives mf's own integers back); with
+    training images (uint8, n x the model's image shape) its float decoder is fine-tuned for them first."""
+    check_weight_bits("weight_bits", weight_bits)
     info = {**mf.info, "requantized": {"from_model": mf.id, "decoder_weight_bits": weight_bits}}
-    return ModelFile(mf.model, mf.tables, intdec, mf.residual_prior, info, mf.bank, pixel=mf.pixel)
+    if images is None:
+        intdec = build_integer_decoder(mf.model.decoder_layers(), mf.config.levels, weight_bits)
+        return ModelFile(mf.model, mf.tables, intdec, mf.residual_prior, info, mf.bank, pixel=mf.pixel,
+                         pixel_alone=mf.pixel_alone, context=mf.context)
+    from aezip.network import finetune
+    from aezip.network.tiles import predict
+    from aezip.network.training import PRIOR_IMAGES, image_codes
+
+    cfg = mf.config
+    if tuple(images.shape[1:]) != cfg.image_shape:
+        raise InputError(f"fine-tuning takes images of the model's training shape {'x'.join(map(str, cfg.image_shape))}"
+                         f" (a tile model's: crops of that size), got {'x'.join(map(str, images.shape[1:]))}")
+    some = np.linspace(0, len(images) - 1, min(len(images), PRIOR_IMAGES)).round().astype(int)
+    x = np.asarray(images[some])
+    model = copy.deepcopy(mf.model)
+    codes = image_codes(model, x, np.arange(len(x)))
+    epochs = FINETUNE_EPOCHS if epochs is None else epochs
+    sparsity = FINETUNE_SPARSITY if sparsity is None else sparsity
+    finetune.finetune_decoder(model, codes, x, weight_bits, epochs=epochs, sparsity=sparsity, seed=seed, log=log)
+    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, weight_bits)
+    flat = x.reshape(len(x), -1)
+    prior = context_prior(flat, predict(cfg, intdec, codes, cfg.image_shape), cfg.image_shape)
+    info["requantized"].update(finetuned_on=len(x), epochs=epochs, sparsity=sparsity, seed=seed)
+    return ModelFile(model, mf.tables, intdec, prior, info, mf.bank, pixel=mf.pixel, pixel_alone=mf.pixel_alone,
+                     context=mf.context)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import struct
 from importlib import resources
 from pathlib import Path
@@ -108,6 +109,22 @@ def default_model_path() -> Path:
 def default_model() -> ModelFile:
     """The model shipped inside the package, loaded once per process."""
     return load_model(default_model_path())
+
+
+PREVIOUS_DEFAULT = "previous-{}.aezd"   # decode-side models of earlier shipped defaults, by the first 16 hex of the id
+
+
+@functools.lru_cache(maxsize=4)
+def shipped_model(model_id: str) -> ModelFile | None:
+    """The decode-side model of an earlier shipped default model with this id (files written with it decode with no
+    -m after the default moved on), or None; the id comes from a file's header, so it is checked before use."""
+    if not isinstance(model_id, str) or not re.fullmatch(r"[0-9a-f]{64}", model_id):
+        return None
+    path = Path(str(resources.files("aezip") / "assets" / PREVIOUS_DEFAULT.format(model_id[:16])))
+    if not path.is_file():
+        return None
+    mf = load_model(path)
+    return mf if mf.id == model_id else None
 
 
 def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:

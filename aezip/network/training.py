@@ -16,6 +16,7 @@ from aezip.coding.context import encode_context, fit_context
 from aezip.coding.entropy import encode_codes, frequency_tables
 from aezip.errors import InputError, ParameterError
 from aezip.coding.intdecoder import build_integer_decoder
+from aezip.network.finetune import finetune_decoder
 from aezip.network.losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from aezip.metrics import psnr_from_mse
@@ -29,7 +30,7 @@ from aezip.network.tiles import predict
 from aezip.network.model import AutoEncoder
 from aezip.files.modelfile import ModelFile
 from aezip.network.config import AEConfig
-from aezip.options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, TrainOptions, parse_augment, parse_denoise, parse_prior
+from aezip.options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, WEIGHT_BITS, TrainOptions, parse_augment, parse_denoise, parse_prior
 
 
 def corrupt(x: torch.Tensor, denoise: tuple[str, float] | None, image_shape: tuple[int, ...],
@@ -228,10 +229,10 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     return _finish(model, images, train_idx, val_idx, opts, log)
 
 
-PRIOR_IMAGES = 16384   # the max-error coder's prior is counted on at most this many (evenly spaced) training images
+PRIOR_IMAGES = 16384   # at most this many (evenly spaced) training images: decoder fine-tuning and the prior
 
 
-def _codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def image_codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Integer codes of images[idx], VAL_BATCH images at a time (so memory does not grow with the data)."""
     with torch.no_grad():
         parts = [model.codes(to_unit(images[i]), "torch").numpy() for i in batches(idx, VAL_BATCH)]
@@ -258,24 +259,26 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     """Count the entropy tables, build the integer decoder, keep the training codes for restoration, and measure the
     held-out figures the codec will give (chunk by chunk: the images may be memory-mapped)."""
     cfg = model.config
-    train_codes = _codes(model, images, train_idx)
+    train_codes = image_codes(model, images, train_idx)
     tables = frequency_tables(train_codes, cfg.levels, latent=cfg.latent)
     context = fit_context(train_codes.reshape(-1, cfg.latent), cfg.levels) if opts.context_model else None
-    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels)
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
+    if opts.decoder_bits is not None:
+        finetune_decoder(model, train_codes[some], some_images, opts.decoder_bits, seed=opts.seed, log=log)
+    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, opts.decoder_bits or WEIGHT_BITS[1])
     some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
     pixel = alone = None
     if opts.pixel_model:
         idx = val_idx[:VAL_BATCH]
-        val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, _codes(model, images, idx),
+        val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, image_codes(model, images, idx),
                                                                    cfg.image_shape)
         pixel = _pixel_model(some_images, some_pred, val, val_pred, cfg.image_shape, opts, log)
         alone = _pixel_model(some_images, None, val, None, cfg.image_shape, opts, log)
     sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
-        codes = _codes(model, images, idx)
+        codes = image_codes(model, images, idx)
         latent_bytes += len(encode_codes(codes, tables) if context is None else
                             encode_context(codes.reshape(-1, cfg.latent), tables, context, cfg.levels, None))
         val, pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, codes, cfg.image_shape)
