@@ -18,22 +18,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
+from aezip.bench.speed import _median_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 _MAPPED = {"kernels": "kernels", "cli": "cli"}   # pyproject's package-dir: aezip.kernels = kernels/, aezip.cli = cli/
-
-
-def _median_seconds(fn, reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def worker(src: Path, model: Path, errors: list[int], reps: int, out: Path) -> None:
