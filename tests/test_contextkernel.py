@@ -92,3 +92,16 @@ def test_lossy_paths_do_not_import_numba() -> None:
     code = "import sys, aezip.codec, aezip.cli.main; print('numba' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"
+
+
+def test_context_prior_counts_the_reference_contexts() -> None:
+    """Training's prior (context_prior, through the compiled contexts) counts what the searchsorted contexts give."""
+    from aezip.coding.residual import PRIOR_TOTAL, _PRED_EDGES, context_prior
+    from context_reference import _contexts
+    x, pred, _ = _case((30, 6, 5, 3), "sparse", seed=8)
+    counts = np.zeros((N_CONTEXTS, 256), np.int64)
+    bucket = np.searchsorted(_PRED_EDGES, pred, side="right").astype(np.int64)
+    for pos in range(x.shape[1]):
+        np.add.at(counts, (_contexts(pos, (6, 5, 3), bucket, x), x[:, pos].astype(np.int64)), 1)
+    expect = counts * PRIOR_TOTAL // np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    np.testing.assert_array_equal(context_prior(x, pred, (6, 5, 3)), expect)

@@ -252,7 +252,7 @@ class _Rows:
         if self.kind == BUCKET:
             self.rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
         elif self.kind == OFFSET:
-            self.counts = mlp.offset_table.astype(np.int64)[:, None, :]
+            self.counts = np.ascontiguousarray(mlp.offset_table.astype(np.int64)[:, None, :])   # adapt: a view
         else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry
             u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)   # row s * REPEATS + q
             self.counts = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
