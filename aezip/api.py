@@ -15,6 +15,7 @@ import numpy as np
 
 from aezip.codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
                     model_for, test_file)
+from aezip.coding.pixelstream import effort_methods
 from aezip.files.container import ContainerReader
 from aezip.files.data import Dataset, array_dataset, open_dataset, read_stream
 from aezip.errors import ParameterError
@@ -61,13 +62,15 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
-             chunk_size: int | None = None, quality: int | None = None, embed_model: bool = False) -> bytes:
+             chunk_size: int | None = None, quality: int | None = None, embed_model: bool = False,
+             effort: str = "best") -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
     (0: lossless, None: the model's lossy reconstruction); quality (2..the model's levels; None: the model's own
-    quantizer) trades size for quality; embed_model puts the decode-side model into the file."""
+    quantizer) trades size for quality; embed_model puts the decode-side model into the file; effort "fast" codes
+    max_error chunks without the learned pixel models (faster, possibly larger)."""
     buf = io.BytesIO()
     encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error,
-                   quality=quality, embed_model=embed_model)
+                   quality=quality, embed_model=embed_model, pixel_methods=effort_methods(effort))
     return buf.getvalue()
 
 
@@ -85,16 +88,18 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            chunk_size: int | None = None, image_range: str | tuple[int, int] | None = None, key: str | None = None,
            backend: str | None = None, device: str = "auto", force: bool = False,
            progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None,
-           quality: int | None = None, embed_model: bool = False) -> CodecReport:
+           quality: int | None = None, embed_model: bool = False, effort: str = "best") -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
     image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
     processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`); quality (2..the
     model's levels, None: its own quantizer) picks a level of the latent quantizer ladder; embed_model puts the
-    decode-side model into the file, so it decodes without the model file."""
+    decode-side model into the file, so it decodes without the model file; effort "fast" codes max_error chunks
+    without the learned pixel models (faster, possibly larger; "best" tries every coder)."""
     dataset = open_data(src, key)
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
                           device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
-                          shard=shard, quality=quality, embed_model=embed_model)
+                          shard=shard, quality=quality, embed_model=embed_model,
+                          pixel_methods=effort_methods(effort))
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,

@@ -9,7 +9,7 @@ import click
 
 from aezip import __version__
 from aezip.errors import AezipError, InputError, ModelMismatchError, ParameterError
-from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
+from aezip.options import EFFORTS, QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 
 from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, jobs_option,
                      model_option, open_input, output_options, range_option, reporting, resolve_output,
@@ -126,6 +126,9 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
 @click.option("--key", help="The image array of a .npz holding several.")
 @click.option("--embed-model", is_flag=True,
               help="Put the decode-side model into the file, so it decodes without the model file.")
+@click.option("--effort", type=click.Choice(EFFORTS), default="best", show_default=True,
+              help="--max-error coding: try every pixel coder, or skip the learned pixel models (fast: several "
+                   "times faster to encode, possibly larger).")
 @jobs_option
 @click.option("--shard", "shard_spec", metavar="K/N|auto", help="Write only part K of N (auto: torchrun's "
               "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
@@ -136,7 +139,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
            quality: int | None, chunk_size: int | None, image_range: str | None, key: str | None, embed_model: bool,
-           jobs: int, shard_spec: str | None,
+           effort: str, jobs: int, shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
@@ -167,7 +170,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
         with report.progress(hi - lo, "encode") as progress:
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
-                           jobs=jobs, shard=shard, quality=quality, embed_model=embed_model)
+                           jobs=jobs, shard=shard, quality=quality, embed_model=embed_model, effort=effort)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "

@@ -54,3 +54,24 @@ def test_noise_falls_back_to_a_generic_coder_when_sampled(models) -> None:
     s = encode_pixels(x, np.zeros_like(x), shape, 0, PRIOR, 0, mlp, alone)
     assert s.method in (ZSTD, XZ)
     np.testing.assert_array_equal(decode_pixels(s.data, None, x.shape, shape, 0, PRIOR, mlp, alone), x)
+
+
+def test_effort_fast_skips_the_learned_pixel_models(tmp_path, sample_images) -> None:
+    """The shipped default's pixel model wins E = 4 chunks; --effort fast never runs it, and the file still keeps the
+    bound and decodes."""
+    import aezip
+    from aezip.cli.main import main
+    from aezip.errors import ParameterError
+    images = sample_images[:64]
+    coders = {}
+    for effort in ("best", "fast"):
+        blob = aezip.compress(images, max_error=4, chunk_size=32, effort=effort)
+        coders[effort] = aezip.info(blob)["pixel_coders"]
+        assert np.abs(aezip.decompress(blob).astype(int) - images.astype(int)).max() <= 4
+    assert "pixel-mlp" in coders["best"]
+    assert set(coders["fast"]) <= {"context", "context, exact", "zstd -19", "xz -9e"}
+    with pytest.raises(ParameterError, match="effort 'turbo' is not one of best, fast"):
+        aezip.compress(images, max_error=0, effort="turbo")
+    with pytest.raises(SystemExit) as exit_:
+        main(["encode", "-", "--effort", "turbo", "-o", str(tmp_path / "x.aez")])
+    assert exit_.value.code == 2 and not (tmp_path / "x.aez").exists()

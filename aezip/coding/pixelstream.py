@@ -35,6 +35,8 @@ import zstandard
 from aezip.coding import bins
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from aezip.coding.residual import decode_residual, encode_residual
+from aezip.errors import ParameterError
+from aezip.options import EFFORTS
 
 PIXEL_CODER = "tagged-pixel-mlp-alone-context-or-generic-v3"
 PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
@@ -50,6 +52,14 @@ XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1
 SAMPLE_STEP = 8      # the chooser codes every 8th image of a chunk with each model method and variant ...
 SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller chunks: every one coded in full)
 CLOSE = 1.015        # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
+FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ)   # --effort fast: no learned pixel model is run
+
+
+def effort_methods(effort: str) -> tuple[int, ...] | None:
+    """The pixel coders an encoding effort tries: "best" every one the model has (None), "fast" FAST_METHODS."""
+    if effort not in EFFORTS:
+        raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
+    return None if effort == "best" else FAST_METHODS
 
 
 @dataclass
