@@ -20,7 +20,7 @@ from aezip.coding.intdecoder import build_integer_decoder
 from aezip.coding.residual import context_prior
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
-from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY, check_weight_bits
+from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY, check_weight_bits, parse_augment
 
 
 def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None, *, epochs: int | None = None,
@@ -47,7 +47,9 @@ def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None
     codes = image_codes(model, x, np.arange(len(x)))
     epochs = FINETUNE_EPOCHS if epochs is None else epochs
     sparsity = FINETUNE_SPARSITY if sparsity is None else sparsity
-    finetune.finetune_decoder(model, codes, x, weight_bits, epochs=epochs, sparsity=sparsity, seed=seed, log=log)
+    augmentations = parse_augment(mf.info.get("options", {}).get("augment"))
+    finetune.finetune_decoder(model, codes, x, weight_bits, epochs=epochs, sparsity=sparsity, seed=seed,
+                              augmentations=augmentations, log=log)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, weight_bits)
     flat = x.reshape(len(x), -1)
     prior = context_prior(flat, predict(cfg, intdec, codes, cfg.image_shape), cfg.image_shape)

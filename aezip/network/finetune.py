@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from aezip.coding.intdecoder import layer_input, weight_shift
+from aezip.network.augment import augment
 from aezip.network.model import AutoEncoder
 from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY
 from aezip.tensors import to_unit
@@ -48,9 +49,13 @@ class _Rounded(nn.Module):
 
 
 def finetune_decoder(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, weight_bits: int, *,
-                     epochs: int = FINETUNE_EPOCHS, sparsity: float = FINETUNE_SPARSITY, seed: int = 0, log: Callable[[str], None] = print) -> None:
+                     epochs: int = FINETUNE_EPOCHS, sparsity: float = FINETUNE_SPARSITY, seed: int = 0,
+                     augmentations: tuple[str, ...] = (), log: Callable[[str], None] = print) -> None:
     """Fine-tune model's float decoder in place for weight_bits-bit integer weights, on images (uint8, n x H x W[ x C])
-    and their integer codes (n x latents)."""
+    and their integer codes (n x latents). With the model's training augmentations (augment.py: flips, inversion,
+    channel orders) each batch is augmented and encoded afresh, so the decoder keeps the invariances it was trained
+    for (without them, fine-tuning cost 0.7 dB on natural32-rgb's held-out photographs, whose colours the training
+    photographs lack)."""
     cfg = model.config
     z = model.dequantize(torch.from_numpy(np.asarray(codes)))
     target = to_unit(images)
@@ -69,9 +74,14 @@ def finetune_decoder(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, 
             perm = torch.randperm(len(z), generator=gen)
             for i in range(0, len(perm), FINETUNE_BATCH):
                 idx = perm[i:i + FINETUNE_BATCH]
+                x, zb = target[idx], z[idx]
+                if augmentations:
+                    x = augment(x, cfg.image_shape, augmentations, gen)
+                    with torch.no_grad():
+                        zb = model.dequantize(model.codes(x, "torch"))
                 with parametrize.cached():   # each layer's rounded weights made once a step, not once a use
-                    out = torch.sigmoid(model.decode_logits(z[idx], cfg.image_shape))
-                    loss = torch.mean((out - target[idx]) ** 2)
+                    out = torch.sigmoid(model.decode_logits(zb, cfg.image_shape))
+                    loss = torch.mean((out - x) ** 2)
                     penalty = sparsity * sum(layer.weight.abs().mean() for layer in layers) if sparsity else 0.0
                 optim.zero_grad(set_to_none=True)
                 (loss + penalty).backward()

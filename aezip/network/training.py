@@ -265,7 +265,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
     some_images = images[train_idx[some]].reshape(len(some), -1)
     if opts.decoder_bits < WEIGHT_BITS[1]:
-        finetune_decoder(model, train_codes[some], some_images, opts.decoder_bits, seed=opts.seed, log=log)
+        finetune_decoder(model, train_codes[some], some_images, opts.decoder_bits, seed=opts.seed,
+                         augmentations=parse_augment(opts.augment), log=log)
     intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, opts.decoder_bits)
     some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
     prior = context_prior(some_images, some_pred, cfg.image_shape)
