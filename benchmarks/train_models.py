@@ -30,7 +30,7 @@ TRAIN_RANGE = "0:8000"
 
 # name -> extra `aezip train` options (on top of its defaults)
 RECIPES: dict[str, list[str]] = {
-    "default": ["--no-pixel-model", "--decoder-bits", "16"],     # then FINISH["default"] (on all 8,000 images)
+    "default": ["--no-pixel-model", "--decoder-bits", "16"],     # then _finish (on all 8,000 images)
     # rate points for `aezip bench codec` (smaller and larger latents around the default)
     "rate-l12": ["--latent", "12", "--levels", "16"],
     "rate-l16": ["--latent", "16", "--levels", "16"],
@@ -43,15 +43,15 @@ RECIPES: dict[str, list[str]] = {
 }
 
 
-# steps after `aezip train`: the decoder fine-tuned for 8-bit weights, then the pixel models on its predictions
-FINISH = {"default": ("requantize-8", "pixel-models")}
+# recipes finished after `aezip train` by the decoder fine-tuned for 8-bit weights, then the pixel models on its
+# predictions
+FINISHED = {"default"}
 
 
 def _finish(recipe: str, data: Path, trained: Path, out: Path) -> None:
     """Run the recipe's steps after training, from `trained` to `out`."""
     from aezip.cli.main import main as aezip_main
-    steps = FINISH.get(recipe, ())
-    if not steps:
+    if recipe not in FINISHED:
         trained.replace(out)
         return
     tuned = trained.with_name("tuned.aezm")

@@ -17,7 +17,6 @@ from typing import Callable
 import numpy as np
 
 from aezip.coding.intdecoder import build_integer_decoder
-from aezip.coding.residual import context_prior
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
 from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY, check_weight_bits, parse_augment
@@ -33,26 +32,20 @@ def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None
         intdec = build_integer_decoder(mf.model.decoder_layers(), mf.config.levels, weight_bits)
         return ModelFile(mf.model, mf.tables, intdec, mf.residual_prior, info, mf.bank, pixel=mf.pixel,
                          pixel_alone=mf.pixel_alone, context=mf.context)
-    from aezip.network import finetune
-    from aezip.network.tiles import predict
-    from aezip.network.training import PRIOR_IMAGES, image_codes
+    from aezip.network.finetune import fit_decode_side
+    from aezip.network.training import evenly_spaced, image_codes
 
     cfg = mf.config
     if tuple(images.shape[1:]) != cfg.image_shape:
         raise InputError(f"fine-tuning takes images of the model's training shape {'x'.join(map(str, cfg.image_shape))}"
                          f" (a tile model's: crops of that size), got {'x'.join(map(str, images.shape[1:]))}")
-    some = np.linspace(0, len(images) - 1, min(len(images), PRIOR_IMAGES)).round().astype(int)
-    x = np.asarray(images[some])
+    x = np.asarray(images[evenly_spaced(len(images))])
     model = copy.deepcopy(mf.model)
-    codes = image_codes(model, x, np.arange(len(x)))
     epochs = FINETUNE_EPOCHS if epochs is None else epochs
     sparsity = FINETUNE_SPARSITY if sparsity is None else sparsity
-    augmentations = parse_augment(mf.info.get("options", {}).get("augment"))
-    finetune.finetune_decoder(model, codes, x, weight_bits, epochs=epochs, sparsity=sparsity, seed=seed,
-                              augmentations=augmentations, log=log)
-    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, weight_bits)
-    flat = x.reshape(len(x), -1)
-    prior = context_prior(flat, predict(cfg, intdec, codes, cfg.image_shape), cfg.image_shape)
+    intdec, _, prior = fit_decode_side(model, image_codes(model, x, np.arange(len(x))), x, weight_bits,
+                                       augmentations=parse_augment(mf.info.get("options", {}).get("augment")),
+                                       epochs=epochs, sparsity=sparsity, seed=seed, log=log)
     info["requantized"].update(finetuned_on=len(x), epochs=epochs, sparsity=sparsity, seed=seed)
     return ModelFile(model, mf.tables, intdec, prior, info, mf.bank, pixel=mf.pixel, pixel_alone=mf.pixel_alone,
                      context=mf.context)

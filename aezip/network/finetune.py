@@ -21,9 +21,11 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from aezip.coding.intdecoder import layer_input, weight_shift
+from aezip.coding.intdecoder import IntegerDecoder, build_integer_decoder, layer_input, weight_shift
+from aezip.coding.residual import context_prior
 from aezip.network.augment import augment
 from aezip.network.model import AutoEncoder
+from aezip.network.tiles import predict
 from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY
 from aezip.tensors import to_unit
 
@@ -93,3 +95,19 @@ def finetune_decoder(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, 
         for layer in layers:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
         model.eval()
+
+
+def fit_decode_side(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, weight_bits: int, *,
+                    finetune: bool = True, augmentations: tuple[str, ...] = (), epochs: int = FINETUNE_EPOCHS,
+                    sparsity: float = FINETUNE_SPARSITY, seed: int = 0, log: Callable[[str], None] = print
+                    ) -> tuple[IntegerDecoder, np.ndarray, np.ndarray]:
+    """The integer decoder at weight_bits (the float decoder fine-tuned for them first where `finetune`), its
+    predictions of the training images (uint8, n x H x W[ x C], with their codes) and the max-error coder's prior
+    counted on those predictions: what training and `requantize` build for decoding."""
+    cfg = model.config
+    if finetune:
+        finetune_decoder(model, codes, images, weight_bits, epochs=epochs, sparsity=sparsity, seed=seed,
+                         augmentations=augmentations, log=log)
+    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, weight_bits)
+    pred = predict(cfg, intdec, codes, cfg.image_shape)
+    return intdec, pred, context_prior(images.reshape(len(images), -1), pred, cfg.image_shape)

@@ -15,14 +15,12 @@ from aezip.network.distributed import World, all_sum, local_device, process_grou
 from aezip.coding.context import encode_context, fit_context
 from aezip.coding.entropy import encode_codes, frequency_tables
 from aezip.errors import InputError, ParameterError
-from aezip.coding.intdecoder import build_integer_decoder
-from aezip.network.finetune import finetune_decoder
+from aezip.network.finetune import fit_decode_side
 from aezip.network.losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from aezip.metrics import psnr_from_mse
 from aezip.coding.pixelmodel import PixelMLP
 from aezip.coding.pixeltrain import fit_pixel_model, model_bits
-from aezip.coding.residual import context_prior
 from aezip.uses.restore import code_bank
 from aezip.files.stream import ImageRows, batches
 from aezip.tensors import resolve_device, to_unit
@@ -232,6 +230,11 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
 PRIOR_IMAGES = 16384   # at most this many (evenly spaced) training images: decoder fine-tuning and the prior
 
 
+def evenly_spaced(n: int) -> np.ndarray:
+    """Indices of at most PRIOR_IMAGES of n images, evenly spaced."""
+    return np.linspace(0, n - 1, min(n, PRIOR_IMAGES)).round().astype(int)
+
+
 def image_codes(model: AutoEncoder, images: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Integer codes of images[idx], VAL_BATCH images at a time (so memory does not grow with the data)."""
     with torch.no_grad():
@@ -262,14 +265,11 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     train_codes = image_codes(model, images, train_idx)
     tables = frequency_tables(train_codes, cfg.levels, latent=cfg.latent)
     context = fit_context(train_codes.reshape(-1, cfg.latent), cfg.levels) if opts.context_model else None
-    some = np.linspace(0, len(train_idx) - 1, min(len(train_idx), PRIOR_IMAGES)).round().astype(int)
+    some = evenly_spaced(len(train_idx))
     some_images = images[train_idx[some]].reshape(len(some), -1)
-    if opts.decoder_bits < WEIGHT_BITS[1]:
-        finetune_decoder(model, train_codes[some], some_images, opts.decoder_bits, seed=opts.seed,
-                         augmentations=parse_augment(opts.augment), log=log)
-    intdec = build_integer_decoder(model.decoder_layers(), cfg.levels, opts.decoder_bits)
-    some_pred = predict(cfg, intdec, train_codes[some], cfg.image_shape)
-    prior = context_prior(some_images, some_pred, cfg.image_shape)
+    intdec, some_pred, prior = fit_decode_side(model, train_codes[some], some_images, opts.decoder_bits,
+                                               finetune=opts.decoder_bits < WEIGHT_BITS[1], seed=opts.seed,
+                                               augmentations=parse_augment(opts.augment), log=log)
     pixel = alone = None
     if opts.pixel_model:
         idx = val_idx[:VAL_BATCH]
