@@ -332,7 +332,7 @@ def demo(workdir: Path | None) -> None:
     from aezip.bench.demo import run_demo
     from aezip.threads import apply_threads
 
-    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
+    apply_threads("encode")   # the encode policy covers its decodes too
     for line in run_demo(workdir):
         click.echo(line)
 

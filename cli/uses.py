@@ -211,7 +211,7 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     from aezip.bench.report import run_codec_report
     from aezip.threads import apply_threads
 
-    apply_threads("encode")   # the encode policy (1 thread here) covers its decodes too
+    apply_threads("encode")   # the encode policy covers its decodes too
     report = Report(quiet, verbose, as_json)
     dataset = open_dataset(data)
     report.notes(dataset.notes)

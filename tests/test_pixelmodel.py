@@ -135,6 +135,28 @@ def test_identical_bytes_across_processes_and_thread_counts(tmp_path, trained) -
     assert outs[0] == data + recon.tobytes()
 
 
+@pytest.mark.parametrize("e", [0, 4])
+def test_the_block_pool_codes_the_same_bytes_as_one_thread(trained, e, monkeypatch) -> None:
+    """Passes spread over two threads (small blocks, so every pass has several) give one thread's stream."""
+    from aezip import threads
+    from aezip.coding import pixelmodel
+    mlp, shape = trained
+    x, pred = _smooth(50, shape, 7)
+    single, recon = encode_mlp(mlp, x, pred, shape, e)
+    monkeypatch.setattr(pixelmodel, "ROW_BLOCK", 40)
+    monkeypatch.setitem(threads._state, "workers", 2)
+    try:
+        data, pooled = encode_mlp(mlp, x, pred, shape, e)
+        assert threads.block_pool() is not None
+        assert data == single
+        np.testing.assert_array_equal(pooled, recon)
+        np.testing.assert_array_equal(decode_mlp(mlp, data, pred, shape, e), recon)
+    finally:
+        if threads._state["pool"] is not None:
+            threads._state["pool"][1].shutdown()
+            threads._state["pool"] = None
+
+
 def _rewrite(src, dst, edit) -> None:
     """Copy a model file with its tensors edited (metadata kept)."""
     raw = open(src, "rb").read()

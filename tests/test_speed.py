@@ -10,7 +10,8 @@ from aezip.files.container import ContainerReader
 from aezip.files.data import open_dataset
 from aezip.errors import InputError
 from aezip.files.modelfile import load_model
-from aezip.threads import DEFAULT_THREADS, apply_threads, block_pool, thread_count
+from aezip import threads
+from aezip.threads import AUTO_MAX, apply_threads, block_pool, default_threads, thread_count
 from tests.conftest import write_idx
 
 
@@ -26,18 +27,34 @@ def keep_threads():
     torch.set_num_threads(n)
 
 
-def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_measured_default(monkeypatch):
+def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_idle_cores(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert thread_count("decode") == DEFAULT_THREADS["decode"]
-    assert thread_count("train", 3) == 3
+    assert thread_count() == default_threads()
+    assert thread_count(3) == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert thread_count("encode") == 3
-    assert thread_count("encode", 1) == 1
+    assert thread_count() == 3
+    assert thread_count(1) == 1
     with pytest.raises(InputError, match="--threads must be a positive integer"):
-        thread_count("decode", 0)
+        thread_count(0)
     monkeypatch.setenv("OMP_NUM_THREADS", "many")
     with pytest.raises(InputError, match="OMP_NUM_THREADS"):
-        thread_count("decode")
+        thread_count()
+
+
+@pytest.mark.parametrize("idle, cores, expected", [(2.0, 2, 2), (1.8, 2, 2), (1.7, 2, 1), (1.0, 2, 1), (0.0, 2, 1),
+                                                   (1.9, 1, 1), (7.9, 8, AUTO_MAX)])
+def test_the_default_is_the_idle_cores_between_1_and_the_measured_most(monkeypatch, idle, cores, expected):
+    monkeypatch.setitem(threads._state, "idle", idle)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_threads() == expected
+
+
+def test_idle_cores_are_measured_once_and_lie_within_the_machine(monkeypatch):
+    monkeypatch.setitem(threads._state, "idle", None)
+    idle = threads.idle_cores()
+    assert 0.0 <= idle <= (threads.os.cpu_count() or 1) + 1e-9
+    monkeypatch.setattr(threads, "_cpu_times", lambda: pytest.fail("measured twice"))
+    assert threads.idle_cores() == idle
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

@@ -7,7 +7,7 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def windows_into(out: np.ndarray, row0: int, plane: np.ndarray, step: int, py: int, px: int, dil: int,
                  radius: int) -> None:
     """out[row0 + j, p] = plane[i, y + dy·dil, x + dx·dil] (0 outside the plane) for the j-th (dy, dx) of the
@@ -39,7 +39,7 @@ def windows_into(out: np.ndarray, row0: int, plane: np.ndarray, step: int, py: i
                 j += 1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def window_probabilities(cum: np.ndarray, keys: np.ndarray, symbols: np.ndarray, step: int) -> np.ndarray:
     """Each symbol's probability in its key's window of 256 over a row of cumulative counts (rows x classes x 512):
     key = (row · classes + class) · 256 + centre, the window starts at 255 - centre, a bin spans `step` values
@@ -56,7 +56,7 @@ def window_probabilities(cum: np.ndarray, keys: np.ndarray, symbols: np.ndarray,
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def add_counts(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray, increment: int) -> None:
     """counts[rows[i], cols[i]] += increment for every i (repeats add up, as numpy's add.at)."""
     for i in range(rows.shape[0]):

@@ -340,16 +340,20 @@ def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tupl
 
 def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, levels: int) -> tuple[np.ndarray, ...]:
     """Pass k's mu, s, reference and repeat context (rows in raster order), a block of images at a time (about
-    ROW_BLOCK rows: the features stay in cache instead of a chunk-sized float64 matrix); every row's values depend
-    on its own features only, so the blocking changes no bit."""
+    ROW_BLOCK rows: the features stay in cache instead of a chunk-sized float64 matrix), the blocks spread over the
+    block pool's threads where there is one; every row's values depend on its own features only, so neither the
+    blocking nor the threads change a bit."""
+    from aezip.threads import block_pool
     step, py, px, _ = schedule(levels)[k // canvas.shape[3]]
     per_image = len(range(py, canvas.shape[1], step)) * len(range(px, canvas.shape[2], step))
     block = max(1, ROW_BLOCK // max(per_image, 1))
-    parts = []
-    for a in range(0, len(canvas), block):
+
+    def inputs(a: int) -> tuple[np.ndarray, ...]:
         feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels)
-        parts.append((*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
-                      repeat_context(feats, k, canvas.shape[3], levels)))
+        return (*mlp.classes(k, feats), feats[:, -1].astype(np.int64), repeat_context(feats, k, canvas.shape[3], levels))
+
+    starts, pool = range(0, len(canvas), block), block_pool()
+    parts = list(pool.map(inputs, starts) if pool is not None and len(starts) > 1 else map(inputs, starts))
     return tuple(np.concatenate(p) for p in zip(*parts))
 
 
