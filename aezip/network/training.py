@@ -155,7 +155,8 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
         raise ParameterError("variable_rate", f"must lie in 2..{config.levels} (the latent levels) or be 0, got "
                                               f"{opts.variable_rate}")
     backend = kernels.resolve_backend(opts.backend, device)
-    threads = f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else ""
+    n = torch.get_num_threads()
+    threads = f" ({n} thread{'s' if n > 1 else ''})" if device.type == "cpu" else ""
     log(f"aezip train: {len(images)} images of {'x'.join(map(str, config.image_shape))}, device {device}{threads}, "
         f"kernel backend {backend}" + (f", {world.size} processes x batch {opts.batch_size}" if world.distributed
                                        else ""))
