@@ -1,10 +1,11 @@
 """In-process `--max-error E` encode and decode speed of this tree against another git ref (e.g. main), with xz -9e
 on the same images, in one run:
 
-    OMP_NUM_THREADS=1 python benchmarks/maxerror_speed.py DATA --range 8000:10000 --baseline main [-m M.aezm]
-    OMP_NUM_THREADS=1 python benchmarks/maxerror_speed.py DATA --range 8000:10000 --effort best,fast
+    python benchmarks/maxerror_speed.py DATA --range 8000:10000 --baseline main [-m M.aezm]
+    python benchmarks/maxerror_speed.py DATA --range 8000:10000 --effort best,fast --threads 1,2
 
-Each tree runs in its own interpreter (the ref exported with `git archive`), one thread, the same model file (this
+Each tree runs in its own interpreter (the ref exported with `git archive`) per thread count (--threads, default 1:
+aezip.threads.apply_threads for encode and for decode, as the CLI sets them), the same model file (this
 tree's default unless -m), through aezip.codec.encode_dataset / decode_file to .npy; first-call costs (imports,
 compiled-code cache) are paid by an untimed warm-up encode and decode; figures are medians of --reps. Each decoded
 file is checked against the bound, and the files' SHA-256 say whether the trees wrote the same bytes. --effort
@@ -31,10 +32,11 @@ _MAPPED = {"kernels": "kernels", "cli": "cli"}   # pyproject's package-dir: aezi
 
 
 def worker(src: Path, model: Path, errors: list[int], efforts: dict[str, list[int] | None], reps: int,
-           out: Path) -> None:
+           threads: int, out: Path) -> None:
     """Time encode and decode of the images in src at each E and effort (its pixel methods) with the aezip on
-    sys.path; write JSON rows to out."""
+    sys.path, with `threads` threads; write JSON rows to out."""
     from aezip.codec import decode_file, encode_dataset
+    from aezip.threads import apply_threads
     from aezip.files.data import open_dataset
     from aezip.files.modelfile import load_model
     import aezip
@@ -48,8 +50,10 @@ def worker(src: Path, model: Path, errors: list[int], efforts: dict[str, list[in
     for e in errors:
         for effort, methods in efforts.items():
             aez, back = work / f"e{e}.aez", work / f"e{e}.npy"
+            apply_threads("encode", threads)
             enc = _median_seconds(lambda: encode_dataset(dataset, mf, aez, max_error=e, force=True,
                                                          pixel_methods=methods), reps)
+            apply_threads("decode", threads)
             dec = _median_seconds(lambda: decode_file(aez, back, model_path=mf, force=True), reps)
             assert np.abs(np.load(back).astype(int) - images).max() <= e
             data = aez.read_bytes()
@@ -70,14 +74,15 @@ def _export(ref: str, into: Path) -> str:
     return commit
 
 
-def _run_tree(tree: Path, src: Path, model: Path, errors: list[int], efforts: str, reps: int, work: Path) -> dict:
+def _run_tree(tree: Path, src: Path, model: Path, errors: list[int], efforts: str, reps: int, threads: int,
+              work: Path) -> dict:
     out = work / "rows.json"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if tree != ROOT:                                  # this tree is the installed (editable) aezip
         env["PYTHONPATH"] = str(tree)
     subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", str(src), "-m", str(model),
                     "--max-error", ",".join(map(str, errors)), "--effort", efforts, "--reps", str(reps),
-                    "--out", str(out)],
+                    "--threads", str(threads), "--out", str(out)],
                    check=True, env=env, cwd=work)
     result = json.loads(out.read_text())
     if Path(result["aezip"]).resolve() != (tree / "aezip").resolve():
@@ -102,6 +107,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="a git ref to measure beside this tree (e.g. main)")
     ap.add_argument("--effort", default="best", help="comma-separated `aezip encode --effort` levels")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", default="1", help="comma-separated thread counts")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -109,7 +115,7 @@ def main() -> None:
     if args.worker:
         efforts = {e.split(":")[0]: None if e.endswith(":all") else [int(m) for m in e.split(":")[1].split("+")]
                    for e in args.effort.split(",")}
-        worker(Path(args.data), Path(args.model), errors, efforts, args.reps, Path(args.out))
+        worker(Path(args.data), Path(args.model), errors, efforts, args.reps, int(args.threads), Path(args.out))
         return
     from aezip.coding.pixelstream import effort_methods
     methods = {e: effort_methods(e) for e in args.effort.split(",")}
@@ -130,22 +136,23 @@ def main() -> None:
             trees.append((f"{args.baseline} ({_export(args.baseline, work / 'base')})", work / "base"))
         trees.append(("this tree", ROOT))
         results = []
-        for label, tree in trees:
-            (work / label[:4]).mkdir(exist_ok=True)
-            results.append((label, _run_tree(tree, src, Path(args.model), errors, efforts, args.reps,
-                                             work / label[:4])))
+        for n in (int(v) for v in args.threads.split(",")):
+            for label, tree in trees:
+                (work / label[:4]).mkdir(exist_ok=True)
+                results.append((f"{label}, {n} thr", _run_tree(tree, src, Path(args.model), errors, efforts,
+                                                              args.reps, n, work / label[:4])))
         xz = _xz_row(images, args.reps)
     print(f"{len(images)} images {'x'.join(map(str, images.shape[1:]))} ({args.range or 'all'}), model "
-          f"{Path(args.model).name}, 1 thread, median of {args.reps}; load average before {load[0]:.2f}, after "
+          f"{Path(args.model).name}, median of {args.reps}; load average before {load[0]:.2f}, after "
           f"{os.getloadavg()[0]:.2f}")
-    print(f"{'code':<22}{'E':>3}{'effort':>7}{'bytes':>10}{'encode img/s':>14}{'decode img/s':>14}  same bytes as "
+    print(f"{'code, threads':<28}{'E':>3}{'effort':>7}{'bytes':>10}{'encode img/s':>14}{'decode img/s':>14}  same bytes as "
           "first")
     first = {(r["max_error"], r["effort"]): r["sha256"] for r in results[0][1]["rows"]}
     for label, result in results:
         for r in result["rows"]:
-            print(f"{label:<22}{r['max_error']:>3}{r['effort']:>7}{r['bytes']:>10}{r['encode']:>14.0f}"
+            print(f"{label:<28}{r['max_error']:>3}{r['effort']:>7}{r['bytes']:>10}{r['encode']:>14.0f}"
                   f"{r['decode']:>14.0f}  {'yes' if first[r['max_error'], r['effort']] == r['sha256'] else 'NO'}")
-    print(f"{'xz -9e':<22}{'-':>3}{'':>7}{xz['bytes']:>10}{xz['encode']:>14.0f}{xz['decode']:>14.0f}")
+    print(f"{'xz -9e':<28}{'-':>3}{'':>7}{xz['bytes']:>10}{xz['encode']:>14.0f}{xz['decode']:>14.0f}")
 
 
 if __name__ == "__main__":

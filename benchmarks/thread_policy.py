@@ -1,16 +1,19 @@
 """Measure 1 vs 2 CPU threads for lossy encode, decode and training (and the AdamW step variants) in one run.
 
-    python benchmarks/thread_policy.py [--images 20000] [--reps 3]
+    python benchmarks/thread_policy.py [--images 20000] [--reps 3] [--busy N]
 
 Encode and decode: in-process images/s on MNIST test images repeated to --images, median of --reps, thread counts
 interleaved so that load from other processes hits both alike. Training: seconds per epoch of the default recipe
 on images 0-7999 (median of --reps, round-robin), from the difference between a 3-epoch and a 1-epoch run (which cancels the fixed cost of
-building tables and the integer decoder), for the single-tensor AdamW step (before), foreach (the default now) and
-fused. The defaults in aezip/threads.py come from this script's output.
+building tables and the integer decoder; no decoder fine-tuning or pixel models), for the single-tensor AdamW step (before), foreach (the default now) and
+fused. --busy N keeps N other processes spinning meanwhile (a loaded machine, reproducibly). It prints the idle
+cores aezip.threads measured at the start and the thread count its default would pick. The policy in
+aezip/threads.py comes from this script's output, idle and with --busy 1.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -60,11 +63,17 @@ def epoch_seconds(images: np.ndarray, threads: int, step: str) -> float:
         torch.optim.AdamW = lambda params, **kw: real_adamw(params, **{**kw, "foreach": False})
     try:
         config = AEConfig(image_shape=images.shape[1:])
-        opts = lambda e: TrainOptions(epochs=e, device="cpu", backend="torch", fused_optimizer=step == "fused")  # noqa
+        opts = lambda e: TrainOptions(epochs=e, device="cpu", backend="torch", fused_optimizer=step == "fused",  # noqa
+                                      pixel_model=False, decoder_bits=16)   # the loop only: no fine-tuning, no pixel models
         run = lambda e: train_model(images, config, opts(e), progress=False, log=lambda m: None)  # noqa: E731
         return (_seconds(lambda: run(3)) - _seconds(lambda: run(1))) / 2
     finally:
         torch.optim.AdamW = real_adamw
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +81,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=20000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--data", type=Path, default=MNIST)
+    p.add_argument("--busy", type=int, default=0, help="processes kept spinning during the measurement")
     args = p.parse_args(argv)
+    spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.busy)]
+    for proc in spinners:
+        proc.start()
+    try:
+        return _measure(args)
+    finally:
+        for proc in spinners:
+            proc.terminate()
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from aezip.threads import default_threads, idle_cores
+    time.sleep(1.0 if args.busy else 0.0)   # let the spinners start before the idle cores are read
+    print(f"idle cores {idle_cores():.2f} with {args.busy} spinning process(es): the default picks "
+          f"{default_threads()} thread(s)")
     x = open_dataset(args.data).read_all()
     many = np.concatenate([x] * -(-args.images // len(x)))[:args.images]
     with tempfile.TemporaryDirectory() as tmp:

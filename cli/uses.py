@@ -275,8 +275,9 @@ def bench_speed_cmd(data: Path, model_path: Path | None, images: int, reps: int,
     x = np.concatenate([x] * -(-images // len(x)))[:images]
     r = run_speed_report(x, reps=reps, model_path=model_path, threads=threads)
     g = r["gemm_gflops"]
-    lines = [f"{r['images']} images {'x'.join(map(str, r['image_shape']))}; GEMM float64 {g['float64']:.1f} "
-             f"GFLOP/s, float32 {g['float32']:.1f} GFLOP/s; ceilings: decode {r['ceilings']['decode']:.0f}, "
+    lines = [f"{r['images']} images {'x'.join(map(str, r['image_shape']))}, {r['threads']} thread(s); GEMM float64 "
+             f"{g['float64']:.1f} GFLOP/s, float32 {g['float32']:.1f} GFLOP/s a core; ceilings: decode "
+             f"{r['ceilings']['decode']:.0f}, "
              f"encode {r['ceilings']['encode']:.0f} images/s",
              f"{'codec':<16}{'op':<8}{'where':<15}{'bytes':>10}{'images/s':>12}{'of ceiling':>12}"]
     for row in r["rows"]:

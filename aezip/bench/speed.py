@@ -1,9 +1,10 @@
 """`aezip bench speed`: how fast aezip encodes and decodes, beside xz and zstd on the same bytes, and how close each
 aezip figure comes to what this machine's matrix multiplies allow.
 
-The ceiling of a path is the images/s its GEMMs alone would reach at the GEMM rate measured in the same run: the
-integer decoder runs float64 GEMMs (2 x sum of in x out FLOPs an image), the encoder float32 ones, so lossy decode
-is bounded by the float64 rate and encode by both. Whole-process figures time the `aezip` command in a fresh
+The ceiling of a path is the images/s its GEMMs alone would reach at the GEMM rate measured in the same run (one
+core's rate times the threads the paths run with: each block thread runs single-threaded BLAS): the integer decoder
+runs float64 GEMMs (2 x sum of in x out FLOPs an image), the encoder float32 ones, so lossy decode is bounded by the
+float64 rate and encode by both. Whole-process figures time the `aezip` command in a fresh
 interpreter (imports, model load, file I/O included). Machines drift and are shared: read ratios within one run.
 """
 from __future__ import annotations
@@ -70,10 +71,10 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
         src = work / "images.npy"
         write_dataset(iter([images]), images.shape, Source("npy"), src, force=True)
         dataset = open_dataset(src)
-        apply_threads("decode", threads)
-        f64, f32 = gemm_rate(np.float64), gemm_rate(np.float32)
-        dec_ceiling = f64 / dec_flops
-        enc_ceiling = 1.0 / (enc_flops / f32 + dec_flops / f64)
+        used = apply_threads("decode", threads)
+        f64, f32 = gemm_rate(np.float64), gemm_rate(np.float32)   # one core: BLAS runs single-threaded here
+        dec_ceiling = used * f64 / dec_flops
+        enc_ceiling = used / (enc_flops / f32 + dec_flops / f64)
         model_arg = ["-m", str(mf.path)]
         for label, max_error in (("lossy", None), ("lossless", 0)):
             aez, out = work / f"{label}.aez", work / f"{label}-out.npy"
@@ -104,7 +105,7 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
             for what, secs in (("encode", t_c), ("decode", t_d)):
                 rows.append({"codec": name, "op": what, "where": "in-process", "bytes": len(blob),
                              "images_per_s": n / secs, "ceiling_images_per_s": None})
-    return {"images": n, "image_shape": list(images.shape[1:]), "reps": reps, "threads": threads,
+    return {"images": n, "image_shape": list(images.shape[1:]), "reps": reps, "threads": used,
             "gemm_gflops": {"float64": f64 / 1e9, "float32": f32 / 1e9}, "rows": rows,
             "ceilings": {"decode": dec_ceiling, "encode": enc_ceiling,
                          "decoder_flops_per_image": dec_flops, "encoder_flops_per_image": enc_flops}}

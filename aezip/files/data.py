@@ -24,6 +24,7 @@ from aezip.files.imagefolder import list_images, read_image, scan_folder
 from aezip.files.source import Source, is_plain_path, output_names
 
 IDX_UBYTE = 0x08
+GZIP_LEVEL = 6   # decoded gzipped IDX files
 
 
 @dataclass
@@ -189,8 +190,10 @@ def _idx_chunks(path: Path, shape: tuple[int, ...], size: int) -> Iterator[np.nd
 
 
 def _write_idx(chunks: Iterator[np.ndarray], shape: tuple[int, ...], raw: BinaryIO, gz: bool) -> None:
-    # no name and no time in the gzip header: the same images give the same bytes
-    f: BinaryIO = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0)  # type: ignore[assignment]
+    # no name and no time in the gzip header: the same images give the same bytes. Level 6, gzip's own default:
+    # Python's 9 took 12x as long on MNIST (0.29 s against 0.023 s for 2,000 images) for 1.7 % fewer bytes
+    f: BinaryIO = (gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0,  # type: ignore[assignment]
+                                 compresslevel=GZIP_LEVEL)
                    if gz else raw)
     f.write(bytes([0, 0, IDX_UBYTE, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
     for c in chunks:
