@@ -391,15 +391,16 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
 def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO, *,
                 model_path: str | Path | ModelFile | None = None, image_range: str | tuple[int, int] | None = None,
                 force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
-    """Decode a .aez file (all of it, or image_range A:B) into its source format at `out`: a path, or a binary
-    stream where the format is one file; jobs > 1 decodes chunks in that many processes."""
+    """Decode a .aez file (all of it, or image_range A:B) into its source format at `out` (a .npy array where `out`
+    is a path ending in .npy): a path, or a binary stream where the format is one file; jobs > 1 decodes chunks in
+    that many processes."""
     start = time.perf_counter()
     with ContainerReader(path) as reader:
         check_header(reader)
         lo, hi = parse_range(image_range, reader.header["shape"][0])
         if image_range is None:
             reader.verify()
-        source = source_of(reader)
+        source = source_of(reader).for_output(out)
         mf = model_for(reader, model_path)
         if source.names:   # the names the whole file decodes to, so a range gets the same ones
             source.names = output_names(source.names)[lo:hi]

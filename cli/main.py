@@ -207,7 +207,7 @@ def _aez_input(file: Path):
 @reporting
 def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | None, image_range: str | None,
            jobs: int, force: bool, quiet: bool, verbose: int, as_json: bool, threads: int | None) -> None:
-    """Give back the dataset stored in FILE ('-': stdin), in the format it came in."""
+    """Give back the dataset stored in FILE ('-': stdin), in the format it came in (-o NAME.npy: a .npy array)."""
     from aezip import api
     from aezip.codec import check_header
     from aezip.files.container import ContainerReader

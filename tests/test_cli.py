@@ -89,3 +89,14 @@ def test_train_with_the_triton_backend_under_the_interpreter(tmp_path, capsys, s
     code, out, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "4",
                          "--epochs", "1", "--backend", "triton", "--device", "cpu")
     assert code == 0 and "kernel backend triton" in err and (tmp_path / "m.aezm").exists()
+
+
+def test_decode_to_a_npy_name_writes_a_npy_array(tmp_path, capsys, tiny_model_path, sample_images) -> None:
+    """An IDX dataset decodes to IDX by default, and to a .npy array where -o names one (not IDX bytes in a .npy)."""
+    src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:20])
+    aez = tmp_path / "d.aez"
+    assert run(capsys, "encode", src, "-m", tiny_model_path, "-o", aez, "--max-error", "0")[0] == 0
+    assert run(capsys, "decode", aez, "-m", tiny_model_path, "-o", tmp_path / "o-idx3-ubyte")[0] == 0
+    assert (tmp_path / "o-idx3-ubyte").read_bytes() == src.read_bytes()
+    assert run(capsys, "decode", aez, "-m", tiny_model_path, "-o", tmp_path / "o.NPY", "--range", "3:9")[0] == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "o.NPY"), sample_images[3:9])

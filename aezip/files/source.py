@@ -34,6 +34,13 @@ class Source:
             d["names_zlib"] = base64.b64encode(zlib.compress("\n".join(self.names).encode(), 9)).decode()
         return d
 
+    def for_output(self, out: object) -> "Source":
+        """The format to write to `out`: a path ending in .npy gets a .npy array whatever the source was (a user who
+        names a .npy file means one); anything else gets the source's own format."""
+        if isinstance(out, (str, Path)) and Path(out).suffix.lower() == ".npy" and self.format != "npy":
+            return Source("npy")
+        return self
+
     @classmethod
     def from_dict(cls, d: object, images: int) -> "Source":
         """Parse and check an untrusted header entry for a dataset of `images` images."""
