@@ -23,7 +23,7 @@ from typing import Iterator, TypeVar
 T = TypeVar("T")
 
 AUTO_MAX = 2         # the default uses at most this many threads: more were never measured (--threads N for more)
-IDLE_WINDOW = 0.1    # seconds over which /proc/stat's idle time is sampled
+IDLE_WINDOW = 0.05   # seconds over which /proc/stat's idle time is sampled (10 ticks of 2 cores at 100 Hz)
 IDLE_SLACK = 0.25    # a core counts as idle from 75 % idle: a thread on a shared core loses more than it gains
 _state: dict = {"workers": 1, "pool": None, "ahead": None, "idle": None}
 
