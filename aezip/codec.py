@@ -26,7 +26,7 @@ from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
 from aezip.options import parse_range
-from aezip.coding.chunktables import CHUNK_CODER
+from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
@@ -162,15 +162,24 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     all)."""
     flat = chunk.reshape(len(chunk), -1)
     recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
-    latent, residual = encode_latents(mf, codes, quality), b""
+    coder, centroid = latent_coder(mf, quality), False
+    if coder == CHUNK_CODER_V2:   # the same codes stand for their grid points or their bins' centroids: the closer
+        alt = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), chunk.shape[1:], block_pool())
+        centroid = _squared_error(flat, alt) < _squared_error(flat, recon)
+        recon = alt if centroid else recon
+    latent, residual = encode_latents(mf, codes, quality, coder, centroid), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
                                _alone(mf, flat.shape[1]), pixel_methods)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
+    return payload, float(_squared_error(flat, recon)), int(np.abs(flat.astype(np.int64) - recon).max(initial=0))
+
+
+def _squared_error(flat: np.ndarray, recon: np.ndarray) -> int:
     diff = flat.astype(np.int64) - recon
-    return payload, float((diff ** 2).sum()), int(np.abs(diff).max())
+    return int((diff * diff).sum())
 
 
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
@@ -298,7 +307,7 @@ def check_header(reader: ContainerReader) -> dict:
     h = reader.header
     try:
         validate_header(h, decoder=ARITHMETIC,
-                        entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER),
+                        entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2),
                         residual=(PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None

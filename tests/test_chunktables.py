@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import aezip
-from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, MAX_SCALE, decode_chunk_latents, encode_chunk_latents,
-                               pack_counts, unpack_counts)
+from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, CHUNK_CODER_V2, MAX_SCALE, decode_chunk_latents,
+                                      encode_chunk_latents, pack_counts, unpack_counts)
 from aezip.codec import chunk_codes
 from aezip.network.tiles import predict
 from aezip.coding.entropy import LATENT_CODER, encode_codes, frequency_tables
@@ -66,17 +66,33 @@ def test_a_damaged_chunk_stream_is_a_format_error(cut) -> None:
         decode_chunk_latents(b"\x07" + data[1:], len(codes), static, None, levels, None)
 
 
+def expected_pixels(mf, images: np.ndarray, quality: int | None, chunk: int) -> np.ndarray:
+    """What a file of `quality` must decode to (n x D): per chunk, the integer decoder's pixels of the encoder's
+    codes, at a quality level from their grid points or their bins' centroids, whichever is closer to the images."""
+    out = []
+    for lo in range(0, len(images), chunk):
+        part = images[lo:lo + chunk]
+        codes = chunk_codes(mf, part, "torch", "cpu", quality)
+        grid = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), images.shape[1:])
+        if quality is not None:
+            cent = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), images.shape[1:])
+            flat = part.reshape(len(part), -1).astype(np.int64)
+            grid = cent if ((flat - cent) ** 2).sum() < ((flat - grid) ** 2).sum() else grid
+        out.append(grid)
+    return np.concatenate(out)
+
+
 def _check_round_trips(mf, images: np.ndarray, chunk: int) -> None:
-    """Every quality: the file names the chunk-tables coder, decodes to the integer decoder's pixels of the
-    encoder's codes, and each chunk's latent stream is at most one byte over the static coder's."""
+    """Every quality: the file names the chunk-tables coder (v2 at a quality level), decodes to expected_pixels,
+    and each chunk's latent stream is at most one byte over the static coder's."""
     levels = mf.config.levels
     for q in range(2, levels + 1):
         quality = None if q == levels else q
         blob = aezip.compress(images, mf, quality=q, chunk_size=chunk)
-        assert aezip.info(blob)["entropy"] == CHUNK_CODER
-        codes = chunk_codes(mf, images, "torch", "cpu", quality)
-        want = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), images.shape[1:])
+        assert aezip.info(blob)["entropy"] == (CHUNK_CODER if quality is None else CHUNK_CODER_V2)
+        want = expected_pixels(mf, images, quality, chunk)
         assert np.array_equal(aezip.decompress(blob, mf).reshape(len(images), -1), want), q
+        codes = chunk_codes(mf, images, "torch", "cpu", quality)
         for lo in range(0, len(images), chunk):
             part = codes[lo:lo + chunk]
             assert len(encode_latents(mf, part, quality)) <= len(encode_latents(mf, part, quality, LATENT_CODER)) + 1

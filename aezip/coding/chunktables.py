@@ -14,7 +14,9 @@ A method byte starts each chunk's latent stream:
   2  the chunk's own tables: a byte s (0..MAX_SCALE), the latent x Q counts (row-major, each <= 2^MAX_SCALE,
      every dimension's sum >= 1), zero bits to the byte, then the ANS words.
 The encoder writes the shortest, so a chunk never costs more than one byte over the static coder (or the context
-coder, which carries its own method byte 0/1 with the same meaning). Files name the coder `ans-chunk-tables-v1`.
+coder, which carries its own method byte 0/1 with the same meaning). Files name the coder `ans-chunk-tables-v1`;
+files of a --quality level name `ans-chunk-tables-v2`, the same stream whose method byte also carries CENTROID_BIT
+where the chunk's coarse codes stand for their bins' centroids instead of their grid points (quality.py).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from aezip.coding.entropy import decode_codes, encode_codes
 from aezip.errors import FormatError
 
 CHUNK_CODER = "ans-chunk-tables-v1"
+CHUNK_CODER_V2 = "ans-chunk-tables-v2"   # v1 + CENTROID_BIT in the method byte; written for --quality levels
+CENTROID_BIT = 0x80
 MAX_SCALE = 16
 STATIC, CONTEXT, CHUNK = 0, 1, 2
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
@@ -143,3 +147,16 @@ def decode_chunk_latents(data: bytes, rows: int, static: np.ndarray, cm: Context
     if cm is not None:
         return decode_context(data, rows, static, cm, levels, quality)
     return decode_codes(data[1:], rows, static)
+
+
+def mark_centroid(data: bytes, centroid: bool) -> bytes:
+    """A v2 stream: the v1 stream with CENTROID_BIT set in its method byte where the codes stand for centroids (an
+    empty stream, a chunk without latents, stays empty)."""
+    return bytes([data[0] | CENTROID_BIT]) + data[1:] if centroid and data else data
+
+
+def split_centroid(data: bytes) -> tuple[bytes, bool]:
+    """Inverse of mark_centroid: the v1 stream and whether the codes stand for centroids."""
+    if data and data[0] & CENTROID_BIT:
+        return bytes([data[0] & ~CENTROID_BIT & 0xFF]) + data[1:], True
+    return data, False

@@ -6,22 +6,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from aezip.coding.chunktables import CHUNK_CODER, decode_chunk_latents, encode_chunk_latents
+from aezip.coding.chunktables import (CHUNK_CODER, CHUNK_CODER_V2, decode_chunk_latents, encode_chunk_latents,
+                                      mark_centroid, split_centroid)
 from aezip.coding.context import CONTEXT_CODER, decode_context, encode_context
 from aezip.coding.entropy import LATENT_CODER, decode_codes, encode_codes
 from aezip.errors import FormatError
 from aezip.files.modelfile import ModelFile
-from aezip.coding.quality import LADDER_CODER, ladder_tables, to_fine
+from aezip.coding.quality import LADDER_CODER, centroid_values, ladder_tables, to_fine
 
 
-def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None) -> np.ndarray:
-    """The fine codes the integer decoder consumes for codes of `quality` (None: they already are)."""
-    return codes if quality is None else to_fine(codes, mf.config.levels, quality)
+def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None, centroid: bool = False) -> np.ndarray:
+    """The fine codes the integer decoder consumes for codes of `quality` (None: they already are): the coarse
+    points' grid values, or their bins' centroids under the model's tables."""
+    if quality is None:
+        return codes
+    return to_fine(codes, mf.config.levels, quality, centroid_values(mf.tables, quality) if centroid else None)
 
 
 def latent_coder(mf: ModelFile, quality: int | None) -> str:
-    """The latent coder new files name (any model, any quality)."""
-    return CHUNK_CODER
+    """The latent coder new files name: the chunk-tables coder, v2 (with the centroid choice) at a quality level."""
+    return CHUNK_CODER if quality is None else CHUNK_CODER_V2
 
 
 def legacy_coder(mf: ModelFile, quality: int | None) -> str:
@@ -34,12 +38,16 @@ def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
     return mf.tables if quality is None else ladder_tables(mf.tables, quality)
 
 
-def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder: str = CHUNK_CODER) -> bytes:
+def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder: str | None = None,
+                   centroid: bool = False) -> bytes:
     """A chunk's latent stream: its codes (of `quality`; one row per image, or a tile model's tiles one after the
-    other in each row) by `coder` (new files: the chunk-tables coder); a tile is coded as a row."""
+    other in each row) by `coder` (default: latent_coder's), which for v2 also says whether they stand for their
+    bins' centroids; a tile is coded as a row."""
+    coder = latent_coder(mf, quality) if coder is None else coder
     codes = np.asarray(codes).reshape(-1, mf.config.latent)
-    if coder == CHUNK_CODER:
-        return encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+    if coder in (CHUNK_CODER, CHUNK_CODER_V2):
+        data = encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
+        return mark_centroid(data, centroid) if coder == CHUNK_CODER_V2 else data
     if coder == CONTEXT_CODER:
         return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     return encode_codes(codes, _static_tables(mf, quality))
@@ -48,9 +56,11 @@ def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder:
 def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.ndarray:
     """A chunk's fine codes (n x latent, or n x tiles * latent) from its latent stream, by the coder and quality its
     header names."""
-    quality = header.get("quality")
+    quality, centroid = header.get("quality"), False
     images, n = n, n * mf.config.rows(tuple(header["shape"][1:]))
-    if header["entropy"] == CHUNK_CODER:
+    if header["entropy"] == CHUNK_CODER_V2:
+        latent, centroid = split_centroid(latent)
+    if header["entropy"] in (CHUNK_CODER, CHUNK_CODER_V2):
         codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     elif header["entropy"] == CONTEXT_CODER:
         if mf.context is None:
@@ -58,4 +68,4 @@ def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.nda
         codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     else:
         codes = decode_codes(latent, n, _static_tables(mf, quality))
-    return fine_codes(mf, codes, quality).reshape(images, -1)
+    return fine_codes(mf, codes, quality, centroid).reshape(images, -1)

@@ -14,7 +14,18 @@ such files carry no quality field and are byte-identical to those written before
 The entropy tables of a coarse level are derived exactly from the model's fine tables, with no training data:
 each fine code is assigned to the coarse point whose fine value is nearest it (the same rule as the encoder's),
 and the coarse count is the sum of its fine codes' counts (integers). Every coarse point receives at least its own
-fine code, whose count is >= the table floor (1), so no derived count is zero.
+fine code, whose count is >= the table floor (1), so no derived count is zero. The fine codes a coarse point owns
+are a contiguous range (the nearest point never decreases as the fine code grows), so each sum is one reduceat.
+
+A coarse code may also stand for its bin's CENTROID instead of its grid point: per latent dimension, the mean of
+the fine codes the point owns weighted by the model's fine counts, rounded half up, in exact integer arithmetic
+(Python integers where the products could pass 2^62). The mean of values in [a, b] lies in [a, b], and rounding
+half up keeps it there, so a centroid is a fine code of its own bin: the integer decoder's bounds are unchanged.
+At coarse levels the grid points lie far from where the latents fall (a sparse model's latents crowd near 0, a
+tile model's near the middle), and the decoder gives far better pixels from the centroids; at fine levels the grid
+can be better. The encoder decodes each chunk both ways and keeps the one with the smaller squared error (the codes
+and so the rate are the same); files of a quality level name the latent coder ans-chunk-tables-v2, whose method
+byte carries the choice (chunktables.py).
 """
 from __future__ import annotations
 
@@ -60,16 +71,36 @@ def coarse_codes(z: np.ndarray, levels: int, quality: int) -> np.ndarray:
     return _nearest(y, levels, quality)
 
 
-def to_fine(codes: np.ndarray, levels: int, quality: int) -> np.ndarray:
-    """The fine codes (int32) the integer decoder consumes for coarse codes."""
-    return fine_values(levels, quality)[np.asarray(codes, dtype=np.int64)].astype(np.int32)
+def to_fine(codes: np.ndarray, levels: int, quality: int, centroids: np.ndarray | None = None) -> np.ndarray:
+    """The fine codes (int32) the integer decoder consumes for coarse codes (rows x columns; column j is latent
+    dimension j mod latent): the grid points, or the bins' centroids (latent x Q, from centroid_values)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    if centroids is None:
+        return fine_values(levels, quality)[codes].astype(np.int32)
+    dims = np.arange(codes.shape[-1]) % centroids.shape[0]
+    return centroids[dims, codes].astype(np.int32)
+
+
+def _bin_starts(levels: int, quality: int) -> np.ndarray:
+    """The first fine code each coarse point owns (the fine codes nearest it form a contiguous range)."""
+    owner = _nearest(np.arange(levels, dtype=np.float64), levels, quality)
+    return np.searchsorted(owner, np.arange(quality))
 
 
 def ladder_tables(tables: np.ndarray, quality: int) -> np.ndarray:
     """The coarse level's frequency tables (latent x Q, int64) derived from the fine ones (latent x L): the sum of
     the counts of the fine codes nearest each coarse point."""
+    return np.add.reduceat(tables.astype(np.int64), _bin_starts(tables.shape[1], quality), axis=1)
+
+
+def centroid_values(tables: np.ndarray, quality: int) -> np.ndarray:
+    """Each coarse point's centroid per latent dimension (latent x Q, int64 fine codes): round half up of
+    sum(f n_f) / sum(n_f) over the fine codes f it owns, n_f the model's fine counts (all >= 1)."""
     levels = tables.shape[1]
-    owner = _nearest(np.arange(levels, dtype=np.float64), levels, quality)
-    merge = np.zeros((levels, quality), np.int64)
-    merge[np.arange(levels), owner] = 1
-    return tables.astype(np.int64) @ merge
+    starts = _bin_starts(levels, quality)
+    exact = tables.astype(np.int64)
+    if int(exact.sum(axis=1).max()) >= (1 << 62) // max(2 * levels, 1):   # 2 sum(f n) + n could pass int64
+        exact = exact.astype(object)
+    n = np.add.reduceat(exact, starts, axis=1)
+    weighted = np.add.reduceat(exact * np.arange(levels), starts, axis=1)
+    return ((2 * weighted + n) // (2 * n)).astype(np.int64)
