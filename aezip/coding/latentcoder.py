@@ -1,5 +1,6 @@
 """Which coder a chunk's latents take and how: new files use the chunk-tables coder (chunktables.py: per chunk,
-the shortest of the static tables, the context model and the chunk's own tables); files written before it name the
+the shortest of the static tables, the context model and the chunk's own tables; v2 at a --quality level, which
+also says whether the coarse codes stand for grid points or centroids, quality.py); files written before it name the
 static per-dimension tables (entropy.py), their coarse versions for a --quality level (quality.py), or the model's
 context model (context.py), and decode as they did."""
 from __future__ import annotations
