@@ -26,7 +26,7 @@ from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
 from aezip.options import parse_range
-from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
+from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
@@ -344,16 +344,30 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
                          mf.residual_prior, mlp, alone)
 
 
-def pixel_methods(reader: ContainerReader) -> dict[str, int]:
-    """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
+def _count_chunks(reader: ContainerReader, name_of) -> dict[str, int]:
+    """How many chunks get each name that name_of(latent stream, pixel stream) gives."""
     counts: dict[str, int] = {}
-    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
-        return counts
     for i in range(len(reader.chunks)):
-        _, _, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")
-        name = METHOD_NAMES.get(residual[0], "unknown") if residual else "empty"
+        _, latent, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")
+        name = name_of(latent, residual)
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def pixel_methods(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
+    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
+        return {}
+    return _count_chunks(reader, lambda _, res: METHOD_NAMES.get(res[0], "unknown") if res else "empty")
+
+
+def reconstructions(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a --quality file decode their coarse codes as grid points, as centroids, or store no
+    latents (quality.py; the latent method byte's CENTROID_BIT)."""
+    if reader.header["entropy"] != CHUNK_CODER_V2:
+        return {}
+    return _count_chunks(reader, lambda lat, _: ("centroids" if lat[0] & CENTROID_BIT else "grid points") if lat
+                         else "no latents")
 
 
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
@@ -451,6 +465,8 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
         h["source"] = source_of(reader).to_dict()
         if h["max_error"] is not None:
             h["pixel_coders"] = pixel_methods(reader)
+        if h["entropy"] == CHUNK_CODER_V2:
+            h["reconstruction"] = reconstructions(reader)
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
                   "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,

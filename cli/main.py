@@ -300,7 +300,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     src_fmt = h["source"]
     rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src_fmt["format"]),
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
-            ("quality", f"{h.get('quality', h['levels'])} of {h['levels']} levels"),
+            ("quality", f"{h.get('quality', h['levels'])} of {h['levels']} levels"
+                        + "".join(f", {k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("reconstruction", {}).items())),
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
             ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
              or "none"),

@@ -92,8 +92,10 @@ def test_a_quality_file_keeps_the_closer_of_grid_points_and_centroids_per_chunk(
         grid = integer_decode(mf.intdec, to_fine(codes, levels, q))
         cent = integer_decode(mf.intdec, to_fine(codes, levels, q, centroid_values(mf.tables, q)))
         assert err(back) <= min(err(grid), err(cent))
+        counts = aezip.info(blob)["reconstruction"]   # aezip info says which each chunk took
+        assert sum(counts.values()) == 3 and set(counts) <= {"grid points", "centroids"}
         if q == 2:   # measured on held-out digits: 11.91 against 9.96 dB
-            assert err(back) < 0.8 * err(grid)
+            assert err(back) < 0.8 * err(grid) and counts.get("centroids", 0) >= 1
 
 
 def test_a_flipped_centroid_bit_is_detected(tmp_path, sample_images) -> None:
