@@ -13,9 +13,9 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from aezip.codec import (CodecReport, decode_file, encode_dataset, file_info, iter_decoded,
-                    model_for, test_file)
+from aezip.codec import CodecReport, decode_file, encode_dataset, iter_decoded, model_for, test_file
 from aezip.coding.pixelstream import effort_methods
+from aezip.fileinfo import file_info
 from aezip.files.container import ContainerReader
 from aezip.files.data import Dataset, array_dataset, open_dataset, read_stream
 from aezip.errors import ParameterError

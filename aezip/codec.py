@@ -26,12 +26,11 @@ from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
 from aezip.options import parse_range
-from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER, CHUNK_CODER_V2
+from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
-from aezip.coding.pixelstream import (METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels,
-                          encode_pixels)
+from aezip.coding.pixelstream import PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, decode_pixels, encode_pixels
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
@@ -76,7 +75,7 @@ def _pack_payload(n: int, latent: bytes, residual: bytes, pixel_crc: int) -> byt
     return _PAYLOAD.pack(n, len(latent), len(residual)) + latent + residual + struct.pack(">I", pixel_crc)
 
 
-def _unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
+def unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
     if len(payload) < _PAYLOAD.size + 4:
         raise FormatError(f"{where}: chunk payload too short")
     n, lat, res = _PAYLOAD.unpack_from(payload)
@@ -344,32 +343,6 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
                          mf.residual_prior, mlp, alone)
 
 
-def _count_chunks(reader: ContainerReader, name_of) -> dict[str, int]:
-    """How many chunks get each name that name_of(latent stream, pixel stream) gives."""
-    counts: dict[str, int] = {}
-    for i in range(len(reader.chunks)):
-        _, latent, residual, _ = _unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")
-        name = name_of(latent, residual)
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def pixel_methods(reader: ContainerReader) -> dict[str, int]:
-    """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
-    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
-        return {}
-    return _count_chunks(reader, lambda _, res: METHOD_NAMES.get(res[0], "unknown") if res else "empty")
-
-
-def reconstructions(reader: ContainerReader) -> dict[str, int]:
-    """How many chunks of a --quality file decode their coarse codes as grid points, as centroids, or store no
-    latents (quality.py; the latent method byte's CENTROID_BIT)."""
-    if reader.header["entropy"] != CHUNK_CODER_V2:
-        return {}
-    return _count_chunks(reader, lambda lat, _: ("centroids" if lat[0] & CENTROID_BIT else "grid points") if lat
-                         else "no latents")
-
-
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
     """Chunk i's images as uint8 (n x the header's image shape), its pixel checksum checked."""
     return decode_payload(mf, reader.read_chunk(i), reader.chunks[i].images, reader.header,
@@ -379,7 +352,7 @@ def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
 def decode_payload(mf: ModelFile, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
     """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
     image_shape = tuple(header["shape"][1:])
-    n, latent, residual, crc = _unpack_payload(payload, where)
+    n, latent, residual, crc = unpack_payload(payload, where)
     if n != images:
         raise FormatError(f"{where}: the chunk holds {n} images, the index says {images}")
     try:
@@ -455,21 +428,3 @@ def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile
 
 
 test_file.__test__ = False   # not a pytest test, despite its name
-
-
-def file_info(path: str | Path | bytes | BinaryIO) -> dict:
-    """The header of a .aez file and what it costs, after checking every checksum."""
-    with ContainerReader(path) as reader:
-        reader.verify()
-        h = dict(check_header(reader))
-        h["source"] = source_of(reader).to_dict()
-        if h["max_error"] is not None:
-            h["pixel_coders"] = pixel_methods(reader)
-        if h["entropy"] == CHUNK_CODER_V2:
-            h["reconstruction"] = reconstructions(reader)
-        pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
-        h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
-                  "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,
-                  "bits_per_pixel": reader.size * 8 / pixels,
-                  "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
-    return h

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import aezip
-from aezip.codec import _unpack_payload
+from aezip.codec import unpack_payload
 from aezip.files.container import ContainerReader
 from aezip.files.data import open_dataset
 from aezip.metrics import psnr
@@ -43,7 +43,7 @@ def main() -> None:
         path = Path(d) / "new.aez"
         path.write_bytes(new)
         with ContainerReader(path) as r:
-            methods = [_unpack_payload(r.read_chunk(i), "")[1][0] for i in range(len(r.chunks))]
+            methods = [unpack_payload(r.read_chunk(i), "")[1][0] for i in range(len(r.chunks))]
     print(f"{a.data} [{lo}:{hi}] {a.model} quality {a.quality or mf.config.levels}: "
           f"PSNR {psnr(aezip.decompress(new, mf), images):.2f} dB; static coder {len(old) * 8 / pixels:.4f} "
           f"bits/pixel ({len(old)} bytes), chunk tables {len(new) * 8 / pixels:.4f} ({len(new)} bytes), "

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aezip.codec import decode_file, encode_dataset, file_info
+from aezip.codec import decode_file, encode_dataset
+from aezip.fileinfo import file_info
 from aezip.files.container import FORMAT_VERSION
 from aezip.files.data import open_dataset
 from aezip.errors import FormatError, ModelMismatchError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aezip.codec import decode_file, encode_dataset, file_info
+from aezip.codec import decode_file, encode_dataset
+from aezip.fileinfo import file_info
 from aezip.files.data import open_dataset
 from aezip.errors import FormatError
 from aezip.files.modelfile import load_model

@@ -61,7 +61,8 @@ def test_hostile_streams_are_refused(data) -> None:
 
 
 def _encode(tmp_path, model_path, images, max_error):
-    from aezip.codec import decode_file, encode_dataset, file_info
+    from aezip.codec import decode_file, encode_dataset
+    from aezip.fileinfo import file_info
     from aezip.files.data import open_dataset
     from aezip.files.modelfile import load_model
     src = tmp_path / "x.npy"

@@ -271,7 +271,7 @@ def test_a_tile_model_takes_the_quality_ladder_and_the_context_coder(tmp_path, l
     mf = _tile_model(tmp_path, (8, 8), context_model=True, variable_rate=3)
     assert mf.context is not None
     images = _images((12, 10), 6, seed=9)
-    from aezip.codec import file_info
+    from aezip.fileinfo import file_info
     from aezip.metrics import psnr
     for quality in (None, 3):
         aez, out = tmp_path / f"q{quality}.aez", tmp_path / f"q{quality}.npy"

@@ -1,0 +1,57 @@
+"""What a .aez file holds, for `aezip info` and the API: its header and sizes, and how many chunks took each pixel
+coder (a --max-error file) or each reconstruction of its coarse codes (a --quality file)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+
+from aezip.codec import check_header, image_channels, source_of, unpack_payload
+from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER_V2
+from aezip.coding.pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2
+from aezip.files.container import ContainerReader
+
+
+def _count_chunks(reader: ContainerReader, name_of: Callable[[bytes, bytes], str]) -> dict[str, int]:
+    """How many chunks get each name that name_of(latent stream, pixel stream) gives."""
+    counts: dict[str, int] = {}
+    for i in range(len(reader.chunks)):
+        _, latent, residual, _ = unpack_payload(reader.read_chunk(i), f"{reader.path} chunk {i}")
+        name = name_of(latent, residual)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def pixel_methods(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
+    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V2, PIXEL_CODER_V1):
+        return {}
+    return _count_chunks(reader, lambda _, res: METHOD_NAMES.get(res[0], "unknown") if res else "empty")
+
+
+def reconstructions(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a --quality file decode their coarse codes as grid points, as centroids, or store no
+    latents (quality.py; the latent method byte's CENTROID_BIT)."""
+    if reader.header["entropy"] != CHUNK_CODER_V2:
+        return {}
+    return _count_chunks(reader, lambda lat, _: ("centroids" if lat[0] & CENTROID_BIT else "grid points") if lat
+                         else "no latents")
+
+
+def file_info(path: str | Path | bytes | BinaryIO) -> dict:
+    """The header of a .aez file and what it costs, after checking every checksum."""
+    with ContainerReader(path) as reader:
+        reader.verify()
+        h = dict(check_header(reader))
+        h["source"] = source_of(reader).to_dict()
+        if h["max_error"] is not None:
+            h["pixel_coders"] = pixel_methods(reader)
+        if h["entropy"] == CHUNK_CODER_V2:
+            h["reconstruction"] = reconstructions(reader)
+        pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
+        h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
+                  "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,
+                  "bits_per_pixel": reader.size * 8 / pixels,
+                  "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
+    return h
