@@ -145,8 +145,8 @@ def main() -> None:
     print(f"{len(images)} images {'x'.join(map(str, images.shape[1:]))} ({args.range or 'all'}), model "
           f"{Path(args.model).name}, median of {args.reps}; load average before {load[0]:.2f}, after "
           f"{os.getloadavg()[0]:.2f}")
-    print(f"{'code, threads':<28}{'E':>3}{'effort':>7}{'bytes':>10}{'encode img/s':>14}{'decode img/s':>14}  same bytes as "
-          "first")
+    print(f"{'code, threads':<28}{'E':>3}{'effort':>7}{'bytes':>10}{'encode img/s':>14}{'decode img/s':>14}"
+          "  same bytes as first")
     first = {(r["max_error"], r["effort"]): r["sha256"] for r in results[0][1]["rows"]}
     for label, result in results:
         for r in result["rows"]:

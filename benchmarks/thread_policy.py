@@ -4,9 +4,9 @@
 
 Encode and decode: in-process images/s on MNIST test images repeated to --images, median of --reps, thread counts
 interleaved so that load from other processes hits both alike. Training: seconds per epoch of the default recipe
-on images 0-7999 (median of --reps, round-robin), from the difference between a 3-epoch and a 1-epoch run (which cancels the fixed cost of
-building tables and the integer decoder; no decoder fine-tuning or pixel models), for the single-tensor AdamW step (before), foreach (the default now) and
-fused. --busy N keeps N other processes spinning meanwhile (a loaded machine, reproducibly). It prints the idle
+on images 0-7999 (median of --reps, round-robin), from the difference between a 3-epoch and a 1-epoch run (which
+cancels the fixed cost of building tables and the integer decoder; no decoder fine-tuning or pixel models), for the
+single-tensor AdamW step (before), foreach (the default now) and fused. --busy N keeps N other processes spinning meanwhile (a loaded machine, reproducibly). It prints the idle
 cores aezip.threads measured at the start and the thread count its default would pick. The policy in
 aezip/threads.py comes from this script's output, idle and with --busy 1.
 """
@@ -64,7 +64,7 @@ def epoch_seconds(images: np.ndarray, threads: int, step: str) -> float:
     try:
         config = AEConfig(image_shape=images.shape[1:])
         opts = lambda e: TrainOptions(epochs=e, device="cpu", backend="torch", fused_optimizer=step == "fused",  # noqa
-                                      pixel_model=False, decoder_bits=16)   # the loop only: no fine-tuning, no pixel models
+                                      pixel_model=False, decoder_bits=16)   # the loop only
         run = lambda e: train_model(images, config, opts(e), progress=False, log=lambda m: None)  # noqa: E731
         return (_seconds(lambda: run(3)) - _seconds(lambda: run(1))) / 2
     finally:

@@ -350,7 +350,8 @@ def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, le
 
     def inputs(a: int) -> tuple[np.ndarray, ...]:
         feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels)
-        return (*mlp.classes(k, feats), feats[:, -1].astype(np.int64), repeat_context(feats, k, canvas.shape[3], levels))
+        return (*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
+                repeat_context(feats, k, canvas.shape[3], levels))
 
     starts, pool = range(0, len(canvas), block), block_pool()
     parts = list(pool.map(inputs, starts) if pool is not None and len(starts) > 1 else map(inputs, starts))
