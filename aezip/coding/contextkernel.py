@@ -15,6 +15,9 @@ stream is bit-identical (tests compare it with constriction's on random rows and
   (carry handling through the "inverted" situation, the seal of one or two words).
 All arithmetic on the coder state is uint64 (wrapping, as in Rust); no float decides anything but the quantization,
 which is IEEE float64 in a fixed order (numba does not reassociate without fastmath).
+
+The same loop runs the gradient coder (gradient.py) when `gradient` is set: its symbols are bins, each coded as its
+residual from a prediction made from the bins already decoded (gradient_contexts), in contexts of local activity.
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ _FULL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BIG = np.uint64(1 << 32)
 _N_NEIGH = 4
 BAD_STREAM = -1   # decode status: a quantile outside the model (a damaged stream)
+ACTIVITY_EDGES = np.array([1, 3, 7, 15, 31, 63, 127])   # gradient coder: |W-NW| + |NW-N| + |N-NE| -> 8 classes
+GRADIENT_CONTEXTS = (len(ACTIVITY_EDGES) + 1) * 4       # per channel: activity x the previous channel's residual
 
 
 @nb.njit(cache=True)
@@ -65,6 +70,38 @@ def contexts(pos: int, w: int, ch: int, bucket: np.ndarray, recon: np.ndarray, l
 
 
 @nb.njit(cache=True)
+def gradient_contexts(pos: int, w: int, ch: int, nbins: int, planes: np.ndarray, res: np.ndarray, ctx: np.ndarray,
+                      pred: np.ndarray, med: np.ndarray) -> None:
+    """Every image's gradient-coder context, prediction and median prediction at raster position pos, from the bins
+    decoded so far (planes, n x D; 0 outside the image). med is LOCO-I's median of W, N and W + N - NW; channel 0
+    predicts med, a later channel med plus the previous channel's residual from its own med at the same pixel
+    (res), clamped to the bins. The context is (channel, activity class of |W-NW| + |NW-N| + |N-NE|, class of
+    |that residual|: 0, < 4, < 16, more)."""
+    y, x = divmod(pos // ch, w)
+    c = pos % ch
+    row = w * ch
+    for i in range(planes.shape[0]):
+        wv = np.int64(planes[i, pos - ch]) if x > 0 else np.int64(0)
+        nv = np.int64(planes[i, pos - row]) if y > 0 else np.int64(0)
+        nw = np.int64(planes[i, pos - row - ch]) if x > 0 and y > 0 else np.int64(0)
+        ne = np.int64(planes[i, pos - row + ch]) if y > 0 and x < w - 1 else np.int64(0)
+        hi, lo = max(wv, nv), min(wv, nv)
+        m = lo if nw >= hi else (hi if nw <= lo else wv + nv - nw)
+        act = abs(wv - nw) + abs(nw - nv) + abs(nv - ne)
+        q = 0
+        while q < ACTIVITY_EDGES.shape[0] and act >= ACTIVITY_EDGES[q]:
+            q += 1
+        p, k = m, 0
+        if c > 0:
+            r = res[i, pos - 1]
+            p = min(max(m + r, 0), nbins - 1)
+            a = abs(r)
+            k = 0 if a < 1 else (1 if a < 4 else (2 if a < 16 else 3))
+        pred[i], med[i] = p, m
+        ctx[i] = (c * (ACTIVITY_EDGES.shape[0] + 1) + q) * 4 + k
+
+
+@nb.njit(cache=True)
 def _update(counts: np.ndarray, dirty: np.ndarray, ctx: np.ndarray, symbols: np.ndarray, pos: int,
             increment: int) -> None:
     for i in range(ctx.shape[0]):
@@ -74,13 +111,18 @@ def _update(counts: np.ndarray, dirty: np.ndarray, ctx: np.ndarray, symbols: np.
 
 @nb.njit(cache=True)
 def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.ndarray, w: int, ch: int,
-           counts: np.ndarray, increment: int) -> np.ndarray:
+           counts: np.ndarray, increment: int, gradient: bool = False) -> np.ndarray:
     """The range-coded words of symbols (n x D bins) in raster order, all images at a position, counts adapting
-    after each position; recon holds the decoded values of the symbols (for the neighbours' levels)."""
+    after each position; recon holds the decoded values of the symbols (for the neighbours' levels). gradient:
+    code each bin as its residual from gradient_contexts' prediction instead (bucket and level unused)."""
     n, d = symbols.shape
+    nsym = counts.shape[1]
     cdf = np.empty((counts.shape[0], counts.shape[1] + 1), np.int64)   # every context's, stale at first
     dirty = np.ones(counts.shape[0], np.bool_)
     prefix, ctx = np.empty(counts.shape[1], np.float64), np.empty(n, np.int64)
+    shape = (n, d) if gradient else (1, 1)
+    coded, res = np.empty(shape, np.int64), np.empty(shape, np.int64)   # gradient: residual symbols, own-med residuals
+    pred, med = np.empty(n, np.int64), np.empty(n, np.int64)
     out = np.empty(n * d + 4, np.uint32)
     nout = 0
     lower = np.uint64(0)
@@ -88,13 +130,20 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
     inverted = 0
     first_inv = np.uint64(0)
     for pos in range(d):
-        contexts(pos, w, ch, bucket, recon, level, ctx)
+        if gradient:
+            gradient_contexts(pos, w, ch, nsym, symbols, res, ctx, pred, med)
+        else:
+            contexts(pos, w, ch, bucket, recon, level, ctx)
         for i in range(n):
             c = ctx[i]
             if dirty[c]:   # inline, as in decode: a helper (even inline="always") made both loops ~1.5x slower
                 _quantize(counts, c, cdf, prefix)
                 dirty[c] = False
-            s = symbols[i, pos]
+            s = np.int64(symbols[i, pos])
+            if gradient:
+                res[i, pos] = s - med[i]
+                s = (s - pred[i]) % nsym
+                coded[i, pos] = s
             left = np.uint64(cdf[c, s])
             prob = np.uint64(cdf[c, s + 1]) - left
             scale = rng >> np.uint64(PRECISION)
@@ -123,7 +172,10 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
                     nout += 1
                 else:
                     inverted, first_inv = 1, word
-        _update(counts, dirty, ctx, symbols, pos, increment)
+        if gradient:
+            _update(counts, dirty, ctx, coded, pos, increment)
+        else:
+            _update(counts, dirty, ctx, symbols, pos, increment)
     if rng != _FULL:                                   # seal, as constriction's get_compressed()
         point = lower + _LOW_WORD
         if inverted > 0:
@@ -147,9 +199,12 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
 
 @nb.njit(cache=True)
 def decode(words: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.ndarray, value: np.ndarray, w: int,
-           ch: int, counts: np.ndarray, increment: int) -> int:
-    """Inverse of encode: fills recon (n x D) with the decoded values (value[bin]); returns 0, or BAD_STREAM."""
+           ch: int, counts: np.ndarray, increment: int, gradient: bool = False) -> int:
+    """Inverse of encode: fills recon (n x D) with the decoded values (value[bin]; with gradient, the bins
+    themselves); returns 0, or BAD_STREAM."""
     n, d = recon.shape
+    res = np.empty((n, d) if gradient else (1, 1), np.int64)
+    pred, med = np.empty(n, np.int64), np.empty(n, np.int64)
     nsym = counts.shape[1]
     cdf = np.empty((counts.shape[0], counts.shape[1] + 1), np.int64)   # every context's, stale at first
     dirty = np.ones(counts.shape[0], np.bool_)
@@ -166,7 +221,10 @@ def decode(words: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.n
     lower = np.uint64(0)
     rng = _FULL
     for pos in range(d):
-        contexts(pos, w, ch, bucket, recon, level, ctx)
+        if gradient:
+            gradient_contexts(pos, w, ch, nsym, recon, res, ctx, pred, med)
+        else:
+            contexts(pos, w, ch, bucket, recon, level, ctx)
         for i in range(n):
             c = ctx[i]
             if dirty[c]:
@@ -194,6 +252,11 @@ def decode(words: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.n
                     point = point | np.uint64(words[read])
                     read += 1
             symbols[i, pos] = lo
-            recon[i, pos] = value[lo]
+            if gradient:
+                b = (pred[i] + lo) % nsym
+                recon[i, pos] = b
+                res[i, pos] = b - med[i]
+            else:
+                recon[i, pos] = value[lo]
         _update(counts, dirty, ctx, symbols, pos, increment)
     return 0
