@@ -29,6 +29,7 @@ from PIL import Image
 
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
+from aezip.coding.pixelstream import GRADIENT
 from aezip.files.data import open_dataset
 from aezip.files.decodemodel import pack, save_decoder, unpack
 from aezip.bench.demo import sample_path
@@ -67,8 +68,8 @@ class Outcome:
 
 def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     """A tiny model and well-formed files of each kind to mutate: lossy IDX, a lower --quality, lossless .npy, an
-    image folder, files with an embedded model (lossy, and --max-error with the pixel model); the model's
-    decode-side file beside it."""
+    image folder, files with an embedded model (lossy, and --max-error with the pixel model), a gradient-coded one;
+    the model's decode-side file beside it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -83,13 +84,17 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
         Image.fromarray(img).save(folder / f"img{i}.{'png' if i % 2 else 'jpg'}")
     corpus = []
     np.savez(workdir / "src.npz", images=images[:9], labels=np.arange(9), names=np.array(["a", "b"]))
+    yy, xx = np.mgrid[0:28, 0:28]
+    np.save(workdir / "smooth.npy", np.stack([(3 * yy + 2 * xx + 9 * k) % 256 for k in range(10)]).astype(np.uint8))
     for name, src, kw in (("lossy", workdir / "src.npy", {"chunk_size": 5}),
                           ("npz", workdir / "src.npz", {"chunk_size": 4}),
                           ("lossless", workdir / "src.npy", {"chunk_size": 7, "max_error": 0}),
                           ("quality", workdir / "src.npy", {"chunk_size": 5, "quality": 3}),
                           ("folder", folder, {"chunk_size": 2, "max_error": 3}),
                           ("embedded", workdir / "src.npy", {"chunk_size": 5, "embed_model": True}),
-                          ("embedded-e", workdir / "src.npy", {"chunk_size": 6, "max_error": 2, "embed_model": True})):
+                          ("embedded-e", workdir / "src.npy", {"chunk_size": 6, "max_error": 2, "embed_model": True}),
+                          ("gradient", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 0,
+                                                                 "pixel_methods": (GRADIENT,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
     save_decoder(mf, workdir / "tiny.aezd")
