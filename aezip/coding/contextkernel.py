@@ -102,6 +102,17 @@ def gradient_contexts(pos: int, w: int, ch: int, nbins: int, planes: np.ndarray,
 
 
 @nb.njit(cache=True)
+def _position_contexts(gradient: bool, pos: int, w: int, ch: int, nsym: int, bucket: np.ndarray, level: np.ndarray,
+                       planes: np.ndarray, res: np.ndarray, ctx: np.ndarray, pred: np.ndarray, med: np.ndarray) -> None:
+    """Every image's context at raster position pos, for encode and decode alike: the context coder's (contexts),
+    or the gradient coder's with its predictions (gradient_contexts); planes holds what is decoded so far."""
+    if gradient:
+        gradient_contexts(pos, w, ch, nsym, planes, res, ctx, pred, med)
+    else:
+        contexts(pos, w, ch, bucket, planes, level, ctx)
+
+
+@nb.njit(cache=True)
 def _update(counts: np.ndarray, dirty: np.ndarray, ctx: np.ndarray, symbols: np.ndarray, pos: int,
             increment: int) -> None:
     for i in range(ctx.shape[0]):
@@ -114,7 +125,8 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
            counts: np.ndarray, increment: int, gradient: bool = False) -> np.ndarray:
     """The range-coded words of symbols (n x D bins) in raster order, all images at a position, counts adapting
     after each position; recon holds the decoded values of the symbols (for the neighbours' levels). gradient:
-    code each bin as its residual from gradient_contexts' prediction instead (bucket and level unused)."""
+    code each bin as its residual from gradient_contexts' prediction instead (recon then holds the bins, which the
+    decoder rebuilds exactly; bucket and level unused)."""
     n, d = symbols.shape
     nsym = counts.shape[1]
     cdf = np.empty((counts.shape[0], counts.shape[1] + 1), np.int64)   # every context's, stale at first
@@ -130,10 +142,7 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
     inverted = 0
     first_inv = np.uint64(0)
     for pos in range(d):
-        if gradient:
-            gradient_contexts(pos, w, ch, nsym, symbols, res, ctx, pred, med)
-        else:
-            contexts(pos, w, ch, bucket, recon, level, ctx)
+        _position_contexts(gradient, pos, w, ch, nsym, bucket, level, recon, res, ctx, pred, med)
         for i in range(n):
             c = ctx[i]
             if dirty[c]:   # inline, as in decode: a helper (even inline="always") made both loops ~1.5x slower
@@ -221,10 +230,7 @@ def decode(words: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.n
     lower = np.uint64(0)
     rng = _FULL
     for pos in range(d):
-        if gradient:
-            gradient_contexts(pos, w, ch, nsym, recon, res, ctx, pred, med)
-        else:
-            contexts(pos, w, ch, bucket, recon, level, ctx)
+        _position_contexts(gradient, pos, w, ch, nsym, bucket, level, recon, res, ctx, pred, med)
         for i in range(n):
             c = ctx[i]
             if dirty[c]:

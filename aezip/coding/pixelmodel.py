@@ -52,6 +52,7 @@ import constriction
 
 from aezip.coding import bins
 from aezip.coding.intdecoder import ACT_LIMIT
+from aezip.threads import block_pool
 
 MAX_PIXEL_LEVELS = 4
 MU_BUCKET_BITS = 3
@@ -343,7 +344,6 @@ def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, le
     ROW_BLOCK rows: the features stay in cache instead of a chunk-sized float64 matrix), the blocks spread over the
     block pool's threads where there is one; every row's values depend on its own features only, so neither the
     blocking nor the threads change a bit."""
-    from aezip.threads import block_pool
     step, py, px, _ = schedule(levels)[k // canvas.shape[3]]
     per_image = len(range(py, canvas.shape[1], step)) * len(range(px, canvas.shape[2], step))
     block = max(1, ROW_BLOCK // max(per_image, 1))
