@@ -100,3 +100,15 @@ def test_decode_to_a_npy_name_writes_a_npy_array(tmp_path, capsys, tiny_model_pa
     assert (tmp_path / "o-idx3-ubyte").read_bytes() == src.read_bytes()
     assert run(capsys, "decode", aez, "-m", tiny_model_path, "-o", tmp_path / "o.NPY", "--range", "3:9")[0] == 0
     np.testing.assert_array_equal(np.load(tmp_path / "o.NPY"), sample_images[3:9])
+
+
+def test_bench_kernels_times_torch_and_says_why_triton_rows_are_missing(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TRITON_INTERPRET", "0")     # a CPU without the interpreter: Triton rows carry the reason
+    code, out, _ = run(capsys, "bench", "kernels", "--batch", "3", "--reps", "1", "--no-compile", "--device", "cpu",
+                       "--json", "-o", tmp_path / "k.json")
+    assert code == 0
+    rows = json.loads(out)["rows"]
+    assert json.loads((tmp_path / "k.json").read_text())["rows"] == rows
+    torch_rows = [r for r in rows if r["impl"] == "torch eager"]
+    assert len(torch_rows) == 6 and all(r["median_s"] > 0 for r in torch_rows)
+    assert all("Triton timings need a GPU" in r["note"] for r in rows if r["impl"] == "triton")

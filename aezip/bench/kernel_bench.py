@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from aezip import __version__, kernels
-from .kernels.reference import encoder_forward_reference, sparse_kl_reference
+from aezip.kernels.reference import encoder_forward_reference, sparse_kl_reference
 from aezip.network.model import AEConfig, AutoEncoder
 
 # Dense peaks from the vendors' data sheets: fp32 (CUDA cores), tf32 and bf16 (tensor cores), memory bandwidth.
