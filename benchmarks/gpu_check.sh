@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (the device tool's `run`, or any machine with CUDA), in order of what matters most:
-#   1. kernel parity: tests/test_kernels.py with TRITON_INTERPRET=0 on CUDA tensors (compiled kernels);
+#   1. kernel parity: tests/test_kernels.py with TRITON_INTERPRET=0 on CUDA tensors (compiled kernels), with the
+#      default tl.dot precision (tf32x3) and with AEZIP_DOT_PRECISION=ieee;
 #   2. GPU encode -> CPU decode (benchmarks/gpu_codec_check.py), and the device/thread policy rows;
 #   3. `aezip bench kernels` (Triton beside torch eager), then the same with torch.compile rows if time is left;
 #   4. the default training recipe on the GPU (time, and the model's held-out figures).
-# Each step has a time cap and the whole script a deadline (GPU_CHECK_SECONDS, default 540), so a slow step cannot
+# Each step has a time cap and the whole script a deadline (GPU_CHECK_SECONDS, default 560), so a slow step cannot
 # take the others' results with it. Logs and JSON go under ${OUT:-gpu-out}.
 # Offline machines: wheels in .whl/ (constriction, zstandard: what the GPU image lacks) are installed to /tmp/site;
-# data and models for step 2 and 4 are read from .gpudata/ when it is there (else the shipped sample).
+# Data and models for steps 2 and 4 are read from .gpudata/ when it is there (else the shipped sample): MNIST's
+# t10k-images-idx3-ubyte.gz, natural32-{gray,rgb}-heldout.npy and the tile models tg8fa.aezm, r8fa.aezm (README).
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
-deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-540} ))
+deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-560} ))
 
 # step NAME CAP CMD...: run CMD with at most CAP seconds (less if the deadline is nearer); log under $out/NAME.log
 step() {
@@ -41,6 +43,8 @@ python3 -c "import torch, triton, numba, numpy; print('torch', torch.__version__
 'numba', numba.__version__, 'numpy', numpy.__version__, 'cores', __import__('os').cpu_count())" | tee -a "$out/gpu.txt"
 
 TAIL=3 step parity 200 env TRITON_INTERPRET=0 python3 -m pytest -v -p no:cacheprovider tests/test_kernels.py
+TAIL=1 step parity-ieee 60 env TRITON_INTERPRET=0 AEZIP_DOT_PRECISION=ieee python3 -m pytest -q -p no:cacheprovider \
+    tests/test_kernels.py
 # pass/fail per kernel, from the verbose log (test name prefix -> what it checks)
 while read -r prefix what; do
     passed=$(grep -cE "::${prefix}[^ ]* PASSED" "$out/parity.log")
@@ -64,7 +68,7 @@ if [ -d .gpudata ]; then
           --set gray=.gpudata/natural32-gray-heldout.npy,.gpudata/tg8fa.aezm
           --set rgb=.gpudata/natural32-rgb-heldout.npy,.gpudata/r8fa.aezm)
 fi
-step codec 150 python3 benchmarks/gpu_codec_check.py --device "${GPU_DEVICE:-cuda}" "${sets[@]}" --reps 2 --out "$out"
+step codec 120 python3 benchmarks/gpu_codec_check.py --device "${GPU_DEVICE:-cuda}" "${sets[@]}" --reps 2 --out "$out"
 step bench 90 python3 -m aezip.cli.main bench kernels --batch 256,4096,65536 --no-compile -o "$out/kernels.json"
 # the default recipe as benchmarks/train_models.py runs it (on the GPU: `aezip train` picks it), then its held-out
 # lossy and lossless figures
@@ -79,6 +83,12 @@ train_default() {
     done
 }
 export -f train_default
-[ -d .gpudata ] && step train 150 bash -c train_default
-step bench-compile 120 python3 -m aezip.cli.main bench kernels --batch 4096,65536 -o "$out/kernels-compile.json"
+[ -d .gpudata ] && step train 240 bash -c train_default
+step bench-compile 100 python3 -m aezip.cli.main bench kernels --batch 4096,65536 -o "$out/kernels-compile.json"
+# the verdicts again at the end, where a reply that keeps only the output's tail still shows them
+echo "== summary"
+cat "$out/kernels-verdict.txt"
+tail -n 1 "$out/parity-ieee.log"
+grep -E "PASS|FAIL" "$out/codec.log" | cut -c1-60,100-
+grep -E "^(recipe|trained|wrote|aezip encode)|bits/pixel" "$out/train.log" 2>/dev/null | tail -6
 echo "== done, $(( deadline - $(date +%s) )) s before the deadline"

@@ -175,7 +175,8 @@ def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, js
     dev = resolve_device(device)
     env = environment(dev)
     rows = bench_kernels(dev, list(_int_list(batches, "--batch")), reps=reps, compile_ok=not no_compile)
-    lines = [f"device {env['device']} ({env['device_type']}), torch {env['torch']}, triton {env['triton']}, "
+    lines = [f"device {env['device']} ({env['device_type']}), torch {env['torch']}, triton {env['triton']} "
+             f"(tl.dot {env['dot_precision']}), "
              f"commit {str(env['git_commit'])[:10]}, {env['date']}",
              f"{'case':<38}{'impl':<15}{'batch':>7}{'median ms':>11}{'p20':>9}{'p80':>9}{'TFLOP/s':>9}"
              f"{'GB/s':>8}{'% peak':>8}"]

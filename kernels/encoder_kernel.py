@@ -10,14 +10,13 @@ The torch reference is `reference.encoder_forward_reference` (and `reference.qua
 """
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import torch
 import triton
 import triton.language as tl
 
-from .dispatch import autotune_configs, interpreter_on, launch
+from .dispatch import autotune_configs, dot_precision, interpreter_on, launch
 from .reference import ACTIVATIONS
 
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # relu 0, sigmoid 1, identity 2
@@ -41,10 +40,8 @@ ENCODER3_INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N1": 256, "BL
 
 
 def _input_precision(dtype: torch.dtype) -> str:
-    """IEEE fp32 products by default (the reference's numbers); AEZIP_TF32=1 trades precision for tensor cores."""
-    if dtype == torch.float32 and os.environ.get("AEZIP_TF32", "0") == "1":
-        return "tf32"
-    return "ieee"
+    """dot_precision() for fp32 inputs; other dtypes multiply exactly in their own precision ("ieee")."""
+    return dot_precision() if dtype == torch.float32 else "ieee"
 
 
 @triton.jit

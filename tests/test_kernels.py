@@ -179,3 +179,14 @@ def test_env_switch_sets_the_default(monkeypatch) -> None:
     with pytest.raises(BackendError, match="AEZIP_BACKEND"):
         resolve_backend(None, torch.device("cpu"))
     assert kernels.available_backends("cpu") == ["triton", "torch"]
+
+
+def test_dot_precision_defaults_to_tf32x3_and_refuses_unknown_values(monkeypatch) -> None:
+    from aezip.kernels.dispatch import dot_precision
+    monkeypatch.delenv("AEZIP_DOT_PRECISION", raising=False)
+    assert dot_precision() == "tf32x3"
+    monkeypatch.setenv("AEZIP_DOT_PRECISION", " IEEE ")
+    assert dot_precision() == "ieee"
+    monkeypatch.setenv("AEZIP_DOT_PRECISION", "fp8")
+    with pytest.raises(BackendError, match="AEZIP_DOT_PRECISION='fp8' is not one of tf32x3, ieee, tf32"):
+        dot_precision()

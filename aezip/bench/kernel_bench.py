@@ -45,7 +45,9 @@ def environment(device: torch.device) -> dict:
     except ImportError:
         triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    from aezip.kernels.dispatch import dot_precision
     return {"device": name, "device_type": device.type, "torch": torch.__version__, "triton": triton_version,
+            "dot_precision": dot_precision(),
             "aezip": __version__, "git_commit": commit, "threads": torch.get_num_threads(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
@@ -84,6 +86,17 @@ def _peak(device: torch.device, key: str) -> float | None:
     return next((p[key] for gpu, p in GPU_PEAKS.items() if gpu in name), None)
 
 
+def _gemm_peak(device: torch.device, impl: str) -> float | None:
+    """The GEMM peak a row is measured against: the Triton kernels' tl.dot precision decides their units (tf32x3 is
+    three TF32 tensor-core products per product: a third of the TF32 peak); torch's fp32 matmul (TF32 off, torch's
+    default) runs on the fp32 units."""
+    if impl != "triton":
+        return _peak(device, "fp32")
+    from aezip.kernels.dispatch import dot_precision
+    tf32 = _peak(device, "tf32")
+    return {"ieee": _peak(device, "fp32"), "tf32x3": tf32 and tf32 / 3, "tf32": tf32}[dot_precision()]
+
+
 def _variants(device: torch.device, triton_fn: Callable, torch_fn: Callable, compile_ok: bool) -> list:
     out: list[tuple[str, Callable | None, str | None]] = []
     reason = kernels.dispatch.triton_unavailable_reason(device)
@@ -103,7 +116,6 @@ def bench_kernels(device: torch.device, batch_sizes: list[int], reps: int = 20, 
     """Rows for the encoder forward (default and wide), sparse-KL forward+backward and one training step."""
     rows = []
     cpu_peak = cpu_peak_flops() if device.type == "cpu" else None
-    peak_fp32 = _peak(device, "fp32") or cpu_peak
     peak_bw = _peak(device, "bytes_per_s")
     for arch_name, dims in ARCHS.items():
         g = torch.Generator().manual_seed(0)
@@ -118,7 +130,7 @@ def bench_kernels(device: torch.device, batch_sizes: list[int], reps: int = 20, 
                                      lambda: encoder_forward_reference(x, ws, bs, acts), compile_ok)
                 for impl, fn, note in variants:
                     rows.append(_measure(f"encoder forward ({arch_name})", impl, b, fn, note, device, reps,
-                                         flops=flops_per_row * b, peak_flops=peak_fp32))
+                                         flops=flops_per_row * b, peak_flops=_gemm_peak(device, impl) or cpu_peak))
     for b in batch_sizes:
         h = torch.rand(b, 256, device=device, requires_grad=True)
 
