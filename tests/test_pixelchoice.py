@@ -75,3 +75,25 @@ def test_effort_fast_skips_the_learned_pixel_models(tmp_path, sample_images) -> 
     with pytest.raises(SystemExit) as exit_:
         main(["encode", "-", "--effort", "turbo", "-o", str(tmp_path / "x.aez")])
     assert exit_.value.code == 2 and not (tmp_path / "x.aez").exists()
+
+
+@pytest.mark.parametrize("e", [0, 4])
+def test_only_the_samples_best_method_runs_its_network_on_the_whole_chunk(models, monkeypatch, e) -> None:
+    """The chooser runs each pixel model on the sample, and on the whole chunk only the method whose sampled
+    estimate is best (CLOSE = 1): the second full network run was most of the encode time."""
+    from aezip.coding import pixelstream
+    mlp, alone, shape = models
+    x, pred = _smooth(CHUNK, shape, 8)
+    runs: list[int] = []
+    real = pixelstream.pass_classes
+
+    def counted(model, xs, *args):
+        runs.append(len(xs))
+        return real(model, xs, *args)
+    monkeypatch.setattr(pixelstream, "pass_classes", counted)
+    chosen = encode_pixels(x, pred, shape, e, PRIOR, 40, mlp, alone)
+    methods = 2 if e == 0 else 4                 # with and without latents; at E > 0 also their exact versions
+    assert sorted(runs)[:methods] == [SAMPLE_MIN] * methods
+    assert runs.count(CHUNK) <= 1 and len(runs) <= methods + 1
+    back = decode_pixels(chosen.data, pred if chosen.needs_latents else None, x.shape, shape, e, PRIOR, mlp, alone)
+    assert np.abs(back.astype(int) - x.astype(int)).max() <= e

@@ -55,7 +55,8 @@ XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
 SAMPLE_STEP = 8      # the chooser codes every 8th image of a chunk with each model method and variant ...
 SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller chunks: every one coded in full)
-CLOSE = 1.015        # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
+CLOSE = 1.0          # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
+VARIANT_CLOSE = 1.01 # a pixel model's variants within this factor of its best on the sample are costed on the chunk
 FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: no learned pixel model is run
 
 
@@ -113,15 +114,15 @@ class _Coders:
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
         return self.cache[method, -step][0]
 
-    def estimates(self, method: int, step: int) -> dict[tuple[int, int], float]:
+    def estimates(self, method: int, step: int, variants: Collection[int] | None = None) -> dict[tuple[int, int], float]:
         """Bytes of each (method, variant) for every step-th image, scaled to the chunk: the context coder's real
-        stream, the pixel models' ideal code lengths (ideal_bytes)."""
+        stream, the pixel models' ideal code lengths (ideal_bytes) of `variants` (default: all)."""
         scale = len(self.x) / len(self.x[::step])
         if method in (CONTEXT, CONTEXT_EXACT, GRADIENT):
             return {(method, -1): len(self._context(method, step).data) * scale}
         model, passes, _ = self._classes(method, step)
         return {(method, v): (1 + ideal_bytes(model, passes, self._error(method), v)) * scale
-                for v in range(len(VARIANTS))}
+                for v in (range(len(VARIANTS)) if variants is None else variants)}
 
     def stream(self, method: int, variant: int) -> PixelStream:
         """The whole chunk's stream of one (method, variant)."""
@@ -164,16 +165,18 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int
 def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int) -> list[tuple[int, int]]:
     """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
     (_Coders.estimates on every SAMPLE_STEP-th image, or on every image where that sample would hold fewer than
-    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best. A pixel model's variant: the one of least ideal length on the whole
-    chunk (adaptation is worth more on a whole chunk than on a sample)."""
+    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best. A pixel model's variant: of those within
+    VARIANT_CLOSE of its best on the sample, the one of least ideal length on the whole chunk (adaptation is worth
+    more on a whole chunk than on a sample)."""
     step = SAMPLE_STEP if len(coders.x) >= SAMPLE_STEP * SAMPLE_MIN else 1
+    est = {m: coders.estimates(m, step) for m in models}
     if len(models) > 1:
-        est = {m: min(coders.estimates(m, step).values()) + (latent_bytes if m in NEEDS_LATENTS else 0)
-               for m in models}
-        models = [m for m, c in est.items() if c <= CLOSE * min(est.values())]
+        cost = {m: min(e.values()) + (latent_bytes if m in NEEDS_LATENTS else 0) for m, e in est.items()}
+        models = [m for m, c in cost.items() if c <= CLOSE * min(cost.values())]
     out = []
     for m in sorted(models):
-        full = coders.estimates(m, 1)
+        near = [k for k, v in est[m].items() if v <= VARIANT_CLOSE * min(est[m].values())]
+        full = coders.estimates(m, 1, [v for _, v in near]) if len(near) > 1 else {near[0]: 0.0}
         out.append(min(full, key=full.__getitem__))
     return out
 
