@@ -67,10 +67,12 @@ def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *,
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
     (0: lossless, None: the model's lossy reconstruction); quality (2..the model's levels; None: the model's own
     quantizer) trades size for quality; embed_model puts the decode-side model into the file; effort "fast" codes
-    max_error chunks without the learned pixel models (faster, possibly larger)."""
+    max_error chunks without the learned pixel models (faster, possibly larger), "max" also searches the latent
+    codes for ones that decode closer (much slower to encode; the decoder is the same)."""
     buf = io.BytesIO()
     encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error,
-                   quality=quality, embed_model=embed_model, pixel_methods=effort_methods(effort))
+                   quality=quality, embed_model=embed_model, pixel_methods=effort_methods(effort),
+                   search=effort == "max")
     return buf.getvalue()
 
 
@@ -94,12 +96,13 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
     processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`); quality (2..the
     model's levels, None: its own quantizer) picks a level of the latent quantizer ladder; embed_model puts the
     decode-side model into the file, so it decodes without the model file; effort "fast" codes max_error chunks
-    without the learned pixel models (faster, possibly larger; "best" tries every coder)."""
+    without the learned pixel models (faster, possibly larger; "best" tries every coder; "max" also searches the
+    latent codes for ones that decode closer, much slower to encode)."""
     dataset = open_data(src, key)
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
                           device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
                           shard=shard, quality=quality, embed_model=embed_model,
-                          pixel_methods=effort_methods(effort))
+                          pixel_methods=effort_methods(effort), search=effort == "max")
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,

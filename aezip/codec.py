@@ -135,17 +135,23 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
-def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None) -> np.ndarray:
+def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,
+                search: bool = False) -> np.ndarray:
     """The latent codes of one chunk of images (the model already on `device`): the model's own codes, or the
-    coarse codes of a quality level (see quality.py)."""
+    coarse codes of a quality level (see quality.py); with `search`, refined by the encoder's search (search.py)."""
     from aezip.tensors import to_unit
     x = to_unit(chunk).to(device)
     if quality is None:
-        return mf.model.codes(x, backend, chunk.shape[1:]).cpu().numpy()
-    import torch
-    with torch.no_grad():
-        z = mf.model.encode(x, backend, chunk.shape[1:]).cpu().numpy()
-    return coarse_codes(z, mf.config.levels, quality)
+        codes = mf.model.codes(x, backend, chunk.shape[1:]).cpu().numpy()
+    else:
+        import torch
+        with torch.no_grad():
+            z = mf.model.encode(x, backend, chunk.shape[1:]).cpu().numpy()
+        codes = coarse_codes(z, mf.config.levels, quality)
+    if search:
+        from aezip.network.search import refine
+        codes = refine(mf.model, mf.tables, mf.config.levels, x, codes, quality, chunk.shape[1:])
+    return codes
 
 
 def _alone(mf: ModelFile, samples: int):
@@ -186,11 +192,11 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
               shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
-              pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
+              pixel_methods: tuple[int, ...] | None = None, search: bool = False) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
-    embed_model writes the decode-side model the file needs into it."""
+    embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)."""
     from aezip import kernels                             # torch: only encoding needs it, decoding does not
     from aezip.files.parallel import encode_chunks
     from aezip.files.decodemodel import decoder_bytes
@@ -221,7 +227,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     writer = ContainerWriter(f, header, model)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
-                                                            quality, pixel_methods):
+                                                            quality, pixel_methods, search):
         writer.add_chunk(payload, n)
         sse += chunk_sse
         max_err = max(max_err, chunk_max)
@@ -242,13 +248,14 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
                    shard: tuple[int, int] | None = None, quality: int | None = None,
-                   embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None) -> CodecReport:
+                   embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None,
+                   search: bool = False) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless); quality (2..the model's levels, None: its own quantizer) trades
     size for quality. jobs > 1 codes chunks in that many processes (same bytes); shard (K, N) writes only the
     K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
     model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
-    rows)."""
+    rows); search refines the latent codes by the encoder's search (`--effort max`, search.py)."""
     from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
@@ -263,7 +270,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
                 jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None, quality=quality,
-                embed_model=embed_model, pixel_methods=pixel_methods)
+                embed_model=embed_model, pixel_methods=pixel_methods, search=search)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)

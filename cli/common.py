@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from aezip.errors import InputError
-from aezip.options import BACKENDS, DEVICES
+from aezip.options import BACKENDS, DEVICES, EFFORTS
 
 STREAM = "-"   # a path of "-" is standard input (for inputs) or standard output (for outputs)
 
@@ -48,6 +48,11 @@ device_option = click.option("--device", type=click.Choice(DEVICES), default="au
                              help="Where the network runs.")
 backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=None,
                               help="Kernel backend [default: AEZIP_BACKEND or auto].")
+effort_option = click.option("--effort", type=click.Choice(EFFORTS), default="best", show_default=True,
+                              help="best: try every pixel coder under --max-error; fast: skip the learned pixel "
+                                   "models (several times faster, possibly larger); max: best, and search the "
+                                   "latent codes for ones that decode closer (0.5-2 dB more at the same rate, "
+                                   "25-300x slower to encode).")
 range_option = click.option("--range", "image_range", metavar="A:B", help="Only images A..B-1.")
 jobs_option = click.option("--jobs", default=1, show_default=True, metavar="N",
                            help="Code chunks in N processes (the same bytes as one).")

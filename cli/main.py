@@ -9,9 +9,10 @@ import click
 
 from aezip import __version__
 from aezip.errors import AezipError, InputError, ModelMismatchError, ParameterError
-from aezip.options import EFFORTS, QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
+from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 
-from .common import (PATH, STREAM, Report, backend_option, device_option, flag_for, force_option, jobs_option,
+from .common import (PATH, STREAM, Report, backend_option, device_option, effort_option, flag_for, force_option,
+                     jobs_option,
                      model_option, open_input, output_options, range_option, reporting, resolve_output,
                      threads_option)
 
@@ -127,9 +128,7 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
 @click.option("--key", help="The image array of a .npz holding several.")
 @click.option("--embed-model", is_flag=True,
               help="Put the decode-side model into the file, so it decodes without the model file.")
-@click.option("--effort", type=click.Choice(EFFORTS), default="best", show_default=True,
-              help="--max-error coding: try every pixel coder, or skip the learned pixel models (fast: several "
-                   "times faster to encode, possibly larger).")
+@effort_option
 @jobs_option
 @click.option("--shard", "shard_spec", metavar="K/N|auto", help="Write only part K of N (auto: torchrun's "
               "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")

@@ -53,6 +53,15 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
     assert by[("xz -9e", "raw bytes, whole set")].decoder_bytes is None
 
 
+def test_rows_at_effort_max_are_labelled_and_decode(tmp_path, sample_images, tiny_model_path) -> None:
+    test = sample_images[:24]
+    rows = aezip_rows(test, [("tiny", tiny_model_path)], [4], tmp_path, effort="max")
+    assert rows and all(r.setting.endswith(", --effort max") for r in rows)
+    by = {r.setting: r for r in rows}
+    assert by["latent 8, L 8, --max-error 4, --effort max"].max_abs_error <= 4
+    assert by["latent 8, L 8, --max-error 0, pixel model alone, --effort max"].max_abs_error == 0
+
+
 def test_pca_round_trips_its_own_bytes(sample_images) -> None:
     from aezip.bench.baselines import PCACodec
     codec = PCACodec.fit(sample_images[:200], 12)

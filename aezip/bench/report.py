@@ -23,7 +23,7 @@ from aezip.files.data import Dataset, array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.metrics import bits_per_pixel, psnr
 from aezip.files.modelfile import load_model
-from aezip.coding.pixelstream import ALONE, MLP
+from aezip.coding.pixelstream import ALONE, MLP, effort_methods
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
 
@@ -72,11 +72,12 @@ def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
 
 
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
-               workdir: Path, progress: Progress | None = None) -> list[Row]:
+               workdir: Path, progress: Progress | None = None, effort: str = "best") -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy at
     every level of its quality ladder (2..L), the first model lossy with --embed-model (decoded without the model),
     the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
-    its pixel model without latents, and only its pixel model with latents (where it has them)."""
+    its pixel model without latents, and only its pixel model with latents (where it has them); every encode at
+    `effort` (`aezip encode --effort`)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
@@ -84,16 +85,19 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in range(2, mf.config.levels + 1)]
     runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
+    methods_of, search = effort_methods(effort), effort == "max"
     decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
     for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
-                                                      quality=quality, embed_model=embed, pixel_methods=methods))
+                                                      quality=quality, embed_model=embed,
+                                                      pixel_methods=methods or methods_of, search=search))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
             "" if quality is None else f", --quality {quality}") + (
-            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label
+            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label + (
+            "" if effort == "best" else f", --effort {effort}")
         kind = (name, max_error is not None)
         if not embed and kind not in decoders:
             decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))
@@ -219,12 +223,13 @@ def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, flo
 
 def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
                      models: list[tuple[str, Path | None]], max_errors: Iterable[int] = MAX_ERRORS,
-                     progress: Progress | None = None) -> dict:
-    """Every row and the BD-rates, as one JSON-ready dict; progress(1) after each codec setting."""
+                     progress: Progress | None = None, effort: str = "best") -> dict:
+    """Every row and the BD-rates, as one JSON-ready dict; progress(1) after each codec setting; aezip encodes at
+    `effort`."""
     images = data.read_all()
     test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
     with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
-        rows = aezip_rows(test, models, max_errors, Path(tmp), progress)
+        rows = aezip_rows(test, models, max_errors, Path(tmp), progress, effort)
     for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test)):
         rows += group()
         if progress:

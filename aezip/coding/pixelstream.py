@@ -61,10 +61,11 @@ FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: n
 
 
 def effort_methods(effort: str) -> tuple[int, ...] | None:
-    """The pixel coders an encoding effort tries: "best" every one the model has (None), "fast" FAST_METHODS."""
+    """The pixel coders an encoding effort tries: "best" and "max" every one the model has (None), "fast"
+    FAST_METHODS."""
     if effort not in EFFORTS:
         raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
-    return None if effort == "best" else FAST_METHODS
+    return FAST_METHODS if effort == "fast" else None
 
 
 @dataclass

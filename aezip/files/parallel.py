@@ -32,7 +32,7 @@ def _start_worker(mf: ModelFile, settings: dict) -> None:
 def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]:
     from aezip.codec import chunk_codes, encode_chunk
     w = _worker
-    codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"], w["quality"])
+    codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"], w["quality"], w["search"])
     return encode_chunk(w["mf"], chunk, codes, w["max_error"], w["quality"], w["pixel_methods"]), len(chunk)
 
 
@@ -62,21 +62,21 @@ def _check_jobs(jobs: int) -> None:
 
 
 def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | None, backend: str,
-                  device, jobs: int, quality: int | None = None, pixel_methods: tuple[int, ...] | None = None
-                  ) -> Iterator[tuple[tuple[bytes, float, int], int]]:
-    """(payload, squared error, max error) and image count of each chunk (codes of `quality`), in order
-    (pixel_methods: see codec.encode_chunk)."""
+                  device, jobs: int, quality: int | None = None, pixel_methods: tuple[int, ...] | None = None,
+                  search: bool = False) -> Iterator[tuple[tuple[bytes, float, int], int]]:
+    """(payload, squared error, max error) and image count of each chunk (codes of `quality`, refined by the
+    encoder's search with `search`), in order (pixel_methods: see codec.encode_chunk)."""
     from aezip.codec import chunk_codes, encode_chunk
     from aezip.threads import prefetch
     _check_jobs(jobs)
     if jobs == 1:
         mf.model.to(device)
-        coded = ((c, chunk_codes(mf, c, backend, device, quality)) for c in chunks)
+        coded = ((c, chunk_codes(mf, c, backend, device, quality, search)) for c in chunks)
         # the next chunk's codes are computed while this one is coded (with more than one thread)
         return ((encode_chunk(mf, c, codes, max_error, quality, pixel_methods), len(c))
                 for c, codes in prefetch(coded))
     settings = {"path": "encode", "max_error": max_error, "backend": backend, "device": str(device),
-                "quality": quality, "pixel_methods": pixel_methods}
+                "quality": quality, "pixel_methods": pixel_methods, "search": search}
     return ordered_map(_encode_in_worker, chunks, jobs, mf, settings)
 
 
