@@ -28,16 +28,12 @@ def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, val
     q = values.shape[1]
     c = np.asarray(codes, dtype=np.int64).copy()
     dims = np.arange(c.shape[1]) % values.shape[0]
-    target = (x.double() * 255).to(x.device)
 
     def error(cc: np.ndarray) -> np.ndarray:
-        z = torch.from_numpy(values[dims, cc]).float().to(x.device)
-        with torch.no_grad():
-            r = model.decode(z, image_shape).double() * 255
-        return ((r - target) ** 2).sum(1).cpu().numpy()
+        return decoded_error(model, x, values[dims, cc], image_shape)
 
     sse = error(c)
-    lam = LAMBDA_PER_MSE * sse / target.shape[1]
+    lam = LAMBDA_PER_MSE * sse / x.shape[1]
     cost = sse + lam * bits[dims, c].sum(1)
     rows = np.arange(len(c))
     for _ in range(sweeps):
@@ -53,6 +49,13 @@ def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, val
                 c[rows[better], j] = trial[better, j]
                 cost = np.where(better, t_cost, cost)
     return c.astype(np.int32)
+
+
+def decoded_error(model: torch.nn.Module, x: torch.Tensor, z: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Each image's squared error (0..255 units) when latents z (rows x columns) are decoded by the float decoder."""
+    with torch.no_grad():
+        r = model.decode(torch.from_numpy(z).float().to(x.device), image_shape).double()
+    return (((r - x.double()) * 255) ** 2).sum(1).cpu().numpy()
 
 
 def code_bits(tables: np.ndarray) -> np.ndarray:
@@ -73,11 +76,7 @@ def refine(model: torch.nn.Module, tables: np.ndarray, levels: int, x: torch.Ten
     grid = np.broadcast_to(fine_values(levels, quality) / (levels - 1), (tables.shape[0], quality))
     centroid = centroid_values(tables, quality) / (levels - 1)
     dims = np.arange(codes.shape[1]) % tables.shape[0]
-    target = x.double() * 255
-
-    def sse(values: np.ndarray) -> float:
-        with torch.no_grad():
-            r = model.decode(torch.from_numpy(values[dims, codes]).float().to(x.device), image_shape)
-        return float(((r.double() * 255 - target) ** 2).sum())
-    values = centroid if sse(centroid) < sse(grid) else grid
+    closer = (decoded_error(model, x, centroid[dims, codes], image_shape).sum()
+              < decoded_error(model, x, grid[dims, codes], image_shape).sum())
+    values = centroid if closer else grid
     return search_codes(model, x, codes, values, code_bits(ladder_tables(tables, quality)), image_shape)
