@@ -1,6 +1,6 @@
 """GPU encode -> CPU decode, and where each codec path runs fastest on a GPU machine.
 
-Part of `benchmarks/gpu_check.sh`. For each dataset and mode (lossy, a `--quality` level, `--max-error 4` and 0) it
+Part of `benchmarks/gpu_check.sh`. For each dataset and mode (lossy, a `--quality` level, `--max-error 4` and 0, lossy `--effort max`) it
 encodes once on the device (Triton kernels) and once on the CPU (torch reference), decodes both files in a fresh
 process that sees no GPU (`CUDA_VISIBLE_DEVICES=`), and compares: the chunk payloads, the decoded pixels of the two
 files, and the decoded pixels against the input (max error ≤ E). A GPU-written file passes when its CPU decode meets
@@ -33,7 +33,7 @@ from aezip.files.container import ContainerReader
 from aezip.threads import apply_threads
 
 MODES: dict[str, dict] = {"lossy": {}, "quality 8": {"quality": 8}, "max-error 4": {"max_error": 4},
-                          "lossless": {"max_error": 0}}
+                          "lossless": {"max_error": 0}, "effort max": {"effort": "max"}}
 
 
 def _parse_set(text: str) -> tuple[str, Path, str | None, str | None]:
