@@ -150,7 +150,8 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
         codes = coarse_codes(z, mf.config.levels, quality)
     if search:
         from aezip.network.search import refine
-        codes = refine(mf.model, mf.tables, mf.config.levels, x, codes, quality, chunk.shape[1:])
+        codes = refine(mf.model, mf.tables, mf.config.levels, x, codes, quality, chunk.shape[1:], mf.config.patch,
+                       mf.config.context)
     return codes
 
 

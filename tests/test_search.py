@@ -57,13 +57,78 @@ def test_effort_max_keeps_every_mode_decodable_and_bounded(tiny_model_path, samp
         assert np.abs(back.astype(int) - images.astype(int)).max() <= kw["max_error"]
 
 
-def test_effort_max_on_a_tile_model_and_an_odd_shape(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def tile_model():
+    """A tiny tile model (4 x 4 tiles, context 1) and odd-shaped RGB images it codes as a 5 x 5 grid of tiles."""
     rng = np.random.default_rng(3)
-    base = np.cumsum(np.cumsum(rng.normal(0, 6, (24, 13, 11, 3)), 1), 2)
+    base = np.cumsum(np.cumsum(rng.normal(0, 6, (24, 19, 17, 3)), 1), 2)
     images = np.clip(base - base.min() + 20, 0, 255).astype(np.uint8)
     mf = aezip.train(images, patch=4, margin=2, hidden=(16,), latent=3, epochs=2, pixel_model=False,
                      progress=False, log=lambda m: None)
+    return mf, images
+
+
+def test_tile_search_steps_groups_of_tiles_and_never_raises_an_images_cost(tile_model, monkeypatch) -> None:
+    mf, images = tile_model
+    assert mf.config.patch == 4 and mf.config.context == 1
+    x, shape, levels = to_unit(images), images.shape[1:], mf.config.levels
+    plain = mf.model.codes(x, "torch", shape).numpy()
+    assert plain.shape[1] == 25 * 3                       # 5 x 5 tiles of 3 latents
+    values = np.broadcast_to(np.arange(levels) / (levels - 1), mf.tables.shape)
+    bits = code_bits(mf.tables)
+    dims = np.arange(plain.shape[1]) % 3
+
+    def cost(codes: np.ndarray, lam: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            r = mf.model.decode(torch.from_numpy(values[dims, codes]).float(), shape).double()
+        sse = ((r * 255 - x.double() * 255) ** 2).sum(1).numpy()
+        return sse, bits[dims, codes].sum(1)
+    decodes = []
+    real = mf.model.decode
+    monkeypatch.setattr(mf.model, "decode", lambda z, s=None: (decodes.append(1), real(z, s))[1])
+    found = search_codes(mf.model, x, plain, values, bits, shape, patch=4, context=1)
+    monkeypatch.undo()
+    assert len(decodes) <= 1 + 9 * 3 * 2                  # (2r+1)^2 groups x latent x 2 steps, not 25 tiles' worth
+    sse0, bits0 = cost(plain)
+    sse1, bits1 = cost(found)
+    lam = 8.0 * sse0 / x.shape[1]
+    assert np.all(sse1 + lam * bits1 <= sse0 + lam * bits0 + 1e-6)
+    assert np.any(found != plain)
+
+
+def test_effort_max_on_a_tile_model_and_an_odd_shape(tile_model) -> None:
+    mf, images = tile_model
     plain = aezip.decompress(aezip.compress(images, mf), mf)
     searched = aezip.decompress(aezip.compress(images, mf, effort="max"), mf)
     assert searched.shape == images.shape
     assert _psnr(searched, images) > _psnr(plain, images) - 1.0   # it may trade error for bits, never collapse
+
+
+@pytest.mark.parametrize("r,th,tw", [(1, 5, 4), (2, 3, 7), (0, 1, 1)])
+def test_around_sums_each_tiles_neighbourhood(r, th, tw) -> None:
+    from aezip.network.search import _TileGrid
+    g = _TileGrid((th * 3, tw * 3), 3 if r or th > 1 else 0, r, 2)
+    a = np.random.default_rng(r).normal(size=(2, th, tw))
+    want = np.zeros_like(a)
+    for y in range(th):
+        for x in range(tw):
+            want[:, y, x] = a[:, max(0, y - r):y + r + 1, max(0, x - r):x + r + 1].sum(axis=(1, 2))
+    np.testing.assert_allclose(g.around(a), want)
+    groups = g.groups()
+    assert sum(m.astype(int) for m in groups).tolist() == np.ones((th, tw), int).tolist()   # each tile once
+    for m in groups:                          # tiles stepped together are more than 2r apart
+        ys, xs = np.nonzero(m)
+        d = np.maximum(np.abs(ys[:, None] - ys[None]), np.abs(xs[:, None] - xs[None]))
+        assert np.all((d == 0) | (d > 2 * r))
+
+
+def test_tile_error_splits_an_odd_images_error_by_tile() -> None:
+    from aezip.network.search import _TileGrid
+    g = _TileGrid((7, 10, 3), 4, 1, 2)              # 2 x 3 tiles, the last row and column cut
+    x = torch.rand(2, 7 * 10 * 3, generator=torch.Generator().manual_seed(0))
+    y = torch.rand(2, 7 * 10 * 3, generator=torch.Generator().manual_seed(1))
+    per_tile = g.tile_error(y, x)
+    assert per_tile.shape == (2, 2, 3)
+    full = (((y.double() - x.double()) * 255) ** 2).reshape(2, 7, 10, 3)
+    np.testing.assert_allclose(per_tile[:, 1, 2], full[:, 4:, 8:].sum(axis=(1, 2, 3)).numpy())
+    np.testing.assert_allclose(per_tile.sum(axis=(1, 2)), full.sum(axis=(1, 2, 3)).numpy())
