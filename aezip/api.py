@@ -13,8 +13,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from aezip.codec import CodecReport, decode_file, encode_dataset, iter_decoded, model_for, test_file
-from aezip.coding.pixelstream import effort_methods
+from aezip.codec import CodecReport, decode_file, effort_settings, encode_dataset, iter_decoded, model_for, test_file
 from aezip.fileinfo import file_info
 from aezip.files.container import ContainerReader
 from aezip.files.data import Dataset, array_dataset, open_dataset, read_stream
@@ -71,8 +70,7 @@ def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *,
     codes for ones that decode closer (much slower to encode; the decoder is the same)."""
     buf = io.BytesIO()
     encode_dataset(array_dataset(images), _model(model), buf, chunk_size=chunk_size, max_error=max_error,
-                   quality=quality, embed_model=embed_model, pixel_methods=effort_methods(effort),
-                   search=effort == "max")
+                   quality=quality, embed_model=embed_model, **effort_settings(effort))
     return buf.getvalue()
 
 
@@ -102,7 +100,7 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
     return encode_dataset(dataset, _model(model), dst, chunk_size=chunk_size, max_error=max_error, backend=backend,
                           device=device, image_range=image_range, force=force, progress=progress, jobs=jobs,
                           shard=shard, quality=quality, embed_model=embed_model,
-                          pixel_methods=effort_methods(effort), search=effort == "max")
+                          **effort_settings(effort))
 
 
 def decode(src: str | Path | bytes | BinaryIO, dst: str | Path | BinaryIO,

@@ -31,7 +31,7 @@ from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
 from aezip.coding.pixelstream import (PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, PIXEL_CODER_V3, decode_pixels,
-                                      encode_pixels)
+                                      effort_methods, encode_pixels)
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
@@ -133,6 +133,11 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
             break
     if held:
         yield np.concatenate(pending)
+
+
+def effort_settings(effort: str) -> dict:
+    """encode_dataset's pixel_methods and search for an `--effort` level (fast, best or max)."""
+    return {"pixel_methods": effort_methods(effort), "search": effort == "max"}
 
 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,

@@ -18,7 +18,7 @@ WEIGHT_BITS = (2, 16)   # the integer decoder's signed weight bits: 16 unless a 
 FINETUNE_EPOCHS = 16    # decoder fine-tuning for coarser weights (network/finetune.py): epochs and L1 weight,
 FINETUNE_SPARSITY = 1e-2  # chosen on a validation split of MNIST's training images (README)
 QUANT_NOISES = ("uniform", "ste")
-EFFORTS = ("best", "fast", "max")        # every pixel coder; the context and generic ones only; best + the latent search
+EFFORTS = ("best", "fast", "max")        # every pixel coder; the context and generic ones; best + the latent search
 ESTIMATES = ("mean", "nearest")          # restore: fit-weighted mean of the refined decodings, or the best one
 DENOISE_SPECS = "gaussian:SIGMA (SIGMA >= 0), mask:P (0 <= P < 1) or box:S (an S x S box, S >= 1)"
 PRIOR_SPECS = "adversarial[:uniform|bernoulli:RHO] with 0 < RHO < 1"

@@ -1,9 +1,9 @@
 """GPU encode -> CPU decode, and where each codec path runs fastest on a GPU machine.
 
-Part of `benchmarks/gpu_check.sh`. For each dataset and mode (lossy, a `--quality` level, `--max-error 4` and 0, lossy `--effort max`) it
-encodes once on the device (Triton kernels) and once on the CPU (torch reference), decodes both files in a fresh
-process that sees no GPU (`CUDA_VISIBLE_DEVICES=`), and compares: the chunk payloads, the decoded pixels of the two
-files, and the decoded pixels against the input (max error ≤ E). A GPU-written file passes when its CPU decode meets
+Part of `benchmarks/gpu_check.sh`. For each dataset and mode (lossy, a `--quality` level, `--max-error 4` and 0,
+lossy `--effort max`) it encodes once on the device (Triton kernels) and once on the CPU (torch reference), decodes
+both files in a fresh process that sees no GPU (`CUDA_VISIBLE_DEVICES=`), and compares: the chunk payloads, the
+decoded pixels of the two files, and the decoded pixels against the input (max error ≤ E). A GPU-written file passes when its CPU decode meets
 its bound and its pixel checksums (every chunk stores the CRC of the pixels the encoder reconstructed; the decoder
 checks it). The device's float encoder may pick other latent codes than the CPU's where a value sits at a rounding
 tie, so the two files need not be the same bytes; the table counts the chunks and images that differ.

@@ -18,12 +18,12 @@ from PIL import Image
 
 from aezip.bench.bdrate import METHODS, bd_rate
 from aezip.bench.baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
-from aezip.codec import Progress, decode_file, encode_dataset
+from aezip.codec import Progress, decode_file, effort_settings, encode_dataset
 from aezip.files.data import Dataset, array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.metrics import bits_per_pixel, psnr
 from aezip.files.modelfile import load_model
-from aezip.coding.pixelstream import ALONE, MLP, effort_methods
+from aezip.coding.pixelstream import ALONE, MLP
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
 
@@ -85,19 +85,20 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in range(2, mf.config.levels + 1)]
     runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
-    methods_of, search = effort_methods(effort), effort == "max"
+    at_effort = effort_settings(effort)
     decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
     for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
                                                       quality=quality, embed_model=embed,
-                                                      pixel_methods=methods or methods_of, search=search))
+                                                      pixel_methods=methods or at_effort["pixel_methods"],
+                                                      search=at_effort["search"]))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
             "" if quality is None else f", --quality {quality}") + (
-            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + label + (
-            "" if effort == "best" else f", --effort {effort}")
+            "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
+            label + ("" if effort == "best" else f", --effort {effort}"))
         kind = (name, max_error is not None)
         if not embed and kind not in decoders:
             decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))

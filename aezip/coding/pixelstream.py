@@ -115,7 +115,8 @@ class _Coders:
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
         return self.cache[method, -step][0]
 
-    def estimates(self, method: int, step: int, variants: Collection[int] | None = None) -> dict[tuple[int, int], float]:
+    def estimates(self, method: int, step: int,
+                  variants: Collection[int] | None = None) -> dict[tuple[int, int], float]:
         """Bytes of each (method, variant) for every step-th image, scaled to the chunk: the context coder's real
         stream, the pixel models' ideal code lengths (ideal_bytes) of `variants` (default: all)."""
         scale = len(self.x) / len(self.x[::step])
