@@ -132,3 +132,16 @@ def test_tile_error_splits_an_odd_images_error_by_tile() -> None:
     full = (((y.double() - x.double()) * 255) ** 2).reshape(2, 7, 10, 3)
     np.testing.assert_allclose(per_tile[:, 1, 2], full[:, 4:, 8:].sum(axis=(1, 2, 3)).numpy())
     np.testing.assert_allclose(per_tile.sum(axis=(1, 2)), full.sum(axis=(1, 2, 3)).numpy())
+
+
+def test_effort_max_writes_the_same_bytes_with_worker_processes(tmp_path, sample_images) -> None:
+    """--jobs N hands the search to worker processes; the file is the one --jobs 1 writes."""
+    import aezip.api
+    images = sample_images[:96]
+    out = {}
+    for jobs in (1, 2):
+        aezip.api.encode(images, tmp_path / f"j{jobs}.aez", effort="max", chunk_size=32, jobs=jobs)
+        out[jobs] = (tmp_path / f"j{jobs}.aez").read_bytes()
+    assert out[1] == out[2]
+    aezip.api.encode(images, tmp_path / "best.aez", chunk_size=32)
+    assert (tmp_path / "best.aez").read_bytes() != out[1]          # the workers did search
