@@ -7,7 +7,9 @@ Training runs torch with N threads. The default is measured, not assumed (README
 CPU a second thread made lossy encode 1.5x, lossy decode 1.7x and training 1.5x faster when the machine was idle,
 and training 2.3x slower when one other process kept a core busy (5-10x under heavier load). So the default is the
 number of cores idle right now (read from /proc/stat over IDLE_WINDOW seconds; elsewhere the cores less the 1-minute
-load average), rounded down after adding IDLE_SLACK, between 1 and AUTO_MAX, the most this project has measured.
+load average), rounded down after adding IDLE_SLACK, between 1 and the path's AUTO_MAX: on a 16-core machine (the
+H200 machine, README "On a GPU") 4 threads beat 2 by 5 % (lossy encode), 9 % (lossy decode) and 26 % (lossless
+encode), 8 beat 4 in none by more than 4 %; training was measured up to 2.
 Thread counts never change encoded or decoded bytes (the integer decoder is exact in any summation order and each
 row is decoded on its own; the encoder's codes come from one torch thread). A trained model can differ in its last
 bits between thread counts (BLAS splits some matmul shapes across threads), so train prints the count it used.
@@ -22,7 +24,7 @@ from typing import Iterator, TypeVar
 
 T = TypeVar("T")
 
-AUTO_MAX = 2         # the default uses at most this many threads: more were never measured (--threads N for more)
+AUTO_MAX = {"encode": 4, "decode": 4, "train": 2}   # the default's most threads per path, as measured (docstring)
 IDLE_WINDOW = 0.05   # seconds over which /proc/stat's idle time is sampled (10 ticks of 2 cores at 100 Hz)
 IDLE_SLACK = 0.25    # a core counts as idle from 75 % idle: a thread on a shared core loses more than it gains
 _state: dict = {"workers": 1, "pool": None, "ahead": None, "idle": None}
@@ -52,20 +54,20 @@ def idle_cores() -> float:
     return _state["idle"]
 
 
-def default_threads() -> int:
-    """The threads a path gets unless told: the idle cores (plus IDLE_SLACK, rounded down), 1..AUTO_MAX and at most
-    the cores this process may run on."""
+def default_threads(path: str = "encode") -> int:
+    """The threads `path` gets unless told: the idle cores (plus IDLE_SLACK, rounded down), 1..AUTO_MAX[path] and
+    at most the cores this process may run on."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(AUTO_MAX, usable, math.floor(idle_cores() + IDLE_SLACK)))
+    return max(1, min(AUTO_MAX[path], usable, math.floor(idle_cores() + IDLE_SLACK)))
 
 
-def thread_count(requested: int | None = None) -> int:
-    """The threads to use: `requested`, else OMP_NUM_THREADS, else default_threads()."""
+def thread_count(requested: int | None = None, path: str = "encode") -> int:
+    """The threads `path` uses: `requested`, else OMP_NUM_THREADS, else default_threads(path)."""
     from aezip.errors import InputError
     if requested is None:
         env = os.environ.get("OMP_NUM_THREADS", "").strip()
         if not env:
-            return default_threads()
+            return default_threads(path)
         try:
             requested = int(env)
         except ValueError:
@@ -77,7 +79,7 @@ def thread_count(requested: int | None = None) -> int:
 
 def apply_threads(path: str, requested: int | None = None) -> int:
     """Set BLAS, torch and the block pool for `path` ("encode", "decode" or "train"); returns the thread count."""
-    n = thread_count(requested)
+    n = thread_count(requested, path)
     import numpy  # noqa: F401  (threadpoolctl limits only the libraries already loaded: numpy's BLAS)
     from threadpoolctl import threadpool_limits
     threadpool_limits(limits=n if path == "train" else 1)

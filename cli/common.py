@@ -57,9 +57,9 @@ range_option = click.option("--range", "image_range", metavar="A:B", help="Only 
 jobs_option = click.option("--jobs", default=1, show_default=True, metavar="N",
                            help="Code chunks in N processes (the same bytes as one).")
 threads_option = click.option("--threads", type=int, default=None,
-                              help="CPU threads [default: OMP_NUM_THREADS, else the cores idle now, 1 to 2]. "
-                                   "Files are the same bytes with any count; a trained model can differ in its "
-                                   "last bits.")
+                              help="CPU threads [default: OMP_NUM_THREADS, else the cores idle now, up to 4; "
+                                   "training up to 2]. Files are the same bytes with any count; a trained model can "
+                                   "differ in its last bits.")
 reporting = _decorate(
     click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary (errors still print)."),
     click.option("-v", "--verbose", count=True, help="Say more: the model, the backend, the images used."),

@@ -42,11 +42,13 @@ def test_thread_count_takes_the_flag_then_omp_num_threads_then_the_idle_cores(mo
 
 
 @pytest.mark.parametrize("idle, cores, expected", [(2.0, 2, 2), (1.8, 2, 2), (1.7, 2, 1), (1.0, 2, 1), (0.0, 2, 1),
-                                                   (1.9, 1, 1), (7.9, 8, AUTO_MAX)])
+                                                   (1.9, 1, 1), (3.8, 8, 4), (7.9, 8, 4)])
 def test_the_default_is_the_idle_cores_between_1_and_the_measured_most(monkeypatch, idle, cores, expected):
     monkeypatch.setitem(threads._state, "idle", idle)
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
-    assert default_threads() == expected
+    assert default_threads() == default_threads("decode") == expected
+    assert default_threads("train") == min(expected, 2)     # training was measured up to 2 threads
+    assert AUTO_MAX == {"encode": 4, "decode": 4, "train": 2}
 
 
 def test_idle_cores_are_measured_once_and_lie_within_the_machine(monkeypatch):
