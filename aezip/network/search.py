@@ -78,10 +78,11 @@ def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, val
     c = np.asarray(codes, dtype=np.int64).reshape(len(codes), g.th, g.tw, latent).copy()
     ks = np.arange(latent)
 
-    def error(cc: np.ndarray) -> np.ndarray:
+    def error(cc: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """Per-tile squared error of the images `rows` decoded from codes cc (theirs only)."""
         z = torch.from_numpy(values[ks, cc].reshape(len(cc), -1)).float().to(x.device)
         with torch.no_grad():
-            return g.tile_error(model.decode(z, image_shape), x)
+            return g.tile_error(model.decode(z, image_shape), x[rows])
 
     err = error(c)
     lam = (LAMBDA_PER_MSE * err.sum(axis=(1, 2)) / x.shape[1]).reshape(-1, 1, 1)
@@ -92,9 +93,11 @@ def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, val
                     trial = c.copy()
                     trial[:, group, k] = np.clip(c[:, group, k] + step, 0, q - 1)
                     moved = trial[..., k] != c[..., k]
-                    if not moved.any():
+                    rows = np.nonzero(moved.any(axis=(1, 2)))[0]   # images a step moves (not those at an end)
+                    if not len(rows):
                         continue
-                    t_err = error(trial)
+                    t_err = err.copy()
+                    t_err[rows] = error(trial[rows], rows)
                     gain = g.around(t_err - err) + lam * (bits[k, trial[..., k]] - bits[k, c[..., k]])
                     keep = moved & (gain < 0)
                     c[..., k] = np.where(keep, trial[..., k], c[..., k])
