@@ -225,6 +225,9 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
     if quality is not None:
         header["quality"] = quality
+    if search:                   # provenance only: the decoder reads the codes as always
+        from aezip.network.search import LATENT_SEARCH
+        header["latent_search"] = LATENT_SEARCH
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()

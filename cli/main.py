@@ -304,7 +304,9 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
             ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
              or "none"),
-            ("encoder backend", h["backend"]), ("decoder", h["decoder"]), ("chunks", h["chunks"]),
+            ("encoder backend", h["backend"]),
+            ("latent search", h.get("latent_search", "none (codes rounded to the nearest)")),
+            ("decoder", h["decoder"]), ("chunks", h["chunks"]),
             ("bytes", h["bytes"]),
             ("embedded model", f"{h['embedded_model_bytes']} bytes (decodes without -m)" if h["embedded_model_bytes"]
              else "none"),

@@ -45,6 +45,8 @@ def test_effort_max_decodes_closer_with_the_default_model(sample_images) -> None
     gain = _psnr(aezip.decompress(searched), images) - _psnr(aezip.decompress(best), images)
     assert gain > 0.5                        # measured: +0.96 dB on held-out MNIST at the same rate
     assert len(searched) <= 1.03 * len(best)
+    assert aezip.info(searched)["latent_search"] == "greedy-coordinate-v1"   # provenance in the header
+    assert "latent_search" not in aezip.info(best)
 
 
 @pytest.mark.parametrize("kw", [{"quality": 6}, {"max_error": 4}, {"max_error": 0}])
