@@ -74,6 +74,7 @@ def compare(name: str, images: np.ndarray, model_path: str | None, device: str, 
                 row[f"{where}_backend"] = r.header["backend"]
             decoded[where], row[f"{where}_decode_s"] = _cpu_decode(aez, aez.with_suffix(".npy"), model_path)
             row[f"{where}_bits_per_pixel"] = report.bits_per_pixel
+            row[f"{where}_encode_images_per_s"] = len(images) / report.seconds
             row[f"{where}_psnr"] = report.psnr_db
             err = np.abs(decoded[where].astype(np.int16) - images.astype(np.int16))
             row[f"{where}_max_error"] = int(err.max())
@@ -90,7 +91,8 @@ def compare(name: str, images: np.ndarray, model_path: str | None, device: str, 
               f"{row['device_psnr']:7.2f} | cpu {row['cpu_bits_per_pixel']:8.4f} {row['cpu_psnr']:7.2f} | "
               f"chunks differing {row['chunks_differing']}/{row['chunks']}, images decoding differently "
               f"{row['images_decoding_differently']}/{len(images)}, max error {row['device_max_error']} "
-              f"{'PASS' if row['ok'] else 'FAIL'}", flush=True)
+              f"{'PASS' if row['ok'] else 'FAIL'} | encode images/s {row['device_encode_images_per_s']:,.0f} on the "
+              f"device, {row['cpu_encode_images_per_s']:,.0f} on the CPU", flush=True)
     return rows
 
 
