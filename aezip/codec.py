@@ -25,13 +25,13 @@ from aezip.files.header import default_chunk_size, image_samples, max_chunk_size
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
-from aezip.options import parse_range
+from aezip.options import EFFORTS, parse_range
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
 from aezip.coding.pixelstream import (PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, PIXEL_CODER_V3, decode_pixels,
-                                      effort_methods, encode_pixels)
+                                      FAST_METHODS, encode_pixels)
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
@@ -136,8 +136,11 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
 
 
 def effort_settings(effort: str) -> dict:
-    """encode_dataset's pixel_methods and search for an `--effort` level (fast, best or max)."""
-    return {"pixel_methods": effort_methods(effort), "search": effort == "max"}
+    """encode_dataset's pixel_methods and search for an `--effort` level: "fast" tries FAST_METHODS (no learned
+    pixel model), "best" every pixel coder the model has, "max" those and the latent search (search.py)."""
+    if effort not in EFFORTS:
+        raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
+    return {"pixel_methods": FAST_METHODS if effort == "fast" else None, "search": effort == "max"}
 
 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,

@@ -109,7 +109,7 @@ def test_effort_max_on_a_tile_model_and_an_odd_shape(tile_model) -> None:
 @pytest.mark.parametrize("r,th,tw", [(1, 5, 4), (2, 3, 7), (0, 1, 1)])
 def test_around_sums_each_tiles_neighbourhood(r, th, tw) -> None:
     from aezip.network.search import _TileGrid
-    g = _TileGrid((th * 3, tw * 3), 3 if r or th > 1 else 0, r, 2)
+    g = _TileGrid((th * 3, tw * 3), 3 if r or th > 1 else 0, r)
     a = np.random.default_rng(r).normal(size=(2, th, tw))
     want = np.zeros_like(a)
     for y in range(th):
@@ -126,7 +126,7 @@ def test_around_sums_each_tiles_neighbourhood(r, th, tw) -> None:
 
 def test_tile_error_splits_an_odd_images_error_by_tile() -> None:
     from aezip.network.search import _TileGrid
-    g = _TileGrid((7, 10, 3), 4, 1, 2)              # 2 x 3 tiles, the last row and column cut
+    g = _TileGrid((7, 10, 3), 4, 1)                 # 2 x 3 tiles, the last row and column cut
     x = torch.rand(2, 7 * 10 * 3, generator=torch.Generator().manual_seed(0))
     y = torch.rand(2, 7 * 10 * 3, generator=torch.Generator().manual_seed(1))
     per_tile = g.tile_error(y, x)

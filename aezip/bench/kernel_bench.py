@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from aezip import __version__, kernels
+from aezip.kernels.dispatch import dot_precision
 from aezip.kernels.reference import encoder_forward_reference, sparse_kl_reference
 from aezip.network.model import AEConfig, AutoEncoder
 
@@ -45,7 +46,6 @@ def environment(device: torch.device) -> dict:
     except ImportError:
         triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    from aezip.kernels.dispatch import dot_precision
     return {"device": name, "device_type": device.type, "torch": torch.__version__, "triton": triton_version,
             "dot_precision": dot_precision(),
             "aezip": __version__, "git_commit": commit, "threads": torch.get_num_threads(),
@@ -92,7 +92,6 @@ def _gemm_peak(device: torch.device, impl: str) -> float | None:
     default) runs on the fp32 units."""
     if impl != "triton":
         return _peak(device, "fp32")
-    from aezip.kernels.dispatch import dot_precision
     tf32 = _peak(device, "tf32")
     return {"ieee": _peak(device, "fp32"), "tf32x3": tf32 and tf32 / 3, "tf32": tf32}[dot_precision()]
 

@@ -38,8 +38,6 @@ from aezip.coding import bins
 from aezip.coding.gradient import decode_gradient, encode_gradient
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from aezip.coding.residual import decode_residual, encode_residual
-from aezip.errors import ParameterError
-from aezip.options import EFFORTS
 
 PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-or-generic-v4"
 PIXEL_CODER_V3 = "tagged-pixel-mlp-alone-context-or-generic-v3"   # methods 0-7; still decodes
@@ -58,14 +56,6 @@ SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller c
 CLOSE = 1.0          # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
 VARIANT_CLOSE = 1.01 # a pixel model's variants within this factor of its best on the sample are costed on the chunk
 FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: no learned pixel model is run
-
-
-def effort_methods(effort: str) -> tuple[int, ...] | None:
-    """The pixel coders an encoding effort tries: "best" and "max" every one the model has (None), "fast"
-    FAST_METHODS."""
-    if effort not in EFFORTS:
-        raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
-    return FAST_METHODS if effort == "fast" else None
 
 
 @dataclass
