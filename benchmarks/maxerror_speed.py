@@ -9,7 +9,8 @@ aezip.threads.apply_threads for encode and for decode, as the CLI sets them), th
 tree's default unless -m), through aezip.codec.encode_dataset / decode_file to .npy; first-call costs (imports,
 compiled-code cache) are paid by an untimed warm-up encode and decode; figures are medians of --reps. Each decoded
 file is checked against the bound, and the files' SHA-256 say whether the trees wrote the same bytes. --effort
-measures `aezip encode --effort` levels (the pixel coders each tries, passed to both trees as method numbers).
+measures `aezip encode --effort` levels (the pixel coders each tries, passed to both trees as method numbers; max
+also runs the latent search).
 """
 from __future__ import annotations
 
@@ -51,8 +52,9 @@ def worker(src: Path, model: Path, errors: list[int], efforts: dict[str, list[in
         for effort, methods in efforts.items():
             aez, back = work / f"e{e}.aez", work / f"e{e}.npy"
             apply_threads("encode", threads)
+            search = {"search": True} if effort == "max" else {}   # trees before the search have no "max"
             enc = _median_seconds(lambda: encode_dataset(dataset, mf, aez, max_error=e, force=True,
-                                                         pixel_methods=methods), reps)
+                                                         pixel_methods=methods, **search), reps)
             apply_threads("decode", threads)
             dec = _median_seconds(lambda: decode_file(aez, back, model_path=mf, force=True), reps)
             assert np.abs(np.load(back).astype(int) - images).max() <= e
@@ -117,8 +119,8 @@ def main() -> None:
                    for e in args.effort.split(",")}
         worker(Path(args.data), Path(args.model), errors, efforts, args.reps, int(args.threads), Path(args.out))
         return
-    from aezip.coding.pixelstream import effort_methods
-    methods = {e: effort_methods(e) for e in args.effort.split(",")}
+    from aezip.codec import effort_settings
+    methods = {e: effort_settings(e)["pixel_methods"] for e in args.effort.split(",")}
     efforts = ",".join(f"{e}:{'all' if m is None else '+'.join(map(str, m))}" for e, m in methods.items())
     from aezip.files.data import open_dataset
     from aezip.options import parse_range
