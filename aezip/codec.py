@@ -30,8 +30,8 @@ from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
-from aezip.coding.pixelstream import (PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, PIXEL_CODER_V3, decode_pixels,
-                                      FAST_METHODS, encode_pixels)
+from aezip.coding.pixelstream import (ALONE, CODER_METHODS, FAST_METHODS, MLP, PIXEL_CODER, decode_pixels,
+                                      encode_pixels)
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
@@ -327,7 +327,7 @@ def check_header(reader: ContainerReader) -> dict:
     try:
         validate_header(h, decoder=ARITHMETIC,
                         entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2),
-                        residual=(PIXEL_CODER, PIXEL_CODER_V3, PIXEL_CODER_V2, PIXEL_CODER_V1, RESIDUAL_CODER))
+                        residual=(*CODER_METHODS, RESIDUAL_CODER))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:
@@ -358,10 +358,10 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
             raise ValueError("a pixel stream without latents")
         return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
     coder = header["residual"]
-    mlp = mf.pixel if coder in (PIXEL_CODER, PIXEL_CODER_V3, PIXEL_CODER_V2) else None   # version 1: none
-    alone = _alone(mf, image_samples(header["shape"])) if coder in (PIXEL_CODER, PIXEL_CODER_V3) else None
+    mlp = mf.pixel if CODER_METHODS[coder] > MLP else None   # version 1: none
+    alone = _alone(mf, image_samples(header["shape"])) if CODER_METHODS[coder] > ALONE else None
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior, mlp, alone, gradient=coder == PIXEL_CODER)
+                         mf.residual_prior, mlp, alone, coder)
 
 
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from aezip.codec import check_header, image_channels, source_of, unpack_payload
 from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER_V2
-from aezip.coding.pixelstream import METHOD_NAMES, PIXEL_CODER, PIXEL_CODER_V1, PIXEL_CODER_V2, PIXEL_CODER_V3
+from aezip.coding.pixelstream import CODER_METHODS, METHOD_NAMES
 from aezip.files.container import ContainerReader
 
 
@@ -25,7 +25,7 @@ def _count_chunks(reader: ContainerReader, name_of: Callable[[bytes, bytes], str
 
 def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --max-error file use each pixel coder (the first byte of each pixel stream)."""
-    if reader.header["residual"] not in (PIXEL_CODER, PIXEL_CODER_V3, PIXEL_CODER_V2, PIXEL_CODER_V1):
+    if reader.header["residual"] not in CODER_METHODS:
         return {}
     return _count_chunks(reader, lambda _, res: METHOD_NAMES.get(res[0], "unknown") if res else "empty")
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
-from aezip.coding.pixelstream import GRADIENT
+from aezip.coding.pixelstream import GRADIENT, MIXING
 from aezip.files.data import open_dataset
 from aezip.files.decodemodel import pack, save_decoder, unpack
 from aezip.bench.demo import sample_path
@@ -94,7 +94,9 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
                           ("embedded", workdir / "src.npy", {"chunk_size": 5, "embed_model": True}),
                           ("embedded-e", workdir / "src.npy", {"chunk_size": 6, "max_error": 2, "embed_model": True}),
                           ("gradient", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 0,
-                                                                 "pixel_methods": (GRADIENT,)})):
+                                                                 "pixel_methods": (GRADIENT,)}),
+                          ("mixing", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 1,
+                                                               "pixel_methods": (MIXING,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
     save_decoder(mf, workdir / "tiny.aezd")

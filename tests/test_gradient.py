@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aezip.coding.gradient import decode_gradient, encode_gradient
-from aezip.coding.pixelstream import GRADIENT, PIXEL_CODER, XZ, decode_pixels, encode_pixels
+from aezip.coding.pixelstream import GRADIENT, PIXEL_CODER_V3, XZ, decode_pixels, encode_pixels
 from aezip.coding.residual import N_CONTEXTS
 
 
@@ -128,5 +128,5 @@ def test_the_pixel_stream_picks_it_on_photographs_and_older_files_refuse_it() ->
     assert stream.method == GRADIENT and not stream.needs_latents
     np.testing.assert_array_equal(stream.recon, x)
     np.testing.assert_array_equal(decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior), x)
-    with pytest.raises(ValueError, match=f"older than {PIXEL_CODER}"):
-        decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior, gradient=False)
+    with pytest.raises(ValueError, match=f"gradient pixel stream in a file whose coder \\({PIXEL_CODER_V3}\\) predates"):
+        decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior, coder=PIXEL_CODER_V3)

@@ -60,7 +60,7 @@ def test_hostile_streams_are_refused(data) -> None:
         decode_pixels(data, None, (10, 64), SHAPE, 4, PRIOR)
 
 
-def _encode(tmp_path, model_path, images, max_error):
+def _encode(tmp_path, model_path, images, max_error, methods=None):
     from aezip.codec import decode_file, encode_dataset
     from aezip.fileinfo import file_info
     from aezip.files.data import open_dataset
@@ -68,7 +68,8 @@ def _encode(tmp_path, model_path, images, max_error):
     src = tmp_path / "x.npy"
     np.save(src, images)
     aez = tmp_path / "x.aez"
-    encode_dataset(open_dataset(src), load_model(model_path), aez, max_error=max_error, chunk_size=16, force=True)
+    encode_dataset(open_dataset(src), load_model(model_path), aez, max_error=max_error, chunk_size=16, force=True,
+                   pixel_methods=methods)
     decode_file(aez, tmp_path / "y.npy", model_path=model_path, force=True)
     back = np.load(tmp_path / "y.npy")
     assert np.abs(back.astype(int) - images.astype(int)).max() <= max_error
@@ -92,10 +93,10 @@ def test_files_from_the_untagged_context_coder_still_decode(tmp_path, sample_ima
     from tests import aezcraft
     from aezip.files.modelfile import load_model
     mf = load_model()
-    mf.pixel = mf.pixel_alone = None           # the default autoencoder alone: its context coder wins every chunk
+    mf.pixel = mf.pixel_alone = None           # the default autoencoder alone, and its context coder
     model = tmp_path / "context-only.aezm"
     mf.save(model)
-    aez, info = _encode(tmp_path, model, sample_images[:64], 2)
+    aez, info = _encode(tmp_path, model, sample_images[:64], 2, (CONTEXT, CONTEXT_EXACT))
     assert info["pixel_coders"] == {"context": 4}
     parts = aezcraft.parse(aez.read_bytes())
     h = parts.header_json

@@ -1,0 +1,307 @@
+"""The mixing coder's compiled loop (numba): each bin's residual from a median prediction, coded as a few binary
+decisions whose probabilities come from adaptive bit models in ten contexts, mixed in the logistic domain, refined
+by an adaptive probability map, and range-coded by a binary arithmetic coder.
+
+Integer arithmetic only, so every machine and thread count writes and reads the same bytes:
+- probabilities are 12-bit integers p = P(bit = 1) in 1..4095; squash (logistic) interpolates 33 integer points,
+  stretch (its inverse) is a table built from squash by an integer loop;
+- a bit model is a 16-bit probability and a count n <= LIMIT; it moves towards the bit by (2^17 // (2n + 3)) / 2^16
+  of the distance (exact integer shifts: numba's >> on int64 is an arithmetic shift, as Python's);
+- the mixers' weights are 16.16 fixed point; their update is (stretch x error x RATE) >> MIX_SHIFT;
+- the coder keeps two 32-bit bounds x1 <= x2 and splits at x1 + ((x2 - x1) >> 12) * p: bit 1 takes the lower part
+  (x1..mid), bit 0 the upper (mid + 1..x2); while both bounds share their top byte it is written out. After the
+  shift x1 != x2, so mid < x2 and both parts are non-empty. The decoder mirrors every step; a damaged stream decodes
+  to other pixels (the chunk's pixel CRC refuses them), never loops: each pixel takes at most 16 decisions.
+Bounds (int64 everywhere): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of N_INPUTS = 10
+products stays below 2^55; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# squash(d) = 4096 / (1 + e^(-d / 256)) at d = -2048, -1920, ..., 2048, rounded and kept in 1..4095
+_SQUASH = np.array([1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 1102, 1546, 2048, 2550, 2994, 3349,
+                    3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095], np.int64)
+NODES = 37          # decisions: 0 zero?, 1 sign, 2..8 bucket unary, 9..36 mantissa bits (bucket, position)
+N_INPUTS = 10       # contexts (bit models) mixed per decision
+CONTEXT_SIZES = np.array([1, 64, 81, 81, 49, 81, 81, 81, 72, 256], np.int64)
+LIMIT = 30          # a bit model's count stops here: it keeps adapting at rate ~1/31
+RATE, MIX_SHIFT = 6, 14
+APM_ROWS = 16       # per channel and node: error-energy class x 2 activity halves
+APM_SHIFT = 6
+WEIGHT_LIMIT = 1 << 40
+
+
+@nb.njit(cache=True)
+def squash(d: int) -> int:
+    """The logistic 4096 / (1 + e^(-d/256)) by integer interpolation, in 1..4095."""
+    if d > 2047:
+        return 4095
+    if d < -2047:
+        return 1
+    j = (d + 2048) >> 7
+    return _SQUASH[j] + (((_SQUASH[j + 1] - _SQUASH[j]) * ((d + 2048) & 127) + 64) >> 7)
+
+
+@nb.njit(cache=True)
+def _stretch_table() -> np.ndarray:
+    """stretch(p): the least d with squash(d) >= p, for p = 0..4095 (an integer loop: the same table everywhere)."""
+    out = np.full(4096, 2047, np.int64)
+    p = 0
+    for d in range(-2047, 2048):
+        v = squash(d)
+        while p <= v and p < 4096:
+            out[p] = d
+            p += 1
+    return out
+
+
+_STRETCH = _stretch_table()
+_DELTA = np.array([(1 << 17) // (2 * n + 3) for n in range(LIMIT + 1)], np.int64)
+
+
+@nb.njit(cache=True)
+def _q9(d: int) -> int:
+    """A signed difference in 9 classes: 0, +-(1..2), +-(3..6), +-(7..14), +-(15..)."""
+    a = abs(d)
+    k = 0 if a == 0 else (1 if a <= 2 else (2 if a <= 6 else (3 if a <= 14 else 4)))
+    return 4 + k if d > 0 else 4 - k
+
+
+@nb.njit(cache=True)
+def _q7(d: int) -> int:
+    """A signed residual in 7 classes: 0, +-(1..3), +-(4..12), +-(13..)."""
+    a = abs(d)
+    k = 0 if a == 0 else (1 if a <= 3 else (2 if a <= 12 else 3))
+    return 3 + k if d > 0 else 3 - k
+
+
+def new_state(channels: int) -> tuple:
+    """Fresh model state for images of `channels` channels: bit models (16-bit probabilities, counts), the two
+    mixers' weights, the probability map, table offsets and scratch."""
+    off = np.zeros(N_INPUTS + 1, np.int64)
+    off[1:] = np.cumsum(CONTEXT_SIZES * channels * NODES)
+    sets = channels * NODES * 8
+    apm = np.empty((channels * NODES * APM_ROWS, 33), np.int64)
+    apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
+    return (np.full(off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
+            np.full((sets, N_INPUTS), 1 << 14, np.int64), np.full((sets, N_INPUTS), 1 << 14, np.int64),
+            apm, off, np.zeros(N_INPUTS, np.int64), np.zeros(N_INPUTS, np.int64), np.zeros(6, np.int64))
+
+
+@nb.njit(cache=True)
+def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nchan: int) -> int:
+    """P(bit = 1) of decision `node` of channel c's pixel: the bit models of its contexts mixed by two weight sets
+    (selected by activity and by error energy), averaged in the stretched domain, then 3/4 of the probability map's
+    answer; what _update needs is left in the scratch."""
+    prob, _, w1, w2, apm, off, idx, st, sc = m
+    for k in range(N_INPUTS):
+        ix = off[k] + (ctx[k] * nchan + c) * NODES + node
+        idx[k] = ix
+        st[k] = _STRETCH[prob[ix] >> 4] if (c > 0 or (k != 7 and k != 8)) else 0
+    s1 = (c * NODES + node) * 8 + qa
+    s2 = (c * NODES + node) * 8 + qe
+    d1 = 0
+    d2 = 0
+    for k in range(N_INPUTS):
+        d1 += w1[s1, k] * st[k]
+        d2 += w2[s2, k] * st[k]
+    d1 >>= 16
+    d2 >>= 16
+    dm = min(max((d1 + d2) >> 1, -2047), 2047) + 2048
+    row = (c * NODES + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
+    lo, wgt = dm >> 7, dm & 127
+    pa = (apm[row, lo] * (128 - wgt) + apm[row, lo + 1] * wgt) >> 11
+    p = min(max((squash(dm - 2048) + 3 * pa + 2) >> 2, 1), 4095)
+    sc[0], sc[1], sc[2], sc[3], sc[4], sc[5] = d1, d2, s1, s2, row, lo + (1 if wgt > 64 else 0)
+    return p
+
+
+@nb.njit(cache=True)
+def _update(m: tuple, bit: int) -> None:
+    """Teach the models of the last _predict the bit: both mixers (each towards its own prediction's error), the
+    probability map's nearer point, every bit model used."""
+    prob, cnt, w1, w2, apm, _, idx, st, sc = m
+    e1 = ((bit << 12) - squash(sc[0])) * RATE
+    e2 = ((bit << 12) - squash(sc[1])) * RATE
+    s1, s2 = sc[2], sc[3]
+    for k in range(N_INPUTS):
+        w1[s1, k] = min(max(w1[s1, k] + ((st[k] * e1) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
+        w2[s2, k] = min(max(w2[s2, k] + ((st[k] * e2) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
+        ix = idx[k]
+        n = cnt[ix]
+        prob[ix] += (((bit << 16) - prob[ix]) * _DELTA[n]) >> 16
+        if n < LIMIT:
+            cnt[ix] = n + 1
+    apm[sc[4], sc[5]] += ((bit << 16) - apm[sc[4], sc[5]]) >> APM_SHIFT
+
+
+@nb.njit(cache=True)
+def _context(planes: np.ndarray, medres: np.ndarray, coded: np.ndarray, i: int, y: int, x: int, c: int,
+             nbins: int, ctx: np.ndarray) -> tuple:
+    """(prediction, median, activity class, error-energy class) of bin (y, x, c) of image i, and its ten contexts
+    in ctx, from what is decoded: planes (bins; 0 outside the image), medres (each decoded bin minus its median) and
+    coded (each decoded bin's coded residual) of this image."""
+    w = planes.shape[2]
+    wv = planes[i, y, x - 1, c] if x > 0 else 0
+    nv = planes[i, y - 1, x, c] if y > 0 else 0
+    nw = planes[i, y - 1, x - 1, c] if x > 0 and y > 0 else 0
+    ne = planes[i, y - 1, x + 1, c] if y > 0 and x < w - 1 else 0
+    ww = planes[i, y, x - 2, c] if x > 1 else 0
+    nn = planes[i, y - 2, x, c] if y > 1 else 0
+    hi, lo = max(wv, nv), min(wv, nv)
+    med = lo if nw >= hi else (hi if nw <= lo else wv + nv - nw)
+    pred, rp, ep = med, 0, 0
+    if c > 0:
+        rp, ep = medres[y, x, c - 1], coded[y, x, c - 1]
+        pred = min(max(med + rp, 0), nbins - 1)
+    act = abs(wv - nw) + abs(nw - nv) + abs(nv - ne)
+    qa = 0
+    while qa < 7 and act >= (1 << qa):
+        qa += 1
+    ew = coded[y, x - 1, c] if x > 0 else 0
+    en = coded[y - 1, x, c] if y > 0 else 0
+    enw = coded[y - 1, x - 1, c] if x > 0 and y > 0 else 0
+    ene = coded[y - 1, x + 1, c] if y > 0 and x < w - 1 else 0
+    energy = abs(ew) + abs(en) + (abs(enw) + abs(ene)) // 2
+    qe = 0
+    while qe < 7 and energy >= (2 << qe):
+        qe += 1
+    ctx[0] = 0
+    ctx[1] = qa * 8 + qe
+    ctx[2] = _q9(wv - pred) * 9 + _q9(nv - pred)
+    ctx[3] = _q9(nw - pred) * 9 + _q9(ne - pred)
+    ctx[4] = _q7(ew) * 7 + _q7(en)
+    ctx[5] = _q9(ww - wv) * 9 + _q9(nn - nv)
+    ctx[6] = _q9(ne - nv) * 9 + _q9(enw + ene)
+    ctx[7] = _q9(rp) * 9 + _q9(ep)
+    ctx[8] = _q9(rp) * 8 + qa
+    ctx[9] = pred * 256 // nbins
+    return pred, med, qa, qe
+
+
+@nb.njit(cache=True)
+def _decisions(e: int, nodes: np.ndarray, bits: np.ndarray) -> int:
+    """The binary decisions of residual e (|e| <= 128): zero?, sign, the bucket b of |e| (|e| in [2^(b-1), 2^b))
+    in unary, then the b - 1 bits of |e| below its top bit; returns how many."""
+    nodes[0], bits[0] = 0, 1 if e != 0 else 0
+    if e == 0:
+        return 1
+    nodes[1], bits[1] = 1, 1 if e < 0 else 0
+    a = abs(e)
+    b = 1
+    while (1 << b) <= a:
+        b += 1
+    nd = 2
+    for t in range(1, 8):
+        nodes[nd], bits[nd] = 1 + t, 1 if b > t else 0
+        nd += 1
+        if b <= t:
+            break
+    for j in range(b - 1):
+        nodes[nd], bits[nd] = 9 + (b - 2) * (b - 1) // 2 + j, (a >> (b - 2 - j)) & 1
+        nd += 1
+    return nd
+
+
+@nb.njit(cache=True)
+def encode(planes: np.ndarray, nbins: int, m: tuple) -> np.ndarray:
+    """The coded bytes of planes (n x H x W x C bins below nbins), image by image in raster order, channels
+    innermost; the models (new_state) adapt across the whole chunk."""
+    n, h, w, nchan = planes.shape
+    out = np.empty(n * h * w * nchan + 16, np.uint8)   # a byte a bin; grown where a chunk needs more
+    nout = 0
+    x1, x2 = 0, 0xFFFFFFFF
+    ctx, nodes, bits = np.zeros(N_INPUTS, np.int64), np.zeros(16, np.int64), np.zeros(16, np.int64)
+    medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
+    half = nbins // 2
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for c in range(nchan):
+                    pred, med, qa, qe = _context(planes, medres, coded, i, y, x, c, nbins, ctx)
+                    v = planes[i, y, x, c]
+                    e = ((v - pred + half) % nbins) - half
+                    medres[y, x, c], coded[y, x, c] = v - med, e
+                    for d in range(_decisions(e, nodes, bits)):
+                        if nout + 4 > out.shape[0]:   # a decision writes at most 4 bytes
+                            grown = np.empty(2 * out.shape[0], np.uint8)
+                            grown[:nout] = out[:nout]
+                            out = grown
+                        p = _predict(m, c, nodes[d], ctx, qa, qe, nchan)
+                        mid = x1 + ((x2 - x1) >> 12) * p
+                        if bits[d]:
+                            x2 = mid
+                        else:
+                            x1 = mid + 1
+                        _update(m, bits[d])
+                        while ((x1 ^ x2) & 0xFF000000) == 0:
+                            out[nout] = x2 >> 24
+                            nout += 1
+                            x1 = (x1 << 8) & 0xFFFFFFFF
+                            x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+    if nout + 4 > out.shape[0]:
+        out = np.concatenate((out[:nout], np.empty(4, np.uint8)))
+    for k in range(4):
+        out[nout] = (x1 >> (24 - 8 * k)) & 255
+        nout += 1
+    return out[:nout]
+
+
+@nb.njit(cache=True)
+def decode(data: np.ndarray, planes: np.ndarray, nbins: int, m: tuple) -> None:
+    """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins (bytes past the end read as 0)."""
+    n, h, w, nchan = planes.shape
+    x1, x2, xv, read = 0, 0xFFFFFFFF, 0, 0
+    for _ in range(4):
+        xv = (xv << 8) | (data[read] if read < data.shape[0] else 0)
+        read += 1
+    ctx = np.zeros(N_INPUTS, np.int64)
+    medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for c in range(nchan):
+                    pred, med, qa, qe = _context(planes, medres, coded, i, y, x, c, nbins, ctx)
+                    e, a, sign, b, node, step = 0, 0, 0, 0, 0, 0
+                    while True:   # the decisions of _decisions, in order, each decoded before the next is known
+                        p = _predict(m, c, node, ctx, qa, qe, nchan)
+                        mid = x1 + ((x2 - x1) >> 12) * p
+                        bit = 1 if xv <= mid else 0
+                        if bit:
+                            x2 = mid
+                        else:
+                            x1 = mid + 1
+                        _update(m, bit)
+                        while ((x1 ^ x2) & 0xFF000000) == 0:
+                            x1 = (x1 << 8) & 0xFFFFFFFF
+                            x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+                            xv = ((xv << 8) & 0xFFFFFFFF) | (data[read] if read < data.shape[0] else 0)
+                            read += 1
+                        if node == 0:
+                            if not bit:
+                                break
+                            node = 1
+                        elif node == 1:
+                            sign, node = bit, 2
+                        elif node <= 8:
+                            if bit and node < 8:
+                                node += 1
+                            else:
+                                b = node - 1 + bit   # "b > t" failed at t = node - 1, or passed at t = 7: b = 8
+                                a, step = 1, 0
+                                if b == 1:
+                                    break
+                                node = 9 + (b - 2) * (b - 1) // 2
+                        else:
+                            a = (a << 1) | bit
+                            step += 1
+                            if step == b - 1:
+                                break
+                            node += 1
+                    if node != 0:
+                        e = -a if sign else a
+                    v = (pred + e) % nbins
+                    planes[i, y, x, c] = v
+                    medres[y, x, c], coded[y, x, c] = v - med, e

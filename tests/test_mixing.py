@@ -1,0 +1,118 @@
+"""The mixing coder (mixing.py + mixkernel.py, method 9 of the pixel stream): exact round trips within every bound,
+its integer logistic tables, identical bytes across processes and pinned across versions, damage never hangs, and
+the pixel stream's choice of it."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from aezip.coding import mixkernel
+from aezip.coding.gradient import encode_gradient
+from aezip.coding.mixing import decode_mixing, encode_mixing
+from aezip.coding.pixelstream import GRADIENT, MIXING, PIXEL_CODER_V4, XZ, decode_pixels, encode_pixels
+from aezip.coding.residual import N_CONTEXTS
+from tests.test_gradient import _images
+
+
+@pytest.mark.parametrize("shape", [(37, 5, 7), (20, 8, 8, 3), (9, 1, 1), (3, 2, 9, 3)])
+@pytest.mark.parametrize("max_error", [0, 1, 4, 255])
+@pytest.mark.parametrize("kind", ["noise", "smooth", "photo"])
+def test_round_trip_is_exact_and_keeps_the_bound(shape, max_error, kind) -> None:
+    x = _images(shape, kind, seed=zlib.crc32(repr((shape, max_error, kind)).encode()))
+    data, recon = encode_mixing(x, shape[1:], max_error)
+    assert np.abs(recon.astype(int) - x).max() <= max_error
+    np.testing.assert_array_equal(decode_mixing(data, x.shape, shape[1:], max_error), recon)
+    if max_error == 0:
+        np.testing.assert_array_equal(recon, x)
+
+
+def test_noise_grows_the_output_buffer_and_photographs_cost_less_than_with_the_gradient_coder() -> None:
+    noise = _images((64, 16, 16), "noise", 1)
+    data, _ = encode_mixing(noise, (16, 16), 0)
+    assert len(data) > noise.size   # more than the first buffer's byte a bin: it grew
+    np.testing.assert_array_equal(decode_mixing(data, noise.shape, (16, 16), 0), noise)
+    photo = _images((64, 16, 16, 3), "photo", 2)
+    assert len(encode_mixing(photo, (16, 16, 3), 0)[0]) < 0.95 * len(encode_gradient(photo, (16, 16, 3), 0)[0])
+    flat = np.full((64, 256), 77, np.uint8)
+    assert len(encode_mixing(flat, (16, 16), 0)[0]) < 200
+
+
+def test_logistic_tables_are_integer_monotone_and_inverse() -> None:
+    d = np.arange(-2047, 2048)
+    s = np.array([mixkernel.squash(int(v)) for v in d])
+    assert s.min() >= 1 and s.max() <= 4095 and np.all(np.diff(s) >= 0)
+    st = mixkernel._STRETCH
+    assert st.dtype == np.int64 and np.all(np.diff(st) >= 0) and st.min() >= -2047 and st.max() <= 2047
+    for p in range(1, 4095):   # stretch(p) is the least d whose squash reaches p
+        assert mixkernel.squash(int(st[p])) >= p
+        assert st[p] == -2047 or mixkernel.squash(int(st[p]) - 1) < p
+
+
+def test_decisions_cover_every_residual() -> None:
+    nodes, bits = np.zeros(16, np.int64), np.zeros(16, np.int64)
+    seen = set()
+    for e in range(-128, 129):
+        k = mixkernel._decisions(e, nodes, bits)
+        assert 1 <= k <= 16 and nodes[:k].max() < mixkernel.NODES
+        seen.add(tuple(zip(nodes[:k], bits[:k])))
+    assert len(seen) == 257   # every residual its own decision path
+
+
+_SCRIPT = """
+import sys, numpy as np
+from aezip.coding.mixing import encode_mixing
+x = np.load(sys.argv[1])
+open(sys.argv[2], "wb").write(encode_mixing(x, (8, 8, 3), 0)[0])
+"""
+
+
+def test_identical_bytes_across_processes_and_thread_counts(tmp_path) -> None:
+    x = _images((40, 8, 8, 3), "photo", 5)
+    np.save(tmp_path / "x.npy", x)
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "x.npy"), str(tmp_path / threads)],
+                       check=True, env=env)
+        outs.append((tmp_path / threads).read_bytes())
+    assert outs[0] == outs[1] == encode_mixing(x, (8, 8, 3), 0)[0]
+
+
+def test_the_format_is_pinned() -> None:
+    """The bytes of a fixed input: any change to the coder's arithmetic, contexts or constants changes them, and
+    must come with a new coder version (pixelstream.PIXEL_CODER) so older files keep decoding."""
+    x = np.concatenate([_images((30, 8, 8, 3), "photo", 11), _images((10, 8, 8, 3), "smooth", 12)])
+    digests = [hashlib.sha256(encode_mixing(x, (8, 8, 3), e)[0]).hexdigest()[:16] for e in (0, 4)]
+    assert digests == PINNED
+
+
+PINNED = ["20c826c4a3aa5915", "f6cbb3b5b72b3dde"]
+
+
+def test_a_damaged_stream_decodes_to_other_pixels_and_never_hangs() -> None:
+    x = _images((30, 8, 8, 3), "photo", 6)
+    data, recon = encode_mixing(x, (8, 8, 3), 0)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    assert not np.array_equal(decode_mixing(bytes(flipped), x.shape, (8, 8, 3), 0), recon)   # the CRC refuses it
+    assert not np.array_equal(decode_mixing(data[: len(data) // 3], x.shape, (8, 8, 3), 0), recon)   # truncated
+    decode_mixing(b"\xff" * 7, x.shape, (8, 8, 3), 0)   # garbage: some pixels, no error, no hang
+    with pytest.raises(ValueError, match="none is coded"):
+        decode_mixing(b"x", x.shape, (8, 8, 3), 200)
+
+
+def test_the_pixel_stream_picks_it_on_photographs_and_older_files_refuse_it() -> None:
+    x = _images((64, 16, 16, 3), "photo", 7)
+    prior = np.zeros((N_CONTEXTS, 256), np.int64)
+    stream = encode_pixels(x, x, (16, 16, 3), 0, prior, 0, methods=(GRADIENT, MIXING, XZ))
+    assert stream.method == MIXING and not stream.needs_latents
+    assert len(stream.data) < len(encode_pixels(x, x, (16, 16, 3), 0, prior, 0, methods=(GRADIENT,)).data)
+    np.testing.assert_array_equal(decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior), x)
+    with pytest.raises(ValueError, match=r"mixing pixel stream in a file whose coder \(.*-v4\) predates it"):
+        decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior, coder=PIXEL_CODER_V4)
