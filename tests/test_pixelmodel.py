@@ -2,6 +2,7 @@
 hostile model tensors refused, reproducible training."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -14,7 +15,8 @@ from safetensors.numpy import load_file, save_file
 
 from aezip.errors import FormatError
 from aezip.files.modelfile import load_model
-from aezip.coding.pixelmodel import PixelMLP, decode_mlp, encode_mlp, n_passes
+from aezip.coding.pixelmodel import (PixelMLP, decode_mlp, encode_mlp, mu_bits, mu_offset, mu_thresholds, n_features,
+                                     n_passes)
 from aezip.coding.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.options import PixelOptions
 from aezip.coding.pixeltrain import fit_pixel_model
@@ -54,6 +56,42 @@ def test_round_trip_is_bit_exact_and_keeps_the_bound(trained, e) -> None:
     if e == 0:
         np.testing.assert_array_equal(back, x)
         assert len(data) * 8 / x.size < 7.0   # the model learned something: raw samples cost 8 bits
+
+
+def _searched(mlp: PixelMLP, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PixelMLP.classes by binary search over both threshold sets (the code before mu_offset)."""
+    acc = mlp.accumulators(k, feats)
+    offset = np.searchsorted(mlp.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
+    s = np.searchsorted(mlp.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
+    return np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255), s
+
+
+@pytest.mark.parametrize("a", [0, 1, 2, 5, 21, 22, 23, 43, 51, 52])
+def test_mu_offset_counts_the_thresholds_a_search_counts(a) -> None:
+    t = mu_thresholds(a)
+    assert mu_bits(t) == a
+    limit = 2.0 ** 52 - 1   # |accumulator| < 2^52
+    acc = np.concatenate([t - 1, t, t + 1]).astype(np.float64)
+    acc = np.concatenate([acc[np.abs(acc) <= limit], [-limit, -limit + 1, -1.0, 0.0, 1.0, limit - 1, limit]])
+    np.testing.assert_array_equal(mu_offset(acc, a), np.searchsorted(t.astype(np.float64), acc, side="right") - 255)
+
+
+def test_thresholds_of_another_form_still_use_the_search(trained) -> None:
+    mlp, shape = trained
+    assert all(a is not None for a in mlp.mu_bits)   # the trainer's thresholds take the arithmetic path
+    rng = np.random.default_rng(5)
+    t = mlp.mu_thresholds.copy()
+    t[0] += 1   # still spaced by 2^a around 0, but not mu_thresholds(a)
+    t[1] = np.sort(rng.integers(-2 ** 30, 2 ** 30, t.shape[1]))
+    t[2, 255] = t[2, 254]   # no power-of-two spacing
+    other = dataclasses.replace(mlp, mu_thresholds=t)
+    assert other.mu_bits[:3] == [None, None, None] and other.mu_bits[3:] == mlp.mu_bits[3:]
+    c = len(shape) == 3 and shape[2] or 1
+    for m in (mlp, other):
+        for k in range(len(m.weights)):
+            feats = rng.integers(0, 256, (5000, n_features(k % c))).astype(np.float64)
+            for got, want in zip(m.classes(k, feats), _searched(m, k, feats)):
+                np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("e", [0, 4])

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import zstandard
 
-from aezip.coding.pixelstream import CONTEXT, CONTEXT_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding import pixelstream
+from aezip.coding.pixelstream import (CONTEXT, CONTEXT_EXACT, SAMPLE_MIN, SAMPLE_STEP, XZ, XZ_FAST_TRY, ZSTD,
+                                      decode_pixels, encode_pixels, worth_trying)
 from aezip.coding.residual import N_CONTEXTS
 
 PRIOR = np.zeros((N_CONTEXTS, 256), np.int64)
@@ -20,6 +22,20 @@ def _round_trip(x: np.ndarray, pred: np.ndarray, e: int, latent_bytes: int = 0):
     np.testing.assert_array_equal(back, s.recon)
     assert np.abs(back.astype(int) - x.astype(int)).max() <= e
     return s
+
+
+@pytest.mark.parametrize("n, step", [(SAMPLE_STEP * SAMPLE_MIN, SAMPLE_STEP), (SAMPLE_STEP * SAMPLE_MIN - 1, 1)])
+def test_the_generic_estimates_run_on_the_choosers_sample_scaled(monkeypatch, n, step) -> None:
+    """worth_trying's xz -0 (~9 % of a lossless MNIST encode on whole chunks) codes every SAMPLE_STEP-th image where
+    the chooser samples, every image of a smaller chunk, and scales the sample's length to the chunk."""
+    binned = np.random.default_rng(2).integers(0, 256, (n, 64), dtype=np.uint8)   # noise: xz -0 ~ zstd -3
+    sample = binned[::step].tobytes()
+    xz = len(lzma.compress(sample, preset=0)) * n / len(binned[::step])
+    sizes: list[int] = []
+    real = lzma.compress
+    monkeypatch.setattr(pixelstream.lzma, "compress", lambda data, **kw: sizes.append(len(data)) or real(data, **kw))
+    assert worth_trying(binned, int(xz / XZ_FAST_TRY) + 1) and not worth_trying(binned, int(xz / XZ_FAST_TRY) - 1)
+    assert sizes == [len(sample)] * 2
 
 
 @pytest.mark.parametrize("e", [0, 1, 4, 255])

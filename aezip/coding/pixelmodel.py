@@ -45,7 +45,7 @@ images, for every image; the code is the same.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import constriction
@@ -157,6 +157,10 @@ class PixelMLP:
     table: np.ndarray                  # S x MU_BUCKETS x 256, int32, every entry >= 1: T[s][mu >> 3][v]
     offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
     base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
+    mu_bits: list[int | None] = field(init=False, repr=False, compare=False)   # per pass: mu_bits(mu_thresholds)
+
+    def __post_init__(self) -> None:
+        self.mu_bits = [mu_bits(t) for t in self.mu_thresholds]
 
     @property
     def scales(self) -> int:
@@ -215,7 +219,11 @@ class PixelMLP:
     def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
         acc = self.accumulators(k, feats)
-        offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
+        a = self.mu_bits[k]
+        if a is None:
+            offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
+        else:   # the same count by arithmetic (mu_offset), ~4x faster than the binary search
+            offset = mu_offset(acc[:, 0], a)
         mu = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
         s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
         return mu, s
@@ -239,6 +247,29 @@ def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
 def mu_thresholds(acc_bits: int) -> np.ndarray:
     """Integer thresholds whose count reached by an accumulator, minus 255, is clamp(round(offset), -255, 255)."""
     return np.ceil((np.arange(-254, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
+
+
+MU_BITS_LIMIT = 52   # the largest a for which mu_offset is exact
+
+
+def mu_bits(thresholds: np.ndarray) -> int | None:
+    """The a in 0..MU_BITS_LIMIT with thresholds == mu_thresholds(a), if any (the trainer's thresholds; a model
+    file's may be any sorted integers): ceil(2^(a-1)) - ceil(-2^(a-1)) = 2^a names the only candidate."""
+    d = int(thresholds[255]) - int(thresholds[254])
+    a = d.bit_length() - 1
+    if d <= 0 or d != 1 << a or a > MU_BITS_LIMIT or not np.array_equal(thresholds, mu_thresholds(a)):
+        return None
+    return a
+
+
+def mu_offset(acc: np.ndarray, a: int) -> np.ndarray:
+    """How many of mu_thresholds(a) each integer accumulator |acc| < 2^52 reaches, minus 255, without a search:
+    clamp(floor(acc 2^-a + 1/2), -255, 255). Proof: for an integer acc, ceil(t) <= acc iff t <= acc, so the
+    threshold of k, ceil((k - 1/2) 2^a), is reached iff k <= acc 2^-a + 1/2 = x; of k = -254..255 that holds for
+    clamp(floor(x) + 255, 0, 510). rescale(acc, a) is floor(x) exactly: for 1 <= a <= MU_BITS_LIMIT, x is
+    (acc + 2^(a-1)) 2^-a, an integer of magnitude below 2^52 + 2^51 < 2^53 times a power of two, so scaling and
+    adding 1/2 round nothing; for a = 0, floor(x) = acc, which rescale returns unchanged."""
+    return np.clip(rescale(acc.copy(), a), -255.0, 255.0).astype(np.int64)
 
 
 class _Rows:

@@ -23,8 +23,8 @@ codes every method and variant). The choice is the encoder's alone: the
 decoder reads the method byte (and a pixel model's variant byte), so the format is unchanged.
 Methods 2, 3, 6, 7, 8 and 9 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
 lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
-coders are tried only where fast estimates say they may win (worth_trying: zstd -3, then xz -0), since zstd -19 and
-xz -9e cost far more time than they usually save.
+coders are tried only where fast estimates on the same sample say they may win (worth_trying: zstd -3, then xz -0),
+since zstd -19 and xz -9e cost far more time than they usually save.
 Decompressed generic streams are bounded by the chunk's pixel count: a crafted stream cannot expand further.
 """
 from __future__ import annotations
@@ -153,12 +153,13 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int
             if exhaustive else choose_finalists(coders, models, latent_bytes))
     candidates = [coders.stream(m, v) for m, v in keys]
     cost = lambda s: len(s.data) + (latent_bytes if s.needs_latents else 0)   # noqa: E731
-    coded = bins.to_bins(x, max_error).astype(np.uint8).tobytes()
-    if not allowed & {ZSTD, XZ} or candidates and not worth_trying(coded, cost(min(candidates, key=cost))):
+    binned = bins.to_bins(x, max_error).astype(np.uint8)
+    if not allowed & {ZSTD, XZ} or candidates and not worth_trying(binned, cost(min(candidates, key=cost))):
         if not candidates:
             raise ValueError(f"none of the pixel coders {sorted(allowed)} is available")
         return min(candidates, key=cost)
-    recon = bins.values(np.frombuffer(coded, np.uint8).reshape(x.shape), max_error).astype(np.uint8)
+    coded = binned.tobytes()
+    recon = bins.values(binned, max_error).astype(np.uint8)
     if ZSTD in allowed:
         candidates.append(PixelStream(bytes([ZSTD]) + zstandard.ZstdCompressor(level=19).compress(coded), recon))
     if XZ in allowed:
@@ -168,21 +169,20 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int
 
 def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int) -> list[tuple[int, int]]:
     """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
-    (_Coders.estimates on every SAMPLE_STEP-th image, or on every image where that sample would hold fewer than
-    SAMPLE_MIN) plus the latents they need comes within CLOSE of the best (the mixing coder: MIX_CLOSE), the mixing
-    coder estimated only where the gradient coder's comes within MIX_LOOK of the best of the others (where both are
-    allowed). A pixel model's
-    variant: of those within VARIANT_CLOSE of its best on the sample, the one of least ideal length on the whole
-    chunk (adaptation is worth more on a whole chunk than on a sample)."""
-    step = SAMPLE_STEP if len(coders.x) >= SAMPLE_STEP * SAMPLE_MIN else 1
+    (_Coders.estimates on the chooser's sample, sample_step) plus the latents they need comes within CLOSE of the
+    best (the mixing coder: MIX_CLOSE), the mixing coder estimated only where the gradient coder's comes within
+    MIX_LOOK of the best of the others (where both are allowed). A pixel model's variant: of those within
+    VARIANT_CLOSE of its best on the sample, the one of least ideal length on the whole chunk (adaptation is worth
+    more on a whole chunk than on a sample)."""
+    step = sample_step(len(coders.x))
     est = {m: coders.estimates(m, step) for m in models if m != MIXING}
     if MIXING in models:
-        cost = {m: min(e.values()) + (latent_bytes if m in NEEDS_LATENTS else 0) for m, e in est.items()}
+        cost = _costs(est, latent_bytes)
         if GRADIENT not in cost or cost[GRADIENT] <= MIX_LOOK * min(cost.values()):
             est[MIXING] = coders.estimates(MIXING, step)
     models = list(est)
     if len(models) > 1:
-        cost = {m: min(e.values()) + (latent_bytes if m in NEEDS_LATENTS else 0) for m, e in est.items()}
+        cost = _costs(est, latent_bytes)
         models = [m for m, c in cost.items() if c <= (MIX_CLOSE if m == MIXING else CLOSE) * min(cost.values())]
     out = []
     for m in sorted(models):
@@ -192,12 +192,27 @@ def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int
     return out
 
 
-def worth_trying(coded: bytes, model_cost: int) -> bool:
-    """Whether zstd -19 or xz -9e of the bins may beat a model stream of model_cost bytes, by fast estimates."""
-    fast = len(zstandard.ZstdCompressor(level=3).compress(coded))
+def _costs(est: dict[int, dict[tuple[int, int], float]], latent_bytes: int) -> dict[int, float]:
+    """Each method's best estimate plus the latents it needs."""
+    return {m: min(e.values()) + (latent_bytes if m in NEEDS_LATENTS else 0) for m, e in est.items()}
+
+
+def sample_step(n: int) -> int:
+    """The chooser's sample of a chunk of n images is every sample_step(n)-th image: SAMPLE_STEP where that sample
+    holds at least SAMPLE_MIN images, else 1 (every image)."""
+    return SAMPLE_STEP if n >= SAMPLE_STEP * SAMPLE_MIN else 1
+
+
+def worth_trying(binned: np.ndarray, model_cost: int) -> bool:
+    """Whether zstd -19 or xz -9e of a chunk's bins (n x D uint8) may beat a model stream of model_cost bytes, by
+    fast estimates: zstd -3 and xz -0 of the chooser's sample of its images (sample_step), scaled to the chunk."""
+    sample = binned[::sample_step(len(binned))]
+    coded, scale = sample.tobytes(), len(binned) / len(sample)
+    fast = len(zstandard.ZstdCompressor(level=3).compress(coded)) * scale
     if fast <= GENERIC_TRY * model_cost:
         return True
-    return fast <= XZ_FAST_LOOK * model_cost and len(lzma.compress(coded, preset=0)) <= XZ_FAST_TRY * model_cost
+    return (fast <= XZ_FAST_LOOK * model_cost
+            and len(lzma.compress(coded, preset=0)) * scale <= XZ_FAST_TRY * model_cost)
 
 
 def _generic_decode(method: int, body: bytes, size: int) -> bytes:
