@@ -14,7 +14,7 @@ import pytest
 
 from aezip.coding import mixkernel
 from aezip.coding.gradient import encode_gradient
-from aezip.coding.mixing import decode_mixing, encode_mixing
+from aezip.coding.mixing import VARIANTS, decode_mixing, encode_mixing
 from aezip.coding.pixelstream import GRADIENT, MIXING, PIXEL_CODER_V4, XZ, decode_pixels, encode_pixels
 from aezip.coding.residual import N_CONTEXTS
 from tests.test_gradient import _images
@@ -85,14 +85,22 @@ def test_identical_bytes_across_processes_and_thread_counts(tmp_path) -> None:
 
 
 def test_the_format_is_pinned() -> None:
-    """The bytes of a fixed input: any change to the coder's arithmetic, contexts or constants changes them, and
-    must come with a new coder version (pixelstream.PIXEL_CODER) so older files keep decoding."""
+    """The bytes of a fixed input in each variant: any change to the coder's arithmetic, contexts or constants
+    changes them, and must come with a new coder version (pixelstream.PIXEL_CODER) so older files keep decoding."""
     x = np.concatenate([_images((30, 8, 8, 3), "photo", 11), _images((10, 8, 8, 3), "smooth", 12)])
-    digests = [hashlib.sha256(encode_mixing(x, (8, 8, 3), e)[0]).hexdigest()[:16] for e in (0, 4)]
+    digests = [hashlib.sha256(encode_mixing(x, (8, 8, 3), e, (v,))[0]).hexdigest()[:16]
+               for e in (0, 4) for v in VARIANTS]
     assert digests == PINNED
 
 
-PINNED = ["20c826c4a3aa5915", "f6cbb3b5b72b3dde"]
+PINNED = ["640f7689c05fc7cf", "46dd0e29cdeeeb9a", "2de4731ab279b7e7", "9d9e088edd74d3e6"]
+
+
+def test_the_encoder_keeps_the_shorter_variant() -> None:
+    x = _images((40, 8, 8, 3), "photo", 13)
+    sizes = {v: len(encode_mixing(x, (8, 8, 3), 0, (v,))[0]) for v in VARIANTS}
+    data, _ = encode_mixing(x, (8, 8, 3), 0)
+    assert len(data) == min(sizes.values()) and data[0] == min(sizes, key=sizes.get)
 
 
 def test_a_damaged_stream_decodes_to_other_pixels_and_never_hangs() -> None:
@@ -102,7 +110,10 @@ def test_a_damaged_stream_decodes_to_other_pixels_and_never_hangs() -> None:
     flipped[len(data) // 2] ^= 0x10
     assert not np.array_equal(decode_mixing(bytes(flipped), x.shape, (8, 8, 3), 0), recon)   # the CRC refuses it
     assert not np.array_equal(decode_mixing(data[: len(data) // 3], x.shape, (8, 8, 3), 0), recon)   # truncated
-    decode_mixing(b"\xff" * 7, x.shape, (8, 8, 3), 0)   # garbage: some pixels, no error, no hang
+    decode_mixing(b"\x01" + b"\xff" * 7, x.shape, (8, 8, 3), 0)   # garbage: some pixels, no error, no hang
+    for bad in (b"", b"\x07abc"):
+        with pytest.raises(ValueError, match="variant byte"):
+            decode_mixing(bad, x.shape, (8, 8, 3), 0)
     with pytest.raises(ValueError, match="none is coded"):
         decode_mixing(b"x", x.shape, (8, 8, 3), 200)
 

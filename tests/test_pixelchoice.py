@@ -69,7 +69,7 @@ def test_effort_fast_skips_the_learned_pixel_models(tmp_path, sample_images) -> 
         coders[effort] = aezip.info(blob)["pixel_coders"]
         assert np.abs(aezip.decompress(blob).astype(int) - images.astype(int)).max() <= 4
     assert "pixel-mlp" in coders["best"]
-    assert coders["fast"] and not any(name.startswith("pixel-mlp") for name in coders["fast"])
+    assert set(coders["fast"]) <= {"context", "context, exact", "zstd -19", "xz -9e", "gradient"}
     with pytest.raises(ParameterError, match="effort 'turbo' is not one of best, fast"):
         aezip.compress(images, max_error=0, effort="turbo")
     with pytest.raises(SystemExit) as exit_:

@@ -1,19 +1,23 @@
-"""The mixing coder's compiled loop (numba): each bin's residual from a median prediction, coded as a few binary
-decisions whose probabilities come from adaptive bit models in ten contexts, mixed in the logistic domain, refined
-by an adaptive probability map, and range-coded by a binary arithmetic coder.
+"""The mixing coder's compiled loop (numba): each bin's residual from a prediction (LOCO-I's median, or a blend of six
+predictors weighted by their errors at the causal neighbours), coded as a few binary decisions whose probabilities
+come from adaptive bit models in fourteen contexts (each a slow and a fast one), mixed in the logistic domain,
+refined by an adaptive probability map, and range-coded by a binary arithmetic coder.
 
 Integer arithmetic only, so every machine and thread count writes and reads the same bytes:
 - probabilities are 12-bit integers p = P(bit = 1) in 1..4095; squash (logistic) interpolates 33 integer points,
   stretch (its inverse) is a table built from squash by an integer loop;
 - a bit model is a 16-bit probability and a count n <= LIMIT; it moves towards the bit by (2^17 // (2n + 3)) / 2^16
-  of the distance (exact integer shifts: numba's >> on int64 is an arithmetic shift, as Python's);
+  of the distance (exact integer shifts: numba's >> on int64 is an arithmetic shift, as Python's); its fast twin
+  moves by 2^-FAST of it;
+- the blend is sum_k w_k P_k / sum_k w_k rounded, w_k = 2^30 // s_k^2 with s_k = 1 + the predictor's absolute
+  errors at W, N, NW and NE (s_k <= 1021, so w_k >= 1030 and sum_k w_k P_k < 6 x 2^30 x 256 < 2^41);
 - the mixers' weights are 16.16 fixed point; their update is (stretch x error x RATE) >> MIX_SHIFT;
 - the coder keeps two 32-bit bounds x1 <= x2 and splits at x1 + ((x2 - x1) >> 12) * p: bit 1 takes the lower part
   (x1..mid), bit 0 the upper (mid + 1..x2); while both bounds share their top byte it is written out. After the
   shift x1 != x2, so mid < x2 and both parts are non-empty. The decoder mirrors every step; a damaged stream decodes
   to other pixels (the chunk's pixel CRC refuses them), never loops: each pixel takes at most 16 decisions.
-Bounds (int64 everywhere): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of N_INPUTS = 10
-products stays below 2^55; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
+Bounds (int64 everywhere): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of 2 N_INPUTS = 28
+products stays below 2^56; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
 """
 from __future__ import annotations
 
@@ -24,12 +28,14 @@ import numpy as np
 _SQUASH = np.array([1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 1102, 1546, 2048, 2550, 2994, 3349,
                     3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095], np.int64)
 NODES = 37          # decisions: 0 zero?, 1 sign, 2..8 bucket unary, 9..36 mantissa bits (bucket, position)
-N_INPUTS = 10       # contexts (bit models) mixed per decision
-CONTEXT_SIZES = np.array([1, 64, 81, 81, 49, 81, 81, 81, 72, 256], np.int64)
-LIMIT = 30          # a bit model's count stops here: it keeps adapting at rate ~1/31
+N_INPUTS = 14       # contexts mixed per decision, each through a slow and a fast bit model
+CONTEXT_SIZES = np.array([1, 64, 81, 81, 49, 81, 81, 81, 72, 256, 2401, 648, 648, 729], np.int64)
+LIMIT = 255         # a slow bit model's count stops here: it keeps adapting at rate ~1/256
+FAST = 4            # a fast bit model moves 1/16 of the way
 RATE, MIX_SHIFT = 6, 14
 APM_ROWS = 16       # per channel and node: error-energy class x 2 activity halves
-APM_SHIFT = 6
+APM_SHIFT = 7
+N_PREDICTORS = 6    # the blend's: median, W + N - NW, (W + N) / 2, W + NE - N, N, W
 WEIGHT_LIMIT = 1 << 40
 
 
@@ -78,33 +84,36 @@ def _q7(d: int) -> int:
 
 
 def new_state(channels: int) -> tuple:
-    """Fresh model state for images of `channels` channels: bit models (16-bit probabilities, counts), the two
-    mixers' weights, the probability map, table offsets and scratch."""
+    """Fresh model state for images of `channels` channels: bit models (16-bit probabilities, slow then fast; the
+    slow ones' counts), the two mixers' weights, the probability map, table offsets and scratch."""
     off = np.zeros(N_INPUTS + 1, np.int64)
     off[1:] = np.cumsum(CONTEXT_SIZES * channels * NODES)
     sets = channels * NODES * 8
     apm = np.empty((channels * NODES * APM_ROWS, 33), np.int64)
     apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
-    return (np.full(off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
-            np.full((sets, N_INPUTS), 1 << 14, np.int64), np.full((sets, N_INPUTS), 1 << 14, np.int64),
-            apm, off, np.zeros(N_INPUTS, np.int64), np.zeros(N_INPUTS, np.int64), np.zeros(6, np.int64))
+    return (np.full(2 * off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
+            np.full((sets, 2 * N_INPUTS), 1 << 12, np.int64), np.full((sets, 2 * N_INPUTS), 1 << 12, np.int64),
+            apm, off, np.zeros(N_INPUTS, np.int64), np.zeros(2 * N_INPUTS, np.int64), np.zeros(6, np.int64))
 
 
 @nb.njit(cache=True)
 def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nchan: int) -> int:
     """P(bit = 1) of decision `node` of channel c's pixel: the bit models of its contexts mixed by two weight sets
-    (selected by activity and by error energy), averaged in the stretched domain, then 3/4 of the probability map's
-    answer; what _update needs is left in the scratch."""
+    (selected by activity and by error energy), averaged in the stretched domain, then averaged with the probability
+    map's answer; what _update needs is left in the scratch. Channel 0 has no previous channel: its contexts 7 and 8
+    are left out."""
     prob, _, w1, w2, apm, off, idx, st, sc = m
     for k in range(N_INPUTS):
         ix = off[k] + (ctx[k] * nchan + c) * NODES + node
         idx[k] = ix
-        st[k] = _STRETCH[prob[ix] >> 4] if (c > 0 or (k != 7 and k != 8)) else 0
+        used = c > 0 or (k != 7 and k != 8)
+        st[k] = _STRETCH[prob[ix] >> 4] if used else 0
+        st[N_INPUTS + k] = _STRETCH[prob[off[N_INPUTS] + ix] >> 4] if used else 0
     s1 = (c * NODES + node) * 8 + qa
     s2 = (c * NODES + node) * 8 + qe
     d1 = 0
     d2 = 0
-    for k in range(N_INPUTS):
+    for k in range(2 * N_INPUTS):
         d1 += w1[s1, k] * st[k]
         d2 += w2[s2, k] * st[k]
     d1 >>= 16
@@ -113,7 +122,7 @@ def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nch
     row = (c * NODES + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
     lo, wgt = dm >> 7, dm & 127
     pa = (apm[row, lo] * (128 - wgt) + apm[row, lo + 1] * wgt) >> 11
-    p = min(max((squash(dm - 2048) + 3 * pa + 2) >> 2, 1), 4095)
+    p = min(max((squash(dm - 2048) + pa + 1) >> 1, 1), 4095)
     sc[0], sc[1], sc[2], sc[3], sc[4], sc[5] = d1, d2, s1, s2, row, lo + (1 if wgt > 64 else 0)
     return p
 
@@ -122,14 +131,17 @@ def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nch
 def _update(m: tuple, bit: int) -> None:
     """Teach the models of the last _predict the bit: both mixers (each towards its own prediction's error), the
     probability map's nearer point, every bit model used."""
-    prob, cnt, w1, w2, apm, _, idx, st, sc = m
+    prob, cnt, w1, w2, apm, off, idx, st, sc = m
     e1 = ((bit << 12) - squash(sc[0])) * RATE
     e2 = ((bit << 12) - squash(sc[1])) * RATE
     s1, s2 = sc[2], sc[3]
-    for k in range(N_INPUTS):
+    for k in range(2 * N_INPUTS):
         w1[s1, k] = min(max(w1[s1, k] + ((st[k] * e1) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
         w2[s2, k] = min(max(w2[s2, k] + ((st[k] * e2) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
+    for k in range(N_INPUTS):
         ix = idx[k]
+        j = off[N_INPUTS] + ix
+        prob[j] += ((bit << 16) - prob[j]) >> FAST
         n = cnt[ix]
         prob[ix] += (((bit << 16) - prob[ix]) * _DELTA[n]) >> 16
         if n < LIMIT:
@@ -138,11 +150,13 @@ def _update(m: tuple, bit: int) -> None:
 
 
 @nb.njit(cache=True)
-def _context(planes: np.ndarray, medres: np.ndarray, coded: np.ndarray, i: int, y: int, x: int, c: int,
-             nbins: int, ctx: np.ndarray) -> tuple:
-    """(prediction, median, activity class, error-energy class) of bin (y, x, c) of image i, and its ten contexts
-    in ctx, from what is decoded: planes (bins; 0 outside the image), medres (each decoded bin minus its median) and
-    coded (each decoded bin's coded residual) of this image."""
+def _context(planes: np.ndarray, medres: np.ndarray, coded: np.ndarray, perr: np.ndarray, i: int, y: int, x: int,
+             c: int, nbins: int, blend: bool, ctx: np.ndarray, pk: np.ndarray) -> tuple:
+    """(prediction, base, activity class, error-energy class) of bin (y, x, c) of image i, its contexts in ctx and
+    the six predictors in pk, from what is decoded: planes (bins; 0 outside the image), and of this image medres
+    (each decoded bin minus its base), coded (each decoded bin's coded residual) and perr (each predictor's absolute
+    error at each decoded bin, kept where blend). The base is the median, or with blend the predictors' blend; in
+    colour the prediction adds the previous channel's residual from its base."""
     w = planes.shape[2]
     wv = planes[i, y, x - 1, c] if x > 0 else 0
     nv = planes[i, y - 1, x, c] if y > 0 else 0
@@ -151,7 +165,29 @@ def _context(planes: np.ndarray, medres: np.ndarray, coded: np.ndarray, i: int, 
     ww = planes[i, y, x - 2, c] if x > 1 else 0
     nn = planes[i, y - 2, x, c] if y > 1 else 0
     hi, lo = max(wv, nv), min(wv, nv)
-    med = lo if nw >= hi else (hi if nw <= lo else wv + nv - nw)
+    pk[0] = lo if nw >= hi else (hi if nw <= lo else wv + nv - nw)
+    pk[1] = min(max(wv + nv - nw, 0), nbins - 1)
+    pk[2] = (wv + nv + 1) >> 1
+    pk[3] = min(max(wv + ne - nv, 0), nbins - 1)
+    pk[4] = nv
+    pk[5] = wv
+    med = pk[0]
+    if blend:
+        total, acc = 0, 0
+        for k in range(N_PREDICTORS):
+            s = 1
+            if x > 0:
+                s += perr[y, x - 1, c, k]
+            if y > 0:
+                s += perr[y - 1, x, c, k]
+                if x > 0:
+                    s += perr[y - 1, x - 1, c, k]
+                if x < w - 1:
+                    s += perr[y - 1, x + 1, c, k]
+            wk = (1 << 30) // (s * s)
+            total += wk
+            acc += wk * pk[k]
+        med = (acc + total // 2) // total
     pred, rp, ep = med, 0, 0
     if c > 0:
         rp, ep = medres[y, x, c - 1], coded[y, x, c - 1]
@@ -178,7 +214,22 @@ def _context(planes: np.ndarray, medres: np.ndarray, coded: np.ndarray, i: int, 
     ctx[7] = _q9(rp) * 9 + _q9(ep)
     ctx[8] = _q9(rp) * 8 + qa
     ctx[9] = pred * 256 // nbins
+    ctx[10] = ((_q7(wv - pred) * 7 + _q7(nv - pred)) * 7 + _q7(nw - pred)) * 7 + _q7(ne - pred)
+    ctx[11] = (_q9(wv - pred) * 9 + _q9(nv - pred)) * 8 + qe
+    ctx[12] = (_q9(((wv + nv + 1) >> 1) - pred) * 9 + _q9(ew + en)) * 8 + qe
+    ctx[13] = (_q9(pk[0] - pred) * 9 + _q9(pk[3] - pred)) * 9 + _q9(pk[1] - pred)
     return pred, med, qa, qe
+
+
+@nb.njit(cache=True)
+def _decoded(medres: np.ndarray, coded: np.ndarray, perr: np.ndarray, pk: np.ndarray, y: int, x: int, c: int, v: int,
+             med: int, e: int, blend: bool) -> None:
+    """Record bin v (y, x, c), decoded: its residual from the base and coded residual, and with blend each
+    predictor's error."""
+    medres[y, x, c], coded[y, x, c] = v - med, e
+    if blend:
+        for k in range(N_PREDICTORS):
+            perr[y, x, c, k] = abs(v - pk[k])
 
 
 @nb.njit(cache=True)
@@ -206,24 +257,27 @@ def _decisions(e: int, nodes: np.ndarray, bits: np.ndarray) -> int:
 
 
 @nb.njit(cache=True)
-def encode(planes: np.ndarray, nbins: int, m: tuple) -> np.ndarray:
+def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
     """The coded bytes of planes (n x H x W x C bins below nbins), image by image in raster order, channels
-    innermost; the models (new_state) adapt across the whole chunk."""
+    innermost, from the median (or with blend the predictors' blend); the models (new_state) adapt across the whole
+    chunk."""
     n, h, w, nchan = planes.shape
     out = np.empty(n * h * w * nchan + 16, np.uint8)   # a byte a bin; grown where a chunk needs more
     nout = 0
     x1, x2 = 0, 0xFFFFFFFF
     ctx, nodes, bits = np.zeros(N_INPUTS, np.int64), np.zeros(16, np.int64), np.zeros(16, np.int64)
     medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
+    perr = np.zeros((h, w, nchan, N_PREDICTORS) if blend else (1, 1, 1, 1), np.int64)
+    pk = np.zeros(N_PREDICTORS, np.int64)
     half = nbins // 2
     for i in range(n):
         for y in range(h):
             for x in range(w):
                 for c in range(nchan):
-                    pred, med, qa, qe = _context(planes, medres, coded, i, y, x, c, nbins, ctx)
+                    pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     v = planes[i, y, x, c]
                     e = ((v - pred + half) % nbins) - half
-                    medres[y, x, c], coded[y, x, c] = v - med, e
+                    _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
                     for d in range(_decisions(e, nodes, bits)):
                         if nout + 4 > out.shape[0]:   # a decision writes at most 4 bytes
                             grown = np.empty(2 * out.shape[0], np.uint8)
@@ -250,7 +304,7 @@ def encode(planes: np.ndarray, nbins: int, m: tuple) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def decode(data: np.ndarray, planes: np.ndarray, nbins: int, m: tuple) -> None:
+def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> None:
     """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins (bytes past the end read as 0)."""
     n, h, w, nchan = planes.shape
     x1, x2, xv, read = 0, 0xFFFFFFFF, 0, 0
@@ -259,11 +313,13 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, m: tuple) -> None:
         read += 1
     ctx = np.zeros(N_INPUTS, np.int64)
     medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
+    perr = np.zeros((h, w, nchan, N_PREDICTORS) if blend else (1, 1, 1, 1), np.int64)
+    pk = np.zeros(N_PREDICTORS, np.int64)
     for i in range(n):
         for y in range(h):
             for x in range(w):
                 for c in range(nchan):
-                    pred, med, qa, qe = _context(planes, medres, coded, i, y, x, c, nbins, ctx)
+                    pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     e, a, sign, b, node, step = 0, 0, 0, 0, 0, 0
                     while True:   # the decisions of _decisions, in order, each decoded before the next is known
                         p = _predict(m, c, node, ctx, qa, qe, nchan)
@@ -304,4 +360,4 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, m: tuple) -> None:
                         e = -a if sign else a
                     v = (pred + e) % nbins
                     planes[i, y, x, c] = v
-                    medres[y, x, c], coded[y, x, c] = v - med, e
+                    _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)

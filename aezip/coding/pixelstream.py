@@ -12,9 +12,10 @@ The stream's first byte names its method:
   7  the same at E = 0 (tried for E > 0 only);
   8  the gradient coder (gradient.py) at E: no model and no latents, a median predictor and contexts that adapt to
      the chunk (photographs unlike the model's training images);
-  9  the mixing coder (mixing.py) at E: the gradient coder's prediction, its residual coded as binary decisions
-     whose probabilities mix ten adaptive contexts. It is estimated only where the gradient coder's estimate comes
-     within MIX_LOOK of the best (it saved 2-29 % against the gradient coder on every set measured).
+  9  the mixing coder (mixing.py) at E: no model and no latents, a median or blended prediction whose residual is
+     coded as binary decisions mixing fourteen adaptive contexts (the variant chosen on the chooser's sample). It is
+     estimated only where the gradient coder's estimate comes within MIX_LOOK of the best, and --effort fast skips
+     it (it decodes ~20x slower than the gradient coder).
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
 variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
@@ -39,7 +40,7 @@ import zstandard
 
 from aezip.coding import bins
 from aezip.coding.gradient import decode_gradient, encode_gradient
-from aezip.coding.mixing import decode_mixing, encode_mixing
+from aezip.coding.mixing import VARIANTS as MIXING_VARIANTS, decode_mixing, encode_mixing
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from aezip.coding.residual import decode_residual, encode_residual
 
@@ -64,7 +65,7 @@ CLOSE = 1.0          # and codes in full the methods estimated within this facto
 VARIANT_CLOSE = 1.01 # a pixel model's variants within this factor of its best on the sample are costed on the chunk
 MIX_LOOK = 1.3      # the mixing coder is estimated where the gradient coder's estimate is within this of the best
 MIX_CLOSE = 1.08    # and coded in full where its own is within this: learning from a sample, it costs 4-7 % more
-FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT, MIXING)   # --effort fast: no learned pixel model is run
+FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: no pixel model, no context mixing
 _ADAPTIVE = (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING)   # coders without a pixel model: estimated by their real stream
 
 
@@ -93,6 +94,7 @@ class _Coders:
         self.x, self.pred, self.image_shape, self.max_error, self.prior = x, pred, image_shape, max_error, prior
         self.mlp, self.alone = mlp, alone
         self.cache: dict[tuple[int, int], tuple] = {}
+        self.mixing_variants = MIXING_VARIANTS
 
     def _error(self, method: int) -> int:
         return self.max_error if method in (CONTEXT, MLP, ALONE, GRADIENT, MIXING) else 0
@@ -110,9 +112,11 @@ class _Coders:
         """The real stream of a coder without a pixel model (context, gradient or mixing) on every step-th image."""
         if (method, -step) not in self.cache:
             x = self.x[::step]
-            if method in (GRADIENT, MIXING):
-                data, recon = (encode_gradient if method == GRADIENT else encode_mixing)(x, self.image_shape,
-                                                                                         self.max_error)
+            if method == GRADIENT:
+                data, recon = encode_gradient(x, self.image_shape, self.max_error)
+            elif method == MIXING:   # both variants on the sample (or a chunk too small for one), its choice after
+                data, recon = encode_mixing(x, self.image_shape, self.max_error, self.mixing_variants)
+                self.mixing_variants = self.mixing_variants if not data else (data[0],)
             else:
                 data, recon = encode_residual(x, self.pred[::step], self.image_shape, self._error(method), self.prior)
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
