@@ -30,8 +30,8 @@ from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
-from aezip.coding.pixelstream import (ALONE, CODER_METHODS, FAST_METHODS, MLP, PIXEL_CODER, decode_pixels,
-                                      encode_pixels)
+from aezip.coding.pixelstream import (ALL_METHODS, ALONE, CODER_METHODS, FAST_METHODS, MLP, PIXEL_CODER,
+                                      decode_pixels, encode_pixels)
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
@@ -136,11 +136,13 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
 
 
 def effort_settings(effort: str) -> dict:
-    """encode_dataset's pixel_methods and search for an `--effort` level: "fast" tries FAST_METHODS (no learned
-    pixel model), "best" every pixel coder the model has, "max" those and the latent search (search.py)."""
+    """encode_dataset's pixel_methods and search for an `--effort` level: "fast" tries FAST_METHODS (no pixel model,
+    no context mixing), "best" every pixel coder the model has but the mixing coder with latents, "max" every one
+    and the latent search (search.py)."""
     if effort not in EFFORTS:
         raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
-    return {"pixel_methods": FAST_METHODS if effort == "fast" else None, "search": effort == "max"}
+    methods = {"fast": FAST_METHODS, "best": None, "max": ALL_METHODS}[effort]
+    return {"pixel_methods": methods, "search": effort == "max"}
 
 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,

@@ -1,6 +1,6 @@
-"""The mixing coder (mixing.py + mixkernel.py, method 9 of the pixel stream): exact round trips within every bound,
-its integer logistic tables, identical bytes across processes and pinned across versions, damage never hangs, and
-the pixel stream's choice of it."""
+"""The mixing coders (mixing.py + mixkernel.py, methods 9 and 10 of the pixel stream): exact round trips within every
+bound, the integer logistic tables, identical bytes across processes and pinned across versions, damage never hangs,
+and the pixel stream's choice of them."""
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +14,9 @@ import pytest
 
 from aezip.coding import mixkernel
 from aezip.coding.gradient import encode_gradient
-from aezip.coding.mixing import VARIANTS, decode_mixing, encode_mixing
-from aezip.coding.pixelstream import GRADIENT, MIXING, PIXEL_CODER_V4, XZ, decode_pixels, encode_pixels
+from aezip.coding.mixing import VARIANTS, decode_mixing, decode_mixing_latents, encode_mixing, encode_mixing_latents
+from aezip.coding.pixelstream import (ALL_METHODS, GRADIENT, MIXING, MIXING_LATENTS, PIXEL_CODER_V4, XZ, decode_pixels,
+                                      encode_pixels)
 from aezip.coding.residual import N_CONTEXTS
 from tests.test_gradient import _images
 
@@ -127,3 +128,52 @@ def test_the_pixel_stream_picks_it_on_photographs_and_older_files_refuse_it() ->
     np.testing.assert_array_equal(decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior), x)
     with pytest.raises(ValueError, match=r"mixing pixel stream in a file whose coder \(.*-v4\) predates it"):
         decode_pixels(stream.data, None, x.shape, (16, 16, 3), 0, prior, coder=PIXEL_CODER_V4)
+
+
+def _predicted(x: np.ndarray, seed: int) -> np.ndarray:
+    """A prediction near x, as an autoencoder's: x plus a little noise, clipped."""
+    noise = np.random.default_rng(seed).integers(-2, 3, x.shape)
+    return np.clip(x.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("shape", [(37, 5, 7), (20, 8, 8, 3), (9, 1, 1)])
+@pytest.mark.parametrize("max_error", [0, 1, 4, 255])
+@pytest.mark.parametrize("kind", ["noise", "photo"])
+def test_with_latents_round_trip_is_exact_and_keeps_the_bound(shape, max_error, kind) -> None:
+    x = _images(shape, kind, seed=zlib.crc32(repr((shape, max_error, kind, "latents")).encode()))
+    pred = _predicted(x, 3)
+    data, recon = encode_mixing_latents(x, pred, shape[1:], max_error)
+    assert np.abs(recon.astype(int) - x).max() <= max_error
+    np.testing.assert_array_equal(decode_mixing_latents(data, pred, shape[1:], max_error), recon)
+    if max_error == 0:
+        np.testing.assert_array_equal(recon, x)
+
+
+def test_with_latents_a_good_prediction_costs_less_and_the_format_is_pinned() -> None:
+    x = _images((40, 8, 8, 3), "photo", 21)
+    good, poor = _predicted(x, 4), np.zeros_like(x)
+    sizes = [len(encode_mixing_latents(x, pred, (8, 8, 3), 0)[0]) for pred in (good, poor)]
+    assert sizes[0] < 0.9 * sizes[1]
+    digests = [hashlib.sha256(encode_mixing_latents(x, good, (8, 8, 3), e)[0]).hexdigest()[:16] for e in (0, 4)]
+    assert digests == PINNED_LATENTS
+    data, recon = encode_mixing_latents(x, good, (8, 8, 3), 0)
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    assert not np.array_equal(decode_mixing_latents(bytes(flipped), good, (8, 8, 3), 0), recon)
+
+
+PINNED_LATENTS = ["b96aa84cf2525e60", "bcfa2051d5727725"]
+
+
+def test_only_effort_max_tries_the_coder_with_latents_and_older_files_refuse_it() -> None:
+    x = _images((64, 8, 8), "photo", 22)
+    pred, prior = _predicted(x, 5), np.zeros((N_CONTEXTS, 256), np.int64)
+    best = encode_pixels(x, pred, (8, 8), 0, prior, 0)
+    assert best.method != MIXING_LATENTS
+    chosen = encode_pixels(x, pred, (8, 8), 0, prior, 0, methods=ALL_METHODS)
+    assert chosen.method == MIXING_LATENTS and chosen.needs_latents and len(chosen.data) < len(best.data)
+    np.testing.assert_array_equal(decode_pixels(chosen.data, pred, x.shape, (8, 8), 0, prior), x)
+    with pytest.raises(ValueError, match="without latents"):
+        decode_pixels(chosen.data, None, x.shape, (8, 8), 0, prior)
+    with pytest.raises(ValueError, match=r"mixing, latents pixel stream in a file whose coder \(.*-v4\) predates it"):
+        decode_pixels(chosen.data, pred, x.shape, (8, 8), 0, prior, coder=PIXEL_CODER_V4)

@@ -50,6 +50,39 @@ def encode_mixing(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
     return min(streams, key=len), recon
 
 
+def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+                          max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code x (n x D uint8) within max_error given the autoencoder's prediction (n x D), each bin's value bit by
+    bit with contexts of the prediction around it and the decoded neighbours (mixkernel.encode_values); returns the
+    bytes and the pixels the decoder will give."""
+    coded = bins.to_bins(x, max_error)
+    recon = bins.values(coded, max_error).astype(np.uint8)
+    nbins = bins.geometry(max_error)[1]
+    if nbins == 1:
+        return b"", recon
+    from aezip.coding import mixkernel
+    shape = _planes(len(x), image_shape)
+    aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
+    data = mixkernel.encode_values(coded.astype(np.int64).reshape(shape), aux, nbins,
+                                   mixkernel.value_state(shape[3], nbins))
+    return data.tobytes(), recon
+
+
+def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> np.ndarray:
+    """Inverse of encode_mixing_latents: the pixels (n x D uint8)."""
+    nbins = bins.geometry(max_error)[1]
+    if nbins == 1:
+        if data:
+            raise ValueError("a mixing stream where none is coded")
+        return np.full(pred.shape, bins.values(np.zeros(1, np.int64), max_error)[0], np.uint8)
+    from aezip.coding import mixkernel
+    shape = _planes(len(pred), image_shape)
+    planes = np.zeros(shape, np.int64)
+    mixkernel.decode_values(np.frombuffer(data, np.uint8), planes, bins.to_bins(pred, max_error).astype(np.int64)
+                            .reshape(shape), nbins, mixkernel.value_state(shape[3], nbins))
+    return bins.values(planes.reshape(pred.shape), max_error).astype(np.uint8)
+
+
 def decode_mixing(data: bytes, shape: tuple[int, int], image_shape: tuple[int, ...], max_error: int) -> np.ndarray:
     """Inverse of encode_mixing: the pixels (shape = n x D, uint8)."""
     nbins = bins.geometry(max_error)[1]

@@ -35,6 +35,7 @@ FAST = 4            # a fast bit model moves 1/16 of the way
 RATE, MIX_SHIFT = 6, 14
 APM_ROWS = 16       # per channel and node: error-energy class x 2 activity halves
 APM_SHIFT = 7
+COLOUR_CONTEXTS = (7, 8)   # the previous channel's: unused in channel 0
 N_PREDICTORS = 6    # the blend's: median, W + N - NW, (W + N) / 2, W + NE - N, N, W
 WEIGHT_LIMIT = 1 << 40
 
@@ -83,17 +84,21 @@ def _q7(d: int) -> int:
     return 3 + k if d > 0 else 3 - k
 
 
-def new_state(channels: int) -> tuple:
-    """Fresh model state for images of `channels` channels: bit models (16-bit probabilities, slow then fast; the
-    slow ones' counts), the two mixers' weights, the probability map, table offsets and scratch."""
-    off = np.zeros(N_INPUTS + 1, np.int64)
-    off[1:] = np.cumsum(CONTEXT_SIZES * channels * NODES)
-    sets = channels * NODES * 8
-    apm = np.empty((channels * NODES * APM_ROWS, 33), np.int64)
+def new_state(channels: int, sizes: np.ndarray = CONTEXT_SIZES, nodes: int = NODES,
+              colour: tuple[int, ...] = COLOUR_CONTEXTS) -> tuple:
+    """Fresh model state for images of `channels` channels, contexts of these sizes (those in `colour` unused in
+    channel 0) and this many decision nodes: bit models (16-bit probabilities, slow then fast; the slow ones'
+    counts), the two mixers' weights, the probability map, table offsets, the colour mask, and scratch."""
+    k = len(sizes)
+    off = np.zeros(k + 1, np.int64)
+    off[1:] = np.cumsum(sizes * channels * nodes)
+    sets = channels * nodes * 8
+    apm = np.empty((channels * nodes * APM_ROWS, 33), np.int64)
     apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
+    mask = np.array([j in colour for j in range(k)], np.int64)
     return (np.full(2 * off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
-            np.full((sets, 2 * N_INPUTS), 1 << 12, np.int64), np.full((sets, 2 * N_INPUTS), 1 << 12, np.int64),
-            apm, off, np.zeros(N_INPUTS, np.int64), np.zeros(2 * N_INPUTS, np.int64), np.zeros(6, np.int64))
+            np.full((sets, 2 * k), 1 << 12, np.int64), np.full((sets, 2 * k), 1 << 12, np.int64),
+            apm, off, np.array([nodes]), mask, np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
 
 
 @nb.njit(cache=True)
@@ -102,24 +107,25 @@ def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nch
     (selected by activity and by error energy), averaged in the stretched domain, then averaged with the probability
     map's answer; what _update needs is left in the scratch. Channel 0 has no previous channel: its contexts 7 and 8
     are left out."""
-    prob, _, w1, w2, apm, off, idx, st, sc = m
-    for k in range(N_INPUTS):
-        ix = off[k] + (ctx[k] * nchan + c) * NODES + node
+    prob, _, w1, w2, apm, off, cfg, colour, idx, st, sc = m
+    n, nodes = idx.shape[0], cfg[0]
+    for k in range(n):
+        ix = off[k] + (ctx[k] * nchan + c) * nodes + node
         idx[k] = ix
-        used = c > 0 or (k != 7 and k != 8)
+        used = c > 0 or colour[k] == 0
         st[k] = _STRETCH[prob[ix] >> 4] if used else 0
-        st[N_INPUTS + k] = _STRETCH[prob[off[N_INPUTS] + ix] >> 4] if used else 0
-    s1 = (c * NODES + node) * 8 + qa
-    s2 = (c * NODES + node) * 8 + qe
+        st[n + k] = _STRETCH[prob[off[n] + ix] >> 4] if used else 0
+    s1 = (c * nodes + node) * 8 + qa
+    s2 = (c * nodes + node) * 8 + qe
     d1 = 0
     d2 = 0
-    for k in range(2 * N_INPUTS):
+    for k in range(2 * n):
         d1 += w1[s1, k] * st[k]
         d2 += w2[s2, k] * st[k]
     d1 >>= 16
     d2 >>= 16
     dm = min(max((d1 + d2) >> 1, -2047), 2047) + 2048
-    row = (c * NODES + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
+    row = (c * nodes + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
     lo, wgt = dm >> 7, dm & 127
     pa = (apm[row, lo] * (128 - wgt) + apm[row, lo + 1] * wgt) >> 11
     p = min(max((squash(dm - 2048) + pa + 1) >> 1, 1), 4095)
@@ -131,21 +137,22 @@ def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nch
 def _update(m: tuple, bit: int) -> None:
     """Teach the models of the last _predict the bit: both mixers (each towards its own prediction's error), the
     probability map's nearer point, every bit model used."""
-    prob, cnt, w1, w2, apm, off, idx, st, sc = m
+    prob, cnt, w1, w2, apm, off, _, _, idx, st, sc = m
+    n = idx.shape[0]
     e1 = ((bit << 12) - squash(sc[0])) * RATE
     e2 = ((bit << 12) - squash(sc[1])) * RATE
     s1, s2 = sc[2], sc[3]
-    for k in range(2 * N_INPUTS):
+    for k in range(2 * n):
         w1[s1, k] = min(max(w1[s1, k] + ((st[k] * e1) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
         w2[s2, k] = min(max(w2[s2, k] + ((st[k] * e2) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
-    for k in range(N_INPUTS):
+    for k in range(n):
         ix = idx[k]
-        j = off[N_INPUTS] + ix
+        j = off[n] + ix
         prob[j] += ((bit << 16) - prob[j]) >> FAST
-        n = cnt[ix]
-        prob[ix] += (((bit << 16) - prob[ix]) * _DELTA[n]) >> 16
-        if n < LIMIT:
-            cnt[ix] = n + 1
+        seen = cnt[ix]
+        prob[ix] += (((bit << 16) - prob[ix]) * _DELTA[seen]) >> 16
+        if seen < LIMIT:
+            cnt[ix] = seen + 1
     apm[sc[4], sc[5]] += ((bit << 16) - apm[sc[4], sc[5]]) >> APM_SHIFT
 
 
@@ -257,14 +264,71 @@ def _decisions(e: int, nodes: np.ndarray, bits: np.ndarray) -> int:
 
 
 @nb.njit(cache=True)
+def _put(x1: int, x2: int, nout: int, out: np.ndarray, bit: int, p: int) -> tuple:
+    """Code one bit whose probability of being 1 is p / 4096 into the bounds x1 <= x2 and out (nout bytes written);
+    returns the new (x1, x2, nout, out), out grown where it was full."""
+    if nout + 4 > out.shape[0]:   # a bit writes at most 4 bytes
+        grown = np.empty(2 * out.shape[0], np.uint8)
+        grown[:nout] = out[:nout]
+        out = grown
+    mid = x1 + ((x2 - x1) >> 12) * p
+    if bit:
+        x2 = mid
+    else:
+        x1 = mid + 1
+    while ((x1 ^ x2) & 0xFF000000) == 0:
+        out[nout] = x2 >> 24
+        nout += 1
+        x1 = (x1 << 8) & 0xFFFFFFFF
+        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
+    return x1, x2, nout, out
+
+
+@nb.njit(cache=True)
+def _finish(x1: int, nout: int, out: np.ndarray) -> np.ndarray:
+    """The coded bytes: the nout written, then x1's four bytes."""
+    full = np.empty(nout + 4, np.uint8)
+    full[:nout] = out[:nout]
+    for k in range(4):
+        full[nout + k] = (x1 >> (24 - 8 * k)) & 255
+    return full
+
+
+@nb.njit(cache=True)
+def _get(cs: np.ndarray, data: np.ndarray, p: int) -> int:
+    """Decode one bit whose probability of being 1 is p / 4096, as _put coded it; cs = [x1, x2, x, bytes read]
+    (bytes past the end read as 0)."""
+    mid = cs[0] + ((cs[1] - cs[0]) >> 12) * p
+    bit = 1 if cs[2] <= mid else 0
+    if bit:
+        cs[1] = mid
+    else:
+        cs[0] = mid + 1
+    while ((cs[0] ^ cs[1]) & 0xFF000000) == 0:
+        cs[0] = (cs[0] << 8) & 0xFFFFFFFF
+        cs[1] = ((cs[1] << 8) & 0xFFFFFFFF) | 255
+        cs[2] = ((cs[2] << 8) & 0xFFFFFFFF) | (data[cs[3]] if cs[3] < data.shape[0] else 0)
+        cs[3] += 1
+    return bit
+
+
+@nb.njit(cache=True)
+def _start(data: np.ndarray) -> np.ndarray:
+    """_get's state after the first four bytes."""
+    cs = np.array([0, 0xFFFFFFFF, 0, 0], np.int64)
+    for _ in range(4):
+        cs[2] = (cs[2] << 8) | (data[cs[3]] if cs[3] < data.shape[0] else 0)
+        cs[3] += 1
+    return cs
+
+
+@nb.njit(cache=True)
 def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
     """The coded bytes of planes (n x H x W x C bins below nbins), image by image in raster order, channels
     innermost, from the median (or with blend the predictors' blend); the models (new_state) adapt across the whole
     chunk."""
     n, h, w, nchan = planes.shape
-    out = np.empty(n * h * w * nchan + 16, np.uint8)   # a byte a bin; grown where a chunk needs more
-    nout = 0
-    x1, x2 = 0, 0xFFFFFFFF
+    x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16, np.uint8)   # about a byte a bin at first
     ctx, nodes, bits = np.zeros(N_INPUTS, np.int64), np.zeros(16, np.int64), np.zeros(16, np.int64)
     medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
     perr = np.zeros((h, w, nchan, N_PREDICTORS) if blend else (1, 1, 1, 1), np.int64)
@@ -279,38 +343,17 @@ def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
                     e = ((v - pred + half) % nbins) - half
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
                     for d in range(_decisions(e, nodes, bits)):
-                        if nout + 4 > out.shape[0]:   # a decision writes at most 4 bytes
-                            grown = np.empty(2 * out.shape[0], np.uint8)
-                            grown[:nout] = out[:nout]
-                            out = grown
-                        p = _predict(m, c, nodes[d], ctx, qa, qe, nchan)
-                        mid = x1 + ((x2 - x1) >> 12) * p
-                        if bits[d]:
-                            x2 = mid
-                        else:
-                            x1 = mid + 1
+                        x1, x2, nout, out = _put(x1, x2, nout, out, bits[d], _predict(m, c, nodes[d], ctx, qa, qe,
+                                                                                       nchan))
                         _update(m, bits[d])
-                        while ((x1 ^ x2) & 0xFF000000) == 0:
-                            out[nout] = x2 >> 24
-                            nout += 1
-                            x1 = (x1 << 8) & 0xFFFFFFFF
-                            x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
-    if nout + 4 > out.shape[0]:
-        out = np.concatenate((out[:nout], np.empty(4, np.uint8)))
-    for k in range(4):
-        out[nout] = (x1 >> (24 - 8 * k)) & 255
-        nout += 1
-    return out[:nout]
+    return _finish(x1, nout, out)
 
 
 @nb.njit(cache=True)
 def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> None:
     """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins (bytes past the end read as 0)."""
     n, h, w, nchan = planes.shape
-    x1, x2, xv, read = 0, 0xFFFFFFFF, 0, 0
-    for _ in range(4):
-        xv = (xv << 8) | (data[read] if read < data.shape[0] else 0)
-        read += 1
+    cs = _start(data)
     ctx = np.zeros(N_INPUTS, np.int64)
     medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
     perr = np.zeros((h, w, nchan, N_PREDICTORS) if blend else (1, 1, 1, 1), np.int64)
@@ -322,19 +365,8 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
                     pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     e, a, sign, b, node, step = 0, 0, 0, 0, 0, 0
                     while True:   # the decisions of _decisions, in order, each decoded before the next is known
-                        p = _predict(m, c, node, ctx, qa, qe, nchan)
-                        mid = x1 + ((x2 - x1) >> 12) * p
-                        bit = 1 if xv <= mid else 0
-                        if bit:
-                            x2 = mid
-                        else:
-                            x1 = mid + 1
+                        bit = _get(cs, data, _predict(m, c, node, ctx, qa, qe, nchan))
                         _update(m, bit)
-                        while ((x1 ^ x2) & 0xFF000000) == 0:
-                            x1 = (x1 << 8) & 0xFFFFFFFF
-                            x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
-                            xv = ((xv << 8) & 0xFFFFFFFF) | (data[read] if read < data.shape[0] else 0)
-                            read += 1
                         if node == 0:
                             if not bit:
                                 break
@@ -361,3 +393,112 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
                     v = (pred + e) % nbins
                     planes[i, y, x, c] = v
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
+
+
+# The mixing coder with latents: each bin's value itself, bit by bit from the top, given the autoencoder's prediction
+VALUE_SIZES = np.array([1, 256, 256, 256, 512, 1024, 4096, 1024, 256, 4096, 4096], np.int64)
+VALUE_COLOUR = (8,)
+
+
+@nb.njit(cache=True)
+def _level(t: int, nbins: int) -> int:
+    """A bin's level: 0, dark (below half), bright, saturated (within 1/64 of the top)."""
+    return 0 if t == 0 else (1 if 2 * t < nbins else (2 if t < nbins - 1 - (nbins >> 6) else 3))
+
+
+@nb.njit(cache=True)
+def _value_context(planes: np.ndarray, aux: np.ndarray, i: int, y: int, x: int, c: int, nbins: int,
+                   ctx: np.ndarray) -> tuple:
+    """(prediction class, neighbour class) of bin (y, x, c) of image i and its eleven contexts in ctx, from the
+    decoded bins (planes, 0 outside the image) and the prediction's bins (aux, n x H x W x C): order 0; the
+    prediction; its 16ths with the levels of W and N; with those of NW and NE; the median's 32nds with the
+    prediction's 16ths; the prediction's quarters here, east and south with the levels of W and N; W's and N's 16ths
+    with the prediction's; the four neighbours' levels with whether the prediction changes around here and whether
+    W departs from its prediction; in colour the previous channel's 16ths here with the prediction's; the eighths of
+    W, N, NW and NE; the levels of WW, NN, W and N with the prediction's 16ths."""
+    h, w = planes.shape[1], planes.shape[2]
+    wv = planes[i, y, x - 1, c] if x > 0 else 0
+    nv = planes[i, y - 1, x, c] if y > 0 else 0
+    nw = planes[i, y - 1, x - 1, c] if x > 0 and y > 0 else 0
+    ne = planes[i, y - 1, x + 1, c] if y > 0 and x < w - 1 else 0
+    a = aux[i, y, x, c]
+    ae = aux[i, y, x + 1, c] if x < w - 1 else 0
+    asouth = aux[i, y + 1, x, c] if y < h - 1 else 0
+    aw = aux[i, y, x - 1, c] if x > 0 else 0
+    an = aux[i, y - 1, x, c] if y > 0 else 0
+    hi, lo = max(wv, nv), min(wv, nv)
+    med = lo if nw >= hi else (hi if nw <= lo else wv + nv - nw)
+    a16 = a * 16 // nbins
+    lw, ln = _level(wv, nbins), _level(nv, nbins)
+    ctx[0] = 0
+    ctx[1] = a * 256 // nbins
+    ctx[2] = a16 * 16 + lw * 4 + ln
+    ctx[3] = a16 * 16 + _level(nw, nbins) * 4 + _level(ne, nbins)
+    ctx[4] = (med * 32 // nbins) * 16 + a16
+    ctx[5] = (((a * 4 // nbins) * 4 + ae * 4 // nbins) * 4 + asouth * 4 // nbins) * 16 + lw * 4 + ln
+    ctx[6] = ((wv * 16 // nbins) * 16 + nv * 16 // nbins) * 16 + a16
+    ctx[7] = ((lw * 4 + ln) * 16 + _level(nw, nbins) * 4 + _level(ne, nbins)) * 4 + \
+        (1 if 4 * (abs(a - aw) + abs(a - an)) > nbins else 0) + (2 if 8 * abs(wv - aw) > nbins else 0)
+    ctx[8] = (planes[i, y, x, c - 1] * 16 // nbins) * 16 + a16 if c > 0 else 0
+    ctx[9] = (((wv * 8 // nbins) * 8 + nv * 8 // nbins) * 8 + nw * 8 // nbins) * 8 + ne * 8 // nbins
+    ww = planes[i, y, x - 2, c] if x > 1 else 0
+    nn = planes[i, y - 2, x, c] if y > 1 else 0
+    ctx[10] = ((_level(ww, nbins) * 4 + _level(nn, nbins)) * 16 + lw * 4 + ln) * 16 + a16
+    return a * 8 // nbins, lw * 2 + (1 if nv > 0 else 0)
+
+
+def value_state(channels: int, nbins: int) -> tuple:
+    """Fresh model state of the value coder for bins below nbins: a decision node per prefix of a bin's bits."""
+    return new_state(channels, VALUE_SIZES, 1 << _depth(nbins), VALUE_COLOUR)
+
+
+@nb.njit(cache=True)
+def _depth(nbins: int) -> int:
+    """Bits of a bin below nbins."""
+    d = 1
+    while (1 << d) < nbins:
+        d += 1
+    return d
+
+
+@nb.njit(cache=True)
+def encode_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple) -> np.ndarray:
+    """The coded bytes of planes (n x H x W x C bins below nbins) given the prediction's bins aux, each bin's bits
+    from the top (the node is the prefix coded so far), image by image in raster order, channels innermost."""
+    n, h, w, nchan = planes.shape
+    depth = _depth(nbins)
+    x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16, np.uint8)
+    ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for c in range(nchan):
+                    qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
+                    v, node = planes[i, y, x, c], 1
+                    for b in range(depth - 1, -1, -1):
+                        bit = (v >> b) & 1
+                        x1, x2, nout, out = _put(x1, x2, nout, out, bit, _predict(m, c, node, ctx, qa, qe, nchan))
+                        _update(m, bit)
+                        node = 2 * node + bit
+    return _finish(x1, nout, out)
+
+
+@nb.njit(cache=True)
+def decode_values(data: np.ndarray, planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple) -> None:
+    """Inverse of encode_values: fills planes (n x H x W x C, int64); a damaged stream's values above the last bin
+    are clamped to it (the chunk's pixel CRC refuses them)."""
+    n, h, w, nchan = planes.shape
+    depth = _depth(nbins)
+    cs = _start(data)
+    ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                for c in range(nchan):
+                    qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
+                    node = 1
+                    for _ in range(depth):
+                        bit = _get(cs, data, _predict(m, c, node, ctx, qa, qe, nchan))
+                        _update(m, bit)
+                        node = 2 * node + bit
+                    planes[i, y, x, c] = min(node - (1 << depth), nbins - 1)

@@ -15,7 +15,9 @@ The stream's first byte names its method:
   9  the mixing coder (mixing.py) at E: no model and no latents, a median or blended prediction whose residual is
      coded as binary decisions mixing fourteen adaptive contexts (the variant chosen on the chooser's sample). It is
      estimated only where the gradient coder's estimate comes within MIX_LOOK of the best, and --effort fast skips
-     it (it decodes ~20x slower than the gradient coder).
+     it (it decodes ~20x slower than the gradient coder);
+ 10  the mixing coder with latents (mixing.py) at E: each bin's value bit by bit, its probabilities mixing contexts
+     of the autoencoder's prediction around the pixel and the decoded neighbours. Only --effort max tries it.
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
 variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
@@ -40,22 +42,24 @@ import zstandard
 
 from aezip.coding import bins
 from aezip.coding.gradient import decode_gradient, encode_gradient
-from aezip.coding.mixing import VARIANTS as MIXING_VARIANTS, decode_mixing, encode_mixing
+from aezip.coding.mixing import (VARIANTS as MIXING_VARIANTS, decode_mixing, decode_mixing_latents, encode_mixing,
+                                 encode_mixing_latents)
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from aezip.coding.residual import decode_residual, encode_residual
 
-PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v5"
+PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v5"   # methods 0-10
 PIXEL_CODER_V4 = "tagged-pixel-mlp-alone-context-gradient-or-generic-v4"   # methods 0-8; still decodes
 PIXEL_CODER_V3 = "tagged-pixel-mlp-alone-context-or-generic-v3"   # methods 0-7; still decodes
 PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
 PIXEL_CODER_V1 = "tagged-context-or-generic-v1"   # methods 0-3 only; still decodes
-CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT, GRADIENT, MIXING = range(10)
+CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT, GRADIENT, MIXING, MIXING_LATENTS = range(11)
 METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
                 MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
-                ALONE_EXACT: "pixel-mlp alone, exact", GRADIENT: "gradient", MIXING: "mixing"}
+                ALONE_EXACT: "pixel-mlp alone, exact", GRADIENT: "gradient", MIXING: "mixing",
+                MIXING_LATENTS: "mixing, latents"}
 # how many methods (0..k-1) each coder version knows: a stream naming a later one is refused by name
-CODER_METHODS = {PIXEL_CODER: 10, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
-NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT)
+CODER_METHODS = {PIXEL_CODER: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
+NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, MIXING_LATENTS)
 GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
 XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
@@ -64,9 +68,11 @@ SAMPLE_MIN = 64      # ... where that sample holds at least 64 images (smaller c
 CLOSE = 1.0          # and codes in full the methods estimated within this factor of the best (then keeps the smaller)
 VARIANT_CLOSE = 1.01 # a pixel model's variants within this factor of its best on the sample are costed on the chunk
 MIX_LOOK = 1.3      # the mixing coder is estimated where the gradient coder's estimate is within this of the best
-MIX_CLOSE = 1.08    # and coded in full where its own is within this: learning from a sample, it costs 4-7 % more
+MIX_CLOSE = 1.08    # mixing coders are coded in full within this of the best: learning from a sample costs 4-7 %
 FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: no pixel model, no context mixing
-_ADAPTIVE = (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING)   # coders without a pixel model: estimated by their real stream
+BEST_METHODS = tuple(m for m in METHOD_NAMES if m != MIXING_LATENTS)   # --effort best (the default)
+ALL_METHODS = tuple(METHOD_NAMES)                                       # --effort max
+_ADAPTIVE = (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING, MIXING_LATENTS)  # no pixel model: real streams estimate them
 
 
 @dataclass
@@ -97,7 +103,7 @@ class _Coders:
         self.mixing_variants = MIXING_VARIANTS
 
     def _error(self, method: int) -> int:
-        return self.max_error if method in (CONTEXT, MLP, ALONE, GRADIENT, MIXING) else 0
+        return self.max_error if method in (CONTEXT, MLP, ALONE, GRADIENT, MIXING, MIXING_LATENTS) else 0
 
     def _classes(self, method: int, step: int) -> tuple:
         """(pixel model, pass_classes' passes, recon) of every step-th image under a pixel-model method."""
@@ -109,7 +115,8 @@ class _Coders:
         return self.cache[method, step]
 
     def _context(self, method: int, step: int) -> PixelStream:
-        """The real stream of a coder without a pixel model (context, gradient or mixing) on every step-th image."""
+        """The real stream of a coder without a learned pixel model (context, gradient, mixing) on every step-th
+        image."""
         if (method, -step) not in self.cache:
             x = self.x[::step]
             if method == GRADIENT:
@@ -117,6 +124,8 @@ class _Coders:
             elif method == MIXING:   # both variants on the sample (or a chunk too small for one), its choice after
                 data, recon = encode_mixing(x, self.image_shape, self.max_error, self.mixing_variants)
                 self.mixing_variants = self.mixing_variants if not data else (data[0],)
+            elif method == MIXING_LATENTS:
+                data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, self.max_error)
             else:
                 data, recon = encode_residual(x, self.pred[::step], self.image_shape, self._error(method), self.prior)
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
@@ -144,13 +153,14 @@ class _Coders:
 def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
                   prior: np.ndarray, latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
                   methods: Collection[int] | None = None, exhaustive: bool = False) -> PixelStream:
-    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: all the model has) as
+    """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: BEST_METHODS) as
     chosen by choose_finalists (exhaustive: every method and variant coded in full); streams that need latents are
     charged `latent_bytes`. pred may be None where only methods without latents are allowed."""
-    allowed = set(METHOD_NAMES) if methods is None else set(methods)
+    allowed = set(BEST_METHODS if methods is None else methods)
     if max_error == 0:
         allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
-    models = [m for m in (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING) + (MLP, MLP_EXACT) * (mlp is not None)
+    models = [m for m in (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING) + (MIXING_LATENTS,) * (pred is not None)
+              + (MLP, MLP_EXACT) * (mlp is not None)
               + (ALONE, ALONE_EXACT) * (alone is not None) if m in allowed]
     coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone)
     keys = ([(m, v) for m in models for v in ((-1,) if m in _ADAPTIVE else range(len(VARIANTS)))]
@@ -187,7 +197,8 @@ def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int
     models = list(est)
     if len(models) > 1:
         cost = _costs(est, latent_bytes)
-        models = [m for m, c in cost.items() if c <= (MIX_CLOSE if m == MIXING else CLOSE) * min(cost.values())]
+        models = [m for m, c in cost.items()
+                  if c <= (MIX_CLOSE if m in (MIXING, MIXING_LATENTS) else CLOSE) * min(cost.values())]
     out = []
     for m in sorted(models):
         near = [k for k, v in est[m].items() if v <= VARIANT_CLOSE * min(est[m].values())]
@@ -247,6 +258,10 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
         return decode_gradient(body, shape, image_shape, max_error)
     if method == MIXING:
         return decode_mixing(body, shape, image_shape, max_error)
+    if method == MIXING_LATENTS:
+        if pred is None:
+            raise ValueError("a mixing-with-latents pixel stream without latents")
+        return decode_mixing_latents(body, pred, image_shape, max_error)
     if method in (ALONE, ALONE_EXACT):
         if alone is None:
             raise ValueError("a stream of the pixel model without latents, but the model has none")
