@@ -10,7 +10,8 @@ from aezip.fileinfo import file_info
 from aezip.files.data import open_dataset
 from aezip.errors import FormatError
 from aezip.files.modelfile import load_model
-from aezip.coding.pixelstream import ALONE, ALONE_EXACT, CONTEXT, MLP, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding.pixelstream import (ALONE, ALONE_EXACT, BEST_METHODS, CONTEXT, MIXING, MLP, XZ, ZSTD, decode_pixels,
+                                      encode_pixels)
 from aezip.coding.pixeltrain import fit_pixel_model
 from tests import aezcraft
 from tests.test_pixelmodel import PRIOR, SMALL, _rewrite, _smooth
@@ -42,7 +43,8 @@ def test_round_trip_without_latents_is_bit_exact(alone, e) -> None:
 def test_costly_latents_leave_the_pixel_model_alone_chosen(alone) -> None:
     mlp, shape = alone
     x, pred = _smooth(30, shape, 2)
-    s = encode_pixels(x, pred, shape, 0, PRIOR, 10 ** 6, alone=mlp)
+    s = encode_pixels(x, pred, shape, 0, PRIOR, 10 ** 6, alone=mlp,
+                      methods=[m for m in BEST_METHODS if m != MIXING])   # mixing, no latents either, would win
     assert s.method == ALONE
     with pytest.raises(ValueError, match="without latents"):
         decode_pixels(s.data, None, x.shape, shape, 0, PRIOR)
