@@ -2,9 +2,6 @@
 predictions and contexts against a numpy reference, identical bytes across processes, damage detected."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -13,6 +10,7 @@ import pytest
 from aezip.coding.gradient import decode_gradient, encode_gradient
 from aezip.coding.pixelstream import GRADIENT, PIXEL_CODER_V3, XZ, decode_pixels, encode_pixels
 from aezip.coding.residual import N_CONTEXTS
+from tests.processes import bytes_in_processes
 
 
 def _images(shape: tuple[int, ...], kind: str, seed: int) -> np.ndarray:
@@ -87,23 +85,9 @@ def test_planes_cost_almost_nothing_and_noise_about_8_bits() -> None:
     assert 7.9 < len(data) * 8 / noise.size < 8.3
 
 
-_SCRIPT = """
-import sys, numpy as np
-from aezip.coding.gradient import encode_gradient
-x = np.load(sys.argv[1])
-open(sys.argv[2], "wb").write(encode_gradient(x, (8, 8, 3), 0)[0])
-"""
-
-
 def test_identical_bytes_across_processes_and_thread_counts(tmp_path) -> None:
     x = _images((40, 8, 8, 3), "photo", 5)
-    np.save(tmp_path / "x.npy", x)
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}
-        subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "x.npy"), str(tmp_path / threads)],
-                       check=True, env=env)
-        outs.append((tmp_path / threads).read_bytes())
+    outs = bytes_in_processes(tmp_path, x, "aezip.coding.gradient", "encode_gradient", (8, 8, 3))
     assert outs[0] == outs[1] == encode_gradient(x, (8, 8, 3), 0)[0]
 
 

@@ -4,9 +4,6 @@ and the pixel stream's choice of them."""
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -18,6 +15,7 @@ from aezip.coding.mixing import VARIANTS, decode_mixing, decode_mixing_latents, 
 from aezip.coding.pixelstream import (ALL_METHODS, GRADIENT, MIXING, MIXING_LATENTS, PIXEL_CODER_V4, XZ, decode_pixels,
                                       encode_pixels)
 from aezip.coding.residual import N_CONTEXTS
+from tests.processes import bytes_in_processes
 from tests.test_gradient import _images
 
 
@@ -65,23 +63,9 @@ def test_decisions_cover_every_residual() -> None:
     assert len(seen) == 257   # every residual its own decision path
 
 
-_SCRIPT = """
-import sys, numpy as np
-from aezip.coding.mixing import encode_mixing
-x = np.load(sys.argv[1])
-open(sys.argv[2], "wb").write(encode_mixing(x, (8, 8, 3), 0)[0])
-"""
-
-
 def test_identical_bytes_across_processes_and_thread_counts(tmp_path) -> None:
     x = _images((40, 8, 8, 3), "photo", 5)
-    np.save(tmp_path / "x.npy", x)
-    outs = []
-    for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "NUMBA_NUM_THREADS": threads}
-        subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path / "x.npy"), str(tmp_path / threads)],
-                       check=True, env=env)
-        outs.append((tmp_path / threads).read_bytes())
+    outs = bytes_in_processes(tmp_path, x, "aezip.coding.mixing", "encode_mixing", (8, 8, 3))
     assert outs[0] == outs[1] == encode_mixing(x, (8, 8, 3), 0)[0]
 
 

@@ -53,7 +53,7 @@ def encode_mixing(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
 def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
                           max_error: int) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) within max_error given the autoencoder's prediction (n x D), each bin's value bit by
-    bit with contexts of the prediction around it and the decoded neighbours (mixkernel.encode_values); returns the
+    bit with contexts of the prediction around it and the decoded neighbours (mixkernel.code_values); returns the
     bytes and the pixels the decoder will give."""
     coded = bins.to_bins(x, max_error)
     recon = bins.values(coded, max_error).astype(np.uint8)
@@ -63,8 +63,8 @@ def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[in
     from aezip.coding import mixkernel
     shape = _planes(len(x), image_shape)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
-    data = mixkernel.encode_values(coded.astype(np.int64).reshape(shape), aux, nbins,
-                                   mixkernel.value_state(shape[3], nbins))
+    data = mixkernel.code_values(coded.astype(np.int64).reshape(shape), aux, nbins,
+                                 mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8), True)
     return data.tobytes(), recon
 
 
@@ -78,8 +78,9 @@ def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int,
     from aezip.coding import mixkernel
     shape = _planes(len(pred), image_shape)
     planes = np.zeros(shape, np.int64)
-    mixkernel.decode_values(np.frombuffer(data, np.uint8), planes, bins.to_bins(pred, max_error).astype(np.int64)
-                            .reshape(shape), nbins, mixkernel.value_state(shape[3], nbins))
+    aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
+    mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins), np.frombuffer(data, np.uint8),
+                          False)
     return bins.values(planes.reshape(pred.shape), max_error).astype(np.uint8)
 
 

@@ -462,33 +462,15 @@ def _depth(nbins: int) -> int:
 
 
 @nb.njit(cache=True)
-def encode_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple) -> np.ndarray:
-    """The coded bytes of planes (n x H x W x C bins below nbins) given the prediction's bins aux, each bin's bits
-    from the top (the node is the prefix coded so far), image by image in raster order, channels innermost."""
+def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data: np.ndarray,
+                encoding: bool) -> np.ndarray:
+    """The value coder, image by image in raster order, channels innermost, each bin's bits from the top (the node
+    is the prefix coded so far) given the prediction's bins aux. Encoding: codes planes (n x H x W x C bins below
+    nbins) and returns the bytes. Decoding: reads data (bytes past the end read as 0) into planes (int64), a damaged
+    stream's values above the last bin clamped to it (the chunk's pixel CRC refuses them), and returns no bytes."""
     n, h, w, nchan = planes.shape
     depth = _depth(nbins)
-    x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16, np.uint8)
-    ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
-    for i in range(n):
-        for y in range(h):
-            for x in range(w):
-                for c in range(nchan):
-                    qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
-                    v, node = planes[i, y, x, c], 1
-                    for b in range(depth - 1, -1, -1):
-                        bit = (v >> b) & 1
-                        x1, x2, nout, out = _put(x1, x2, nout, out, bit, _predict(m, c, node, ctx, qa, qe, nchan))
-                        _update(m, bit)
-                        node = 2 * node + bit
-    return _finish(x1, nout, out)
-
-
-@nb.njit(cache=True)
-def decode_values(data: np.ndarray, planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple) -> None:
-    """Inverse of encode_values: fills planes (n x H x W x C, int64); a damaged stream's values above the last bin
-    are clamped to it (the chunk's pixel CRC refuses them)."""
-    n, h, w, nchan = planes.shape
-    depth = _depth(nbins)
+    x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16 if encoding else 0, np.uint8)
     cs = _start(data)
     ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
     for i in range(n):
@@ -497,8 +479,15 @@ def decode_values(data: np.ndarray, planes: np.ndarray, aux: np.ndarray, nbins: 
                 for c in range(nchan):
                     qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
                     node = 1
-                    for _ in range(depth):
-                        bit = _get(cs, data, _predict(m, c, node, ctx, qa, qe, nchan))
+                    for b in range(depth - 1, -1, -1):
+                        p = _predict(m, c, node, ctx, qa, qe, nchan)
+                        if encoding:
+                            bit = (planes[i, y, x, c] >> b) & 1
+                            x1, x2, nout, out = _put(x1, x2, nout, out, bit, p)
+                        else:
+                            bit = _get(cs, data, p)
                         _update(m, bit)
                         node = 2 * node + bit
-                    planes[i, y, x, c] = min(node - (1 << depth), nbins - 1)
+                    if not encoding:
+                        planes[i, y, x, c] = min(node - (1 << depth), nbins - 1)
+    return _finish(x1, nout, out) if encoding else out
