@@ -4,6 +4,8 @@ and the pixel stream's choice of them."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -161,3 +163,25 @@ def test_only_effort_max_tries_the_coder_with_latents_and_older_files_refuse_it(
         decode_pixels(chosen.data, None, x.shape, (8, 8), 0, prior)
     with pytest.raises(ValueError, match=r"mixing, latents pixel stream in a file whose coder \(.*-v4\) predates it"):
         decode_pixels(chosen.data, pred, x.shape, (8, 8), 0, prior, coder=PIXEL_CODER_V4)
+
+
+def test_a_file_naming_mixing_under_an_older_coder_fails_in_one_line(tmp_path, sample_images) -> None:
+    """A v5 file decodes; the same file claiming the v4 coder names method 9, which v4 did not have: `aezip decode`
+    says so in one line and exits non-zero, writing nothing."""
+    from aezip.codec import encode_dataset
+    from aezip.files.data import open_dataset
+    from aezip.files.modelfile import load_model
+    from tests import aezcraft
+    np.save(tmp_path / "x.npy", sample_images[:32])
+    aez = tmp_path / "x.aez"
+    encode_dataset(open_dataset(tmp_path / "x.npy"), load_model(), aez, max_error=0, pixel_methods=(MIXING,))
+    ok = subprocess.run([sys.executable, "-m", "aezip.cli.main", "decode", str(aez), "-o", str(tmp_path / "y.npy")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and np.array_equal(np.load(tmp_path / "y.npy"), sample_images[:32])
+    parts = aezcraft.parse(aez.read_bytes())
+    old = tmp_path / "old.aez"
+    old.write_bytes(aezcraft.build(parts.with_header({**parts.header_json, "residual": PIXEL_CODER_V4})))
+    r = subprocess.run([sys.executable, "-m", "aezip.cli.main", "decode", str(old), "-o", str(tmp_path / "z.npy")],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "mixing pixel stream" in r.stderr and "predates it" in r.stderr and not (tmp_path / "z.npy").exists()
