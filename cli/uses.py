@@ -260,7 +260,7 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
 @click.argument("data", type=PATH)
 @model_option()
 @click.option("--images", default=20000, show_default=True, help="Images to time (DATA repeated to this count).")
-@click.option("--reps", default=3, show_default=True, help="Timed repetitions (median); lossless and xz run once.")
+@click.option("--reps", default=3, show_default=True, help="Timed repetitions (median); xz -9e compresses once.")
 @threads_option
 @click.option("-o", "--output", "json_path", type=PATH, help="Also write every row as JSON to this file.")
 @reporting

@@ -79,11 +79,9 @@ def run_speed_report(images: np.ndarray, *, reps: int = 3, model_path: Path | No
         for label, max_error in (("lossy", None), ("lossless", 0)):
             aez, out = work / f"{label}.aez", work / f"{label}-out.npy"
             apply_threads("encode", threads)
-            t_enc = _median_seconds(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True),
-                                    reps if max_error is None else 1)
+            t_enc = _median_seconds(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True), reps)
             apply_threads("decode", threads)
-            t_dec = _median_seconds(lambda: decode_file(aez, out, model_path=mf.path, force=True),
-                                    reps if max_error is None else 1)
+            t_dec = _median_seconds(lambda: decode_file(aez, out, model_path=mf.path, force=True), reps)
             if max_error == 0 and not np.array_equal(np.load(out), images):
                 raise AssertionError("lossless round trip changed pixels")
             size = aez.stat().st_size
