@@ -5,6 +5,7 @@ over a file or bytes) with thin file functions over them (`encode_dataset`, `dec
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import struct
 import time
 import zlib
@@ -165,6 +166,22 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
     return codes
 
 
+def pixel_quality(mf: ModelFile, chunk: np.ndarray, max_error: int, backend: str, device,
+                  pixel_methods: tuple[int, ...] | None) -> int | None:
+    """The latent quality for a --max-error file under --effort max: of the model's own levels and 3/4, 1/2 and 1/4
+    of them (at least 2), the one whose coded sample of `chunk` (the pixel chooser's) is smallest, latents and
+    pixels together: coarser latents cost fewer bytes and can leave the pixel coders little more to code. None is
+    the model's own; ties go to the finer."""
+    from aezip.coding.pixelstream import sample_step
+    sample = chunk[::sample_step(len(chunk))]
+    levels = mf.config.levels
+    sizes = {}
+    for q in dict.fromkeys(check_quality(max(2, levels * k // 4), levels) for k in (4, 3, 2, 1)):
+        codes = chunk_codes(mf, sample, backend, device, q)
+        sizes[q] = len(encode_chunk(mf, sample, codes, max_error, q, pixel_methods)[0])
+    return min(sizes, key=sizes.__getitem__)   # the candidates run finest first: min keeps the first of equals
+
+
 def _alone(mf: ModelFile, samples: int):
     """The model's pixel model without latents where its base image fits images of `samples` samples (a tile
     model's images of other sizes have none)."""
@@ -207,7 +224,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
-    embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)."""
+    embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)
+    and, for a --max-error file without a quality, picks one on the first chunk (pixel_quality)."""
     from aezip import kernels                             # torch: only encoding needs it, decoding does not
     from aezip.files.parallel import encode_chunks
     from aezip.files.decodemodel import decoder_bytes
@@ -219,6 +237,13 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     quality = check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
+    if search and max_error is not None and quality is None:
+        chunks = iter(chunks)
+        first = next(chunks, None)
+        if first is not None:
+            mf.model.to(dev)
+            quality = pixel_quality(mf, first, max_error, backend_used, dev, pixel_methods)
+            chunks = itertools.chain([first], chunks)
     header = {
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,

@@ -147,3 +147,20 @@ def test_effort_max_writes_the_same_bytes_with_worker_processes(tmp_path, sample
     assert out[1] == out[2]
     aezip.api.encode(images, tmp_path / "best.aez", chunk_size=32)
     assert (tmp_path / "best.aez").read_bytes() != out[1]          # the workers did search
+
+
+def test_effort_max_picks_the_latent_quality_whose_sample_codes_smallest_under_max_error(sample_images) -> None:
+    """Under --max-error, --effort max tries the model's levels and 3/4, 1/2, 1/4 of them on the first chunk's
+    sample and records the smallest in the header; lossy files never get one picked."""
+    from aezip.codec import chunk_codes, encode_chunk, pixel_quality
+    from aezip.coding.pixelstream import ALL_METHODS
+    from aezip.files.modelfile import load_model
+    mf = load_model()
+    images = sample_images[:64]
+    sizes = {q: len(encode_chunk(mf, images, chunk_codes(mf, images, "torch", torch.device("cpu"), q), 0, q,
+                                 ALL_METHODS)[0]) for q in (None, 18, 12, 6)}
+    picked = pixel_quality(mf, images, 0, "torch", torch.device("cpu"), ALL_METHODS)
+    assert sizes[picked] == min(sizes.values())
+    blob = aezip.compress(images, max_error=0, effort="max", chunk_size=64)
+    assert aezip.info(blob).get("quality") == picked and np.array_equal(aezip.decompress(blob), images)
+    assert aezip.info(aezip.compress(images, effort="max", chunk_size=64)).get("quality") is None
