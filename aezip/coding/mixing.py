@@ -1,4 +1,4 @@
-"""The mixing coder: a chunk's pixels (their --max-error bins) coded without any model file or latents, as residuals
+"""The mixing coders: a chunk's pixels (their --max-error bins) coded without any model file or latents, as residuals
 from a prediction made from the bins already decoded, each residual as a few binary decisions whose probabilities
 mix fourteen adaptive contexts (context mixing, as the PAQ family of compressors does) instead of one count table per
 context (the gradient coder).
@@ -17,7 +17,11 @@ it. Each context has a slow and a fast bit model; two mixers (weights selected b
 and an adaptive probability map give each decision's probability; every model adapts across the chunk, image after
 image in raster order. The compiled loop (mixkernel.py) uses integer arithmetic only, so every machine writes and
 reads the same bytes. The pixel stream's method 9 (pixelstream.py); it needs no latents. It codes one decision at a
-time, so it is much slower than the gradient coder (README, "The mixing coder").
+time, so it is much slower than the gradient coder (README, "The mixing coders").
+
+The mixing coder with latents (method 10, encode_mixing_latents) codes each bin's value itself, bit by bit from the
+top, with the same bit models, mixers and probability map over eleven contexts of the autoencoder's prediction
+around the pixel and the decoded neighbours (mixkernel.code_values).
 """
 from __future__ import annotations
 

@@ -99,7 +99,8 @@ def new_state(channels: int, sizes: np.ndarray = CONTEXT_SIZES, nodes: int = NOD
     mask = np.array([j in colour for j in range(k)], np.int64)
     return (np.full(2 * off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
             np.full((sets, 2 * k), 1 << 12, np.int64), np.full((sets, 2 * k), 1 << 12, np.int64),
-            apm, off, np.array([nodes, fast]), mask, np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
+            apm, off, np.array([nodes, fast]), mask,
+            np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
 
 
 @nb.njit(cache=True)

@@ -16,8 +16,8 @@ import torch
 
 from aezip.coding.intdecoder import quantize_mlp
 from aezip.options import PixelOptions
-from aezip.coding.pixelmodel import (INPUT_LIMIT, MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels, mu_thresholds,
-                         n_features, n_passes, pass_features, pass_slice)
+from aezip.coding.pixelmodel import (INPUT_LIMIT, MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels,
+                                     mu_thresholds, n_features, n_passes, pass_features, pass_slice)
 
 PRIOR_WEIGHT = 32.0
 _BATCH_IMAGES = 512
