@@ -16,7 +16,10 @@ Integer arithmetic only, so every machine and thread count writes and reads the 
   (x1..mid), bit 0 the upper (mid + 1..x2); while both bounds share their top byte it is written out. After the
   shift x1 != x2, so mid < x2 and both parts are non-empty. The decoder mirrors every step; a damaged stream decodes
   to other pixels (the chunk's pixel CRC refuses them), never loops: each pixel takes at most 16 decisions.
-Bounds (int64 everywhere): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of 2 N_INPUTS = 28
+Storage: a bit model's probability stays in 0..65535 (a step towards 1 moves by floor((65536 - p) d / 2^16) <
+65536 - p, towards 0 floors at 0), so it is kept as uint16, and its count (<= LIMIT = 255) as uint8: a value coder's
+state for a gray chunk is ~20 MB instead of ~90 MB with int64. Arithmetic is int64: every read widens.
+Bounds (int64 arithmetic): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of 2 N_INPUTS = 28
 products stays below 2^56; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
 """
 from __future__ import annotations
@@ -97,7 +100,7 @@ def new_state(channels: int, sizes: np.ndarray = CONTEXT_SIZES, nodes: int = NOD
     apm = np.empty((channels * nodes * APM_ROWS, 33), np.int64)
     apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
     mask = np.array([j in colour for j in range(k)], np.int64)
-    return (np.full(2 * off[-1], 1 << 15, np.int64), np.zeros(off[-1], np.int64),
+    return (np.full(2 * off[-1], 1 << 15, np.uint16), np.zeros(off[-1], np.uint8),
             np.full((sets, 2 * k), 1 << 12, np.int64), np.full((sets, 2 * k), 1 << 12, np.int64),
             apm, off, np.array([nodes, fast]), mask,
             np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
@@ -115,8 +118,8 @@ def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nch
         ix = off[k] + (ctx[k] * nchan + c) * nodes + node
         idx[k] = ix
         used = c > 0 or colour[k] == 0
-        st[k] = _STRETCH[prob[ix] >> 4] if used else 0
-        st[n + k] = _STRETCH[prob[off[n] + ix] >> 4] if used else 0
+        st[k] = _STRETCH[np.int64(prob[ix]) >> 4] if used else 0
+        st[n + k] = _STRETCH[np.int64(prob[off[n] + ix]) >> 4] if used else 0
     s1 = (c * nodes + node) * 8 + qa
     s2 = (c * nodes + node) * 8 + qe
     d1 = 0
@@ -150,9 +153,9 @@ def _update(m: tuple, bit: int) -> None:
     for k in range(n):
         ix = idx[k]
         j = off[n] + ix
-        prob[j] += ((bit << 16) - prob[j]) >> fast
-        seen = cnt[ix]
-        prob[ix] += (((bit << 16) - prob[ix]) * _DELTA[seen]) >> 16
+        pf, ps, seen = np.int64(prob[j]), np.int64(prob[ix]), np.int64(cnt[ix])
+        prob[j] = pf + (((bit << 16) - pf) >> fast)
+        prob[ix] = ps + ((((bit << 16) - ps) * _DELTA[seen]) >> 16)
         if seen < LIMIT:
             cnt[ix] = seen + 1
     apm[sc[4], sc[5]] += ((bit << 16) - apm[sc[4], sc[5]]) >> APM_SHIFT
