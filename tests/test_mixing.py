@@ -185,3 +185,16 @@ def test_a_file_naming_mixing_under_an_older_coder_fails_in_one_line(tmp_path, s
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert "mixing pixel stream" in r.stderr and "predates it" in r.stderr and not (tmp_path / "z.npy").exists()
+
+
+def test_bit_models_saturate_inside_their_uint16_storage() -> None:
+    """A long run of equal bits drives a bit model to its end, never past it (a wrap would flip its prediction)."""
+    m = mixkernel.new_state(1)
+    ctx = np.zeros(mixkernel.N_INPUTS, np.int64)
+    prob, idx = m[0], m[8]
+    for bit, check in ((1, lambda p: p.min() >= 65000), (0, lambda p: p.max() <= 600), (1, lambda p: p.min() >= 65000)):
+        for _ in range(3000):
+            mixkernel._predict(m, 0, 0, ctx, 0, 0, 1)
+            mixkernel._update(m, bit)
+        touched = np.concatenate([prob[idx], prob[m[5][-1] + idx]])
+        assert check(touched.astype(np.int64)), (bit, touched.min(), touched.max())
