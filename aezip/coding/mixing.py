@@ -29,8 +29,10 @@ import numpy as np
 
 from aezip.coding import bins
 
-MEDIAN, BLEND = 0, 1   # the variants: the prediction's base
-VARIANTS = (MEDIAN, BLEND)
+# the variants: the prediction's base (median or blend), and what is coded: the bins' residuals modulo the bin count,
+# or (E >= 1) the pixels' residuals quantized in steps of 2E + 1, as JPEG-LS's near-lossless mode does
+MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS = range(4)
+VARIANTS = (MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS)
 
 
 def _planes(n: int, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -39,19 +41,29 @@ def _planes(n: int, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 def encode_mixing(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                   variants: tuple[int, ...] = VARIANTS) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) within max_error in the shortest of `variants` (its byte first); returns the bytes and
-    the pixels the decoder will give."""
-    coded = bins.to_bins(x, max_error)
-    recon = bins.values(coded, max_error).astype(np.uint8)
+    """Code x (n x D uint8) within max_error in the shortest of `variants` (its byte first; the quantized ones only
+    for E >= 1); returns the bytes and the pixels the decoder will give."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:   # E >= 128: one bin, nothing to code
-        return b"", recon
+        return b"", bins.values(bins.to_bins(x, max_error), max_error).astype(np.uint8)
+    usable = [v for v in variants if max_error > 0 or v < MEDIAN_STEPS]
+    return min((_encode_variant(x, image_shape, max_error, v) for v in usable), key=lambda s: len(s[0]))
+
+
+def _encode_variant(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                    variant: int) -> tuple[bytes, np.ndarray]:
+    """One variant's stream (its byte first) and the pixels it decodes to."""
     from aezip.coding import mixkernel       # numba: only --max-error coding needs it
     shape = _planes(len(x), image_shape)
-    planes = coded.astype(np.int64).reshape(shape)
-    streams = (bytes([v]) + mixkernel.encode(planes, nbins, v == BLEND, mixkernel.new_state(shape[3])).tobytes()
-               for v in variants)
-    return min(streams, key=len), recon
+    if variant in (MEDIAN, BLEND):
+        planes = bins.to_bins(x, max_error).reshape(shape)
+        data = mixkernel.encode(planes, bins.geometry(max_error)[1], variant == BLEND, mixkernel.new_state(shape[3]))
+        recon = bins.values(planes.reshape(x.shape), max_error).astype(np.uint8)
+    else:   # the kernel replaces each pixel by the one the decoder rebuilds
+        planes = x.astype(np.int64).reshape(shape)
+        data = mixkernel.encode(planes, 256, variant == BLEND_STEPS, mixkernel.new_state(shape[3]), 2 * max_error + 1)
+        recon = planes.reshape(x.shape).astype(np.uint8)
+    return bytes([variant]) + data.tobytes(), recon
 
 
 def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
@@ -95,10 +107,13 @@ def decode_mixing(data: bytes, shape: tuple[int, int], image_shape: tuple[int, .
         if data:
             raise ValueError("a mixing stream where none is coded")
         return np.full(shape, bins.values(np.zeros(1, np.int64), max_error)[0], np.uint8)
-    if not data or data[0] not in VARIANTS:
-        raise ValueError("mixing stream: no or an unknown variant byte")
+    if not data or data[0] not in VARIANTS or (data[0] >= MEDIAN_STEPS and max_error == 0):
+        raise ValueError("mixing stream: no, an unknown or (lossless) a quantized variant byte")
     from aezip.coding import mixkernel
     planes = np.zeros(_planes(shape[0], image_shape), np.int64)
-    mixkernel.decode(np.frombuffer(data, np.uint8)[1:], planes, nbins, data[0] == BLEND,
-                     mixkernel.new_state(planes.shape[3]))
-    return bins.values(planes.reshape(shape), max_error).astype(np.uint8)
+    body, variant, state = np.frombuffer(data, np.uint8)[1:], data[0], mixkernel.new_state(planes.shape[3])
+    if variant in (MEDIAN, BLEND):
+        mixkernel.decode(body, planes, nbins, variant == BLEND, state)
+        return bins.values(planes.reshape(shape), max_error).astype(np.uint8)
+    mixkernel.decode(body, planes, 256, variant == BLEND_STEPS, state, 2 * max_error + 1)
+    return planes.reshape(shape).astype(np.uint8)

@@ -328,10 +328,13 @@ def _start(data: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
-    """The coded bytes of planes (n x H x W x C bins below nbins), image by image in raster order, channels
-    innermost, from the median (or with blend the predictors' blend); the models (new_state) adapt across the whole
-    chunk."""
+def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple, quant: int = 1) -> np.ndarray:
+    """The coded bytes of planes (n x H x W x C), image by image in raster order, channels innermost, from the
+    median (or with blend the predictors' blend); the models (new_state) adapt across the whole chunk. quant 1:
+    planes are bins below nbins, each coded as its residual modulo nbins. quant = 2E + 1 > 1: planes are pixels
+    (nbins 256), each coded as its residual from the prediction quantized to quant (rounded to the nearest multiple,
+    halves away from zero: |q| <= (255 + E) // quant <= 85) and replaced in planes by the pixel the decoder
+    rebuilds, clamp(prediction + q quant, 0, 255), within E of the original (clamping only moves it closer)."""
     n, h, w, nchan = planes.shape
     x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16, np.uint8)   # about a byte a bin at first
     ctx, nodes, bits = np.zeros(N_INPUTS, np.int64), np.zeros(16, np.int64), np.zeros(16, np.int64)
@@ -345,7 +348,12 @@ def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
                 for c in range(nchan):
                     pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     v = planes[i, y, x, c]
-                    e = ((v - pred + half) % nbins) - half
+                    if quant == 1:
+                        e = ((v - pred + half) % nbins) - half
+                    else:
+                        e = (v - pred + quant // 2) // quant if v >= pred else -((pred - v + quant // 2) // quant)
+                        v = min(max(pred + e * quant, 0), 255)
+                        planes[i, y, x, c] = v
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
                     for d in range(_decisions(e, nodes, bits)):
                         x1, x2, nout, out = _put(x1, x2, nout, out, bits[d], _predict(m, c, nodes[d], ctx, qa, qe,
@@ -355,8 +363,9 @@ def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> np.ndarray:
 
 
 @nb.njit(cache=True)
-def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tuple) -> None:
-    """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins (bytes past the end read as 0)."""
+def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tuple, quant: int = 1) -> None:
+    """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins, or with quant > 1 the decoded
+    pixels (bytes past the end read as 0)."""
     n, h, w, nchan = planes.shape
     cs = _start(data)
     ctx = np.zeros(N_INPUTS, np.int64)
@@ -395,7 +404,7 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
                             node += 1
                     if node != 0:
                         e = -a if sign else a
-                    v = (pred + e) % nbins
+                    v = (pred + e) % nbins if quant == 1 else min(max(pred + e * quant, 0), 255)
                     planes[i, y, x, c] = v
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
 
