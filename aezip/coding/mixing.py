@@ -3,11 +3,14 @@ from a prediction made from the bins already decoded, each residual as a few bin
 mix fourteen adaptive contexts (context mixing, as the PAQ family of compressors does) instead of one count table per
 context (the gradient coder).
 
-Two variants, named by the stream's first byte: the prediction's base is LOCO-I's median of W, N and NW (MEDIAN), or
-a blend of six predictors (the median, W + N - NW, (W + N) / 2, W + NE - N, N, W) weighted by the inverse square of
-their errors at the four causal neighbours (BLEND: textures, where the median's edge rule misleads); in colour a
-later channel adds the previous channel's residual from its base. The encoder codes each variant asked for and keeps
-the shorter (pixelstream: both on the chooser's sample, the sample's choice on the whole chunk).
+Four variants, named by the stream's first byte. The prediction's base is LOCO-I's median of W, N and NW (MEDIAN),
+or a blend of six predictors (the median, W + N - NW, (W + N) / 2, W + NE - N, N, W) weighted by the inverse square
+of their errors at the four causal neighbours (BLEND: textures, where the median's edge rule misleads); in colour a
+later channel adds the previous channel's residual from its base. Under max_error E the bins x // (2E + 1) are
+predicted from bins and coded as residuals modulo the bin count (MEDIAN, BLEND), or, for E >= 1, the pixels are
+predicted from the decoded pixels and the residual is quantized in steps of 2E + 1 (MEDIAN_STEPS, BLEND_STEPS, as
+JPEG-LS's near-lossless mode: finer predictions, cheaper at larger E). The encoder codes each variant asked for and
+keeps the shortest (pixelstream: all on the chooser's sample, the sample's choice on the whole chunk).
 Decisions: is the residual 0; its sign; the bucket b of |e| (|e| in [2^(b-1), 2^b)) in unary; the b - 1 bits of
 |e| below its top bit. Contexts: position-free order 0; local activity x the neighbours' residual energy; W and N,
 NW and NE, and all four relative to the prediction; the W and N residuals; the texture WW - W, NN - N; NE - N and
