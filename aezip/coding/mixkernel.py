@@ -1,7 +1,9 @@
-"""The mixing coder's compiled loop (numba): each bin's residual from a prediction (LOCO-I's median, or a blend of six
-predictors weighted by their errors at the causal neighbours), coded as a few binary decisions whose probabilities
-come from adaptive bit models in fourteen contexts (each a slow and a fast one), mixed in the logistic domain,
-refined by an adaptive probability map, and range-coded by a binary arithmetic coder.
+"""The mixing coders' compiled loops (numba). encode/decode (method 9): each bin's residual from a prediction
+(LOCO-I's median, or a blend of six predictors weighted by their errors at the causal neighbours; for E >= 1 also
+each pixel's residual quantized in steps of 2E + 1), coded as a few binary decisions. code_values (method 10): each
+bin's value, bit by bit from the top, given the autoencoder's prediction. Both give every decision a probability
+from adaptive bit models in their contexts (each a slow and a fast one), mixed in the logistic domain, refined by an
+adaptive probability map, and range-coded by a binary arithmetic coder.
 
 Integer arithmetic only, so every machine and thread count writes and reads the same bytes:
 - probabilities are 12-bit integers p = P(bit = 1) in 1..4095; squash (logistic) interpolates 33 integer points,
