@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 
-from aezip.coding import mixkernel
+from aezip.coding import mixcore, mixkernel
 from aezip.coding.gradient import encode_gradient
 from aezip.coding.mixing import (BLEND, BLEND_STEPS, MEDIAN, MEDIAN_STEPS, VARIANTS, decode_mixing,
                                  decode_mixing_latents, encode_mixing, encode_mixing_latents)
@@ -47,13 +47,13 @@ def test_noise_grows_the_output_buffer_and_photographs_cost_less_than_with_the_g
 
 def test_logistic_tables_are_integer_monotone_and_inverse() -> None:
     d = np.arange(-2047, 2048)
-    s = np.array([mixkernel.squash(int(v)) for v in d])
+    s = np.array([mixcore.squash(int(v)) for v in d])
     assert s.min() >= 1 and s.max() <= 4095 and np.all(np.diff(s) >= 0)
-    st = mixkernel._STRETCH
+    st = mixcore._STRETCH
     assert st.dtype == np.int64 and np.all(np.diff(st) >= 0) and st.min() >= -2047 and st.max() <= 2047
     for p in range(1, 4095):   # stretch(p) is the least d whose squash reaches p
-        assert mixkernel.squash(int(st[p])) >= p
-        assert st[p] == -2047 or mixkernel.squash(int(st[p]) - 1) < p
+        assert mixcore.squash(int(st[p])) >= p
+        assert st[p] == -2047 or mixcore.squash(int(st[p]) - 1) < p
 
 
 def test_decisions_cover_every_residual() -> None:
@@ -206,12 +206,12 @@ def test_a_file_naming_mixing_under_an_older_coder_fails_in_one_line(tmp_path, s
 
 def test_bit_models_saturate_inside_their_uint16_storage() -> None:
     """A long run of equal bits drives a bit model to its end, never past it (a wrap would flip its prediction)."""
-    m = mixkernel.new_state(1)
+    m = mixkernel.residual_state(1)
     ctx = np.zeros(mixkernel.N_INPUTS, np.int64)
     prob, idx = m[0], m[8]
     for bit, check in ((1, lambda p: p.min() >= 65000), (0, lambda p: p.max() <= 600), (1, lambda p: p.min() >= 65000)):
         for _ in range(3000):
-            mixkernel._predict(m, 0, 0, ctx, 0, 0, 1)
-            mixkernel._update(m, bit)
+            mixcore.predict(m, 0, 0, ctx, 0, 0, 1)
+            mixcore.update(m, bit)
         touched = np.concatenate([prob[idx], prob[m[5][-1] + idx]])
         assert check(touched.astype(np.int64)), (bit, touched.min(), touched.max())

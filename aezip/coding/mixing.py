@@ -23,8 +23,8 @@ reads the same bytes. The pixel stream's method 9 (pixelstream.py); it needs no 
 time, so it is much slower than the gradient coder (README, "The mixing coders").
 
 The mixing coder with latents (method 10, encode_mixing_latents) codes each bin's value itself, bit by bit from the
-top, with the same bit models, mixers and probability map over eleven contexts of the autoencoder's prediction
-around the pixel and the decoded neighbours (mixkernel.code_values).
+top, with the same bit models, mixers and probability map (mixcore.py) over eleven contexts of the autoencoder's
+prediction around the pixel and the decoded neighbours (mixkernel.code_values).
 """
 from __future__ import annotations
 
@@ -60,11 +60,13 @@ def _encode_variant(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
     shape = _planes(len(x), image_shape)
     if variant in (MEDIAN, BLEND):
         planes = bins.to_bins(x, max_error).reshape(shape)
-        data = mixkernel.encode(planes, bins.geometry(max_error)[1], variant == BLEND, mixkernel.new_state(shape[3]))
+        data = mixkernel.encode(planes, bins.geometry(max_error)[1], variant == BLEND,
+                                mixkernel.residual_state(shape[3]))
         recon = bins.values(planes.reshape(x.shape), max_error).astype(np.uint8)
     else:   # the kernel replaces each pixel by the one the decoder rebuilds
         planes = x.astype(np.int64).reshape(shape)
-        data = mixkernel.encode(planes, 256, variant == BLEND_STEPS, mixkernel.new_state(shape[3]), 2 * max_error + 1)
+        data = mixkernel.encode(planes, 256, variant == BLEND_STEPS, mixkernel.residual_state(shape[3]),
+                                2 * max_error + 1)
         recon = planes.reshape(x.shape).astype(np.uint8)
     return bytes([variant]) + data.tobytes(), recon
 
@@ -114,7 +116,7 @@ def decode_mixing(data: bytes, shape: tuple[int, int], image_shape: tuple[int, .
         raise ValueError("mixing stream: no, an unknown or (lossless) a quantized variant byte")
     from aezip.coding import mixkernel
     planes = np.zeros(_planes(shape[0], image_shape), np.int64)
-    body, variant, state = np.frombuffer(data, np.uint8)[1:], data[0], mixkernel.new_state(planes.shape[3])
+    body, variant, state = np.frombuffer(data, np.uint8)[1:], data[0], mixkernel.residual_state(planes.shape[3])
     if variant in (MEDIAN, BLEND):
         mixkernel.decode(body, planes, nbins, variant == BLEND, state)
         return bins.values(planes.reshape(shape), max_error).astype(np.uint8)

@@ -1,76 +1,28 @@
-"""The mixing coders' compiled loops (numba). encode/decode (method 9): each bin's residual from a prediction
-(LOCO-I's median, or a blend of six predictors weighted by their errors at the causal neighbours; for E >= 1 also
-each pixel's residual quantized in steps of 2E + 1), coded as a few binary decisions. code_values (method 10): each
-bin's value, bit by bit from the top, given the autoencoder's prediction. Both give every decision a probability
-from adaptive bit models in their contexts (each a slow and a fast one), mixed in the logistic domain, refined by an
-adaptive probability map, and range-coded by a binary arithmetic coder.
-
-Integer arithmetic only, so every machine and thread count writes and reads the same bytes:
-- probabilities are 12-bit integers p = P(bit = 1) in 1..4095; squash (logistic) interpolates 33 integer points,
-  stretch (its inverse) is a table built from squash by an integer loop;
-- a bit model is a 16-bit probability and a count n <= LIMIT; it moves towards the bit by (2^17 // (2n + 3)) / 2^16
-  of the distance (exact integer shifts: numba's >> on int64 is an arithmetic shift, as Python's); its fast twin
-  moves by 2^-FAST of it (2^-VALUE_FAST in the value coder);
-- the blend is sum_k w_k P_k / sum_k w_k rounded, w_k = 2^30 // s_k^2 with s_k = 1 + the predictor's absolute
-  errors at W, N, NW and NE (s_k <= 1021, so w_k >= 1030 and sum_k w_k P_k < 6 x 2^30 x 256 < 2^41);
-- the mixers' weights are 16.16 fixed point; their update is (stretch x error x RATE) >> MIX_SHIFT;
-- the coder keeps two 32-bit bounds x1 <= x2 and splits at x1 + ((x2 - x1) >> 12) * p: bit 1 takes the lower part
-  (x1..mid), bit 0 the upper (mid + 1..x2); while both bounds share their top byte it is written out. After the
-  shift x1 != x2, so mid < x2 and both parts are non-empty. The decoder mirrors every step; a damaged stream decodes
-  to other pixels (the chunk's pixel CRC refuses them), never loops: each pixel takes at most 16 decisions.
-Storage: a bit model's probability stays in 0..65535 (a step towards 1 moves by floor((65536 - p) d / 2^16) <
-65536 - p, towards 0 floors at 0), so it is kept as uint16, and its count (<= LIMIT = 255) as uint8: a value coder's
-state for a gray chunk is ~20 MB instead of ~90 MB with int64. Arithmetic is int64: every read widens.
-Bounds (int64 arithmetic): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of 2 N_INPUTS = 28
-products stays below 2^56; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
+"""The mixing coders' compiled loops (numba), on the shared machinery of mixcore.py (bit models, mixers, probability
+map, binary arithmetic coder; integer arithmetic only, so every machine and thread count writes and reads the same
+bytes):
+- encode/decode (method 9): each bin's residual from a prediction (LOCO-I's median, or a blend of six predictors
+  weighted by their errors at the causal neighbours; for E >= 1 also each pixel's residual quantized in steps of
+  2E + 1), coded as a few binary decisions (_decisions) in fourteen contexts;
+- code_values (method 10): each bin's value, bit by bit from the top, in eleven contexts of the autoencoder's
+  prediction around the pixel and the decoded neighbours.
+The blend is sum_k w_k P_k / sum_k w_k rounded, w_k = 2^30 // s_k^2 with s_k = 1 + the predictor's absolute errors
+at W, N, NW and NE (s_k <= 1021, so w_k >= 1030 and sum_k w_k P_k < 6 x 2^30 x 256 < 2^41). A damaged stream decodes
+to other pixels (the chunk's pixel CRC refuses them) and never loops: a bin takes at most 16 decisions.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-# squash(d) = 4096 / (1 + e^(-d / 256)) at d = -2048, -1920, ..., 2048, rounded and kept in 1..4095
-_SQUASH = np.array([1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 1102, 1546, 2048, 2550, 2994, 3349,
-                    3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095], np.int64)
+from aezip.coding.mixcore import finish, get, new_state, predict, put, start, update
+
 NODES = 37          # decisions: 0 zero?, 1 sign, 2..8 bucket unary, 9..36 mantissa bits (bucket, position)
 N_INPUTS = 14       # contexts mixed per decision, each through a slow and a fast bit model
 CONTEXT_SIZES = np.array([1, 64, 81, 81, 49, 81, 81, 81, 72, 256, 2401, 648, 648, 729], np.int64)
-LIMIT = 255         # a slow bit model's count stops here: it keeps adapting at rate ~1/256
-FAST = 4            # a fast bit model moves 1/16 of the way (the value coder's: 1/4, VALUE_FAST)
-RATE, MIX_SHIFT = 6, 14
-APM_ROWS = 16       # per channel and node: error-energy class x 2 activity halves
-APM_SHIFT = 7
+FAST = 4            # a fast bit model moves 1/16 of the way
 COLOUR_CONTEXTS = (7, 8)   # the previous channel's: unused in channel 0
 N_PREDICTORS = 6    # the blend's: median, W + N - NW, (W + N) / 2, W + NE - N, N, W
-WEIGHT_LIMIT = 1 << 40
-
-
-@nb.njit(cache=True)
-def squash(d: int) -> int:
-    """The logistic 4096 / (1 + e^(-d/256)) by integer interpolation, in 1..4095."""
-    if d > 2047:
-        return 4095
-    if d < -2047:
-        return 1
-    j = (d + 2048) >> 7
-    return _SQUASH[j] + (((_SQUASH[j + 1] - _SQUASH[j]) * ((d + 2048) & 127) + 64) >> 7)
-
-
-@nb.njit(cache=True)
-def _stretch_table() -> np.ndarray:
-    """stretch(p): the least d with squash(d) >= p, for p = 0..4095 (an integer loop: the same table everywhere)."""
-    out = np.full(4096, 2047, np.int64)
-    p = 0
-    for d in range(-2047, 2048):
-        v = squash(d)
-        while p <= v and p < 4096:
-            out[p] = d
-            p += 1
-    return out
-
-
-_STRETCH = _stretch_table()
-_DELTA = np.array([(1 << 17) // (2 * n + 3) for n in range(LIMIT + 1)], np.int64)
 
 
 @nb.njit(cache=True)
@@ -87,80 +39,6 @@ def _q7(d: int) -> int:
     a = abs(d)
     k = 0 if a == 0 else (1 if a <= 3 else (2 if a <= 12 else 3))
     return 3 + k if d > 0 else 3 - k
-
-
-def new_state(channels: int, sizes: np.ndarray = CONTEXT_SIZES, nodes: int = NODES,
-              colour: tuple[int, ...] = COLOUR_CONTEXTS, fast: int = FAST) -> tuple:
-    """Fresh model state for images of `channels` channels, contexts of these sizes (those in `colour` unused in
-    channel 0), this many decision nodes and fast bit models moving by 2^-fast: bit models (16-bit probabilities,
-    slow then fast; the slow ones' counts), the two mixers' weights, the probability map, table offsets, [nodes,
-    fast], the colour mask, and scratch."""
-    k = len(sizes)
-    off = np.zeros(k + 1, np.int64)
-    off[1:] = np.cumsum(sizes * channels * nodes)
-    sets = channels * nodes * 8
-    apm = np.empty((channels * nodes * APM_ROWS, 33), np.int64)
-    apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
-    mask = np.array([j in colour for j in range(k)], np.int64)
-    return (np.full(2 * off[-1], 1 << 15, np.uint16), np.zeros(off[-1], np.uint8),
-            np.full((sets, 2 * k), 1 << 12, np.int64), np.full((sets, 2 * k), 1 << 12, np.int64),
-            apm, off, np.array([nodes, fast]), mask,
-            np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
-
-
-@nb.njit(cache=True)
-def _predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nchan: int) -> int:
-    """P(bit = 1) of decision `node` of channel c's pixel: the bit models of its contexts mixed by two weight sets
-    (selected by activity and by error energy), averaged in the stretched domain, then averaged with the probability
-    map's answer; what _update needs is left in the scratch. Channel 0 has no previous channel: its contexts 7 and 8
-    are left out."""
-    prob, _, w1, w2, apm, off, cfg, colour, idx, st, sc = m
-    n, nodes = idx.shape[0], cfg[0]
-    for k in range(n):
-        ix = off[k] + (ctx[k] * nchan + c) * nodes + node
-        idx[k] = ix
-        used = c > 0 or colour[k] == 0
-        st[k] = _STRETCH[np.int64(prob[ix]) >> 4] if used else 0
-        st[n + k] = _STRETCH[np.int64(prob[off[n] + ix]) >> 4] if used else 0
-    s1 = (c * nodes + node) * 8 + qa
-    s2 = (c * nodes + node) * 8 + qe
-    d1 = 0
-    d2 = 0
-    for k in range(2 * n):
-        d1 += w1[s1, k] * st[k]
-        d2 += w2[s2, k] * st[k]
-    d1 >>= 16
-    d2 >>= 16
-    dm = min(max((d1 + d2) >> 1, -2047), 2047) + 2048
-    row = (c * nodes + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
-    lo, wgt = dm >> 7, dm & 127
-    pa = (apm[row, lo] * (128 - wgt) + apm[row, lo + 1] * wgt) >> 11
-    p = min(max((squash(dm - 2048) + pa + 1) >> 1, 1), 4095)
-    sc[0], sc[1], sc[2], sc[3], sc[4], sc[5] = d1, d2, s1, s2, row, lo + (1 if wgt > 64 else 0)
-    return p
-
-
-@nb.njit(cache=True)
-def _update(m: tuple, bit: int) -> None:
-    """Teach the models of the last _predict the bit: both mixers (each towards its own prediction's error), the
-    probability map's nearer point, every bit model used."""
-    prob, cnt, w1, w2, apm, off, cfg, _, idx, st, sc = m
-    n, fast = idx.shape[0], cfg[1]
-    e1 = ((bit << 12) - squash(sc[0])) * RATE
-    e2 = ((bit << 12) - squash(sc[1])) * RATE
-    s1, s2 = sc[2], sc[3]
-    for k in range(2 * n):
-        w1[s1, k] = min(max(w1[s1, k] + ((st[k] * e1) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
-        w2[s2, k] = min(max(w2[s2, k] + ((st[k] * e2) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
-    for k in range(n):
-        ix = idx[k]
-        j = off[n] + ix
-        pf, ps, seen = np.int64(prob[j]), np.int64(prob[ix]), np.int64(cnt[ix])
-        prob[j] = pf + (((bit << 16) - pf) >> fast)
-        prob[ix] = ps + ((((bit << 16) - ps) * _DELTA[seen]) >> 16)
-        if seen < LIMIT:
-            cnt[ix] = seen + 1
-    apm[sc[4], sc[5]] += ((bit << 16) - apm[sc[4], sc[5]]) >> APM_SHIFT
 
 
 @nb.njit(cache=True)
@@ -271,65 +149,6 @@ def _decisions(e: int, nodes: np.ndarray, bits: np.ndarray) -> int:
 
 
 @nb.njit(cache=True)
-def _put(x1: int, x2: int, nout: int, out: np.ndarray, bit: int, p: int) -> tuple:
-    """Code one bit whose probability of being 1 is p / 4096 into the bounds x1 <= x2 and out (nout bytes written);
-    returns the new (x1, x2, nout, out), out grown where it was full."""
-    if nout + 4 > out.shape[0]:   # a bit writes at most 4 bytes
-        grown = np.empty(2 * out.shape[0], np.uint8)
-        grown[:nout] = out[:nout]
-        out = grown
-    mid = x1 + ((x2 - x1) >> 12) * p
-    if bit:
-        x2 = mid
-    else:
-        x1 = mid + 1
-    while ((x1 ^ x2) & 0xFF000000) == 0:
-        out[nout] = x2 >> 24
-        nout += 1
-        x1 = (x1 << 8) & 0xFFFFFFFF
-        x2 = ((x2 << 8) & 0xFFFFFFFF) | 255
-    return x1, x2, nout, out
-
-
-@nb.njit(cache=True)
-def _finish(x1: int, nout: int, out: np.ndarray) -> np.ndarray:
-    """The coded bytes: the nout written, then x1's four bytes."""
-    full = np.empty(nout + 4, np.uint8)
-    full[:nout] = out[:nout]
-    for k in range(4):
-        full[nout + k] = (x1 >> (24 - 8 * k)) & 255
-    return full
-
-
-@nb.njit(cache=True)
-def _get(cs: np.ndarray, data: np.ndarray, p: int) -> int:
-    """Decode one bit whose probability of being 1 is p / 4096, as _put coded it; cs = [x1, x2, x, bytes read]
-    (bytes past the end read as 0)."""
-    mid = cs[0] + ((cs[1] - cs[0]) >> 12) * p
-    bit = 1 if cs[2] <= mid else 0
-    if bit:
-        cs[1] = mid
-    else:
-        cs[0] = mid + 1
-    while ((cs[0] ^ cs[1]) & 0xFF000000) == 0:
-        cs[0] = (cs[0] << 8) & 0xFFFFFFFF
-        cs[1] = ((cs[1] << 8) & 0xFFFFFFFF) | 255
-        cs[2] = ((cs[2] << 8) & 0xFFFFFFFF) | (data[cs[3]] if cs[3] < data.shape[0] else 0)
-        cs[3] += 1
-    return bit
-
-
-@nb.njit(cache=True)
-def _start(data: np.ndarray) -> np.ndarray:
-    """_get's state after the first four bytes."""
-    cs = np.array([0, 0xFFFFFFFF, 0, 0], np.int64)
-    for _ in range(4):
-        cs[2] = (cs[2] << 8) | (data[cs[3]] if cs[3] < data.shape[0] else 0)
-        cs[3] += 1
-    return cs
-
-
-@nb.njit(cache=True)
 def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple, quant: int = 1) -> np.ndarray:
     """The coded bytes of planes (n x H x W x C), image by image in raster order, channels innermost, from the
     median (or with blend the predictors' blend); the models (new_state) adapt across the whole chunk. quant 1:
@@ -358,10 +177,10 @@ def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple, quant: int = 1
                         planes[i, y, x, c] = v
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
                     for d in range(_decisions(e, nodes, bits)):
-                        x1, x2, nout, out = _put(x1, x2, nout, out, bits[d], _predict(m, c, nodes[d], ctx, qa, qe,
+                        x1, x2, nout, out = put(x1, x2, nout, out, bits[d], predict(m, c, nodes[d], ctx, qa, qe,
                                                                                        nchan))
-                        _update(m, bits[d])
-    return _finish(x1, nout, out)
+                        update(m, bits[d])
+    return finish(x1, nout, out)
 
 
 @nb.njit(cache=True)
@@ -369,7 +188,7 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
     """Inverse of encode: fills planes (n x H x W x C, int64) with the decoded bins, or with quant > 1 the decoded
     pixels (bytes past the end read as 0)."""
     n, h, w, nchan = planes.shape
-    cs = _start(data)
+    cs = start(data)
     ctx = np.zeros(N_INPUTS, np.int64)
     medres, coded = np.zeros((h, w, nchan), np.int64), np.zeros((h, w, nchan), np.int64)
     perr = np.zeros((h, w, nchan, N_PREDICTORS) if blend else (1, 1, 1, 1), np.int64)
@@ -381,8 +200,8 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
                     pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     e, a, sign, b, node, step = 0, 0, 0, 0, 0, 0
                     while True:   # the decisions of _decisions, in order, each decoded before the next is known
-                        bit = _get(cs, data, _predict(m, c, node, ctx, qa, qe, nchan))
-                        _update(m, bit)
+                        bit = get(cs, data, predict(m, c, node, ctx, qa, qe, nchan))
+                        update(m, bit)
                         if node == 0:
                             if not bit:
                                 break
@@ -469,6 +288,11 @@ def value_state(channels: int, nbins: int) -> tuple:
     return new_state(channels, VALUE_SIZES, 1 << _depth(nbins), VALUE_COLOUR, VALUE_FAST)
 
 
+def residual_state(channels: int) -> tuple:
+    """Fresh model state of the residual coder (method 9)."""
+    return new_state(channels, CONTEXT_SIZES, NODES, COLOUR_CONTEXTS, FAST)
+
+
 @nb.njit(cache=True)
 def _depth(nbins: int) -> int:
     """Bits of a bin below nbins."""
@@ -488,7 +312,7 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
     n, h, w, nchan = planes.shape
     depth = _depth(nbins)
     x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16 if encoding else 0, np.uint8)
-    cs = _start(data)
+    cs = start(data)
     ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
     for i in range(n):
         for y in range(h):
@@ -497,14 +321,14 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
                     qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
                     node = 1
                     for b in range(depth - 1, -1, -1):
-                        p = _predict(m, c, node, ctx, qa, qe, nchan)
+                        p = predict(m, c, node, ctx, qa, qe, nchan)
                         if encoding:
                             bit = (planes[i, y, x, c] >> b) & 1
-                            x1, x2, nout, out = _put(x1, x2, nout, out, bit, p)
+                            x1, x2, nout, out = put(x1, x2, nout, out, bit, p)
                         else:
-                            bit = _get(cs, data, p)
-                        _update(m, bit)
+                            bit = get(cs, data, p)
+                        update(m, bit)
                         node = 2 * node + bit
                     if not encoding:
                         planes[i, y, x, c] = min(node - (1 << depth), nbins - 1)
-    return _finish(x1, nout, out) if encoding else out
+    return finish(x1, nout, out) if encoding else out
