@@ -49,8 +49,10 @@ device_option = click.option("--device", type=click.Choice(DEVICES), default="au
 backend_option = click.option("--backend", type=click.Choice(BACKENDS), default=None,
                               help="Kernel backend [default: AEZIP_BACKEND or auto].")
 effort_option = click.option("--effort", type=click.Choice(EFFORTS), default="best", show_default=True,
-                              help="best: try every pixel coder under --max-error; fast: skip the learned pixel "
-                                   "models (several times faster, possibly larger); max: best, and search the "
+                              help="best: try the pixel coders under --max-error, the mixing coder without latents "
+                                   "included (photographs); fast: skip the learned pixel models and the mixing "
+                                   "coders (several times faster, possibly larger); max: best, the mixing coder "
+                                   "with latents and the latent quality it codes best with, and a search of the "
                                    "latent codes for ones that decode closer (0.5-2 dB more at the same rate, "
                                    "25-300x slower to encode).")
 range_option = click.option("--range", "image_range", metavar="A:B", help="Only images A..B-1.")
