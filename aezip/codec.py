@@ -225,7 +225,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
     embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)
-    and, for a --max-error file without a quality, picks one on the first chunk (pixel_quality)."""
+    and, for a --max-error file without a quality that is not a shard's part, picks one on the first chunk
+    (pixel_quality; the parts of a sharded encode are coded apart and must agree on it)."""
     from aezip import kernels                             # torch: only encoding needs it, decoding does not
     from aezip.files.parallel import encode_chunks
     from aezip.files.decodemodel import decoder_bytes
@@ -237,7 +238,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     quality = check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
-    if search and max_error is not None and quality is None:
+    if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
         chunks = iter(chunks)
         first = next(chunks, None)
         if first is not None:

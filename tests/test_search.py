@@ -164,3 +164,20 @@ def test_effort_max_picks_the_latent_quality_whose_sample_codes_smallest_under_m
     blob = aezip.compress(images, max_error=0, effort="max", chunk_size=64)
     assert aezip.info(blob).get("quality") == picked and np.array_equal(aezip.decompress(blob), images)
     assert aezip.info(aezip.compress(images, effort="max", chunk_size=64)).get("quality") is None
+
+
+def test_shard_parts_do_not_pick_a_latent_quality_so_they_merge(tmp_path, sample_images) -> None:
+    """Each part of a sharded encode is coded apart: picking a quality per part could make them disagree."""
+    from aezip.codec import encode_dataset
+    from aezip.files.data import open_dataset
+    from aezip.files.modelfile import load_model
+    from aezip.files.shards import merge_parts
+    np.save(tmp_path / "x.npy", sample_images[:40])
+    parts = []
+    for k in range(2):
+        parts.append(tmp_path / f"p{k}.aez")
+        encode_dataset(open_dataset(tmp_path / "x.npy"), load_model(), parts[-1], chunk_size=20, max_error=0,
+                       shard=(k, 2), search=True)
+        assert aezip.info(parts[-1].read_bytes()).get("quality") is None
+    merge_parts(parts, tmp_path / "all.aez")
+    assert np.array_equal(aezip.decompress((tmp_path / "all.aez").read_bytes()), sample_images[:40])
