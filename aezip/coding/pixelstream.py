@@ -121,7 +121,7 @@ class _Coders:
             x = self.x[::step]
             if method == GRADIENT:
                 data, recon = encode_gradient(x, self.image_shape, self.max_error)
-            elif method == MIXING:   # both variants on the sample (or a chunk too small for one), its choice after
+            elif method == MIXING:   # every variant on the sample (or a chunk too small for one), its choice after
                 data, recon = encode_mixing(x, self.image_shape, self.max_error, self.mixing_variants)
                 self.mixing_variants = self.mixing_variants if not data else (data[0],)
             elif method == MIXING_LATENTS:
