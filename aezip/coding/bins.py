@@ -21,6 +21,14 @@ def values(bins: np.ndarray, max_error: int) -> np.ndarray:
     return np.minimum(bins.astype(np.int64) * (2 * max_error + 1) + max_error, 255)
 
 
+def only_bin(data: bytes, shape: tuple[int, ...], max_error: int, what: str) -> np.ndarray:
+    """The pixels (uint8, `shape`) of a `what` stream under an E that leaves a single bin: nothing is coded, so the
+    stream must be empty, and every pixel is that bin's value."""
+    if data:
+        raise ValueError(f"a {what} stream where none is coded")
+    return np.full(shape, values(np.zeros(1, np.int64), max_error)[0], np.uint8)
+
+
 def sum_into_bins(rows: np.ndarray, max_error: int) -> np.ndarray:
     """Counts over the 256 pixel values (last axis) summed into the counts of their bins (int64)."""
     step, nbins = geometry(max_error)

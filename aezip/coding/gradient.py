@@ -44,9 +44,7 @@ def decode_gradient(data: bytes, shape: tuple[int, int], image_shape: tuple[int,
     """Inverse of encode_gradient: the pixels (shape = n x D, uint8)."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:
-        if data:
-            raise ValueError("a gradient stream where none is coded")
-        return np.full(shape, bins.values(np.zeros(1, np.int64), max_error)[0], np.uint8)
+        return bins.only_bin(data, shape, max_error, "gradient")
     if len(data) % 4:
         raise ValueError("gradient stream length is not a whole number of 32-bit words")
     from aezip.coding import contextkernel

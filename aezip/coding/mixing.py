@@ -93,9 +93,7 @@ def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int,
     """Inverse of encode_mixing_latents: the pixels (n x D uint8)."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:
-        if data:
-            raise ValueError("a mixing stream where none is coded")
-        return np.full(pred.shape, bins.values(np.zeros(1, np.int64), max_error)[0], np.uint8)
+        return bins.only_bin(data, pred.shape, max_error, "mixing")
     from aezip.coding import mixkernel
     shape = _planes(len(pred), image_shape)
     planes = np.zeros(shape, np.int64)
@@ -109,9 +107,7 @@ def decode_mixing(data: bytes, shape: tuple[int, int], image_shape: tuple[int, .
     """Inverse of encode_mixing: the pixels (shape = n x D, uint8)."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:
-        if data:
-            raise ValueError("a mixing stream where none is coded")
-        return np.full(shape, bins.values(np.zeros(1, np.int64), max_error)[0], np.uint8)
+        return bins.only_bin(data, shape, max_error, "mixing")
     if not data or data[0] not in VARIANTS or (data[0] >= MEDIAN_STEPS and max_error == 0):
         raise ValueError("mixing stream: no, an unknown or (lossless) a quantized variant byte")
     from aezip.coding import mixkernel

@@ -439,12 +439,10 @@ def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[
                max_error: int) -> np.ndarray:
     """Inverse of encode_mlp: the decoded pixels (n x D uint8)."""
     _, nbins = bins.geometry(max_error)
+    if nbins == 1:
+        return bins.only_bin(data, pred.shape, max_error, "pixel-model")
     canvas = _canvas(pred, len(pred), image_shape)
     predc = canvas.copy()
-    if nbins == 1:
-        if data:
-            raise ValueError("a pixel-model stream where none is coded")
-        return np.full(pred.shape, min(max_error, 255), np.uint8)
     if len(data) % 4 != 1 or data[0] >= len(VARIANTS):
         raise ValueError("pixel-model stream: bad variant byte or not a whole number of 32-bit words")
     row = _Rows(mlp, data[0], max_error)

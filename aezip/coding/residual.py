@@ -80,11 +80,9 @@ def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
     _, nbins = bins.geometry(max_error)
     if len(data) % 4:
         raise ValueError("residual stream length is not a whole number of 32-bit words")
-    recon = np.zeros(pred.shape, np.uint8)
     if nbins == 1:
-        if data:
-            raise ValueError("a residual stream where none is coded")
-        return recon + np.uint8(bins.values(np.zeros(1), max_error)[0])
+        return bins.only_bin(data, pred.shape, max_error, "residual")
+    recon = np.zeros(pred.shape, np.uint8)
     from aezip.coding import contextkernel
     bucket, counts = _kernel_inputs(pred, max_error, prior)
     w, c = _geometry(image_shape)
