@@ -24,7 +24,9 @@ time, so it is much slower than the gradient coder (README, "The mixing coders")
 
 The mixing coder with latents (method 10, encode_mixing_latents) codes each bin's value itself, bit by bit from the
 top, with the same bit models, mixers and probability map (mixcore.py) over eleven contexts of the autoencoder's
-prediction around the pixel and the decoded neighbours (mixkernel.code_values).
+prediction around the pixel and the decoded neighbours (mixkernel.code_values). Since coder v6 its stream's head may
+name the chunk's most frequent bin (MNIST's black), decided first: one decision instead of eight for most pixels
+of such data, 2.3x faster and 0.9 % smaller on MNIST 0-999.
 """
 from __future__ import annotations
 
@@ -36,6 +38,9 @@ from aezip.coding import bins
 # or (E >= 1) the pixels' residuals quantized in steps of 2E + 1, as JPEG-LS's near-lossless mode does
 MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS = range(4)
 VARIANTS = (MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS)
+# the head of a method-10 stream (coder v6 on): bits only, or the mode decision first (then the mode's bin, a byte)
+VALUE_BITS, VALUE_MODE = range(2)
+MODE_SHARE = 1 / 8   # the mode decision where the mode holds this share of the bins: then it saves decisions
 
 
 def _planes(n: int, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -74,8 +79,9 @@ def _encode_variant(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
 def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
                           max_error: int) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) within max_error given the autoencoder's prediction (n x D), each bin's value bit by
-    bit with contexts of the prediction around it and the decoded neighbours (mixkernel.code_values); returns the
-    bytes and the pixels the decoder will give."""
+    bit with contexts of the prediction around it and the decoded neighbours (mixkernel.code_values), after the
+    decision "it is the chunk's most frequent bin" where that bin holds at least MODE_SHARE of them; returns the
+    bytes (VALUE_BITS, or VALUE_MODE and the mode, first) and the pixels the decoder will give."""
     coded = bins.to_bins(x, max_error)
     recon = bins.values(coded, max_error).astype(np.uint8)
     nbins = bins.geometry(max_error)[1]
@@ -84,22 +90,34 @@ def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[in
     from aezip.coding import mixkernel
     shape = _planes(len(x), image_shape)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
+    counts = np.bincount(coded.reshape(-1), minlength=nbins)
+    mode = int(counts.argmax())
+    head = bytes([VALUE_MODE, mode]) if counts[mode] >= MODE_SHARE * coded.size else bytes([VALUE_BITS])
     data = mixkernel.code_values(coded.astype(np.int64).reshape(shape), aux, nbins,
-                                 mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8), True)
-    return data.tobytes(), recon
+                                 mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8), True,
+                                 mode if head[0] == VALUE_MODE else -1)
+    return head + data.tobytes(), recon
 
 
-def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> np.ndarray:
-    """Inverse of encode_mixing_latents: the pixels (n x D uint8)."""
+def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                          headed: bool = True) -> np.ndarray:
+    """Inverse of encode_mixing_latents: the pixels (n x D uint8). headed False: a stream of coder v5, which has
+    no head and codes no mode."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:
         return bins.only_bin(data, pred.shape, max_error, "mixing")
+    mode = -1
+    if headed:
+        if not data or data[0] not in (VALUE_BITS, VALUE_MODE) or (data[0] == VALUE_MODE and
+                                                                    (len(data) < 2 or data[1] >= nbins)):
+            raise ValueError("mixing-with-latents stream: no, an unknown or a bad head")
+        mode, data = (data[1], data[2:]) if data[0] == VALUE_MODE else (-1, data[1:])
     from aezip.coding import mixkernel
     shape = _planes(len(pred), image_shape)
     planes = np.zeros(shape, np.int64)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
     mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins), np.frombuffer(data, np.uint8),
-                          False)
+                          False, mode)
     return bins.values(planes.reshape(pred.shape), max_error).astype(np.uint8)
 
 

@@ -4,8 +4,8 @@ bytes):
 - encode/decode (method 9): each bin's residual from a prediction (LOCO-I's median, or a blend of six predictors
   weighted by their errors at the causal neighbours; for E >= 1 also each pixel's residual quantized in steps of
   2E + 1), coded as a few binary decisions (_decisions) in fourteen contexts;
-- code_values (method 10): each bin's value, bit by bit from the top, in eleven contexts of the autoencoder's
-  prediction around the pixel and the decoded neighbours.
+- code_values (method 10): each bin's value, bit by bit from the top (after "is it the chunk's mode?" where the
+  stream names one), in eleven contexts of the autoencoder's prediction around the pixel and the decoded neighbours.
 The blend is sum_k w_k P_k / sum_k w_k rounded, w_k = 2^30 // s_k^2 with s_k = 1 + the predictor's absolute errors
 at W, N, NW and NE (s_k <= 1021, so w_k >= 1030 and sum_k w_k P_k < 6 x 2^30 x 256 < 2^41). A damaged stream decodes
 to other pixels (the chunk's pixel CRC refuses them) and never loops: a bin takes at most 16 decisions.
@@ -284,7 +284,8 @@ def _value_context(planes: np.ndarray, aux: np.ndarray, i: int, y: int, x: int, 
 
 
 def value_state(channels: int, nbins: int) -> tuple:
-    """Fresh model state of the value coder for bins below nbins: a decision node per prefix of a bin's bits."""
+    """Fresh model state of the value coder for bins below nbins: a decision node per prefix of a bin's bits, and
+    node 0 for "the bin is the mode"."""
     return new_state(channels, VALUE_SIZES, 1 << _depth(nbins), VALUE_COLOUR, VALUE_FAST)
 
 
@@ -303,11 +304,12 @@ def _depth(nbins: int) -> int:
 
 
 @nb.njit(cache=True)
-def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data: np.ndarray,
-                encoding: bool) -> np.ndarray:
-    """The value coder, image by image in raster order, channels innermost, each bin's bits from the top (the node
-    is the prefix coded so far) given the prediction's bins aux. Encoding: codes planes (n x H x W x C bins below
-    nbins) and returns the bytes. Decoding: reads data (bytes past the end read as 0) into planes (int64), a damaged
+def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data: np.ndarray, encoding: bool,
+                mode: int = -1) -> np.ndarray:
+    """The value coder, image by image in raster order, channels innermost, given the prediction's bins aux: with
+    mode >= 0 first the decision "the bin is mode" (node 0), then, where it is not, the bin's bits from the top
+    (the node is the prefix coded so far, 1..2^depth - 1). Encoding: codes planes (n x H x W x C bins below nbins)
+    and returns the bytes. Decoding: reads data (bytes past the end read as 0) into planes (int64), a damaged
     stream's values above the last bin clamped to it (the chunk's pixel CRC refuses them), and returns no bytes."""
     n, h, w, nchan = planes.shape
     depth = _depth(nbins)
@@ -319,6 +321,18 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
             for x in range(w):
                 for c in range(nchan):
                     qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
+                    if mode >= 0:
+                        p = predict(m, c, 0, ctx, qa, qe, nchan)
+                        if encoding:
+                            bit = 1 if planes[i, y, x, c] == mode else 0
+                            x1, x2, nout, out = put(x1, x2, nout, out, bit, p)
+                        else:
+                            bit = get(cs, data, p)
+                        update(m, bit)
+                        if bit:
+                            if not encoding:
+                                planes[i, y, x, c] = mode
+                            continue
                     node = 1
                     for b in range(depth - 1, -1, -1):
                         p = predict(m, c, node, ctx, qa, qe, nchan)

@@ -17,7 +17,8 @@ The stream's first byte names its method:
      estimated only where the gradient coder's estimate comes within MIX_LOOK of the best, and --effort fast skips
      it (it decodes ~20x slower than the gradient coder);
  10  the mixing coder with latents (mixing.py) at E: each bin's value bit by bit, its probabilities mixing contexts
-     of the autoencoder's prediction around the pixel and the decoded neighbours. Only --effort max tries it.
+     of the autoencoder's prediction around the pixel and the decoded neighbours. Only --effort max tries it. Coder
+     v6 gave its stream a head (the chunk's most frequent bin, decided first); v5 files' streams have none.
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
 variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
@@ -47,7 +48,8 @@ from aezip.coding.mixing import (VARIANTS as MIXING_VARIANTS, decode_mixing, dec
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
 from aezip.coding.residual import decode_residual, encode_residual
 
-PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v5"   # methods 0-10
+PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v6"   # methods 0-10, method 10 headed
+PIXEL_CODER_V5 = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v5"   # method 10 unheaded; still decodes
 PIXEL_CODER_V4 = "tagged-pixel-mlp-alone-context-gradient-or-generic-v4"   # methods 0-8; still decodes
 PIXEL_CODER_V3 = "tagged-pixel-mlp-alone-context-or-generic-v3"   # methods 0-7; still decodes
 PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
@@ -58,7 +60,7 @@ METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd
                 ALONE_EXACT: "pixel-mlp alone, exact", GRADIENT: "gradient", MIXING: "mixing",
                 MIXING_LATENTS: "mixing, latents"}
 # how many methods (0..k-1) each coder version knows: a stream naming a later one is refused by name
-CODER_METHODS = {PIXEL_CODER: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
+CODER_METHODS = {PIXEL_CODER: 11, PIXEL_CODER_V5: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
 NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, MIXING_LATENTS)
 GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
 XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
@@ -261,7 +263,7 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
     if method == MIXING_LATENTS:
         if pred is None:
             raise ValueError("a mixing-with-latents pixel stream without latents")
-        return decode_mixing_latents(body, pred, image_shape, max_error)
+        return decode_mixing_latents(body, pred, image_shape, max_error, headed=coder != PIXEL_CODER_V5)
     if method in (ALONE, ALONE_EXACT):
         if alone is None:
             raise ValueError("a stream of the pixel model without latents, but the model has none")
