@@ -40,7 +40,9 @@ MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS = range(4)
 VARIANTS = (MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS)
 # the head of a method-10 stream (coder v6 on): bits only, or the mode decision first (then the mode's bin, a byte)
 VALUE_BITS, VALUE_MODE = range(2)
-MODE_SHARE = 1 / 8   # the mode decision where the mode holds this share of the bins: then it saves decisions
+# the mode decision where the mode holds at least this share of the bins. Training images: MNIST 0-999 (share
+# 0.82) 0.9 % smaller and 2.3x faster; natural32-gray-train at E = 4, 8, 16 (shares 0.16-0.32) 0.3-0.5 % larger
+MODE_SHARE = 1 / 2
 
 
 def _planes(n: int, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
