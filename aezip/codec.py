@@ -189,22 +189,32 @@ def _alone(mf: ModelFile, samples: int):
     return a if a is not None and a.base.size == samples else None
 
 
+def chunk_prediction(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
+                     quality: int | None = None) -> tuple[np.ndarray, bool]:
+    """The decoder's prediction of a chunk (n x D) from its codes of `quality`, and whether the codes stand for their
+    bins' centroids: at a quality level the same codes stand for their grid points or their centroids, whichever
+    decodes closer to the chunk (the chunk-tables coder records which)."""
+    flat = chunk.reshape(len(chunk), -1)
+    recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
+    if latent_coder(mf, quality) != CHUNK_CODER_V2:
+        return recon, False
+    alt = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), chunk.shape[1:], block_pool())
+    centroid = _squared_error(flat, alt) < _squared_error(flat, recon)
+    return (alt if centroid else recon), centroid
+
+
 def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
                  quality: int | None = None, pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
     """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
     error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
     all)."""
     flat = chunk.reshape(len(chunk), -1)
-    recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
-    coder, centroid = latent_coder(mf, quality), False
-    if coder == CHUNK_CODER_V2:   # the same codes stand for their grid points or their bins' centroids: the closer
-        alt = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), chunk.shape[1:], block_pool())
-        centroid = _squared_error(flat, alt) < _squared_error(flat, recon)
-        recon = alt if centroid else recon
+    coder = latent_coder(mf, quality)
+    recon, centroid = chunk_prediction(mf, chunk, codes, quality)
     latent, residual = encode_latents(mf, codes, quality, coder, centroid), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
-                               _alone(mf, flat.shape[1]), pixel_methods)
+                               _alone(mf, flat.shape[1]), pixel_methods, raster=mf.raster)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
     payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
@@ -389,7 +399,7 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
     mlp = mf.pixel if CODER_METHODS[coder] > MLP else None   # version 1: none
     alone = _alone(mf, image_samples(header["shape"])) if CODER_METHODS[coder] > ALONE else None
     return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior, mlp, alone, coder)
+                         mf.residual_prior, mlp, alone, coder, mf.raster)
 
 
 def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:

@@ -13,10 +13,11 @@ import pytest
 
 from aezip.coding import bins, mixcore, mixkernel
 from aezip.coding.gradient import encode_gradient
-from aezip.coding.mixing import (BLEND, BLEND_STEPS, MEDIAN, MEDIAN_STEPS, VALUE_BITS, VALUE_MODE, VARIANTS,
+from aezip.coding.mixing import (BLEND, BLEND_STEPS, MEDIAN, MEDIAN_STEPS, HEAD_MODE, VARIANTS,
                                  decode_mixing, decode_mixing_latents, encode_mixing, encode_mixing_latents)
 from aezip.coding.pixelstream import (ALL_METHODS, GRADIENT, MIXING, MIXING_LATENTS, PIXEL_CODER_V4, PIXEL_CODER_V5, XZ,
                                       decode_pixels, encode_pixels)
+from aezip.coding.rasternet import no_plan
 from aezip.coding.residual import N_CONTEXTS
 from tests.processes import bytes_in_processes
 from tests.test_gradient import _images
@@ -175,7 +176,7 @@ def _v5_stream(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], ma
     planes = bins.to_bins(x, max_error).astype(np.int64).reshape(shape)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
     return mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8),
-                                 True).tobytes()
+                                 True, -1, no_plan()).tobytes()
 
 
 def test_v5_streams_without_a_head_keep_their_bytes_and_decode() -> None:
@@ -200,11 +201,11 @@ def test_the_mode_decision_comes_first_where_one_bin_dominates(sample_images) ->
     padded = np.pad(sample_images[:60].astype(int), ((0, 0), (1, 1), (1, 1)))
     pred = (sum(padded[:, dy:dy + 28, dx:dx + 28] for dy in range(3) for dx in range(3)) // 9).reshape(60, -1)
     data, recon = encode_mixing_latents(digits, pred, (28, 28), 0)
-    assert data[:2] == bytes([VALUE_MODE, 0]) and len(data) < len(_v5_stream(digits, pred, (28, 28), 0))
+    assert data[:2] == bytes([HEAD_MODE, 0]) and len(data) < len(_v5_stream(digits, pred, (28, 28), 0))
     np.testing.assert_array_equal(decode_mixing_latents(data, pred, (28, 28), 0), digits)
     noise = _images((20, 8, 8), "noise", 32)
-    assert encode_mixing_latents(noise, _predicted(noise, 7), (8, 8), 0)[0][:1] == bytes([VALUE_BITS])
-    for bad in (b"", b"\x02abc", bytes([VALUE_MODE]), bytes([VALUE_MODE, 200]) + data[2:]):
+    assert encode_mixing_latents(noise, _predicted(noise, 7), (8, 8), 0)[0][:1] == bytes([0])
+    for bad in (b"", b"\x04abc", bytes([HEAD_MODE]), bytes([HEAD_MODE, 200]) + data[2:]):
         with pytest.raises(ValueError, match="bad head"):
             decode_mixing_latents(bad, pred, (28, 28), 3)   # E = 3: 37 bins, so mode 200 is out of range
 
@@ -252,7 +253,7 @@ def test_bit_models_saturate_inside_their_uint16_storage() -> None:
     prob, idx = m[0], m[8]
     for bit, check in ((1, lambda p: p.min() >= 65000), (0, lambda p: p.max() <= 600), (1, lambda p: p.min() >= 65000)):
         for _ in range(3000):
-            mixcore.predict(m, 0, 0, ctx, 0, 0, 1)
+            mixcore.predict(m, 0, 0, ctx, 0, 0, 0, 1, mixkernel.NO_EXT)
             mixcore.update(m, bit)
         touched = np.concatenate([prob[idx], prob[m[5][-1] + idx]])
         assert check(touched.astype(np.int64)), (bit, touched.min(), touched.max())

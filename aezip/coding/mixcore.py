@@ -13,7 +13,7 @@ count writes and reads the same bytes:
 Storage: a bit model's probability stays in 0..65535 (a step towards 1 moves by floor((65536 - p) d / 2^16) <
 65536 - p, towards 0 floors at 0), so it is kept as uint16, and its count (<= LIMIT = 255) as uint8: a value coder's
 state for a gray chunk is ~20 MB instead of ~90 MB with int64. Arithmetic is int64: every read widens.
-Bounds (int64 arithmetic): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of at most 28
+Bounds (int64 arithmetic): |stretch| <= 2047, weights are clamped to +-2^40, so a mixer's sum of at most 32
 products stays below 2^56; a weight's step is below 2047 x 4095 x RATE < 2^26; a bit model's step below 2^16 x 2^16.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ _SQUASH = np.array([1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 110
                     3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095], np.int64)
 LIMIT = 255         # a slow bit model's count stops here: it keeps adapting at rate ~1/256
 RATE, MIX_SHIFT = 6, 14
-APM_ROWS = 16       # per channel and node: 8 classes x 2 halves (the coder's choice of classes)
+APM_ROWS = 16       # per channel and node (the coder's choice of rows)
 APM_SHIFT = 7
 WEIGHT_LIMIT = 1 << 40
 
@@ -59,11 +59,13 @@ _STRETCH = _stretch_table()
 _DELTA = np.array([(1 << 17) // (2 * n + 3) for n in range(LIMIT + 1)], np.int64)
 
 
-def new_state(channels: int, sizes: np.ndarray, nodes: int, colour: tuple[int, ...], fast: int) -> tuple:
+def new_state(channels: int, sizes: np.ndarray, nodes: int, colour: tuple[int, ...], fast: int,
+              externals: int = 0) -> tuple:
     """Fresh model state for images of `channels` channels, contexts of these sizes (those in `colour` unused in
-    channel 0), this many decision nodes and fast bit models moving by 2^-fast: bit models (16-bit probabilities,
-    slow then fast; the slow ones' counts), the two mixers' weights, the probability map, table offsets, [nodes,
-    fast], the colour mask, and scratch."""
+    channel 0), this many decision nodes, fast bit models moving by 2^-fast and `externals` stretched probabilities
+    from outside (predict's ext) as further mixer inputs: bit models (16-bit probabilities, slow then fast; the slow
+    ones' counts), the two mixers' weights, the probability map, table offsets, [nodes, fast], the colour mask, and
+    scratch."""
     k = len(sizes)
     off = np.zeros(k + 1, np.int64)
     off[1:] = np.cumsum(sizes * channels * nodes)
@@ -72,36 +74,40 @@ def new_state(channels: int, sizes: np.ndarray, nodes: int, colour: tuple[int, .
     apm[:] = np.array([squash((j - 16) * 128) * 16 for j in range(33)], np.int64)
     mask = np.array([j in colour for j in range(k)], np.int64)
     return (np.full(2 * off[-1], 1 << 15, np.uint16), np.zeros(off[-1], np.uint8),
-            np.full((sets, 2 * k), 1 << 12, np.int64), np.full((sets, 2 * k), 1 << 12, np.int64),
+            np.full((sets, 2 * k + externals), 1 << 12, np.int64), np.full((sets, 2 * k + externals), 1 << 12, np.int64),
             apm, off, np.array([nodes, fast]), mask,
-            np.zeros(k, np.int64), np.zeros(2 * k, np.int64), np.zeros(6, np.int64))
+            np.zeros(k, np.int64), np.zeros(2 * k + externals, np.int64), np.zeros(6, np.int64))
 
 
 @nb.njit(cache=True)
-def predict(m: tuple, c: int, node: int, ctx: np.ndarray, qa: int, qe: int, nchan: int) -> int:
-    """P(bit = 1) of decision `node` of channel c's pixel: the bit models of its contexts mixed by two weight sets
-    (selected by activity and by error energy), averaged in the stretched domain, then averaged with the probability
-    map's answer; what update needs is left in the scratch. Channel 0 has no previous channel: the state's colour
-    contexts are left out there."""
+def predict(m: tuple, c: int, node: int, ctx: np.ndarray, sel1: int, sel2: int, row: int, nchan: int,
+            ext: np.ndarray) -> int:
+    """P(bit = 1) of decision `node` of channel c's pixel: the bit models of its contexts and the state's external
+    inputs ext (|ext| <= 2047) mixed by two weight sets (the caller's selectors sel1, sel2 in 0..7: the coders' local
+    activity and error energy), averaged in the stretched domain, then averaged with the answer of the probability
+    map's row `row` (0..APM_ROWS-1); what update needs is left in the scratch. Channel 0 has no previous channel:
+    the state's colour contexts are left out there."""
     prob, _, w1, w2, apm, off, cfg, colour, idx, st, sc = m
     n, nodes = idx.shape[0], cfg[0]
+    for j in range(st.shape[0] - 2 * n):
+        st[2 * n + j] = ext[j]
     for k in range(n):
         ix = off[k] + (ctx[k] * nchan + c) * nodes + node
         idx[k] = ix
         used = c > 0 or colour[k] == 0
         st[k] = _STRETCH[np.int64(prob[ix]) >> 4] if used else 0
         st[n + k] = _STRETCH[np.int64(prob[off[n] + ix]) >> 4] if used else 0
-    s1 = (c * nodes + node) * 8 + qa
-    s2 = (c * nodes + node) * 8 + qe
+    s1 = (c * nodes + node) * 8 + sel1
+    s2 = (c * nodes + node) * 8 + sel2
     d1 = 0
     d2 = 0
-    for k in range(2 * n):
+    for k in range(st.shape[0]):
         d1 += w1[s1, k] * st[k]
         d2 += w2[s2, k] * st[k]
     d1 >>= 16
     d2 >>= 16
     dm = min(max((d1 + d2) >> 1, -2047), 2047) + 2048
-    row = (c * nodes + node) * APM_ROWS + qe * 2 + (1 if qa > 3 else 0)
+    row = (c * nodes + node) * APM_ROWS + row
     lo, wgt = dm >> 7, dm & 127
     pa = (apm[row, lo] * (128 - wgt) + apm[row, lo + 1] * wgt) >> 11
     p = min(max((squash(dm - 2048) + pa + 1) >> 1, 1), 4095)
@@ -118,7 +124,7 @@ def update(m: tuple, bit: int) -> None:
     e1 = ((bit << 12) - squash(sc[0])) * RATE
     e2 = ((bit << 12) - squash(sc[1])) * RATE
     s1, s2 = sc[2], sc[3]
-    for k in range(2 * n):
+    for k in range(st.shape[0]):
         w1[s1, k] = min(max(w1[s1, k] + ((st[k] * e1) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
         w2[s2, k] = min(max(w2[s2, k] + ((st[k] * e2) >> MIX_SHIFT), -WEIGHT_LIMIT), WEIGHT_LIMIT)
     for k in range(n):

@@ -33,13 +33,15 @@ from __future__ import annotations
 import numpy as np
 
 from aezip.coding import bins
+from aezip.coding.rasternet import RasterNet, no_plan
 
 # the variants: the prediction's base (median or blend), and what is coded: the bins' residuals modulo the bin count,
 # or (E >= 1) the pixels' residuals quantized in steps of 2E + 1, as JPEG-LS's near-lossless mode does
 MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS = range(4)
 VARIANTS = (MEDIAN, BLEND, MEDIAN_STEPS, BLEND_STEPS)
-# the head of a method-10 stream (coder v6 on): bits only, or the mode decision first (then the mode's bin, a byte)
-VALUE_BITS, VALUE_MODE = range(2)
+# the head of a method-10 stream (coder v6 on): a byte of flags, then with HEAD_MODE the mode's bin (a byte):
+# HEAD_MODE, the decision "the bin is the mode" comes first; HEAD_NET, the model's raster network is mixed in
+HEAD_MODE, HEAD_NET = 1, 2
 # the mode decision where the mode holds at least this share of the bins. Training images: MNIST 0-999 (share
 # 0.82) 0.9 % smaller and 2.3x faster; natural32-gray-train at E = 4, 8, 16 (shares 0.16-0.32) 0.3-0.5 % larger
 MODE_SHARE = 1 / 2
@@ -78,12 +80,18 @@ def _encode_variant(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
     return bytes([variant]) + data.tobytes(), recon
 
 
-def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
-                          max_error: int) -> tuple[bytes, np.ndarray]:
+def _uses_net(net: RasterNet | None, image_shape: tuple[int, ...], nbins: int) -> bool:
+    """Whether method 10 mixes the raster network in: the model has one, one channel, E = 0."""
+    return net is not None and _planes(1, image_shape)[3] == 1 and nbins == 256
+
+
+def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                          net: RasterNet | None = None) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) within max_error given the autoencoder's prediction (n x D), each bin's value bit by
     bit with contexts of the prediction around it and the decoded neighbours (mixkernel.code_values), after the
-    decision "it is the chunk's most frequent bin" where that bin holds at least MODE_SHARE of them; returns the
-    bytes (VALUE_BITS, or VALUE_MODE and the mode, first) and the pixels the decoder will give."""
+    decision "it is the chunk's most frequent bin" where that bin holds at least MODE_SHARE of them, mixing in the
+    model's raster network where it has one (one channel, E = 0); returns the bytes (a head byte of flags HEAD_MODE,
+    HEAD_NET, and the mode's bin with HEAD_MODE, first) and the pixels the decoder will give."""
     coded = bins.to_bins(x, max_error)
     recon = bins.values(coded, max_error).astype(np.uint8)
     nbins = bins.geometry(max_error)[1]
@@ -93,33 +101,38 @@ def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[in
     shape = _planes(len(x), image_shape)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
     counts = np.bincount(coded.reshape(-1), minlength=nbins)
-    mode = int(counts.argmax())
-    head = bytes([VALUE_MODE, mode]) if counts[mode] >= MODE_SHARE * coded.size else bytes([VALUE_BITS])
+    mode = int(counts.argmax()) if counts.max() >= MODE_SHARE * coded.size else -1
+    use_net = _uses_net(net, image_shape, nbins)
+    head = bytes([(HEAD_MODE if mode >= 0 else 0) | (HEAD_NET if use_net else 0)]) + bytes([mode] if mode >= 0 else [])
     data = mixkernel.code_values(coded.astype(np.int64).reshape(shape), aux, nbins,
-                                 mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8), True,
-                                 mode if head[0] == VALUE_MODE else -1)
+                                 mixkernel.value_state(shape[3], nbins, use_net), np.zeros(0, np.uint8), True, mode,
+                                 net.plan() if use_net else no_plan())
     return head + data.tobytes(), recon
 
 
 def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
-                          headed: bool = True) -> np.ndarray:
+                          net: RasterNet | None = None, headed: bool = True) -> np.ndarray:
     """Inverse of encode_mixing_latents: the pixels (n x D uint8). headed False: a stream of coder v5, which has
-    no head and codes no mode."""
+    no head (no mode, no network)."""
     nbins = bins.geometry(max_error)[1]
     if nbins == 1:
         return bins.only_bin(data, pred.shape, max_error, "mixing")
-    mode = -1
+    mode, use_net = -1, False
     if headed:
-        if not data or data[0] not in (VALUE_BITS, VALUE_MODE) or (data[0] == VALUE_MODE and
-                                                                    (len(data) < 2 or data[1] >= nbins)):
+        flags = data[0] if data else 255
+        if flags > HEAD_MODE | HEAD_NET or (flags & HEAD_MODE and (len(data) < 2 or data[1] >= nbins)):
             raise ValueError("mixing-with-latents stream: no, an unknown or a bad head")
-        mode, data = (data[1], data[2:]) if data[0] == VALUE_MODE else (-1, data[1:])
+        use_net = bool(flags & HEAD_NET)
+        if use_net and not _uses_net(net, image_shape, nbins):
+            raise ValueError("mixing-with-latents stream: it mixes a raster network the model does not have (or not "
+                             "for these images)")
+        mode, data = (data[1], data[2:]) if flags & HEAD_MODE else (-1, data[1:])
     from aezip.coding import mixkernel
     shape = _planes(len(pred), image_shape)
     planes = np.zeros(shape, np.int64)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
-    mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins), np.frombuffer(data, np.uint8),
-                          False, mode)
+    mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins, use_net),
+                          np.frombuffer(data, np.uint8), False, mode, net.plan() if use_net else no_plan())
     return bins.values(planes.reshape(pred.shape), max_error).astype(np.uint8)
 
 

@@ -15,14 +15,23 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from aezip.coding.mixcore import finish, get, new_state, predict, put, start, update
+from aezip.coding import rasterkernel, rasternet
+from aezip.coding.mixcore import _STRETCH, finish, get, new_state, predict, put, start, update
 
 NODES = 37          # decisions: 0 zero?, 1 sign, 2..8 bucket unary, 9..36 mantissa bits (bucket, position)
 N_INPUTS = 14       # contexts mixed per decision, each through a slow and a fast bit model
 CONTEXT_SIZES = np.array([1, 64, 81, 81, 49, 81, 81, 81, 72, 256, 2401, 648, 648, 729], np.int64)
 FAST = 4            # a fast bit model moves 1/16 of the way
 COLOUR_CONTEXTS = (7, 8)   # the previous channel's: unused in channel 0
+NO_EXT = np.zeros(0, np.int64)   # method 9 mixes no external input
 N_PREDICTORS = 6    # the blend's: median, W + N - NW, (W + N) / 2, W + NE - N, N, W
+
+
+@nb.njit(cache=True)
+def _row(qa: int, qe: int) -> int:
+    """The probability map's row of a decision: its residual-energy class, and whether the activity (or prediction)
+    class is in the upper half."""
+    return qe * 2 + (1 if qa > 3 else 0)
 
 
 @nb.njit(cache=True)
@@ -178,7 +187,7 @@ def encode(planes: np.ndarray, nbins: int, blend: bool, m: tuple, quant: int = 1
                     _decoded(medres, coded, perr, pk, y, x, c, v, med, e, blend)
                     for d in range(_decisions(e, nodes, bits)):
                         x1, x2, nout, out = put(x1, x2, nout, out, bits[d], predict(m, c, nodes[d], ctx, qa, qe,
-                                                                                       nchan))
+                                                                                       _row(qa, qe), nchan, NO_EXT))
                         update(m, bits[d])
     return finish(x1, nout, out)
 
@@ -200,7 +209,7 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
                     pred, med, qa, qe = _context(planes, medres, coded, perr, i, y, x, c, nbins, blend, ctx, pk)
                     e, a, sign, b, node, step = 0, 0, 0, 0, 0, 0
                     while True:   # the decisions of _decisions, in order, each decoded before the next is known
-                        bit = get(cs, data, predict(m, c, node, ctx, qa, qe, nchan))
+                        bit = get(cs, data, predict(m, c, node, ctx, qa, qe, _row(qa, qe), nchan, NO_EXT))
                         update(m, bit)
                         if node == 0:
                             if not bit:
@@ -234,6 +243,7 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
 VALUE_SIZES = np.array([1, 256, 256, 256, 512, 1024, 4096, 1024, 256, 4096, 4096], np.int64)
 VALUE_COLOUR = (8,)
 VALUE_FAST = 2      # on MNIST 0-999: 1.0028 bits/pixel with 4, 0.9959 with 3, 0.9942 with 2
+VALUE_TOP = rasternet.VALUES   # the last cumulative count: the total
 
 
 @nb.njit(cache=True)
@@ -283,10 +293,10 @@ def _value_context(planes: np.ndarray, aux: np.ndarray, i: int, y: int, x: int, 
     return a * 8 // nbins, lw * 2 + (1 if nv > 0 else 0)
 
 
-def value_state(channels: int, nbins: int) -> tuple:
+def value_state(channels: int, nbins: int, net: bool = False) -> tuple:
     """Fresh model state of the value coder for bins below nbins: a decision node per prefix of a bin's bits, and
-    node 0 for "the bin is the mode"."""
-    return new_state(channels, VALUE_SIZES, 1 << _depth(nbins), VALUE_COLOUR, VALUE_FAST)
+    node 0 for "the bin is the mode"; with net, the raster network's probability as two external inputs."""
+    return new_state(channels, VALUE_SIZES, 1 << _depth(nbins), VALUE_COLOUR, VALUE_FAST, 2 * int(net))
 
 
 def residual_state(channels: int) -> tuple:
@@ -304,25 +314,69 @@ def _depth(nbins: int) -> int:
 
 
 @nb.njit(cache=True)
+def _net_inputs(part: int, total: int, ext: np.ndarray) -> int:
+    """The raster network's mixer inputs for a decision whose 1 has part of total counts: the stretch of its 12-bit
+    probability p (rounded, kept in 1..4095) and p - 2048; returns the stretch's class 0..7 (the selector of the
+    first mixer's weights and of the probability map's row)."""
+    total = max(total, 1)
+    p = min(max((part * 4096 + total // 2) // total, 1), 4095)
+    ext[0], ext[1] = _STRETCH[p], p - 2048
+    return min((ext[0] + 2048) >> 9, 7)
+
+
+@nb.njit(cache=True)
+def _share(cum: np.ndarray, lo: int, mid: int, hi: int, mode: int, ext: np.ndarray) -> int:
+    """_net_inputs for "a value in [lo, hi), not mode where mode >= 0, lies in [mid, hi)", from cumulative
+    counts."""
+    a1, a0 = cum[hi] - cum[mid], cum[mid] - cum[lo]
+    if lo <= mode < mid:
+        a0 -= cum[mode + 1] - cum[mode]
+    elif mid <= mode < hi:
+        a1 -= cum[mode + 1] - cum[mode]
+    return _net_inputs(a1, a0 + a1, ext)
+
+
+@nb.njit(cache=True)
 def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data: np.ndarray, encoding: bool,
-                mode: int = -1) -> np.ndarray:
+                mode: int, net: tuple) -> np.ndarray:
     """The value coder, image by image in raster order, channels innermost, given the prediction's bins aux: with
     mode >= 0 first the decision "the bin is mode" (node 0), then, where it is not, the bin's bits from the top
-    (the node is the prefix coded so far, 1..2^depth - 1). Encoding: codes planes (n x H x W x C bins below nbins)
-    and returns the bytes. Decoding: reads data (bytes past the end read as 0) into planes (int64), a damaged
-    stream's values above the last bin clamped to it (the chunk's pixel CRC refuses them), and returns no bytes."""
+    (the node is the prefix coded so far, 1..2^depth - 1). With a raster network (net's params[0] = 1: one channel,
+    256 bins) every decision also mixes the network's probability of it (rasterkernel.counts; _net_inputs: the
+    state has two external inputs), whose class then selects the first mixer's weights and the probability map's
+    row in place of the prediction's class. Encoding: codes planes (n x H x W x C bins below nbins) and returns the bytes. Decoding: reads
+    data (bytes past the end read as 0) into planes (int64), a damaged stream's values above the last bin clamped
+    to it (the chunk's pixel CRC refuses them), and returns no bytes."""
     n, h, w, nchan = planes.shape
     depth = _depth(nbins)
     x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16 if encoding else 0, np.uint8)
     cs = start(data)
     ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
+    use_net = net[6][0] == 1
+    ext = np.zeros(2 if use_net else 0, np.int64)
+    f = np.zeros(rasternet.FEATURES)
+    h0, h1 = np.zeros(net[1].shape[0]), np.zeros(net[3].shape[0])
+    logits, cum, flat = np.zeros(rasternet.VALUES), np.zeros(rasternet.VALUES + 1, np.int64), np.zeros(0, np.int64)
+    if use_net:   # the counts of pixels whose features are all 0, worked out once
+        f[:] = 0.0
+        rasterkernel.counts(f, net, h0, h1, logits, cum)
+        flat = cum.copy()
     for i in range(n):
         for y in range(h):
             for x in range(w):
                 for c in range(nchan):
                     qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
+                    sel, row = qa, _row(qa, qe)
+                    if use_net:
+                        if rasterkernel.pixel_features(planes, aux, i, y, x, f):
+                            rasterkernel.counts(f, net, h0, h1, logits, cum)
+                        else:
+                            cum[:] = flat
                     if mode >= 0:
-                        p = predict(m, c, 0, ctx, qa, qe, nchan)
+                        if use_net:
+                            sel = _net_inputs(cum[mode + 1] - cum[mode], cum[VALUE_TOP], ext)
+                            row = sel * 2 + (1 if qa > 3 else 0)
+                        p = predict(m, c, 0, ctx, sel, qe, row, nchan, ext)
                         if encoding:
                             bit = 1 if planes[i, y, x, c] == mode else 0
                             x1, x2, nout, out = put(x1, x2, nout, out, bit, p)
@@ -333,9 +387,13 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
                             if not encoding:
                                 planes[i, y, x, c] = mode
                             continue
-                    node = 1
+                    node, lo, hi = 1, 0, 1 << depth
                     for b in range(depth - 1, -1, -1):
-                        p = predict(m, c, node, ctx, qa, qe, nchan)
+                        mid = lo + (1 << b)
+                        if use_net:
+                            sel = _share(cum, lo, mid, hi, mode, ext)
+                            row = sel * 2 + (1 if qa > 3 else 0)
+                        p = predict(m, c, node, ctx, sel, qe, row, nchan, ext)
                         if encoding:
                             bit = (planes[i, y, x, c] >> b) & 1
                             x1, x2, nout, out = put(x1, x2, nout, out, bit, p)
@@ -343,6 +401,7 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
                             bit = get(cs, data, p)
                         update(m, bit)
                         node = 2 * node + bit
+                        lo, hi = (mid, hi) if bit else (lo, mid)
                     if not encoding:
                         planes[i, y, x, c] = min(node - (1 << depth), nbins - 1)
     return finish(x1, nout, out) if encoding else out

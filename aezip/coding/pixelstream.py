@@ -46,6 +46,7 @@ from aezip.coding.gradient import decode_gradient, encode_gradient
 from aezip.coding.mixing import (VARIANTS as MIXING_VARIANTS, decode_mixing, decode_mixing_latents, encode_mixing,
                                  encode_mixing_latents)
 from aezip.coding.pixelmodel import VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, pass_classes
+from aezip.coding.rasternet import RasterNet
 from aezip.coding.residual import decode_residual, encode_residual
 
 PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v6"   # methods 0-10, method 10 headed
@@ -98,9 +99,9 @@ class _Coders:
     per method and image set (pass_classes), then costed or coded per variant."""
 
     def __init__(self, x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
-                 prior: np.ndarray, mlp: PixelMLP | None, alone: PixelMLP | None) -> None:
+                 prior: np.ndarray, mlp: PixelMLP | None, alone: PixelMLP | None, raster: RasterNet | None) -> None:
         self.x, self.pred, self.image_shape, self.max_error, self.prior = x, pred, image_shape, max_error, prior
-        self.mlp, self.alone = mlp, alone
+        self.mlp, self.alone, self.raster = mlp, alone, raster
         self.cache: dict[tuple[int, int], tuple] = {}
         self.mixing_variants = MIXING_VARIANTS
 
@@ -127,7 +128,7 @@ class _Coders:
                 data, recon = encode_mixing(x, self.image_shape, self.max_error, self.mixing_variants)
                 self.mixing_variants = self.mixing_variants if not data else (data[0],)
             elif method == MIXING_LATENTS:
-                data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, self.max_error)
+                data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, self.max_error, self.raster)
             else:
                 data, recon = encode_residual(x, self.pred[::step], self.image_shape, self._error(method), self.prior)
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
@@ -154,17 +155,19 @@ class _Coders:
 
 def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int, ...], max_error: int,
                   prior: np.ndarray, latent_bytes: int, mlp: PixelMLP | None = None, alone: PixelMLP | None = None,
-                  methods: Collection[int] | None = None, exhaustive: bool = False) -> PixelStream:
+                  methods: Collection[int] | None = None, exhaustive: bool = False,
+                  raster: RasterNet | None = None) -> PixelStream:
     """The smallest stream for x (n x D uint8) within max_error, among `methods` (default: BEST_METHODS) as
     chosen by choose_finalists (exhaustive: every method and variant coded in full); streams that need latents are
-    charged `latent_bytes`. pred may be None where only methods without latents are allowed."""
+    charged `latent_bytes`. pred may be None where only methods without latents are allowed; the mixing coder with
+    latents mixes in the model's raster network where it has one."""
     allowed = set(BEST_METHODS if methods is None else methods)
     if max_error == 0:
         allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
     models = [m for m in (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING) + (MIXING_LATENTS,) * (pred is not None)
               + (MLP, MLP_EXACT) * (mlp is not None)
               + (ALONE, ALONE_EXACT) * (alone is not None) if m in allowed]
-    coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone)
+    coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone, raster)
     keys = ([(m, v) for m in models for v in ((-1,) if m in _ADAPTIVE else range(len(VARIANTS)))]
             if exhaustive else choose_finalists(coders, models, latent_bytes))
     candidates = [coders.stream(m, v) for m, v in keys]
@@ -247,9 +250,9 @@ def _generic_decode(method: int, body: bytes, size: int) -> bytes:
 
 def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], image_shape: tuple[int, ...],
                   max_error: int, prior: np.ndarray, mlp: PixelMLP | None = None,
-                  alone: PixelMLP | None = None, coder: str = PIXEL_CODER) -> np.ndarray:
+                  alone: PixelMLP | None = None, coder: str = PIXEL_CODER, raster: RasterNet | None = None) -> np.ndarray:
     """Inverse of encode_pixels: the decoded pixels (n x D uint8); pred may be None for methods without latents,
-    mlp and alone None when the model (or the file's coder version) has no such pixel model; coder is the file's
+    mlp, alone and raster None when the model (or the file's coder version) has no such part; coder is the file's
     coder version (a stream naming a method it predates is refused)."""
     if not data:
         raise ValueError("empty pixel stream")
@@ -263,7 +266,7 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
     if method == MIXING_LATENTS:
         if pred is None:
             raise ValueError("a mixing-with-latents pixel stream without latents")
-        return decode_mixing_latents(body, pred, image_shape, max_error, headed=coder != PIXEL_CODER_V5)
+        return decode_mixing_latents(body, pred, image_shape, max_error, raster, headed=coder != PIXEL_CODER_V5)
     if method in (ALONE, ALONE_EXACT):
         if alone is None:
             raise ValueError("a stream of the pixel model without latents, but the model has none")

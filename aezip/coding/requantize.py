@@ -31,7 +31,7 @@ def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None
     if images is None:
         intdec = build_integer_decoder(mf.model.decoder_layers(), mf.config.levels, weight_bits)
         return ModelFile(mf.model, mf.tables, intdec, mf.residual_prior, info, mf.bank, pixel=mf.pixel,
-                         pixel_alone=mf.pixel_alone, context=mf.context)
+                         pixel_alone=mf.pixel_alone, context=mf.context, raster=mf.raster)
     from aezip.network.finetune import fit_decode_side
     from aezip.network.training import evenly_spaced, image_codes
 
@@ -48,4 +48,4 @@ def requantize(mf: ModelFile, weight_bits: int, images: np.ndarray | None = None
                                        epochs=epochs, sparsity=sparsity, seed=seed, log=log)
     info["requantized"].update(finetuned_on=len(x), epochs=epochs, sparsity=sparsity, seed=seed)
     return ModelFile(model, mf.tables, intdec, prior, info, mf.bank, pixel=mf.pixel, pixel_alone=mf.pixel_alone,
-                     context=mf.context)
+                     context=mf.context, raster=mf.raster)

@@ -44,6 +44,7 @@ from aezip.files.modelcheck import check_config, check_tensors
 from aezip.files.modelfile import ModelFile, model_tensors
 from aezip.coding.pixelmodel import ALONE, WITH_LATENTS, PixelMLP
 from aezip.coding.context import ContextModel
+from aezip.coding.rasternet import PREFIX as RASTER, RasterNet
 
 MAGIC = b"\x89AEZD\r\n\x1a"
 FORMAT = "aezip-decoder"
@@ -57,8 +58,8 @@ XZ_PRESET = 9 | lzma.PRESET_EXTREME   # -9e: 0.35 % smaller than -6 on the defau
 STORED_TYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64")
 _MODEL_ID = re.compile(r"[0-9a-f]{64}")
 ENCODE_SIDE = ("float.", "restore.")        # the float network and the restoration bank: decoding reads neither
-MAX_ERROR_PARTS = ("residual.", WITH_LATENTS, ALONE)   # the max-error coder's prior and pixel models: only
-#                                                        --max-error files
+MAX_ERROR_PARTS = ("residual.", WITH_LATENTS, ALONE, RASTER)   # the max-error coder's prior, pixel models and
+#                                                                raster network: only --max-error files
 
 
 def decode_tensors(mf: ModelFile, *, max_error_parts: bool = True) -> dict[str, np.ndarray]:
@@ -194,7 +195,8 @@ def load_decoder_bytes(blob: bytes, where: str, path: Path | None = None) -> Mod
                      IntegerDecoder.from_tensors({k: v for k, v in tensors.items() if k.startswith("intdec.")}),
                      None if prior is None else prior.astype(np.int64), {"decode_only": True}, None, model_id, path,
                      config=AEConfig.from_dict(config), weights={}, pixel=PixelMLP.from_tensors(tensors, WITH_LATENTS),
-                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors))
+                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors),
+                     raster=RasterNet.from_tensors(tensors))
 
 
 def load_decoder(path: Path, data: bytes) -> ModelFile:

@@ -3,7 +3,8 @@
 Every tensor must be one the format defines, with the dtype and shape the configuration implies, so nothing
 larger than the file itself is ever allocated; the configuration is bounded (MAX_* below); the integer decoder's
 weights, shifts and thresholds must keep its promise (every accumulator below EXACT_LIMIT, so decoding stays
-exact and bit-identical), and so must the pixel model's (optional; checked by check_pixel_tensors); entropy tables
+exact and bit-identical), and so must the pixel model's and the raster network's (optional; check_pixel_tensors,
+check_raster_tensors); entropy tables
 and the pixel model's table must give every symbol a positive count.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aezip.errors import FormatError
 from aezip.files.header import MAX_IMAGE_SAMPLES, MAX_LATENT
 from aezip.coding.intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
 from aezip.coding.pixelmodel import ALONE, INPUT_LIMIT, MU_BUCKETS, WITH_LATENTS, channels, levels_of, n_features
+from aezip.coding.rasternet import FEATURES, PREFIX as RASTER, VALUES, RasterNet, is_exact
 from aezip.coding.residual import N_CONTEXTS, PRIOR_TOTAL
 
 MAX_HIDDEN_LAYERS = 8
@@ -106,9 +108,33 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
     for prefix in (WITH_LATENTS, ALONE):   # the pixel models are part of the max-error coder
         if prefix + "table" in tensors and "residual.prior" in tensors:
             expected |= check_pixel_tensors(tuple(config["image_shape"]), tensors, prefix)
+    if RASTER + "out_bits" in tensors and "residual.prior" in tensors:   # part of the max-error coder too
+        expected |= check_raster_tensors(tensors)
     expected |= check_context_tensors(latent, levels, tensors, MAX_TABLE_TOTAL)
     unknown = set(tensors) - expected
     _need(not unknown, f"unknown tensors {sorted(unknown)[:3]}")
+
+
+def check_raster_tensors(tensors: dict[str, np.ndarray]) -> set[str]:
+    """The raster network's tensors (rasternet.py): FEATURES -> hidden -> hidden -> 256 integer layers whose
+    accumulators stay below EXACT_LIMIT / 2; returns their names."""
+    names = {RASTER + "shifts", RASTER + "out_bits"}
+    _expect(tensors, RASTER + "shifts", "int64", (2,))
+    _expect(tensors, RASTER + "out_bits", "int64", (1,))
+    width = FEATURES
+    for i in range(3):
+        w, b = tensors.get(f"{RASTER}w{i}"), tensors.get(f"{RASTER}b{i}")
+        _need(w is not None and b is not None and w.ndim == 2, f"tensor {RASTER}w{i} or {RASTER}b{i} is missing")
+        out = VALUES if i == 2 else w.shape[0]
+        _need(1 <= out <= MAX_WIDTH, f"{RASTER}w{i} has {out} outputs")
+        _expect(tensors, f"{RASTER}w{i}", "int32", (out, width))
+        _expect(tensors, f"{RASTER}b{i}", "int64", (out,))
+        _need(bool((np.abs(w.astype(np.int64)) <= WEIGHT_LIMIT).all()), f"{RASTER}w{i} exceeds {WEIGHT_LIMIT}")
+        names |= {f"{RASTER}w{i}", f"{RASTER}b{i}"}
+        width = out
+    net = RasterNet.from_tensors(tensors)
+    _need(is_exact(net), "the raster network could leave exact integer arithmetic")
+    return names
 
 
 def _mlp_layers(tensors: dict[str, np.ndarray], prefix: str, k: int, layers: int, features: int) -> set[str]:

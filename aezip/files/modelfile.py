@@ -24,6 +24,7 @@ from aezip.coding.intdecoder import IntegerDecoder
 from aezip.files.modelcheck import check_config, check_tensors
 from aezip.coding.pixelmodel import ALONE, WITH_LATENTS, PixelMLP
 from aezip.coding.context import ContextModel
+from aezip.coding.rasternet import RasterNet
 
 if TYPE_CHECKING:
     from aezip.network.model import AutoEncoder
@@ -45,7 +46,8 @@ class ModelFile:
                  residual_prior: np.ndarray | None, info: dict | None = None, bank: np.ndarray | None = None,
                  id: str = "", path: Path | None = None, *, config: AEConfig | None = None,
                  weights: dict[str, np.ndarray] | None = None, pixel: PixelMLP | None = None,
-                 pixel_alone: PixelMLP | None = None, context: ContextModel | None = None) -> None:
+                 pixel_alone: PixelMLP | None = None, context: ContextModel | None = None,
+                 raster: RasterNet | None = None) -> None:
         if model is None and (config is None or weights is None):
             raise ValueError("a ModelFile needs the network, or its config and float weights")
         self._model = model
@@ -62,6 +64,7 @@ class ModelFile:
         self.pixel = pixel                            # the learned pixel model of the max-error coder (optional)
         self.pixel_alone = pixel_alone                # the same without latents: it predicts from its base image
         self.context = context                        # the latents' context entropy model (optional)
+        self.raster = raster                          # the raster network the mixing coder with latents mixes in
 
     @property
     def config(self) -> AEConfig:
@@ -140,6 +143,8 @@ def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
         tensors.update(mf.pixel_alone.tensors(ALONE))
     if mf.context is not None:
         tensors.update(mf.context.tensors())
+    if mf.raster is not None:
+        tensors.update(mf.raster.tensors())
     if mf.bank is not None:
         tensors["restore.bank"] = np.ascontiguousarray(mf.bank)
     return tensors
@@ -211,7 +216,8 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     return ModelFile(None, tensors["entropy.tables"], intdec, tensors["residual.prior"].astype(np.int64), info,
                      tensors.get("restore.bank"), hashlib.sha256(data).hexdigest(), path, config=config,
                      weights=weights, pixel=PixelMLP.from_tensors(tensors, WITH_LATENTS),
-                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors))
+                     pixel_alone=PixelMLP.from_tensors(tensors, ALONE), context=ContextModel.from_tensors(tensors),
+                     raster=RasterNet.from_tensors(tensors))
 
 
 def describe(mf: ModelFile) -> dict:

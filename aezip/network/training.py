@@ -21,6 +21,7 @@ from aezip.network.losses import (LatentDiscriminator, adversarial_penalty, disc
 from aezip.metrics import psnr_from_mse
 from aezip.coding.pixelmodel import PixelMLP
 from aezip.coding.pixeltrain import fit_pixel_model, model_bits
+from aezip.coding.rastertrain import fit_raster
 from aezip.uses.restore import code_bank
 from aezip.files.stream import ImageRows, batches
 from aezip.tensors import resolve_device, to_unit
@@ -272,13 +273,14 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     intdec, some_pred, prior = fit_decode_side(model, train_codes[some], some_images, opts.decoder_bits,
                                                finetune=opts.decoder_bits < WEIGHT_BITS[1], seed=opts.seed,
                                                augmentations=parse_augment(opts.augment), log=log)
-    pixel = alone = None
+    pixel = alone = raster = None
     if opts.pixel_model:
         idx = val_idx[:VAL_BATCH]
         val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, image_codes(model, images, idx),
                                                                    cfg.image_shape)
         pixel = _pixel_model(some_images, some_pred, val, val_pred, cfg.image_shape, opts, log)
         alone = _pixel_model(some_images, None, val, None, cfg.image_shape, opts, log)
+        raster = fit_raster(some_images, some_pred, cfg.image_shape, opts.seed, log)
     sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = image_codes(model, images, idx)
@@ -307,7 +309,7 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
         log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless + the latents, "
             f"{alone_bits / pixels:.4f} without latents (ideal, from its integer tables)")
     return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
-                     pixel_alone=alone, context=context)
+                     pixel_alone=alone, context=context, raster=raster)
 
 
 def _progress(total: int, enabled: bool):

@@ -1,0 +1,80 @@
+"""Training the raster network (rasternet.py): a float softmax MLP over each pixel's 256 values given its causal
+neighbours and the autoencoder's prediction around it, then integer weights (intdecoder.quantize_mlp) with the
+logits in bits. Same images, prediction and seed: same bytes.
+
+Defaults chosen on MNIST (training images 2000-7999, measured on 0-499 with the default model's predictions, none of
+them held out): hidden 32-32 gave 1.0256 bits/pixel alone after 4 epochs (64-64 after 2: 1.0271), and mixed into the
+mixing coder with latents 0.9544 against 0.9830 without it.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from aezip.coding.intdecoder import quantize_mlp
+from aezip.coding.rasternet import FEATURES, VALUES, RasterNet, features, is_exact
+
+HIDDEN = (32, 32)
+EPOCHS = 4
+BATCH = 1024
+LR = 2e-3
+MAX_ROWS = 3_000_000   # pixels sampled for training at most (each a row of FEATURES inputs)
+
+
+def fit_raster(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], seed: int,
+               log: Callable[[str], None] = print, hidden: tuple[int, ...] = HIDDEN,
+               epochs: int = EPOCHS) -> RasterNet | None:
+    """The raster network of one-channel uint8 images (n x D) and the autoencoder's integer predictions (n x D);
+    None for colour images (the coder mixes it for one channel only)."""
+    if len(image_shape) == 3 and image_shape[2] != 1:
+        return None
+    start = time.perf_counter()
+    h, w = image_shape[:2]
+    planes = images.reshape(-1, h, w).astype(np.int64)
+    x = features(planes, pred.reshape(-1, h, w).astype(np.int64))
+    y = planes.reshape(-1)
+    rng = np.random.default_rng(seed)
+    if len(x) > MAX_ROWS:
+        keep = np.sort(rng.choice(len(x), MAX_ROWS, replace=False))
+        x, y = x[keep], y[keep]
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    width = FEATURES
+    for out in hidden:
+        layers += [torch.nn.Linear(width, out), torch.nn.ReLU()]
+        width = out
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(width, VALUES))
+    xt, yt = torch.from_numpy(x / np.float32(255.0)), torch.from_numpy(y)
+    optim = torch.optim.Adam(net.parameters(), lr=LR)
+    steps = max(1, epochs * (len(xt) // BATCH))
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=LR, total_steps=steps)
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt) - BATCH + 1, BATCH):
+            if done == steps:
+                break
+            idx = perm[i:i + BATCH]
+            loss = torch.nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            sched.step()
+            done += 1
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    ws = [m.weight.detach().double().numpy().copy() for m in linears]
+    bs = [m.bias.detach().double().numpy().copy() for m in linears]
+    ws[0] = ws[0] / 255.0                                  # integer inputs 0..255
+    ws[-1], bs[-1] = ws[-1] * math.log2(math.e), bs[-1] * math.log2(math.e)   # logits in bits
+    qw, qb, shifts, out_bits = quantize_mlp(ws, bs, 255.0)
+    raster = RasterNet(qw, qb, np.asarray(shifts, np.int64), out_bits)
+    if not is_exact(raster):   # quantize_mlp keeps every layer exact; a failure here is a bug, not bad data
+        raise AssertionError("the raster network's quantization left exact arithmetic")
+    log(f"raster network: {FEATURES}-{'-'.join(map(str, hidden))}-{VALUES}, {len(xt)} pixels, {epochs} epochs, "
+        f"{time.perf_counter() - start:.0f} s")
+    return raster
