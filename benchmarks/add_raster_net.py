@@ -3,8 +3,8 @@ model unless -m).
 
     python benchmarks/add_raster_net.py --out /tmp/default-raster.aezm                 # default AE, MNIST 0-7999
 
-The network is trained on the model's own integer predictions of the images (rastertrain.fit_raster), exactly as
-`aezip train` does after its pixel models; the result has a new id, so files written with the old one still need
+The network is trained on the model's integer predictions of the images at the latent qualities --effort max weighs
+(codec.quality_predictions, rastertrain.fit_raster), exactly as `aezip train` does after its pixel models; the result has a new id, so files written with the old one still need
 the old one (or its decode-side model).
 """
 from __future__ import annotations
@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from aezip.codec import parse_range
-from aezip.coding.intdecoder import integer_decode
-from aezip.coding.rastertrain import fit_raster
+from aezip.codec import parse_range, quality_predictions
+from aezip.coding.rastertrain import fit_raster, raster_applies
 from aezip.files.data import open_dataset
 from aezip.files.modelfile import load_model, save_model
-from aezip.tensors import to_unit
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 
@@ -36,11 +32,10 @@ def main() -> None:
     images = open_dataset(args.data).read_all()
     lo, hi = parse_range(args.range, len(images))
     images = images[lo:hi]
-    with torch.no_grad():
-        pred = integer_decode(mf.intdec, mf.model.codes(to_unit(images), "torch").numpy())
-    mf.raster = fit_raster(images.reshape(len(images), -1), pred, mf.config.image_shape, args.seed)
-    if mf.raster is None:
+    if not raster_applies(mf.config.image_shape):
         raise SystemExit("the raster network is for one-channel images")
+    mf.raster = fit_raster(images.reshape(len(images), -1), quality_predictions(mf, images), mf.config.image_shape,
+                           args.seed)
     mf.info["raster_net"] = {"data": Path(args.data).name, "range": [lo, hi], "seed": args.seed}
     print(f"wrote {args.out} (model id {save_model(args.out, mf, force=True)[:16]})")
 

@@ -21,13 +21,14 @@ from aezip.network.losses import (LatentDiscriminator, adversarial_penalty, disc
 from aezip.metrics import psnr_from_mse
 from aezip.coding.pixelmodel import PixelMLP
 from aezip.coding.pixeltrain import fit_pixel_model, model_bits
-from aezip.coding.rastertrain import fit_raster
+from aezip.coding.rastertrain import fit_raster, raster_applies
 from aezip.uses.restore import code_bank
 from aezip.files.stream import ImageRows, batches
 from aezip.tensors import resolve_device, to_unit
 from aezip.network.tiles import predict
 from aezip.network.model import AutoEncoder
 from aezip.files.modelfile import ModelFile
+from aezip.codec import quality_predictions
 from aezip.network.config import AEConfig
 from aezip.options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, WEIGHT_BITS, TrainOptions, parse_augment, parse_denoise, parse_prior
 
@@ -273,14 +274,13 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     intdec, some_pred, prior = fit_decode_side(model, train_codes[some], some_images, opts.decoder_bits,
                                                finetune=opts.decoder_bits < WEIGHT_BITS[1], seed=opts.seed,
                                                augmentations=parse_augment(opts.augment), log=log)
-    pixel = alone = raster = None
+    pixel = alone = None
     if opts.pixel_model:
         idx = val_idx[:VAL_BATCH]
         val, val_pred = images[idx].reshape(len(idx), -1), predict(cfg, intdec, image_codes(model, images, idx),
                                                                    cfg.image_shape)
         pixel = _pixel_model(some_images, some_pred, val, val_pred, cfg.image_shape, opts, log)
         alone = _pixel_model(some_images, None, val, None, cfg.image_shape, opts, log)
-        raster = fit_raster(some_images, some_pred, cfg.image_shape, opts.seed, log)
     sse, latent_bytes, pixel_bits, alone_bits = 0.0, 0, 0.0, 0.0
     for idx in batches(val_idx, VAL_BATCH):
         codes = image_codes(model, images, idx)
@@ -308,8 +308,12 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
         info["heldout"]["pixel_model_alone_bits_per_sample"] = round(alone_bits / pixels, 5)
         log(f"held-out: pixel model {pixel_bits / pixels:.4f} bits/sample lossless + the latents, "
             f"{alone_bits / pixels:.4f} without latents (ideal, from its integer tables)")
-    return ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
-                     pixel_alone=alone, context=context, raster=raster)
+    mf = ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
+                   pixel_alone=alone, context=context)
+    if opts.pixel_model and raster_applies(cfg.image_shape):
+        x = images[train_idx[some]]
+        mf.raster = fit_raster(x.reshape(len(x), -1), quality_predictions(mf, x), cfg.image_shape, opts.seed, log)
+    return mf
 
 
 def _progress(total: int, enabled: bool):
