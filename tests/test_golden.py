@@ -42,18 +42,22 @@ def test_golden_slice_decodes_to_the_same_pixels(tmp_path):
 
 
 def test_encoding_the_same_images_writes_the_same_header_and_chunks(tmp_path):
-    """The shipped default model (8-bit decoder weights, 2026-11-29) writes the same header and chunk payloads as
-    when golden-lossy-8bit.aez was written (sample images 8000-8023, chunks of 10), which decodes to the same pixels.
-    (The first default's files, golden-{lossy,e0,e3}, were pinned the same way until the default moved on; they now
-    decode through its shipped decode-side model, above.)"""
+    """The shipped default model writes the same chunk payloads as the one that wrote golden-lossy-8bit.aez (8-bit
+    decoder weights, 2026-11-29; sample images 8000-8023, chunks of 10), and the same header but for the model's id:
+    the default since 2026-11-30 is that model with a raster network added, which lossy files do not use. The golden
+    file names the earlier default and decodes through its shipped decode-side model to the same pixels. (The first
+    default's files, golden-{lossy,e0,e3}, were pinned the same way; they decode through theirs, above.)"""
+    from aezip.files.modelfile import default_model, shipped_model
     golden = DATA / "golden-lossy-8bit.aez"
     src = tmp_path / "src.npy"
     np.save(src, open_dataset(sample_path()).read_all()[:24])
     out = tmp_path / "again.aez"
     encode_dataset(open_dataset(src), load_model(), out, chunk_size=10, backend="torch")
     with ContainerReader(out) as new, ContainerReader(golden) as old:
-        assert new.header == old.header and len(new.chunks) == len(old.chunks) == 3
+        assert new.header == {**old.header, "model_id": default_model().id}
+        assert len(new.chunks) == len(old.chunks) == 3
         assert all(new.read_chunk(i) == old.read_chunk(i) for i in range(3))
+        assert shipped_model(old.header["model_id"]) is not None
     decode_file(golden, tmp_path / "back.npy")
     pixels = np.load(tmp_path / "back.npy")
     assert hashlib.sha256(pixels.tobytes()).hexdigest() == \
