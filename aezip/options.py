@@ -64,7 +64,7 @@ class TrainOptions:
     device: str = "auto"
     backend: str | None = None
     fused_optimizer: bool = False     # torch's fused AdamW: ~4x faster steps on a CPU, but not the same bits
-    pixel_model: bool = True          # also train the learned pixel model of the --max-error coder
+    pixel_model: bool = True          # also train the learned pixel models and raster network of the max-error coder
     decoder_bits: int = 8             # the integer decoder's weight bits; below 16 the decoder is fine-tuned for them
     pixel: PixelOptions = field(default_factory=PixelOptions)   # its size and training budget
 

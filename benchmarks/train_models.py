@@ -1,10 +1,11 @@
 """Train the shipped default model (and other named recipes) on MNIST test images 0-7999; anyone can rerun it.
 
-The default recipe is three steps: `aezip train DATA --range 0:8000 --no-pixel-model --decoder-bits 16` (the
+The default recipe is four steps: `aezip train DATA --range 0:8000 --no-pixel-model --decoder-bits 16` (the
 autoencoder, with `aezip train`'s other defaults), then `aezip model requantize --weight-bits 8 --finetune DATA
 --range 0:8000` (its decoder fine-tuned for 8-bit integer weights on all 8,000 training images, where `aezip train`'s
 own fine-tuning sees only its 7,200 training-split images: 20.81 against 20.79 dB held out), then
-`benchmarks/add_pixel_model.py` (both learned pixel models, trained on the 8-bit decoder's predictions).
+`benchmarks/add_pixel_model.py` (both learned pixel models, trained on the 8-bit decoder's predictions), then
+`benchmarks/add_raster_net.py` (the raster network, on its predictions at the qualities --effort max weighs).
 
     python benchmarks/train_models.py default --replace-shipped     # -> aezip/assets/default.aezm (the shipped one)
     python benchmarks/train_models.py default --out /tmp/m.aezm     # elsewhere
@@ -54,11 +55,12 @@ def _finish(recipe: str, data: Path, trained: Path, out: Path) -> None:
     if recipe not in FINISHED:
         trained.replace(out)
         return
-    tuned = trained.with_name("tuned.aezm")
+    tuned, pixel = trained.with_name("tuned.aezm"), trained.with_name("pixel.aezm")
     aezip_main(["model", "requantize", str(trained), "--weight-bits", "8", "--finetune", str(data), "--range",
                 TRAIN_RANGE, "-o", str(tuned)])
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "add_pixel_model.py"), "-m", str(tuned), "--data",
-                    str(data), "--range", TRAIN_RANGE, "--out", str(out)], check=True)
+    for script, src, dst in (("add_pixel_model.py", tuned, pixel), ("add_raster_net.py", pixel, out)):
+        subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "-m", str(src), "--data", str(data),
+                        "--range", TRAIN_RANGE, "--out", str(dst)], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:

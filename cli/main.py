@@ -76,7 +76,8 @@ def cli() -> None:
 @_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
 @_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
 @_train_option("pixel_model", "--pixel-model/--no-pixel-model",
-               help="Also train the learned pixel model of --max-error coding (lossless included).")
+               help="Also train the learned pixel models of --max-error coding (lossless included) and, for "
+                    "one-channel images, the raster network that --effort max mixes in losslessly.")
 @_train_option("decoder_bits", "--decoder-bits", metavar="B", type=int,
                help="Integer decoder weight bits; below 16 the decoder is fine-tuned for them (8: a decode-side "
                     "model ~3x smaller; held-out PSNR -0.02 dB on MNIST, +0.02 / +0.23 dB on gray / RGB photographs; "
