@@ -29,7 +29,7 @@ from PIL import Image
 
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
-from aezip.coding.pixelstream import GRADIENT, MIXING
+from aezip.coding.pixelstream import GRADIENT, MIXING, MIXING_LATENTS
 from aezip.files.data import open_dataset
 from aezip.files.decodemodel import pack, save_decoder, unpack
 from aezip.bench.demo import sample_path
@@ -68,8 +68,9 @@ class Outcome:
 
 def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     """A tiny model and well-formed files of each kind to mutate: lossy IDX, a lower --quality, lossless .npy, an
-    image folder, files with an embedded model (lossy, and --max-error with the pixel model), a gradient-coded one;
-    the model's decode-side file beside it."""
+    image folder, files with an embedded model (lossy, and --max-error with the pixel model), a gradient-coded one,
+    a mixing-coded one, one coded by the mixing coder with latents and the model's raster network; the model's
+    decode-side file beside it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -77,6 +78,7 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     model_path = workdir / "tiny.aezm"
     save_model(model_path, train_model(images, config, opts, progress=False, log=lambda m: None))
     mf = load_model(model_path)
+    assert mf.raster is not None   # the "raster" file below codes with it
     np.save(workdir / "src.npy", images[:12])
     folder = workdir / "folder"
     folder.mkdir()
@@ -96,7 +98,9 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
                           ("gradient", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 0,
                                                                  "pixel_methods": (GRADIENT,)}),
                           ("mixing", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 1,
-                                                               "pixel_methods": (MIXING,)})):
+                                                               "pixel_methods": (MIXING,)}),
+                          ("raster", workdir / "src.npy", {"chunk_size": 6, "max_error": 0,   # method 10, its network
+                                                           "pixel_methods": (MIXING_LATENTS,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
     save_decoder(mf, workdir / "tiny.aezd")
