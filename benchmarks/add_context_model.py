@@ -9,31 +9,19 @@ images (8000-9999 for MNIST), not on that split.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 from aezip.codec import chunk_codes
 from aezip.coding.context import fit_context
-from aezip.files.data import open_dataset
-from aezip.files.modelfile import load_model
-from aezip.options import parse_range
-
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+from model_parts import model_and_images, parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-m", "--model", help="the model [default: the embedded one]")
-    ap.add_argument("--data", default=str(MNIST), help="its training data")
-    ap.add_argument("--range", default="0:8000", help="its training images A:B")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    mf = load_model(args.model)
-    images = open_dataset(args.data).read_all()
-    lo, hi = parse_range(args.range, len(images))
-    codes = np.concatenate([chunk_codes(mf, images[a:a + 4096], "torch", "cpu") for a in range(lo, hi, 4096)])
+    args = parser(__doc__).parse_args()
+    mf, images, (lo, hi) = model_and_images(args)
+    codes = np.concatenate([chunk_codes(mf, images[a:a + 4096], "torch", "cpu") for a in range(0, len(images), 4096)])
     mf.context = fit_context(codes, mf.config.levels)
     mf.info = {**mf.info, "context_model": {"fitted_on": f"{Path(args.data).name} {lo}:{hi}"}}
     print(f"wrote {args.out} (model id {mf.save(args.out)[:16]})")

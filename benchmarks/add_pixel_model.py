@@ -9,38 +9,27 @@ the training images' mean); the result has a new id, so files written with the o
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
-from aezip.codec import parse_range
-from aezip.files.data import open_dataset
 from aezip.coding.intdecoder import integer_decode
-from aezip.files.modelfile import load_model, save_model
+from aezip.files.modelfile import save_model
 from aezip.options import PixelOptions
 from aezip.coding.pixeltrain import fit_pixel_model
 from aezip.tensors import to_unit
-
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+from model_parts import model_and_images, parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-m", "--model", default=None, help="model file [default: the embedded one]")
-    ap.add_argument("--data", default=str(MNIST))
-    ap.add_argument("--range", default="0:8000", help="training images A:B")
+    ap = parser(__doc__)
     ap.add_argument("--hidden", default="32,32")
     ap.add_argument("--scales", type=int, default=PixelOptions.scales)
     ap.add_argument("--levels", type=int, default=1)
     ap.add_argument("--alone-levels", type=int, default=3, help="levels of the model without latents (0: none)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    mf = load_model(args.model)
-    images = open_dataset(args.data).read_all()
-    lo, hi = parse_range(args.range, len(images))
-    images = images[lo:hi]
+    mf, images, (lo, hi) = model_and_images(args)
     with torch.no_grad():
         pred = integer_decode(mf.intdec, mf.model.codes(to_unit(images), "torch").numpy())
     opts = PixelOptions(hidden=tuple(int(h) for h in args.hidden.split(",")), scales=args.scales)

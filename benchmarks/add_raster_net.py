@@ -9,29 +9,19 @@ the old one (or its decode-side model).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from aezip.codec import parse_range, quality_predictions
+from aezip.codec import quality_predictions
 from aezip.coding.rastertrain import fit_raster, raster_applies
-from aezip.files.data import open_dataset
-from aezip.files.modelfile import load_model, save_model
-
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+from aezip.files.modelfile import save_model
+from model_parts import model_and_images, parser
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("-m", "--model", default=None, help="model file [default: the embedded one]")
-    ap.add_argument("--data", default=str(MNIST))
-    ap.add_argument("--range", default="0:8000", help="training images A:B")
+    ap = parser(__doc__)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    mf = load_model(args.model)
-    images = open_dataset(args.data).read_all()
-    lo, hi = parse_range(args.range, len(images))
-    images = images[lo:hi]
+    mf, images, (lo, hi) = model_and_images(args)
     if not raster_applies(mf.config.image_shape):
         raise SystemExit("the raster network is for one-channel images")
     mf.raster = fit_raster(images.reshape(len(images), -1), quality_predictions(mf, images), mf.config.image_shape,

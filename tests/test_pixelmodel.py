@@ -3,17 +3,16 @@ hostile model tensors refused, reproducible training."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from aezip.errors import FormatError
+from tests.modeledit import rewrite, set_tensor
 from aezip.files.modelfile import load_model
 from aezip.coding.pixelmodel import (PixelMLP, decode_mlp, encode_mlp, mu_bits, mu_offset, mu_thresholds, n_features,
                                      n_passes)
@@ -195,41 +194,25 @@ def test_the_block_pool_codes_the_same_bytes_as_one_thread(trained, e, monkeypat
             threads._state["pool"] = None
 
 
-def _rewrite(src, dst, edit) -> None:
-    """Copy a model file with its tensors edited (metadata kept)."""
-    raw = open(src, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    meta = json.loads(raw[8:8 + n]).get("__metadata__")
-    tensors = load_file(str(src))
-    edit(tensors)
-    save_file(tensors, str(dst), metadata=meta)
-
-
-def _set(key, fn):
-    def edit(t):
-        t[key] = fn(t[key].copy())
-    return edit
-
-
 @pytest.mark.parametrize("edit, message", [
-    (_set("pixel.table", lambda a: a * 0), "pixel.table outside"),
-    (_set("pixel.p0.w0", lambda a: a + 40000), "exceeds"),
-    (_set("pixel.p1.b1", lambda a: a + 2 ** 60), "exact integer arithmetic"),
-    (_set("pixel.mu_thresholds", lambda a: a[:, ::-1].copy()), "sorted"),
-    (_set("pixel.s_thresholds", lambda a: a[:, :-1].copy()), "pixel.s_thresholds"),
-    (_set("pixel.p2.w0", lambda a: a[:, :-1].copy()), "pixel.p2.w0"),
+    (set_tensor("pixel.table", lambda a: a * 0), "pixel.table outside"),
+    (set_tensor("pixel.p0.w0", lambda a: a + 40000), "exceeds"),
+    (set_tensor("pixel.p1.b1", lambda a: a + 2 ** 60), "exact integer arithmetic"),
+    (set_tensor("pixel.mu_thresholds", lambda a: a[:, ::-1].copy()), "sorted"),
+    (set_tensor("pixel.s_thresholds", lambda a: a[:, :-1].copy()), "pixel.s_thresholds"),
+    (set_tensor("pixel.p2.w0", lambda a: a[:, :-1].copy()), "pixel.p2.w0"),
     (lambda t: t.pop("pixel.p3.b0"), "missing"),
 ])
 def test_modelcheck_refuses_out_of_bound_pixel_tensors(tmp_path, tiny_model_path, edit, message) -> None:
     mf = load_model(tiny_model_path)
     assert mf.pixel is not None and len(mf.pixel.weights) == n_passes((28, 28), 1)
     bad = tmp_path / "bad.aezm"
-    _rewrite(tiny_model_path, bad, edit)
+    rewrite(tiny_model_path, bad, edit)
     with pytest.raises(FormatError, match=message):
         load_model(bad)
 
 
 def test_a_model_without_a_pixel_model_still_loads(tmp_path, tiny_model_path) -> None:
     plain = tmp_path / "plain.aezm"
-    _rewrite(tiny_model_path, plain, lambda t: [t.pop(k) for k in list(t) if k.startswith("pixel.")])
+    rewrite(tiny_model_path, plain, lambda t: [t.pop(k) for k in list(t) if k.startswith("pixel.")])
     assert load_model(plain).pixel is None

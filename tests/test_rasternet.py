@@ -3,15 +3,13 @@ an exact integer reference, its features are the coder's, round trips stay exact
 the process or thread count, it lowers the rate on data like its training images, and hostile tensors are refused."""
 from __future__ import annotations
 
-import json
 import os
-import struct
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from aezip.coding import rasterkernel
 from aezip.coding.intdecoder import ACT_LIMIT, quantize_mlp
@@ -19,6 +17,7 @@ from aezip.coding.mixing import HEAD_MODE, HEAD_NET, decode_mixing_latents, enco
 from aezip.coding.rasternet import EXP2, FEATURES, VALUES, RasterNet, features, is_exact
 from aezip.coding.rastertrain import fit_raster, raster_applies
 from aezip.errors import FormatError
+from tests.modeledit import rewrite, set_tensor
 from aezip.files.decodemodel import decode_tensors
 from aezip.files.modelfile import load_model
 
@@ -159,34 +158,19 @@ def test_identical_bytes_across_processes_and_thread_counts(tmp_path, fitted) ->
     assert outs[0] == outs[1] == encode_mixing_latents(x, pred, (10, 10), 0, fitted)[0]
 
 
-def _rewrite(src, dst, edit) -> None:
-    raw = open(src, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    meta = json.loads(raw[8:8 + n]).get("__metadata__")
-    tensors = load_file(str(src))
-    edit(tensors)
-    save_file(tensors, str(dst), metadata=meta)
-
-
-def _set(key, fn):
-    def edit(t):
-        t[key] = fn(t[key].copy())
-    return edit
-
-
 @pytest.mark.parametrize("edit, message", [
-    (_set("raster.w0", lambda a: a + 40000), "exceeds"),
-    (_set("raster.b1", lambda a: a + 2 ** 60), "exact integer arithmetic"),
-    (_set("raster.out_bits", lambda a: a + 99), "exact integer arithmetic"),
-    (_set("raster.w2", lambda a: a[:-1].copy()), "raster.w2"),
-    (_set("raster.w0", lambda a: a[:, :-1].copy()), "raster.w0"),
+    (set_tensor("raster.w0", lambda a: a + 40000), "exceeds"),
+    (set_tensor("raster.b1", lambda a: a + 2 ** 60), "exact integer arithmetic"),
+    (set_tensor("raster.out_bits", lambda a: a + 99), "exact integer arithmetic"),
+    (set_tensor("raster.w2", lambda a: a[:-1].copy()), "raster.w2"),
+    (set_tensor("raster.w0", lambda a: a[:, :-1].copy()), "raster.w0"),
     (lambda t: t.pop("raster.b0"), "missing"),
 ])
 def test_modelcheck_refuses_hostile_raster_tensors(tmp_path, tiny_model_path, edit, message) -> None:
     mf = load_model(tiny_model_path)
     assert mf.raster is not None and is_exact(mf.raster)   # aezip train fits one for gray images
     bad = tmp_path / "bad.aezm"
-    _rewrite(tiny_model_path, bad, edit)
+    rewrite(tiny_model_path, bad, edit)
     with pytest.raises(FormatError, match=message):
         load_model(bad)
 
