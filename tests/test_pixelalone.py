@@ -14,7 +14,8 @@ from aezip.coding.pixelstream import (ALONE, ALONE_EXACT, BEST_METHODS, CONTEXT,
                                       encode_pixels)
 from aezip.coding.pixeltrain import fit_pixel_model
 from tests import aezcraft
-from tests.test_pixelmodel import PRIOR, SMALL, _rewrite, _smooth
+from tests.modeledit import rewrite
+from tests.test_pixelmodel import PRIOR, SMALL, _smooth
 
 
 @pytest.fixture(scope="module", params=[(5, 7), (8, 8, 3)], ids=["gray5x7", "rgb8x8x3"])
@@ -102,7 +103,7 @@ def test_files_of_the_previous_coder_version_still_decode(tmp_path, tiny_model_p
 ])
 def test_modelcheck_refuses_bad_tensors_of_the_model_without_latents(tmp_path, tiny_model_path, edit, message):
     bad = tmp_path / "bad.aezm"
-    _rewrite(tiny_model_path, bad, edit)
+    rewrite(tiny_model_path, bad, edit)
     with pytest.raises(FormatError, match=message):
         load_model(bad)
 
