@@ -13,7 +13,8 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from aezip.codec import CodecReport, decode_file, effort_settings, encode_dataset, iter_decoded, model_for, test_file
+from aezip.codec import CodecReport, decode_file, encode_dataset, iter_decoded, model_for, test_file
+from aezip.effort import effort_settings
 from aezip.fileinfo import file_info
 from aezip.files.container import ContainerReader
 from aezip.files.data import Dataset, array_dataset, open_dataset, read_stream

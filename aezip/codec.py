@@ -26,12 +26,12 @@ from aezip.files.header import default_chunk_size, image_samples, max_chunk_size
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
-from aezip.options import EFFORTS, parse_range
+from aezip.options import parse_range
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
-from aezip.coding.pixelstream import (ALL_METHODS, ALONE, CODER_METHODS, FAST_METHODS, MLP, PIXEL_CODER,
+from aezip.coding.pixelstream import (ALONE, CODER_METHODS, MLP, PIXEL_CODER,
                                       decode_pixels, encode_pixels)
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
@@ -136,16 +136,6 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
-def effort_settings(effort: str) -> dict:
-    """encode_dataset's pixel_methods and search for an `--effort` level: "fast" tries FAST_METHODS (no pixel model,
-    no context mixing), "best" every pixel coder the model has but the mixing coder with latents, "max" every one
-    and the latent search (search.py)."""
-    if effort not in EFFORTS:
-        raise ParameterError("effort", f"{effort!r} is not one of {', '.join(EFFORTS)}")
-    methods = {"fast": FAST_METHODS, "best": None, "max": ALL_METHODS}[effort]
-    return {"pixel_methods": methods, "search": effort == "max"}
-
-
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,
                 search: bool = False) -> np.ndarray:
     """The latent codes of one chunk of images (the model already on `device`): the model's own codes, or the
@@ -164,40 +154,6 @@ def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality:
         codes = refine(mf.model, mf.tables, mf.config.levels, x, codes, quality, chunk.shape[1:], mf.config.patch,
                        mf.config.context)
     return codes
-
-
-def pixel_qualities(levels: int) -> list[int | None]:
-    """The latent qualities --effort max weighs for a --max-error file, finest first: the model's own levels (None),
-    then 3/4, 1/2 and 1/4 of them (at least 2), without repeats."""
-    return list(dict.fromkeys(check_quality(max(2, levels * k // 4), levels) for k in (4, 3, 2, 1)))
-
-
-def quality_predictions(mf: ModelFile, images: np.ndarray, block: int = 500) -> np.ndarray:
-    """The decoder's predictions (n x D) of images (n x the model's image shape) at each of pixel_qualities in turn,
-    a block of images at a time, from their plain codes (grid points or centroids, as a chunk picks): what the
-    raster network learns from, since --effort max may code at any of them."""
-    qualities = pixel_qualities(mf.config.levels)
-    parts = []
-    for k, a in enumerate(range(0, len(images), block)):
-        q = qualities[k % len(qualities)]
-        chunk = np.asarray(images[a:a + block])
-        parts.append(chunk_prediction(mf, chunk, chunk_codes(mf, chunk, "torch", "cpu", q), q)[0])
-    return np.concatenate(parts) if parts else np.zeros((0, int(np.prod(images.shape[1:]))), np.int64)
-
-
-def pixel_quality(mf: ModelFile, chunk: np.ndarray, max_error: int, backend: str, device,
-                  pixel_methods: tuple[int, ...] | None) -> int | None:
-    """The latent quality for a --max-error file under --effort max: of the model's own levels and 3/4, 1/2 and 1/4
-    of them (at least 2), the one whose coded sample of `chunk` (the pixel chooser's) is smallest, latents and
-    pixels together: coarser latents cost fewer bytes and can leave the pixel coders little more to code. None is
-    the model's own; ties go to the finer."""
-    from aezip.coding.pixelstream import sample_step
-    sample = chunk[::sample_step(len(chunk))]
-    sizes = {}
-    for q in pixel_qualities(mf.config.levels):
-        codes = chunk_codes(mf, sample, backend, device, q)
-        sizes[q] = len(encode_chunk(mf, sample, codes, max_error, q, pixel_methods)[0])
-    return min(sizes, key=sizes.__getitem__)   # the candidates run finest first: min keeps the first of equals
 
 
 def _alone(mf: ModelFile, samples: int):
@@ -270,6 +226,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         chunks = iter(chunks)
         first = next(chunks, None)
         if first is not None:
+            from aezip.effort import pixel_quality
             mf.model.to(dev)
             quality = pixel_quality(mf, first, max_error, backend_used, dev, pixel_methods)
             chunks = itertools.chain([first], chunks)

@@ -4,14 +4,14 @@ model unless -m).
     python benchmarks/add_raster_net.py --out /tmp/default-raster.aezm                 # default AE, MNIST 0-7999
 
 The network is trained on the model's integer predictions of the images at the latent qualities --effort max weighs
-(codec.quality_predictions, rastertrain.fit_raster), exactly as `aezip train` does after its pixel models; the result has a new id, so files written with the old one still need
+(effort.quality_predictions, rastertrain.fit_raster), exactly as `aezip train` does after its pixel models; the result has a new id, so files written with the old one still need
 the old one (or its decode-side model).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from aezip.codec import quality_predictions
+from aezip.effort import quality_predictions
 from aezip.coding.rastertrain import fit_raster, raster_applies
 from aezip.files.modelfile import save_model
 from model_parts import model_and_images, parser

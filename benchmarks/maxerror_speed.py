@@ -119,7 +119,7 @@ def main() -> None:
                    for e in args.effort.split(",")}
         worker(Path(args.data), Path(args.model), errors, efforts, args.reps, int(args.threads), Path(args.out))
         return
-    from aezip.codec import effort_settings
+    from aezip.effort import effort_settings
     methods = {e: effort_settings(e)["pixel_methods"] for e in args.effort.split(",")}
     efforts = ",".join(f"{e}:{'all' if m is None else '+'.join(map(str, m))}" for e, m in methods.items())
     from aezip.files.data import open_dataset

@@ -18,7 +18,8 @@ from PIL import Image
 
 from aezip.bench.bdrate import METHODS, bd_rate
 from aezip.bench.baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
-from aezip.codec import Progress, decode_file, effort_settings, encode_dataset
+from aezip.codec import Progress, decode_file, encode_dataset
+from aezip.effort import effort_settings
 from aezip.files.data import Dataset, array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.metrics import bits_per_pixel, psnr

@@ -37,7 +37,7 @@ def fit_raster(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
                log: Callable[[str], None] = print, hidden: tuple[int, ...] = HIDDEN,
                epochs: int = EPOCHS) -> RasterNet:
     """The raster network of one-channel uint8 images (n x D) given the autoencoder's integer predictions of them
-    (n x D; codec.quality_predictions: at the qualities --effort max weighs)."""
+    (n x D; effort.quality_predictions: at the qualities --effort max weighs)."""
     start = time.perf_counter()
     h, w = image_shape[:2]
     planes = images.reshape(-1, h, w).astype(np.int64)

@@ -28,7 +28,7 @@ from aezip.tensors import resolve_device, to_unit
 from aezip.network.tiles import predict
 from aezip.network.model import AutoEncoder
 from aezip.files.modelfile import ModelFile
-from aezip.codec import quality_predictions
+from aezip.effort import quality_predictions
 from aezip.network.config import AEConfig
 from aezip.options import EXECUTION_OPTIONS, RECORDED_WHEN_SET, WEIGHT_BITS, TrainOptions, parse_augment, parse_denoise, parse_prior
 
