@@ -82,6 +82,9 @@ def test_demo_runs_on_the_shipped_sample(capsys) -> None:
     assert "aezip (lossy)" in out and "xz -9e" in out and "zstd -19" in out and "JPEG-XL lossless" in out
     lossless = next(line for line in out.splitlines() if line.startswith("aezip --max-error 0"))
     assert lossless.split()[-1] == "0"   # max error 0: lossless
+    best = float(lossless.split()[-4])
+    top = next(line for line in out.splitlines() if line.startswith("  --effort max"))
+    assert top.split()[-1] == "0" and float(top.split()[-4]) < best   # also lossless, and smaller
 
 
 def test_train_with_the_triton_backend_under_the_interpreter(tmp_path, capsys, sample_images) -> None:

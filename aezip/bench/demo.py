@@ -10,6 +10,7 @@ import numpy as np
 
 from aezip.bench.baselines import jpegxl_lossless, raw_compressors
 from aezip.codec import decode_file, encode_dataset
+from aezip.effort import effort_settings
 from aezip.files.data import open_dataset
 from aezip.metrics import psnr
 from aezip.files.modelfile import load_model
@@ -24,7 +25,8 @@ def sample_path() -> Path:
 
 
 def run_demo(workdir: Path | None = None) -> Iterator[str]:
-    """Encode the sample lossy and lossless, decode both, check them, and yield the report lines."""
+    """Encode the sample lossy and lossless (by default and with --effort max), decode each, check them, and yield
+    the report lines."""
     with tempfile.TemporaryDirectory(prefix="aezip-demo-") as tmp:
         work = Path(workdir) if workdir else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -35,10 +37,11 @@ def run_demo(workdir: Path | None = None) -> Iterator[str]:
         yield (f"sample: {dataset.shape[0]} MNIST images {dataset.shape[1]}x{dataset.shape[2]} "
                f"(held-out test images 8000-8299); model {mf.id[:16]} (embedded default)")
         yield f"{'codec':<28}{'bytes':>9}{'bits/pixel':>12}{'PSNR dB':>10}{'max err':>9}"
-        for label, max_error in (("aezip (lossy)", None), ("aezip --max-error 0", 0)):
-            aez = work / ("sample.aez" if max_error is None else "sample-lossless.aez")
-            out = work / ("decoded.idx3-ubyte.gz" if max_error is None else "decoded-lossless.idx3-ubyte.gz")
-            r = encode_dataset(dataset, mf, aez, max_error=max_error, force=True)
+        for label, name, max_error, effort in (("aezip (lossy)", "sample", None, "best"),
+                                               ("aezip --max-error 0", "sample-lossless", 0, "best"),
+                                               ("  --effort max", "sample-lossless-max", 0, "max")):
+            aez, out = work / f"{name}.aez", work / f"decoded-{name}.idx3-ubyte.gz"
+            r = encode_dataset(dataset, mf, aez, max_error=max_error, force=True, **effort_settings(effort))
             decode_file(aez, out, force=True)
             decoded = open_dataset(out).read_all()
             err = int(np.abs(decoded.astype(int) - original.astype(int)).max())
