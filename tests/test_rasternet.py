@@ -165,6 +165,8 @@ def test_identical_bytes_across_processes_and_thread_counts(tmp_path, fitted) ->
     (set_tensor("raster.w2", lambda a: a[:-1].copy()), "raster.w2"),
     (set_tensor("raster.w0", lambda a: a[:, :-1].copy()), "raster.w0"),
     (lambda t: t.pop("raster.b0"), "missing"),
+    (lambda t: t.update({"raster.w0": np.zeros((600, FEATURES), np.int32), "raster.b0": np.zeros(600, np.int64),
+                         "raster.w1": np.zeros((32, 600), np.int32)}), "raster.w0 has 600 outputs"),
 ])
 def test_modelcheck_refuses_hostile_raster_tensors(tmp_path, tiny_model_path, edit, message) -> None:
     mf = load_model(tiny_model_path)

@@ -27,6 +27,7 @@ BANK_MAX = 16384              # codes of at most this many training images go in
 MAX_TABLE_TOTAL = 1 << 52     # a table row's total: count / total is then one exact division
 MAX_PIXEL_SCALES = 64
 MAX_PIXEL_COUNT = 1 << 24     # a pixel-model table entry: 256 of them sum far below 2^52
+MAX_RASTER_WIDTH = 512        # the raster network runs once per pixel while decoding: its layers stay small
 
 
 def _need(ok: bool, what: str) -> None:
@@ -116,8 +117,9 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
 
 
 def check_raster_tensors(tensors: dict[str, np.ndarray]) -> set[str]:
-    """The raster network's tensors (rasternet.py): FEATURES -> hidden -> hidden -> 256 integer layers whose
-    accumulators stay below EXACT_LIMIT / 2; returns their names."""
+    """The raster network's tensors (rasternet.py): FEATURES -> hidden -> hidden -> 256 integer layers (hidden widths
+    at most MAX_RASTER_WIDTH: it runs once per decoded pixel) whose accumulators stay below EXACT_LIMIT / 2; returns
+    their names."""
     names = {RASTER + "shifts", RASTER + "out_bits"}
     _expect(tensors, RASTER + "shifts", "int64", (2,))
     _expect(tensors, RASTER + "out_bits", "int64", (1,))
@@ -126,7 +128,7 @@ def check_raster_tensors(tensors: dict[str, np.ndarray]) -> set[str]:
         w, b = tensors.get(f"{RASTER}w{i}"), tensors.get(f"{RASTER}b{i}")
         _need(w is not None and b is not None and w.ndim == 2, f"tensor {RASTER}w{i} or {RASTER}b{i} is missing")
         out = VALUES if i == 2 else w.shape[0]
-        _need(1 <= out <= MAX_WIDTH, f"{RASTER}w{i} has {out} outputs")
+        _need(1 <= out <= (VALUES if i == 2 else MAX_RASTER_WIDTH), f"{RASTER}w{i} has {out} outputs")
         _expect(tensors, f"{RASTER}w{i}", "int32", (out, width))
         _expect(tensors, f"{RASTER}b{i}", "int64", (out,))
         _need(bool((np.abs(w.astype(np.int64)) <= WEIGHT_LIMIT).all()), f"{RASTER}w{i} exceeds {WEIGHT_LIMIT}")
