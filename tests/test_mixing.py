@@ -175,8 +175,8 @@ def _v5_stream(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], ma
     shape = (len(x), *image_shape[:2], image_shape[2] if len(image_shape) == 3 else 1)
     planes = bins.to_bins(x, max_error).astype(np.int64).reshape(shape)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
-    return mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins), np.zeros(0, np.uint8),
-                                 True, -1, no_plan()).tobytes()
+    return mixkernel.code_values(planes, aux, aux, nbins, max_error, mixkernel.value_state(shape[3], nbins),
+                                 np.zeros(0, np.uint8), True, -1, no_plan()).tobytes()
 
 
 def test_v5_streams_without_a_head_keep_their_bytes_and_decode() -> None:

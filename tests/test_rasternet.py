@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from aezip.coding import rasterkernel
+from aezip.coding import bins, rasterkernel
 from aezip.coding.intdecoder import ACT_LIMIT, quantize_mlp
 from aezip.coding.mixing import HEAD_MODE, HEAD_NET, decode_mixing_latents, encode_mixing_latents
 from aezip.coding.rasternet import EXP2, FEATURES, VALUES, RasterNet, features, is_exact
@@ -67,18 +67,32 @@ def test_counts_equal_an_exact_integer_reference(seed, scale) -> None:
 
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (2, 1, 1), (2, 4, 9)])
-def test_training_features_are_the_coders(shape) -> None:
+@pytest.mark.parametrize("max_error", [0, 3])
+def test_the_coders_features_are_the_training_features_of_the_decoded_values(shape, max_error) -> None:
+    """Under E the coder's planes hold bins: it sees their decoded values, as training sees pixels."""
     rng = np.random.default_rng(sum(shape))
-    planes, aux = rng.integers(0, 256, shape), rng.integers(0, 256, shape)
-    rows = features(planes, aux)
+    x, pred = rng.integers(0, 256, shape), rng.integers(0, 256, shape)
+    planes = bins.to_bins(x, max_error)
+    rows = features(bins.values(planes, max_error), pred)
     f = np.zeros(FEATURES)
     n, h, w = shape
     for i in range(n):
         for y in range(h):
-            for x in range(w):
-                nonzero = rasterkernel.pixel_features(planes[..., None], aux[..., None], i, y, x, f)
-                np.testing.assert_array_equal(f, rows[(i * h + y) * w + x])
-                assert nonzero == bool(f.any())
+            for xx in range(w):
+                rasterkernel.pixel_features(planes[..., None], pred[..., None], i, y, xx, max_error, f)
+                np.testing.assert_array_equal(f, rows[(i * h + y) * w + xx])
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 4, 40])
+def test_bin_counts_sum_the_values_of_each_bin(max_error) -> None:
+    counts = np.random.default_rng(max_error).integers(1, 1000, VALUES)
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    nbins = bins.geometry(max_error)[1]
+    out = np.zeros((1 << int(np.ceil(np.log2(max(nbins, 2))))) + 1, np.int64)
+    rasterkernel.bin_counts(cum, max_error, out)
+    per_bin = np.diff(out)
+    np.testing.assert_array_equal(per_bin[:nbins], bins.sum_into_bins(counts, max_error))
+    assert (per_bin[nbins:] == 0).all() and out[-1] == counts.sum()
 
 
 def _digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,19 +131,20 @@ def test_it_lowers_the_rate_on_images_like_its_training_images(sample_images) ->
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (1, 1), (10, 10, 1)])
-def test_round_trips_stay_exact_and_the_network_is_for_lossless_gray_only(fitted, shape) -> None:
-    rng = np.random.default_rng(len(shape))
+@pytest.mark.parametrize("max_error", [0, 1, 4, 255])
+def test_round_trips_stay_exact_within_every_bound_and_the_network_is_for_one_channel(fitted, shape,
+                                                                                      max_error) -> None:
+    rng = np.random.default_rng(len(shape) + max_error)
     d = int(np.prod(shape))
     x = rng.integers(0, 256, (30, d)).astype(np.uint8)
     pred = np.clip(x.astype(int) + rng.integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
-    data, recon = encode_mixing_latents(x, pred, shape, 0, fitted)
-    assert data[0] & HEAD_NET
-    np.testing.assert_array_equal(decode_mixing_latents(data, pred, shape, 0, fitted), x)
-    with pytest.raises(ValueError, match="raster network the model does not have"):
-        decode_mixing_latents(data, pred, shape, 0)
-    data4, recon4 = encode_mixing_latents(x, pred, shape, 4, fitted)   # E >= 1: bins, no network
-    assert not data4[0] & HEAD_NET and np.abs(recon4.astype(int) - x).max() <= 4
-    np.testing.assert_array_equal(decode_mixing_latents(data4, pred, shape, 4, fitted), recon4)
+    data, recon = encode_mixing_latents(x, pred, shape, max_error, fitted)
+    assert np.abs(recon.astype(int) - x).max() <= max_error
+    np.testing.assert_array_equal(decode_mixing_latents(data, pred, shape, max_error, fitted), recon)
+    if max_error < 128:   # E >= 128 leaves one bin: nothing is coded
+        assert data[0] & HEAD_NET
+        with pytest.raises(ValueError, match="raster network the model does not have"):
+            decode_mixing_latents(data, pred, shape, max_error)
     rgb = rng.integers(0, 256, (10, 4 * 4 * 3)).astype(np.uint8)
     assert not encode_mixing_latents(rgb, rgb, (4, 4, 3), 0, fitted)[0][0] & HEAD_NET
     assert not raster_applies((4, 4, 3)) and raster_applies((4, 4, 1)) and raster_applies((4, 4))

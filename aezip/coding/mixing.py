@@ -80,9 +80,9 @@ def _encode_variant(x: np.ndarray, image_shape: tuple[int, ...], max_error: int,
     return bytes([variant]) + data.tobytes(), recon
 
 
-def _uses_net(net: RasterNet | None, image_shape: tuple[int, ...], nbins: int) -> bool:
-    """Whether method 10 mixes the raster network in: the model has one, one channel, E = 0."""
-    return net is not None and _planes(1, image_shape)[3] == 1 and nbins == 256
+def _uses_net(net: RasterNet | None, image_shape: tuple[int, ...]) -> bool:
+    """Whether method 10 mixes the raster network in: the model has one, and the images one channel."""
+    return net is not None and _planes(1, image_shape)[3] == 1
 
 
 def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
@@ -90,7 +90,7 @@ def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[in
     """Code x (n x D uint8) within max_error given the autoencoder's prediction (n x D), each bin's value bit by
     bit with contexts of the prediction around it and the decoded neighbours (mixkernel.code_values), after the
     decision "it is the chunk's most frequent bin" where that bin holds at least MODE_SHARE of them, mixing in the
-    model's raster network where it has one (one channel, E = 0); returns the bytes (a head byte of flags HEAD_MODE,
+    model's raster network where it has one (one channel); returns the bytes (a head byte of flags HEAD_MODE,
     HEAD_NET, and the mode's bin with HEAD_MODE, first) and the pixels the decoder will give."""
     coded = bins.to_bins(x, max_error)
     recon = bins.values(coded, max_error).astype(np.uint8)
@@ -102,11 +102,11 @@ def encode_mixing_latents(x: np.ndarray, pred: np.ndarray, image_shape: tuple[in
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
     counts = np.bincount(coded.reshape(-1), minlength=nbins)
     mode = int(counts.argmax()) if counts.max() >= MODE_SHARE * coded.size else -1
-    use_net = _uses_net(net, image_shape, nbins)
+    use_net = _uses_net(net, image_shape)
     head = bytes([(HEAD_MODE if mode >= 0 else 0) | (HEAD_NET if use_net else 0)]) + bytes([mode] if mode >= 0 else [])
-    data = mixkernel.code_values(coded.astype(np.int64).reshape(shape), aux, nbins,
-                                 mixkernel.value_state(shape[3], nbins, use_net), np.zeros(0, np.uint8), True, mode,
-                                 net.plan() if use_net else no_plan())
+    data = mixkernel.code_values(coded.astype(np.int64).reshape(shape), aux, pred.astype(np.int64).reshape(shape),
+                                 nbins, max_error, mixkernel.value_state(shape[3], nbins, use_net),
+                                 np.zeros(0, np.uint8), True, mode, net.plan() if use_net else no_plan())
     return head + data.tobytes(), recon
 
 
@@ -123,7 +123,7 @@ def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int,
         if flags > HEAD_MODE | HEAD_NET or (flags & HEAD_MODE and (len(data) < 2 or data[1] >= nbins)):
             raise ValueError("mixing-with-latents stream: no, an unknown or a bad head")
         use_net = bool(flags & HEAD_NET)
-        if use_net and not _uses_net(net, image_shape, nbins):
+        if use_net and not _uses_net(net, image_shape):
             raise ValueError("mixing-with-latents stream: it mixes a raster network the model does not have (or not "
                              "for these images)")
         mode, data = (data[1], data[2:]) if flags & HEAD_MODE else (-1, data[1:])
@@ -131,8 +131,9 @@ def decode_mixing_latents(data: bytes, pred: np.ndarray, image_shape: tuple[int,
     shape = _planes(len(pred), image_shape)
     planes = np.zeros(shape, np.int64)
     aux = bins.to_bins(pred, max_error).astype(np.int64).reshape(shape)
-    mixkernel.code_values(planes, aux, nbins, mixkernel.value_state(shape[3], nbins, use_net),
-                          np.frombuffer(data, np.uint8), False, mode, net.plan() if use_net else no_plan())
+    mixkernel.code_values(planes, aux, pred.astype(np.int64).reshape(shape), nbins, max_error,
+                          mixkernel.value_state(shape[3], nbins, use_net), np.frombuffer(data, np.uint8), False, mode,
+                          net.plan() if use_net else no_plan())
     return bins.values(planes.reshape(pred.shape), max_error).astype(np.uint8)
 
 

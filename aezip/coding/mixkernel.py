@@ -243,7 +243,6 @@ def decode(data: np.ndarray, planes: np.ndarray, nbins: int, blend: bool, m: tup
 VALUE_SIZES = np.array([1, 256, 256, 256, 512, 1024, 4096, 1024, 256, 4096, 4096], np.int64)
 VALUE_COLOUR = (8,)
 VALUE_FAST = 2      # on MNIST 0-999: 1.0028 bits/pixel with 4, 0.9959 with 3, 0.9942 with 2
-VALUE_TOP = rasternet.VALUES   # the last cumulative count: the total
 
 
 @nb.njit(cache=True)
@@ -337,16 +336,18 @@ def _share(cum: np.ndarray, lo: int, mid: int, hi: int, mode: int, ext: np.ndarr
 
 
 @nb.njit(cache=True)
-def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data: np.ndarray, encoding: bool,
-                mode: int, net: tuple) -> np.ndarray:
+def code_values(planes: np.ndarray, aux: np.ndarray, pred: np.ndarray, nbins: int, max_error: int, m: tuple,
+                data: np.ndarray, encoding: bool, mode: int, net: tuple) -> np.ndarray:
     """The value coder, image by image in raster order, channels innermost, given the prediction's bins aux: with
     mode >= 0 first the decision "the bin is mode" (node 0), then, where it is not, the bin's bits from the top
-    (the node is the prefix coded so far, 1..2^depth - 1). With a raster network (net's params[0] = 1: one channel,
-    256 bins) every decision also mixes the network's probability of it (rasterkernel.counts; _net_inputs: the
-    state has two external inputs), whose class then selects the first mixer's weights and the probability map's
-    row in place of the prediction's class. Encoding: codes planes (n x H x W x C bins below nbins) and returns the bytes. Decoding: reads
-    data (bytes past the end read as 0) into planes (int64), a damaged stream's values above the last bin clamped
-    to it (the chunk's pixel CRC refuses them), and returns no bytes."""
+    (the node is the prefix coded so far, 1..2^depth - 1). With a raster network (net's params[0] = 1: one channel)
+    every decision also mixes the network's probability of it, from its counts of the 256 values (given the decoded
+    neighbours' values and the prediction's, pred) summed into the bins of max_error (rasterkernel; _net_inputs:
+    the state has two external inputs), whose class then selects the first mixer's weights and the probability
+    map's row in place of the prediction's class; a pixel whose features equal the previous pixel's reuses its
+    counts. Encoding: codes planes (n x H x W x C bins below nbins) and returns the bytes. Decoding: reads data
+    (bytes past the end read as 0) into planes (int64), a damaged stream's values above the last bin clamped to it
+    (the chunk's pixel CRC refuses them), and returns no bytes."""
     n, h, w, nchan = planes.shape
     depth = _depth(nbins)
     x1, x2, nout, out = 0, 0xFFFFFFFF, 0, np.empty(planes.size + 16 if encoding else 0, np.uint8)
@@ -354,13 +355,10 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
     ctx = np.zeros(VALUE_SIZES.shape[0], np.int64)
     use_net = net[6][0] == 1
     ext = np.zeros(2 if use_net else 0, np.int64)
-    f = np.zeros(rasternet.FEATURES)
+    f, last = np.zeros(rasternet.FEATURES), np.full(rasternet.FEATURES, -1.0)
     h0, h1 = np.zeros(net[1].shape[0]), np.zeros(net[3].shape[0])
-    logits, cum, flat = np.zeros(rasternet.VALUES), np.zeros(rasternet.VALUES + 1, np.int64), np.zeros(0, np.int64)
-    if use_net:   # the counts of pixels whose features are all 0, worked out once
-        f[:] = 0.0
-        rasterkernel.counts(f, net, h0, h1, logits, cum)
-        flat = cum.copy()
+    logits, cum = np.zeros(rasternet.VALUES), np.zeros(rasternet.VALUES + 1, np.int64)
+    cumb = np.zeros((1 << depth) + 1, np.int64)
     for i in range(n):
         for y in range(h):
             for x in range(w):
@@ -368,13 +366,14 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
                     qa, qe = _value_context(planes, aux, i, y, x, c, nbins, ctx)
                     sel, row = qa, _row(qa, qe)
                     if use_net:
-                        if rasterkernel.pixel_features(planes, aux, i, y, x, f):
+                        rasterkernel.pixel_features(planes, pred, i, y, x, max_error, f)
+                        if not np.array_equal(f, last):
                             rasterkernel.counts(f, net, h0, h1, logits, cum)
-                        else:
-                            cum[:] = flat
+                            rasterkernel.bin_counts(cum, max_error, cumb)
+                            last[:] = f
                     if mode >= 0:
                         if use_net:
-                            sel = _net_inputs(cum[mode + 1] - cum[mode], cum[VALUE_TOP], ext)
+                            sel = _net_inputs(cumb[mode + 1] - cumb[mode], cumb[-1], ext)
                             row = sel * 2 + (1 if qa > 3 else 0)
                         p = predict(m, c, 0, ctx, sel, qe, row, nchan, ext)
                         if encoding:
@@ -391,7 +390,7 @@ def code_values(planes: np.ndarray, aux: np.ndarray, nbins: int, m: tuple, data:
                     for b in range(depth - 1, -1, -1):
                         mid = lo + (1 << b)
                         if use_net:
-                            sel = _share(cum, lo, mid, hi, mode, ext)
+                            sel = _share(cumb, lo, mid, hi, mode, ext)
                             row = sel * 2 + (1 if qa > 3 else 0)
                         p = predict(m, c, node, ctx, sel, qe, row, nchan, ext)
                         if encoding:

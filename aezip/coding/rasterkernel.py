@@ -1,6 +1,6 @@
-"""The raster network's compiled parts (numba; rasternet.py): one pixel's features from the decoded planes, and the
-network's integer counts of its 256 values, as mixkernel.code_values runs them pixel by pixel in raster order. Only
---max-error coding with a raster network needs them."""
+"""The raster network's compiled parts (numba; rasternet.py): one pixel's features from the decoded planes, the
+network's integer counts of its 256 values, and those summed into --max-error bins, as mixkernel.code_values runs
+them pixel by pixel in raster order. Only --max-error coding with a raster network needs them."""
 from __future__ import annotations
 
 import numba as nb
@@ -13,25 +13,31 @@ _OFFSETS = np.array(CAUSAL, np.int64)
 
 
 @nb.njit(cache=True)
-def pixel_features(planes: np.ndarray, aux: np.ndarray, i: int, y: int, x: int, f: np.ndarray) -> bool:
-    """Pixel (y, x) of image i's features into f (float64 integers) from the decoded planes and the prediction
-    (n x H x W x 1, 0 outside); returns whether any is nonzero."""
+def pixel_features(planes: np.ndarray, pred: np.ndarray, i: int, y: int, x: int, max_error: int,
+                   f: np.ndarray) -> None:
+    """Pixel (y, x) of image i's features into f (float64 integers): its decoded neighbours' values (planes hold
+    bins of --max-error E, each decoded as min(bin (2E + 1) + E, 255)) and the prediction's values around it
+    (n x H x W x 1; 0 outside the image)."""
     h, w = planes.shape[1], planes.shape[2]
-    any_set = False
+    step = 2 * max_error + 1
     for k in range(_OFFSETS.shape[0]):
         yy, xx = y + _OFFSETS[k, 0], x + _OFFSETS[k, 1]
-        v = planes[i, yy, xx, 0] if 0 <= yy < h and 0 <= xx < w else 0
-        f[k] = v
-        any_set = any_set or v != 0
+        f[k] = min(planes[i, yy, xx, 0] * step + max_error, 255) if 0 <= yy < h and 0 <= xx < w else 0
     k = _OFFSETS.shape[0]
     for dy in range(-RADIUS, RADIUS + 1):
         for dx in range(-RADIUS, RADIUS + 1):
             yy, xx = y + dy, x + dx
-            v = aux[i, yy, xx, 0] if 0 <= yy < h and 0 <= xx < w else 0
-            f[k] = v
-            any_set = any_set or v != 0
+            f[k] = pred[i, yy, xx, 0] if 0 <= yy < h and 0 <= xx < w else 0
             k += 1
-    return any_set
+
+
+@nb.njit(cache=True)
+def bin_counts(cum: np.ndarray, max_error: int, out: np.ndarray) -> None:
+    """Cumulative counts of bins of width 2E + 1 (out[k] for k = 0..len(out)-1, bins past the last holding
+    nothing) from the cumulative counts of the 256 values."""
+    step = 2 * max_error + 1
+    for k in range(out.shape[0]):
+        out[k] = cum[min(k * step, VALUES)]
 
 
 @nb.njit(cache=True)
