@@ -1,8 +1,8 @@
 """The raster network: a small learned model of each pixel's value given what a raster-order decoder has, mixed into
-the mixing coder with latents (method 10, mixkernel.code_values) at --max-error 0 for one-channel images.
+the mixing coder with latents (method 10, mixkernel.code_values) for one-channel images, at any --max-error.
 
-Inputs (FEATURES integers 0..255, 0 outside the image): the CAUSAL decoded neighbours of the pixel and the
-autoencoder's prediction in the 5x5 window around it. A ReLU MLP (rastertrain.py) gives 256 logits in bits (log2;
+Inputs (FEATURES integers 0..255, 0 outside the image): the CAUSAL decoded neighbours of the pixel (under E, their
+bins' values) and the autoencoder's prediction in the 5x5 window around it. A ReLU MLP (rastertrain.py) gives 256 logits in bits (log2;
 out_bits fractional bits), a softmax over the pixel's 256 values.
 
 Integer arithmetic, as the pixel model's (pixelmodel.py): integer weights with a power-of-two scale per layer
@@ -11,8 +11,8 @@ Integer arithmetic, as the pixel model's (pixelmodel.py): integer weights with a
 so the float64 products and sums are exact in any order, on any machine. The logits become integer counts without
 a float function: d = floor((max - logit) * 2^(4 - out_bits)) sixteenths of a bit below the largest, count =
 EXP2[d & 15] >> (d >> 4), at least 1 (EXP2 the 16 integers round(2^16 * 2^(-k/16)), written out below); at most
-256 x 2^16 = 2^24 in all. A decision's probability is its counts' share in 12 bits (one integer division), whose
-stretch the coder mixes as one more input (mixcore.predict's ext).
+256 x 2^16 = 2^24 in all, summed into the bins of E. A decision's probability is its bins' counts' share in 12 bits
+(one integer division), which the coder mixes as two more inputs (mixcore.predict's ext).
 """
 from __future__ import annotations
 
