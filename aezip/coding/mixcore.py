@@ -56,6 +56,12 @@ def _stretch_table() -> np.ndarray:
 
 
 _STRETCH = _stretch_table()
+
+
+@nb.njit(cache=True)
+def stretch(p: int) -> int:
+    """ln(p / (1 - p)) in squash's units for a 12-bit probability p (0..4095): the table's entry."""
+    return _STRETCH[p]
 _DELTA = np.array([(1 << 17) // (2 * n + 3) for n in range(LIMIT + 1)], np.int64)
 
 

@@ -16,7 +16,7 @@ import numba as nb
 import numpy as np
 
 from aezip.coding import rasterkernel, rasternet
-from aezip.coding.mixcore import _STRETCH, finish, get, new_state, predict, put, start, update
+from aezip.coding.mixcore import finish, get, new_state, predict, put, start, stretch, update
 
 NODES = 37          # decisions: 0 zero?, 1 sign, 2..8 bucket unary, 9..36 mantissa bits (bucket, position)
 N_INPUTS = 14       # contexts mixed per decision, each through a slow and a fast bit model
@@ -319,7 +319,7 @@ def _net_inputs(part: int, total: int, ext: np.ndarray) -> int:
     first mixer's weights and of the probability map's row)."""
     total = max(total, 1)
     p = min(max((part * 4096 + total // 2) // total, 1), 4095)
-    ext[0], ext[1] = _STRETCH[p], p - 2048
+    ext[0], ext[1] = stretch(p), p - 2048
     return min((ext[0] + 2048) >> 9, 7)
 
 
@@ -374,7 +374,7 @@ def code_values(planes: np.ndarray, aux: np.ndarray, pred: np.ndarray, nbins: in
                     if mode >= 0:
                         if use_net:
                             sel = _net_inputs(cumb[mode + 1] - cumb[mode], cumb[-1], ext)
-                            row = sel * 2 + (1 if qa > 3 else 0)
+                            row = _row(qa, sel)
                         p = predict(m, c, 0, ctx, sel, qe, row, nchan, ext)
                         if encoding:
                             bit = 1 if planes[i, y, x, c] == mode else 0
@@ -391,7 +391,7 @@ def code_values(planes: np.ndarray, aux: np.ndarray, pred: np.ndarray, nbins: in
                         mid = lo + (1 << b)
                         if use_net:
                             sel = _share(cumb, lo, mid, hi, mode, ext)
-                            row = sel * 2 + (1 if qa > 3 else 0)
+                            row = _row(qa, sel)
                         p = predict(m, c, node, ctx, sel, qe, row, nchan, ext)
                         if encoding:
                             bit = (planes[i, y, x, c] >> b) & 1
