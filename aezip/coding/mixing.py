@@ -26,7 +26,9 @@ The mixing coder with latents (method 10, encode_mixing_latents) codes each bin'
 top, with the same bit models, mixers and probability map (mixcore.py) over eleven contexts of the autoencoder's
 prediction around the pixel and the decoded neighbours (mixkernel.code_values). Since coder v6 its stream's head may
 name the chunk's most frequent bin (MNIST's black), decided first: one decision instead of eight for most pixels
-of such data, 2.3x faster and 0.9 % smaller on MNIST 0-999.
+of such data, 2.3x faster and 0.9 % smaller on MNIST 0-999; and it says whether the model's raster network
+(rasternet.py), a learned distribution of each pixel given its causal neighbours and the prediction, is mixed in
+(one-channel images: 3.8 % smaller at E = 0 on MNIST 0-499, 4.7-6.8 % at E = 1..16).
 """
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ The stream's first byte names its method:
      it (it decodes ~20x slower than the gradient coder);
  10  the mixing coder with latents (mixing.py) at E: each bin's value bit by bit, its probabilities mixing contexts
      of the autoencoder's prediction around the pixel and the decoded neighbours. Only --effort max tries it. Coder
-     v6 gave its stream a head (the chunk's most frequent bin, decided first); v5 files' streams have none.
+     v6 gave its stream a head (the chunk's most frequent bin, decided first; whether the model's raster network
+     is mixed in); v5 files' streams have none.
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
 variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
