@@ -294,6 +294,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
                 ", {patch}x{patch} tiles, margin {margin}, context {context} (any H x W)".format(**m["tiles"])
                 if m["tiles"] else "")),
             ("code bank", f"{m['code_bank_images']} images"),
+            ("max-error parts", ", ".join(m["max_error_parts"]) or "none (the context, gradient, mixing and generic "
+                                                                  "coders only)"),
             ("trained on", m["training"].get("data", "?")), ("held-out", m["training"].get("heldout", "?")))))
         return
     h = api.info(src)

@@ -88,9 +88,11 @@ def test_first_encode_on_data_the_default_model_does_not_fit(tmp_path, capsys) -
 def test_info_describes_a_model_file(capsys, tiny_model_path) -> None:
     code, out, _ = run(capsys, "info", tiny_model_path)
     assert code == 0 and "784-32" not in out and "32-8, 8 levels" in out   # widths, not the input size
+    assert "max-error parts: pixel model, pixel model alone, raster network" in out
     code, out, _ = run(capsys, "info", tiny_model_path, "--json")
     m = json.loads(out)
     assert code == 0 and m["latent"] == 8 and m["hidden"] == [32] and m["image_shape"] == [28, 28]
+    assert m["max_error_parts"] == ["pixel model", "pixel model alone", "raster network"]
 
 
 def test_plot_without_matplotlib_fails_before_work(tmp_path, capsys, monkeypatch) -> None:

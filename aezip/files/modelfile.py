@@ -231,4 +231,6 @@ def describe(mf: ModelFile) -> dict:
             "image_shape": list(cfg.image_shape), "hidden": list(cfg.hidden), "latent": cfg.latent,
             "levels": cfg.levels, "tiles": {"patch": cfg.patch, "margin": cfg.margin, "context": cfg.context}
             if cfg.patch else None, "code_bank_images": 0 if mf.bank is None else int(len(mf.bank)),
+            "max_error_parts": [name for name, part in (("pixel model", mf.pixel), ("pixel model alone", mf.pixel_alone),
+                                                        ("raster network", mf.raster)) if part is not None],
             "training": mf.info}
