@@ -28,11 +28,30 @@ EPOCHS = 4
 BATCH = 1024
 LR = 2e-3
 MAX_ROWS = 3_000_000   # pixels sampled for training at most (each a row of FEATURES inputs)
+_BLOCK_IMAGES = 1024   # images whose features are built at once while sampling
 
 
 def raster_applies(image_shape: tuple[int, ...]) -> bool:
     """Whether images of this shape can have a raster network: one channel (the coder mixes it for those only)."""
     return len(image_shape) == 2 or image_shape[2] == 1
+
+
+def _sampled_rows(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The features and values of at most MAX_ROWS pixels drawn without replacement (raster order), built a block
+    of images at a time: never every pixel's features at once (16,384 32x32 images would take 2.5 GB)."""
+    h, w = image_shape[:2]
+    planes, preds = images.reshape(-1, h, w), pred.reshape(-1, h, w)
+    total = planes.size
+    keep = np.sort(rng.choice(total, MAX_ROWS, replace=False)) if total > MAX_ROWS else np.arange(total)
+    xs, ys = [], []
+    for a in range(0, len(planes), _BLOCK_IMAGES):
+        block = planes[a:a + _BLOCK_IMAGES].astype(np.int64)
+        lo, hi = np.searchsorted(keep, [a * h * w, (a + len(block)) * h * w])
+        rows = keep[lo:hi] - a * h * w
+        xs.append(features(block, preds[a:a + _BLOCK_IMAGES].astype(np.int64))[rows])
+        ys.append(block.reshape(-1)[rows])
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def fit_raster(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], seed: int,
@@ -41,14 +60,7 @@ def fit_raster(images: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     """The raster network of one-channel uint8 images (n x D) given the autoencoder's integer predictions of them
     (n x D; effort.quality_predictions: at the qualities --effort max weighs)."""
     start = time.perf_counter()
-    h, w = image_shape[:2]
-    planes = images.reshape(-1, h, w).astype(np.int64)
-    x = features(planes, pred.reshape(-1, h, w).astype(np.int64))
-    y = planes.reshape(-1)
-    rng = np.random.default_rng(seed)
-    if len(x) > MAX_ROWS:
-        keep = np.sort(rng.choice(len(x), MAX_ROWS, replace=False))
-        x, y = x[keep], y[keep]
+    x, y = _sampled_rows(images, pred, image_shape, np.random.default_rng(seed))
     torch.manual_seed(seed)
     layers: list[torch.nn.Module] = []
     width = FEATURES

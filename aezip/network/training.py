@@ -311,8 +311,8 @@ def _finish(model: AutoEncoder, images: np.ndarray, train_idx: np.ndarray, val_i
     mf = ModelFile(model, tables, intdec, prior, info, bank=code_bank(train_codes, cfg.levels), pixel=pixel,
                    pixel_alone=alone, context=context)
     if opts.pixel_model and raster_applies(cfg.image_shape):
-        x = images[train_idx[some]]
-        mf.raster = fit_raster(x.reshape(len(x), -1), quality_predictions(mf, x), cfg.image_shape, opts.seed, log)
+        mf.raster = fit_raster(some_images, quality_predictions(mf, some_images.reshape(len(some), *cfg.image_shape)),
+                               cfg.image_shape, opts.seed, log)
     return mf
 
 
