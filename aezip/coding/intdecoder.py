@@ -45,6 +45,7 @@ ACT_FRAC_BITS = 12
 ACT_LIMIT = 2 ** 24             # hidden activations are clamped to [0, ACT_LIMIT) in fixed point (4096.0)
 WEIGHT_LIMIT = 2 ** 15 - 1
 EXACT_LIMIT = 2 ** 52           # bound on |accumulator| that keeps every float64 partial sum exact
+FLOAT32_LIMIT = 2 ** 24         # the same for float32 (pixel models quantized for it: quantize_mlp_float32)
 _MAX_BUCKETS = 1 << 16          # threshold buckets beyond this fall back to a binary search
 ROW_BLOCK = 512                 # rows decoded together (one task of a thread pool)
 
@@ -132,6 +133,80 @@ def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray], in_limit: 
         if i < len(weights) - 1:
             shifts.append(acc_bits - ACT_FRAC_BITS)
     return qw, qb, shifts, acc_bits
+
+
+Box = tuple[float, float]   # every input of a layer within [lo, hi]
+
+
+def quantize_mlp_float32(weights: list[np.ndarray], biases: list[np.ndarray], boxes: list[Box]
+                         ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], int]:
+    """quantize_mlp's integers for a float ReLU MLP whose integer inputs lie in one of `boxes`, but exact in float32
+    (float32_exact): each layer's weight scale the largest that keeps every accumulator below 2^23 for the inputs the
+    previous layer can reach, and each hidden layer's fractional bits chosen to split the next layer's room evenly
+    between its weights' and its inputs' precision."""
+    qw, qb, shifts, acc_bits, in_frac = [], [], [], 0, 0
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
+        while True:
+            qw_i, qb_i = np.round(w * 2.0 ** s), np.round(b * 2.0 ** (s + in_frac))
+            reach, top = _reach(qw_i, qb_i, boxes)
+            if reach.max() < FLOAT32_LIMIT // 2:
+                break
+            s -= 1
+        acc_bits = s + in_frac
+        qw.append(qw_i.astype(np.int32))
+        qb.append(qb_i.astype(np.int64))
+        if i == len(weights) - 1:
+            break
+        real = np.maximum(top * 2.0 ** -acc_bits, 1e-30)     # the largest activation of each unit, real units
+        nxt = weights[i + 1]
+        room = np.log2(FLOAT32_LIMIT / 2 / max(float(_reach(nxt, np.zeros(len(nxt)), [(0.0, real)])[0].max()), 1e-30))
+        frac = int(np.floor((room + np.log2(max(float(np.abs(nxt).max()), 1e-30)) - np.log2(float(real.max()))) / 2))
+        shifts.append(acc_bits - frac)
+        boxes, in_frac = [(0.0, activation_limit(top, shifts[-1]))], frac
+    return qw, qb, shifts, acc_bits
+
+
+def _reach(w: np.ndarray, b: np.ndarray, boxes: list[tuple[float, float | np.ndarray]]
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """For a layer (out x in) whose inputs lie in one of the boxes: the largest |partial sum| a GEMM can form in any
+    order, bias included at the end, and the largest accumulator, per output (float64: exact for these sizes)."""
+    w = np.asarray(w, np.float64)
+    reach, top = np.zeros(len(w)), np.full(len(w), -np.inf)
+    for lo, hi in boxes:
+        wl, wh = w * lo, w * hi
+        pos = np.maximum(np.maximum(wl, wh), 0.0).sum(1)
+        neg = -np.minimum(np.minimum(wl, wh), 0.0).sum(1)
+        reach = np.maximum(reach, np.maximum(pos, neg) + np.abs(b))
+        top = np.maximum(top, np.maximum(wl, wh).sum(1) + b)
+    return reach, top
+
+
+def activation_limit(top: np.ndarray, shift: int) -> np.ndarray:
+    """The largest activation each hidden unit can output from accumulators up to top: rounded half up by 2^shift,
+    clamped to [0, ACT_LIMIT)."""
+    half = 2.0 ** (shift - 1) if shift > 0 else 0.0
+    return np.clip(np.floor((top + half) * 2.0 ** -shift), 0.0, float(ACT_LIMIT - 1))
+
+
+def float32_exact(weights: list[np.ndarray], biases: list[np.ndarray], shifts: list[int] | np.ndarray,
+                  boxes: list[Box]) -> bool:
+    """Whether an integer MLP (quantize_mlp's layout) whose inputs lie in one of `boxes` gives the same integers in
+    float32 as in float64. Proof where it returns True: each layer's inputs are integers in a box (the first layer's
+    given; a hidden layer's [0, the largest activation the previous layer can reach]), so every partial sum of its
+    GEMM, and the sum with the bias, is an integer of magnitude at most _reach's bound < 2^24, held exactly by a
+    float32; scaling by 2^-s is exact, and for s > 0 adding 1/2 gives (acc + 2^(s-1)) 2^-s, exact because
+    reach + 2^(s-1) < 2^24 is checked too; floor and the clamp to ACT_LIMIT - 1 = 2^24 - 1 are exact. The last
+    layer needs only reach < 2^24 (its accumulator then goes to float64 exactly)."""
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        reach, top = _reach(w, np.asarray(b, np.float64), boxes)
+        if i == len(weights) - 1:
+            return bool((reach < FLOAT32_LIMIT).all())
+        s = int(shifts[i])
+        if not (reach + (2.0 ** (s - 1) if s > 0 else 0.0) < FLOAT32_LIMIT).all():
+            return False
+        boxes = [(0.0, activation_limit(top, s))]
+    return True
 
 
 def build_integer_decoder(layers: DecoderLayers, levels: int, weight_bits: int = 16) -> IntegerDecoder:

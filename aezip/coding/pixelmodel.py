@@ -12,12 +12,15 @@ The network sees the features relative to a reference r, the nearest pixel of th
 (the prediction in the first pass), appended as the last feature (integers in -255..255, so a change of brightness
 does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
-power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations keep ACT_FRAC_BITS fractional bits
+power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations a stored right shift of the accumulator
 (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
 accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
 partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
 modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
-float64 in any order, on any device or thread count. The outputs are turned into integers without float ambiguity:
+float64 in any order, on any device or thread count. The trainer quantizes for float32 instead
+(intdecoder.quantize_mlp_float32: every accumulator below 2^23 for the inputs the layer can see), and a pass whose
+network intdecoder.float32_exact proves exact in float32 (checked on load, per pass) runs there, ~4x faster, with
+the same integers; other passes (older model files) run in float64. The outputs become integers without ambiguity:
 mu_int = clamp(r + o, 0, 255) where o + 255 is the number of the 510 integer thresholds ceil((k - 1/2) 2^a),
 k = -254..255, the offset accumulator reaches (o = clamp(round(offset), -255, 255)), and the scale class s = the
 number of the S-1 integer thresholds (quantiles of the training accumulators) the log-scale accumulator reaches.
@@ -51,7 +54,7 @@ import numpy as np
 import constriction
 
 from aezip.coding import bins
-from aezip.coding.intdecoder import ACT_LIMIT
+from aezip.coding.intdecoder import ACT_LIMIT, float32_exact
 from aezip.threads import block_pool
 
 MAX_PIXEL_LEVELS = 4
@@ -66,6 +69,9 @@ REPEATS = 6   # REFERENCE rows also split by repeat_context()
 # per coded symbol after each pass
 VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32), (REFERENCE, 32), (REFERENCE, 512))
 INPUT_LIMIT = 255          # |feature - reference| <= 255
+# ... more precisely, features f and the reference r are 0..255, so for one r every input f - r lies in [-r, 255 - r];
+# the float32 bounds (intdecoder._reach) are convex in r, so the boxes of r = 0 and r = 255 bound them all
+INPUT_BOXES = [(0.0, float(INPUT_LIMIT)), (-float(INPUT_LIMIT), 0.0)]
 WITH_LATENTS, ALONE = "pixel.", "pixel0."   # model-file names of the two pixel models (alone: no latents needed)
 _MODEL_FAMILY = constriction.stream.model.Categorical
 
@@ -108,15 +114,16 @@ def _reference(geometry: tuple[int, int, int, int]) -> tuple[int, int]:
     return (-1 if py else 0, -1 if px else 0)
 
 
-def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int) -> np.ndarray:
-    """Features of pass k's pixels (float64 rows in raster order over n x h x w), from canvas and prediction
+def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int,
+                  dtype: type = np.float64) -> np.ndarray:
+    """Features of pass k's pixels (float rows in raster order over n x h x w), from canvas and prediction
     (n x H x W x C): the dilated 5x5 canvas window of channel c, the 3x3 prediction window, for c > 0 the 3x3 canvas
     window of channel c - 1 (0 outside the image), and the reference."""
     from aezip.coding.pixelkernel import windows_into   # numba: only --max-error coding needs it
     (step, py, px, dil), c = schedule(levels)[k // canvas.shape[3]], k % canvas.shape[3]
     n, hgt, wid = canvas.shape[:3]
     size = n * len(range(py, hgt, step)) * len(range(px, wid, step))
-    feats = np.empty((n_features(c), size), np.float64)   # one contiguous row per feature
+    feats = np.empty((n_features(c), size), dtype)   # one contiguous row per feature
     windows_into(feats, 0, canvas[..., c], step, py, px, dil, 2)
     windows_into(feats, 25, pred[..., c], step, py, px, dil, 1)
     if c > 0:
@@ -158,9 +165,12 @@ class PixelMLP:
     offset_table: np.ndarray           # S x 511, int32, every entry >= 1: U[s][v - mu + 255]
     base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
     mu_bits: list[int | None] = field(init=False, repr=False, compare=False)   # per pass: mu_bits(mu_thresholds)
+    dtypes: list[type] = field(init=False, repr=False, compare=False)   # per pass: float32 where exact, else float64
 
     def __post_init__(self) -> None:
         self.mu_bits = [mu_bits(t) for t in self.mu_thresholds]
+        self.dtypes = [np.float32 if float32_exact(ws, bs, sh, INPUT_BOXES) else np.float64
+                       for ws, bs, sh in zip(self.weights, self.biases, self.shifts)]
 
     @property
     def scales(self) -> int:
@@ -201,12 +211,14 @@ class PixelMLP:
         """Pass k's integer output accumulators (rows x 2: mean offset from the reference, log-scale) for integer
         features; the network sees them relative to the reference r (exact: integers in -255..255). Rows go
         through all layers ROW_BLOCK at a time (the activations stay in cache: ~2x faster than whole layers);
-        every row's result is exact, so the blocking changes no bit."""
-        ws = [w.astype(np.float64).T for w in self.weights[k]]
-        bs = [b.astype(np.float64) for b in self.biases[k]]
+        every row's result is exact, so the blocking changes no bit. A pass whose network is exact in float32
+        (intdecoder.float32_exact) runs in float32, ~4x faster here, with the same integers."""
+        dtype = self.dtypes[k]
+        ws = [w.astype(dtype).T for w in self.weights[k]]
+        bs = [b.astype(dtype) for b in self.biases[k]]
         out = np.empty((len(feats), ws[-1].shape[1]))
         for a in range(0, len(feats), ROW_BLOCK):
-            f = feats[a:a + ROW_BLOCK]
+            f = feats[a:a + ROW_BLOCK].astype(dtype, copy=False)
             h = f - f[:, -1:]   # the reference is the last feature
             for i, (w, b) in enumerate(zip(ws, bs)):
                 acc = h @ w
@@ -236,8 +248,9 @@ class PixelMLP:
 
 def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
     """Round-half-up division by 2^shift (multiplication when shift < 0), in place. Exact in float64: scaling an
-    integer below 2^52 by a power of two is exact, and so is adding 1/2 to the result (it keeps < 53 bits)."""
-    acc *= float(2.0 ** -shift)
+    integer below 2^52 by a power of two is exact, and so is adding 1/2 to the result (it keeps < 53 bits); in
+    float32 for the bounds float32_exact checks."""
+    acc *= acc.dtype.type(2.0 ** -shift)
     if shift > 0:
         acc += 0.5
         np.floor(acc, out=acc)
@@ -380,7 +393,7 @@ def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, le
     block = max(1, ROW_BLOCK // max(per_image, 1))
 
     def inputs(a: int) -> tuple[np.ndarray, ...]:
-        feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels)
+        feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels, mlp.dtypes[k])
         return (*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
                 repeat_context(feats, k, canvas.shape[3], levels))
 

@@ -14,9 +14,9 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from aezip.coding.intdecoder import quantize_mlp
+from aezip.coding.intdecoder import quantize_mlp_float32
 from aezip.options import PixelOptions
-from aezip.coding.pixelmodel import (INPUT_LIMIT, MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels,
+from aezip.coding.pixelmodel import (INPUT_BOXES, MU_BUCKET_BITS, MU_BUCKETS, TABLE_TOTAL, PixelMLP, channels,
                                      mu_thresholds, n_features, n_passes, pass_features, pass_slice)
 
 PRIOR_WEIGHT = 32.0
@@ -140,7 +140,7 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray | None, image_shape: tu
     for k, (feats, target) in enumerate(data):
         assert feats.shape[1] == n_features(k % channels(image_shape))
         ws, bs = zip(*_fit(feats, target, opts, seed + k))
-        qw, qb, sh, acc_bits = quantize_mlp(list(ws), list(bs), float(INPUT_LIMIT))
+        qw, qb, sh, acc_bits = quantize_mlp_float32(list(ws), list(bs), INPUT_BOXES)
         weights.append(qw)
         biases.append(qb)
         shifts.append(sh)
