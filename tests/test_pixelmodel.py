@@ -14,9 +14,9 @@ from safetensors.numpy import save_file
 from aezip.errors import FormatError
 from tests.modeledit import rewrite, set_tensor
 from aezip.files.modelfile import load_model
-from aezip.coding.pixelmodel import (PixelMLP, decode_mlp, encode_mlp, mu_bits, mu_offset, mu_thresholds, n_features,
-                                     n_passes)
-from aezip.coding.pixelstream import MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
+from aezip.coding.pixelmodel import (PixelMLP, decode_mlp, encode_mlp, merge_classes, mu_bits, mu_offset,
+                                     mu_thresholds, n_features, n_passes, pass_classes)
+from aezip.coding.pixelstream import CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.options import PixelOptions
 from aezip.coding.pixeltrain import fit_pixel_model
 from aezip.coding.residual import N_CONTEXTS
@@ -216,3 +216,41 @@ def test_a_model_without_a_pixel_model_still_loads(tmp_path, tiny_model_path) ->
     plain = tmp_path / "plain.aezm"
     rewrite(tiny_model_path, plain, lambda t: [t.pop(k) for k in list(t) if k.startswith("pixel.")])
     assert load_model(plain).pixel is None
+
+
+def test_a_chunks_classes_are_its_samples_merged_with_the_rest(trained) -> None:
+    """The chooser's sample is not run twice: the whole chunk's classes are the sample's merged with the others'."""
+    mlp, shape = trained
+    x, pred = _smooth(21, shape, 8)
+    others = np.setdiff1d(np.arange(21), np.arange(21)[::8])
+    whole = pass_classes(mlp, x, pred, shape, 4)
+    merged = merge_classes(pass_classes(mlp, x[::8], pred[::8], shape, 4),
+                           pass_classes(mlp, x[others], pred[others], shape, 4), 8, 21)
+    np.testing.assert_array_equal(merged[1], whole[1])
+    for a, b in zip(merged[0], whole[0]):
+        for f in ("mu", "s", "ref", "q", "values"):
+            np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+
+
+@pytest.mark.parametrize("kind", ["binary", "smooth"])
+def test_the_pixel_models_at_e0_are_estimated_where_bins_buy_little(trained, monkeypatch, kind) -> None:
+    """Under E = 4 MLP_EXACT is estimated only where the context coder at E = 0 comes within EXACT_LOOK of the
+    context coder at E: on two-level images (bins merge nothing; gray: 0.96x) it is, on smooth ones (1.6x) not;
+    the stream decodes either way."""
+    from aezip.coding import pixelstream
+    mlp, shape = trained
+    n = pixelstream.SAMPLE_STEP * pixelstream.SAMPLE_MIN
+    x, pred = _smooth(n, shape, 9)
+    if kind == "binary":
+        x = np.where(x > 128, 255, 0).astype(np.uint8)
+    coders = pixelstream._Coders(x, pred, shape, 4, PRIOR, mlp, None, None)
+    ratio = min(coders.estimates(CONTEXT_EXACT, 8).values()) / min(coders.estimates(CONTEXT, 8).values())
+    seen: list[int] = []
+    real = pixelstream._Coders.estimates
+    monkeypatch.setattr(pixelstream._Coders, "estimates",
+                        lambda self, m, step, variants=None: seen.append(m) or real(self, m, step, variants))
+    s = encode_pixels(x, pred, shape, 4, PRIOR, 0, mlp)
+    assert (MLP_EXACT in seen) == (ratio <= pixelstream.EXACT_LOOK)
+    if kind == "smooth" or len(shape) == 2:
+        assert (MLP_EXACT in seen) == (kind == "binary")
+    np.testing.assert_array_equal(decode_pixels(s.data, pred, x.shape, shape, 4, PRIOR, mlp), s.recon)

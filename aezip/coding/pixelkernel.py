@@ -3,6 +3,8 @@ planes stay in cache) instead of a padded copy and a strided copy of the whole c
 values copied into float64, so the features are the same numbers either way."""
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
@@ -61,3 +63,14 @@ def add_counts(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray, increment
     """counts[rows[i], cols[i]] += increment for every i (repeats add up, as numpy's add.at)."""
     for i in range(rows.shape[0]):
         counts[rows[i], cols[i]] += increment
+
+
+@nb.njit(cache=True, nogil=True)
+def activate(acc: np.ndarray, bias: np.ndarray, scale: float, limit: float) -> None:
+    """A hidden layer's activations in place: acc[i, j] = clamp(floor((acc[i, j] + bias[j]) * scale), 0, limit),
+    in acc's float type. With the rounding half in the bias this is pixelmodel.rescale's round half up; exact
+    wherever the sums are (intdecoder.float32_exact), as scale is a power of two."""
+    rows, cols = acc.shape
+    for i in range(rows):
+        for j in range(cols):
+            acc[i, j] = min(max(math.floor((acc[i, j] + bias[j]) * scale), 0.0), limit)

@@ -166,11 +166,13 @@ class PixelMLP:
     base: np.ndarray | None = None     # D uint8: the prediction of a model that codes without latents (else None)
     mu_bits: list[int | None] = field(init=False, repr=False, compare=False)   # per pass: mu_bits(mu_thresholds)
     dtypes: list[type] = field(init=False, repr=False, compare=False)   # per pass: float32 where exact, else float64
+    _plan: dict = field(init=False, repr=False, compare=False)          # per pass: _layers()
 
     def __post_init__(self) -> None:
         self.mu_bits = [mu_bits(t) for t in self.mu_thresholds]
         self.dtypes = [np.float32 if float32_exact(ws, bs, sh, INPUT_BOXES) else np.float64
                        for ws, bs, sh in zip(self.weights, self.biases, self.shifts)]
+        self._plan = {}
 
     @property
     def scales(self) -> int:
@@ -213,20 +215,40 @@ class PixelMLP:
         through all layers ROW_BLOCK at a time (the activations stay in cache: ~2x faster than whole layers);
         every row's result is exact, so the blocking changes no bit. A pass whose network is exact in float32
         (intdecoder.float32_exact) runs in float32, ~4x faster here, with the same integers."""
-        dtype = self.dtypes[k]
-        ws = [w.astype(dtype).T for w in self.weights[k]]
-        bs = [b.astype(dtype) for b in self.biases[k]]
+        from aezip.coding.pixelkernel import activate   # numba: only --max-error coding needs it
+        ws, bs, scales = self._layers(k)
         out = np.empty((len(feats), ws[-1].shape[1]))
         for a in range(0, len(feats), ROW_BLOCK):
-            f = feats[a:a + ROW_BLOCK].astype(dtype, copy=False)
-            h = f - f[:, -1:]   # the reference is the last feature
-            for i, (w, b) in enumerate(zip(ws, bs)):
-                acc = h @ w
-                acc += b
-                if i < len(ws) - 1:
-                    h = np.clip(rescale(acc, int(self.shifts[k][i])), 0.0, float(ACT_LIMIT - 1), out=acc)
+            h = feats[a:a + ROW_BLOCK].astype(self.dtypes[k], copy=False)
+            for w, b, scale in zip(ws[:-1], bs, scales):
+                h = h @ w
+                activate(h, b, scale, float(ACT_LIMIT - 1))
+            acc = h @ ws[-1]
+            acc += bs[-1]
             out[a:a + ROW_BLOCK] = acc
         return out
+
+    def _layers(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray], list[float]]:
+        """Pass k's weights (in x out) and biases in its dtype, a hidden layer's bias with the rounding half 2^(s-1)
+        of its right shift s folded in (exact: the checked bounds include it), and each hidden layer's 2^-s.
+
+        The reference is folded into the first layer too, so the network reads the features as they are: r is the
+        last feature, so sum_j w_j (f_j - r) = sum_j w'_j f_j with w'_L = w_L - S, S = sum_j w_j. Still exact: with
+        P and N the sums of the positive and negative weights (S = P - N), inputs f - r in the boxes of r = 0 and 255
+        bound partial sums by 255 max(P, N), which float32_exact (or, in float64, modelcheck's sum |w| 255) checks;
+        over features 0..255 the folded row's partial sums are bounded by 255 max(P', N'), and P', N' <= max(P, N):
+        for S >= w_L, P' = P - max(w_L, 0) <= P and N' = P - max(-w_L, 0) - w_L <= P; for S < w_L, P' = N + min(w_L, 0)
+        <= N and N' <= N."""
+        if k not in self._plan:
+            dtype = self.dtypes[k]
+            shifts = [int(s) for s in self.shifts[k]]
+            first = self.weights[k][0].astype(np.int64)
+            first[:, -1] -= first.sum(axis=1)
+            ws = [np.ascontiguousarray(w.astype(dtype).T) for w in [first] + self.weights[k][1:]]
+            bs = [(b.astype(np.float64) + (2.0 ** (s - 1) if s > 0 else 0.0)).astype(dtype)
+                  for b, s in zip(self.biases[k], shifts)] + [self.biases[k][-1].astype(dtype)]
+            self._plan[k] = ws, bs, [2.0 ** -s for s in shifts]
+        return self._plan[k]
 
     def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
@@ -364,10 +386,15 @@ class Pass:
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel order (keys ascending, raster inside), distinct keys and where each group starts/ends."""
-    order = np.argsort(keys, kind="stable")
-    uniq, counts = np.unique(keys[order], return_counts=True)
-    return order, uniq, np.concatenate([[0], np.cumsum(counts)])
+    """Pixel order (keys ascending, raster inside), distinct keys and where each group starts/ends. A stable sort
+    has one answer; keys that fit in 16 bits get numpy's radix sort for it (~5x faster than the merge sort)."""
+    if not len(keys):
+        return np.zeros(0, np.intp), keys, np.zeros(1, np.intp)
+    narrow = keys.astype(np.int16) if 0 <= keys.min() and keys.max() < 1 << 15 else keys
+    order = np.argsort(narrow, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    return order, ordered[starts], np.append(starts, len(keys))
 
 
 def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
@@ -418,6 +445,24 @@ def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tu
         passes.append(Pass(*pass_inputs(mlp, canvas, predc, k, levels), target[:, ys, xs, c].reshape(-1)))
         canvas[:, ys, xs, c] = recon[:, ys, xs, c]
     return passes, recon.reshape(x.shape).astype(np.uint8)
+
+
+def merge_classes(sample: tuple[list[Pass], np.ndarray], rest: tuple[list[Pass], np.ndarray], step: int, n: int
+                  ) -> tuple[list[Pass], np.ndarray]:
+    """pass_classes of n images from those of every step-th image (sample) and of the others (rest): a pass's rows
+    are image by image, so each image's rows move as a block."""
+    take = np.arange(n)[::step]
+    others = np.setdiff1d(np.arange(n), take)
+
+    def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        out = np.empty((n, *a.shape[1:]), a.dtype)
+        out[take], out[others] = a, b
+        return out
+
+    passes = [Pass(*(merged(getattr(p, f).reshape(len(take), -1), getattr(q, f).reshape(len(others), -1)).reshape(-1)
+                     for f in ("mu", "s", "ref", "q", "values")))
+              for p, q in zip(sample[0], rest[0])]
+    return passes, merged(sample[1], rest[1])
 
 
 def code_variant(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> bytes:
