@@ -20,6 +20,10 @@ The stream's first byte names its method:
      of the autoencoder's prediction around the pixel and the decoded neighbours. Only --effort max tries it. Coder
      v6 gave its stream a head (the chunk's most frequent bin, decided first; whether the model's raster network
      is mixed in); v5 files' streams have none.
+ 11  the gradient coder at E = 0, 12 the mixing coder at E = 0, 13 the mixing coder with latents at E = 0 (coder
+     v7; tried for E > 0 only, like 1, 5 and 7): with them every coder family has its exact form under E > 0, so
+     E > 0 does not cost more than E = 0 where a family's E stream would (images of few gray levels, whose bins
+     split what exact values keep regular: 17 levels, E = 1..4, were up to 26 % larger than lossless before).
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context coder's real stream, the pixel models' ideal code length from their integer tables, best
 variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
@@ -51,20 +55,24 @@ from aezip.coding.pixelmodel import (VARIANTS, PixelMLP, code_variant, decode_ml
 from aezip.coding.rasternet import RasterNet
 from aezip.coding.residual import decode_residual, encode_residual
 
-PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v6"   # methods 0-10, method 10 headed
+PIXEL_CODER = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v7"   # methods 0-13
+PIXEL_CODER_V6 = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v6"   # methods 0-10; still decodes
 PIXEL_CODER_V5 = "tagged-pixel-mlp-alone-context-gradient-mixing-or-generic-v5"   # method 10 unheaded; still decodes
 PIXEL_CODER_V4 = "tagged-pixel-mlp-alone-context-gradient-or-generic-v4"   # methods 0-8; still decodes
 PIXEL_CODER_V3 = "tagged-pixel-mlp-alone-context-or-generic-v3"   # methods 0-7; still decodes
 PIXEL_CODER_V2 = "tagged-pixel-mlp-context-or-generic-v2"   # methods 0-5 only; still decodes
 PIXEL_CODER_V1 = "tagged-context-or-generic-v1"   # methods 0-3 only; still decodes
-CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT, GRADIENT, MIXING, MIXING_LATENTS = range(11)
+(CONTEXT, CONTEXT_EXACT, ZSTD, XZ, MLP, MLP_EXACT, ALONE, ALONE_EXACT, GRADIENT, MIXING, MIXING_LATENTS, GRADIENT_EXACT,
+ MIXING_EXACT, MIXING_LATENTS_EXACT) = range(14)
 METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd -19", XZ: "xz -9e",
                 MLP: "pixel-mlp", MLP_EXACT: "pixel-mlp, exact", ALONE: "pixel-mlp alone",
                 ALONE_EXACT: "pixel-mlp alone, exact", GRADIENT: "gradient", MIXING: "mixing",
-                MIXING_LATENTS: "mixing, latents"}
+                MIXING_LATENTS: "mixing, latents", GRADIENT_EXACT: "gradient, exact", MIXING_EXACT: "mixing, exact",
+                MIXING_LATENTS_EXACT: "mixing, latents, exact"}
 # how many methods (0..k-1) each coder version knows: a stream naming a later one is refused by name
-CODER_METHODS = {PIXEL_CODER: 11, PIXEL_CODER_V5: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
-NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, MIXING_LATENTS)
+CODER_METHODS = {PIXEL_CODER: 14, PIXEL_CODER_V6: 11, PIXEL_CODER_V5: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
+NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, MIXING_LATENTS, MIXING_LATENTS_EXACT)
+EXACT_FORMS = (CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT, GRADIENT_EXACT, MIXING_EXACT, MIXING_LATENTS_EXACT)   # E = 0 under E
 GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
 XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
@@ -76,10 +84,12 @@ MIX_LOOK = 1.3      # the mixing coder is estimated where the gradient coder's e
 MIX_CLOSE = 1.08    # mixing coders are coded in full within this of the best: learning from a sample costs 4-7 %
 EXACT_LOOK = 1.25   # pixel models at E = 0 are estimated under E > 0 where the context coder's E = 0 is within this
 SECONDARY_THIN = 2  # ... and, like the model without latents, on every 2nd image of the sample (MLP: all of it)
-FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT)   # --effort fast: no pixel model, no context mixing
-BEST_METHODS = tuple(m for m in METHOD_NAMES if m != MIXING_LATENTS)   # --effort best (the default)
+FAST_METHODS = (CONTEXT, CONTEXT_EXACT, ZSTD, XZ, GRADIENT, GRADIENT_EXACT)   # --effort fast: no pixel model, no mixing
+BEST_METHODS = tuple(m for m in METHOD_NAMES if m not in (MIXING_LATENTS, MIXING_LATENTS_EXACT))   # --effort best
 ALL_METHODS = tuple(METHOD_NAMES)                                       # --effort max
-_ADAPTIVE = (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING, MIXING_LATENTS)  # no pixel model: real streams estimate them
+_MIXERS = (MIXING, MIXING_LATENTS, MIXING_EXACT, MIXING_LATENTS_EXACT)
+_ADAPTIVE = (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING, MIXING_LATENTS, GRADIENT_EXACT, MIXING_EXACT,
+             MIXING_LATENTS_EXACT)   # no pixel model: real streams estimate them
 
 
 @dataclass
@@ -107,10 +117,10 @@ class _Coders:
         self.x, self.pred, self.image_shape, self.max_error, self.prior = x, pred, image_shape, max_error, prior
         self.mlp, self.alone, self.raster = mlp, alone, raster
         self.cache: dict[tuple[int, int], tuple] = {}
-        self.mixing_variants = MIXING_VARIANTS
+        self.mixing_variants = {MIXING: MIXING_VARIANTS, MIXING_EXACT: MIXING_VARIANTS}
 
     def _error(self, method: int) -> int:
-        return self.max_error if method in (CONTEXT, MLP, ALONE, GRADIENT, MIXING, MIXING_LATENTS) else 0
+        return 0 if method in EXACT_FORMS else self.max_error
 
     def _classes(self, method: int, step: int) -> tuple:
         """(pixel model, pass_classes' passes, recon) of every step-th image under a pixel-model method. Each image's
@@ -134,14 +144,14 @@ class _Coders:
         """The real stream of a coder without a learned pixel model (context, gradient, mixing) on every step-th
         image."""
         if (method, -step) not in self.cache:
-            x = self.x[::step]
-            if method == GRADIENT:
-                data, recon = encode_gradient(x, self.image_shape, self.max_error)
-            elif method == MIXING:   # every variant on the sample (or a chunk too small for one), its choice after
-                data, recon = encode_mixing(x, self.image_shape, self.max_error, self.mixing_variants)
-                self.mixing_variants = self.mixing_variants if not data else (data[0],)
-            elif method == MIXING_LATENTS:
-                data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, self.max_error, self.raster)
+            x, e = self.x[::step], self._error(method)
+            if method in (GRADIENT, GRADIENT_EXACT):
+                data, recon = encode_gradient(x, self.image_shape, e)
+            elif method in (MIXING, MIXING_EXACT):   # every variant on the sample (or a small chunk), its choice after
+                data, recon = encode_mixing(x, self.image_shape, e, self.mixing_variants[method])
+                self.mixing_variants[method] = self.mixing_variants[method] if not data else (data[0],)
+            elif method in (MIXING_LATENTS, MIXING_LATENTS_EXACT):
+                data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, e, self.raster)
             else:
                 data, recon = encode_residual(x, self.pred[::step], self.image_shape, self._error(method), self.prior)
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
@@ -176,8 +186,9 @@ def encode_pixels(x: np.ndarray, pred: np.ndarray | None, image_shape: tuple[int
     latents mixes in the model's raster network where it has one."""
     allowed = set(BEST_METHODS if methods is None else methods)
     if max_error == 0:
-        allowed -= {CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT}
-    models = [m for m in (CONTEXT, CONTEXT_EXACT, GRADIENT, MIXING) + (MIXING_LATENTS,) * (pred is not None)
+        allowed -= set(EXACT_FORMS)
+    models = [m for m in (CONTEXT, CONTEXT_EXACT, GRADIENT, GRADIENT_EXACT, MIXING, MIXING_EXACT)
+              + (MIXING_LATENTS, MIXING_LATENTS_EXACT) * (pred is not None)
               + (MLP, MLP_EXACT) * (mlp is not None)
               + (ALONE, ALONE_EXACT) * (alone is not None) if m in allowed]
     coders = _Coders(x, pred, image_shape, max_error, prior, mlp, alone, raster)
@@ -203,40 +214,49 @@ def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int
     """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
     (_Coders.estimates on the chooser's sample, sample_step) plus the latents they need comes within CLOSE of the
     best (the mixing coder: MIX_CLOSE), the mixing coder estimated only where the gradient coder's comes within
-    MIX_LOOK of the best of the others (where both are allowed), the pixel models at E = 0 (under E > 0) only where
-    the context coder at E = 0 comes within EXACT_LOOK of the context coder at E (where both are allowed): where
-    coding bins saves the context coder more than that, it saves the pixel models more still (held-out MNIST at
-    E = 4: the context coder 1.58x, the pixel models 1.7-1.9x). The pixel models other than MLP (the primary one,
+    MIX_LOOK of the best of the others (where both are allowed). The exact forms under E > 0: the pixel models and
+    the mixing coder with latents at E = 0 only where the context coder at E = 0 comes within EXACT_LOOK of the
+    context coder at E (where both are allowed): where coding bins saves the context coder more than that, it saves
+    the pixel models more still (held-out MNIST at E = 4: the context coder 1.58x, the pixel models 1.7-1.9x); the
+    mixing coder at E = 0 likewise by the gradient coder's gain, and where the gradient coder at E = 0 comes within
+    MIX_LOOK of the best of the others. The pixel models other than MLP (the primary one,
     whose sample the whole chunk reuses) are estimated on every SECONDARY_THIN-th image of the sample: on held-out
     MNIST the same choices, 12 % less encoding time at E = 0. A pixel model's variant: of those within
     VARIANT_CLOSE of its best on the sample, the one of least ideal length on the whole chunk (adaptation is worth
     more on a whole chunk than on a sample)."""
     step = sample_step(len(coders.x))
     thin = step * SECONDARY_THIN if step > 1 else 1   # the pixel models other than MLP: a thinner sample
-    est = {m: coders.estimates(m, thin if m == ALONE else step)
-           for m in models if m not in (MIXING, MLP_EXACT, ALONE_EXACT)}
-    if CONTEXT in est and CONTEXT_EXACT in est:
-        binned_gain = min(est[CONTEXT_EXACT].values()) / max(min(est[CONTEXT].values()), 1.0)
-    else:
-        binned_gain = 1.0
+    gated = (MIXING, MIXING_EXACT, MLP_EXACT, ALONE_EXACT, MIXING_LATENTS_EXACT)
+    est = {m: coders.estimates(m, thin if m == ALONE else step) for m in models if m not in gated}
+    context_gain, gradient_gain = _gain(est, CONTEXT, CONTEXT_EXACT), _gain(est, GRADIENT, GRADIENT_EXACT)
     for m in (MLP_EXACT, ALONE_EXACT):   # the pixel models at E = 0 only where the context coder's E bought little
-        if m in models and binned_gain <= EXACT_LOOK:
+        if m in models and context_gain <= EXACT_LOOK:
             est[m] = coders.estimates(m, thin)
-    if MIXING in models:
-        cost = _costs(est, latent_bytes)
-        if GRADIENT not in cost or cost[GRADIENT] <= MIX_LOOK * min(cost.values()):
-            est[MIXING] = coders.estimates(MIXING, step)
+    if MIXING_LATENTS_EXACT in models and context_gain <= EXACT_LOOK:   # so does method 10 (latents too)
+        est[MIXING_LATENTS_EXACT] = coders.estimates(MIXING_LATENTS_EXACT, step)
+    cost = _costs(est, latent_bytes)   # the gradient coder stands in for its mixing kin at E and at E = 0
+    for m, kin in ((MIXING, GRADIENT), (MIXING_EXACT, GRADIENT_EXACT)):
+        if m in models and (kin not in cost or cost[kin] <= MIX_LOOK * min(cost.values())) \
+                and (m == MIXING or gradient_gain <= EXACT_LOOK):
+            est[m] = coders.estimates(m, step)
     models = list(est)
     if len(models) > 1:
         cost = _costs(est, latent_bytes)
         models = [m for m, c in cost.items()
-                  if c <= (MIX_CLOSE if m in (MIXING, MIXING_LATENTS) else CLOSE) * min(cost.values())]
+                  if c <= (MIX_CLOSE if m in _MIXERS else CLOSE) * min(cost.values())]
     out = []
     for m in sorted(models):
         near = [k for k, v in est[m].items() if v <= VARIANT_CLOSE * min(est[m].values())]
         full = coders.estimates(m, 1, [v for _, v in near]) if len(near) > 1 else {near[0]: 0.0}
         out.append(min(full, key=full.__getitem__))
     return out
+
+
+def _gain(est: dict[int, dict[tuple[int, int], float]], at_e: int, exact: int) -> float:
+    """How many times smaller a coder's estimate at E is than at E = 0 (1.0 where either is not estimated)."""
+    if at_e not in est or exact not in est:
+        return 1.0
+    return min(est[exact].values()) / max(min(est[at_e].values()), 1.0)
 
 
 def _costs(est: dict[int, dict[tuple[int, int], float]], latent_bytes: int) -> dict[int, float]:
@@ -286,27 +306,27 @@ def decode_pixels(data: bytes, pred: np.ndarray | None, shape: tuple[int, int], 
     method, body = data[0], data[1:]
     if method in METHOD_NAMES and method >= CODER_METHODS[coder]:
         raise ValueError(f"a {METHOD_NAMES[method]} pixel stream in a file whose coder ({coder}) predates it")
-    if method == GRADIENT:
-        return decode_gradient(body, shape, image_shape, max_error)
-    if method == MIXING:
-        return decode_mixing(body, shape, image_shape, max_error)
-    if method == MIXING_LATENTS:
+    e = 0 if method in EXACT_FORMS else max_error
+    if method in (GRADIENT, GRADIENT_EXACT):
+        return decode_gradient(body, shape, image_shape, e)
+    if method in (MIXING, MIXING_EXACT):
+        return decode_mixing(body, shape, image_shape, e)
+    if method in (MIXING_LATENTS, MIXING_LATENTS_EXACT):
         if pred is None:
             raise ValueError("a mixing-with-latents pixel stream without latents")
-        return decode_mixing_latents(body, pred, image_shape, max_error, raster, headed=coder != PIXEL_CODER_V5)
+        return decode_mixing_latents(body, pred, image_shape, e, raster, headed=coder != PIXEL_CODER_V5)
     if method in (ALONE, ALONE_EXACT):
         if alone is None:
             raise ValueError("a stream of the pixel model without latents, but the model has none")
-        return decode_mlp(alone, body, alone.prediction(shape[0]), image_shape,
-                          max_error if method == ALONE else 0)
+        return decode_mlp(alone, body, alone.prediction(shape[0]), image_shape, e)
     if method in (MLP, MLP_EXACT):
         if mlp is None or pred is None:
             raise ValueError("a pixel-model stream, but no pixel model or no latents to go with it")
-        return decode_mlp(mlp, body, pred, image_shape, max_error if method == MLP else 0)
+        return decode_mlp(mlp, body, pred, image_shape, e)
     if method in (CONTEXT, CONTEXT_EXACT):
         if pred is None:
             raise ValueError("a context-coded pixel stream without latents")
-        return decode_residual(body, pred, image_shape, max_error if method == CONTEXT else 0, prior)
+        return decode_residual(body, pred, image_shape, e, prior)
     size = shape[0] * shape[1]
     if method not in (ZSTD, XZ):
         raise ValueError(f"unknown pixel stream method {method}")
