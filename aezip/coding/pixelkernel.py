@@ -68,9 +68,57 @@ def add_counts(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray, increment
 @nb.njit(cache=True, nogil=True)
 def activate(acc: np.ndarray, bias: np.ndarray, scale: float, limit: float) -> None:
     """A hidden layer's activations in place: acc[i, j] = clamp(floor((acc[i, j] + bias[j]) * scale), 0, limit),
-    in acc's float type. With the rounding half in the bias this is pixelmodel.rescale's round half up; exact
+    in acc's float type. With the rounding half in the bias this rounds half up; exact
     wherever the sums are (intdecoder.float32_exact), as scale is a power of two."""
     rows, cols = acc.shape
     for i in range(rows):
         for j in range(cols):
             acc[i, j] = min(max(math.floor((acc[i, j] + bias[j]) * scale), 0.0), limit)
+
+
+@nb.njit(cache=True, nogil=True)
+def mu_offset(acc: float, a: int) -> int:
+    """How many of pixelmodel.mu_thresholds(a) an integer accumulator |acc| < 2^52 reaches, minus 255, without a
+    search: clamp(floor(acc 2^-a + 1/2), -255, 255). Proof: for an integer acc, ceil(t) <= acc iff t <= acc, so the
+    threshold of k, ceil((k - 1/2) 2^a), is reached iff k <= acc 2^-a + 1/2 = x; of k = -254..255 that holds for
+    clamp(floor(x) + 255, 0, 510). x is computed exactly: for 1 <= a <= MU_BITS_LIMIT it is (acc + 2^(a-1)) 2^-a,
+    an integer of magnitude below 2^52 + 2^51 < 2^53 times a power of two, so scaling and adding 1/2 round nothing;
+    for a = 0 it is acc itself."""
+    x = acc * 2.0 ** -a + (0.5 if a > 0 else 0.0)
+    return int(min(max(math.floor(x), -255.0), 255.0))
+
+
+@nb.njit(cache=True, nogil=True)
+def classes_into(acc: np.ndarray, ref: np.ndarray, a: int, s_thresholds: np.ndarray, mu: np.ndarray,
+                 s: np.ndarray) -> None:
+    """mu[i] = clamp(ref[i] + mu_offset(acc[i, 0], a), 0, 255) and s[i] = the number of s_thresholds <= acc[i, 1]
+    (a right-sided binary search), in one pass; acc and the thresholds are integers below 2^52 in float64, so the
+    comparisons are exact."""
+    for i in range(acc.shape[0]):
+        mu[i] = min(max(int(ref[i]) + mu_offset(acc[i, 0], a), 0), 255)
+        lo, hi = 0, s_thresholds.shape[0]
+        while lo < hi:   # the first threshold above acc[i, 1]
+            mid = (lo + hi) // 2
+            if s_thresholds[mid] <= acc[i, 1]:
+                lo = mid + 1
+            else:
+                hi = mid
+        s[i] = lo
+
+
+@nb.njit(cache=True, nogil=True)
+def repeats_into(rows: np.ndarray, prev_at: int, prev_ref: int, q: np.ndarray) -> None:
+    """pixelmodel.repeat_context over feature rows (features x pixels): of the 25 canvas window entries, how many
+    equal the reference (the last row), as 0, 1 or 2 for at most 2, at most 6 or more; + 3 where row prev_at equals
+    row prev_ref (the previous channel at the pixel and at the reference's place; prev_at < 0: not asked)."""
+    last = rows.shape[0] - 1
+    for p in range(rows.shape[1]):
+        r = rows[last, p]
+        equal = 0
+        for j in range(25):
+            if rows[j, p] == r:
+                equal += 1
+        v = (1 if equal > 2 else 0) + (1 if equal > 6 else 0)
+        if prev_at >= 0 and rows[prev_at, p] == rows[prev_ref, p]:
+            v += 3
+        q[p] = v

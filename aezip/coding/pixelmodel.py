@@ -137,12 +137,12 @@ def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int) -> np.nda
     """How much pass k's neighbourhoods repeat the reference r (0..REPEATS-1, from pass_features' rows): 0, 1 or 2
     as at most 2, at most 6 or more of the 25 canvas window entries equal r, + 3 where the previous channel of the
     same pixel equals the previous channel at r's place (channels > 0, passes after the first)."""
-    equal = (feats[:, :25] == feats[:, -1:]).sum(axis=1)
-    q = (equal > 2).astype(np.int64) + (equal > 6)
+    from aezip.coding.pixelkernel import repeats_into   # numba: only --max-error coding needs it
     dy, dx = _reference(schedule(levels)[k // nchan])
-    if k % nchan and (dy, dx) != (0, 0):
-        prev = 25 + 9   # the previous channel's 3x3 window follows the 5x5 canvas and the 3x3 prediction
-        q += 3 * (feats[:, prev + 4] == feats[:, prev + (dy + 1) * 3 + dx + 1])
+    prev = 25 + 9   # the previous channel's 3x3 window follows the 5x5 canvas and the 3x3 prediction
+    at, ref = (prev + 4, prev + (dy + 1) * 3 + dx + 1) if k % nchan and (dy, dx) != (0, 0) else (-1, -1)
+    q = np.empty(len(feats), np.int64)
+    repeats_into(np.ascontiguousarray(feats.T), at, ref, q)   # pass_features' rows: already contiguous
     return q
 
 
@@ -254,10 +254,12 @@ class PixelMLP:
         """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
         acc = self.accumulators(k, feats)
         a = self.mu_bits[k]
-        if a is None:
-            offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
-        else:   # the same count by arithmetic (mu_offset), ~4x faster than the binary search
-            offset = mu_offset(acc[:, 0], a)
+        if a is not None:   # the same counts by arithmetic (pixelkernel.mu_offset) and a compiled search, in one pass
+            from aezip.coding.pixelkernel import classes_into
+            mu, s = np.empty(len(acc), np.int64), np.empty(len(acc), np.int64)
+            classes_into(acc, feats[:, -1], a, self.s_thresholds[k].astype(np.float64), mu, s)
+            return mu, s
+        offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
         mu = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
         s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
         return mu, s
@@ -268,23 +270,12 @@ class PixelMLP:
         return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
 
 
-def rescale(acc: np.ndarray, shift: int) -> np.ndarray:
-    """Round-half-up division by 2^shift (multiplication when shift < 0), in place. Exact in float64: scaling an
-    integer below 2^52 by a power of two is exact, and so is adding 1/2 to the result (it keeps < 53 bits); in
-    float32 for the bounds float32_exact checks."""
-    acc *= acc.dtype.type(2.0 ** -shift)
-    if shift > 0:
-        acc += 0.5
-        np.floor(acc, out=acc)
-    return acc
-
-
 def mu_thresholds(acc_bits: int) -> np.ndarray:
     """Integer thresholds whose count reached by an accumulator, minus 255, is clamp(round(offset), -255, 255)."""
     return np.ceil((np.arange(-254, 256, dtype=np.float64) - 0.5) * 2.0 ** acc_bits).astype(np.int64)
 
 
-MU_BITS_LIMIT = 52   # the largest a for which mu_offset is exact
+MU_BITS_LIMIT = 52   # the largest a for which pixelkernel.mu_offset is exact
 
 
 def mu_bits(thresholds: np.ndarray) -> int | None:
@@ -295,16 +286,6 @@ def mu_bits(thresholds: np.ndarray) -> int | None:
     if d <= 0 or d != 1 << a or a > MU_BITS_LIMIT or not np.array_equal(thresholds, mu_thresholds(a)):
         return None
     return a
-
-
-def mu_offset(acc: np.ndarray, a: int) -> np.ndarray:
-    """How many of mu_thresholds(a) each integer accumulator |acc| < 2^52 reaches, minus 255, without a search:
-    clamp(floor(acc 2^-a + 1/2), -255, 255). Proof: for an integer acc, ceil(t) <= acc iff t <= acc, so the
-    threshold of k, ceil((k - 1/2) 2^a), is reached iff k <= acc 2^-a + 1/2 = x; of k = -254..255 that holds for
-    clamp(floor(x) + 255, 0, 510). rescale(acc, a) is floor(x) exactly: for 1 <= a <= MU_BITS_LIMIT, x is
-    (acc + 2^(a-1)) 2^-a, an integer of magnitude below 2^52 + 2^51 < 2^53 times a power of two, so scaling and
-    adding 1/2 round nothing; for a = 0, floor(x) = acc, which rescale returns unchanged."""
-    return np.clip(rescale(acc.copy(), a), -255.0, 255.0).astype(np.int64)
 
 
 class _Rows:
@@ -419,14 +400,18 @@ def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, le
     per_image = len(range(py, canvas.shape[1], step)) * len(range(px, canvas.shape[2], step))
     block = max(1, ROW_BLOCK // max(per_image, 1))
 
-    def inputs(a: int) -> tuple[np.ndarray, ...]:
+    out = tuple(np.empty(len(canvas) * per_image, np.int64) for _ in range(4))   # mu, s, reference, repeats
+
+    def inputs(a: int) -> None:
         feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels, mlp.dtypes[k])
-        return (*mlp.classes(k, feats), feats[:, -1].astype(np.int64),
-                repeat_context(feats, k, canvas.shape[3], levels))
+        rows = slice(a * per_image, a * per_image + len(feats))
+        out[0][rows], out[1][rows] = mlp.classes(k, feats)
+        out[2][rows] = feats[:, -1]
+        out[3][rows] = repeat_context(feats, k, canvas.shape[3], levels)
 
     starts, pool = range(0, len(canvas), block), block_pool()
-    parts = list(pool.map(inputs, starts) if pool is not None and len(starts) > 1 else map(inputs, starts))
-    return tuple(np.concatenate(p) for p in zip(*parts))
+    list(pool.map(inputs, starts) if pool is not None and len(starts) > 1 else map(inputs, starts))
+    return out
 
 
 def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],

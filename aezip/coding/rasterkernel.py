@@ -53,8 +53,8 @@ def _layer(inp: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> No
 
 @nb.njit(cache=True)
 def _hidden(acc: np.ndarray, shift: int) -> None:
-    """Round-half-up division by 2^shift (a multiplication when shift <= 0), clamped to [0, ACT_LIMIT), in place:
-    pixelmodel.rescale's arithmetic (exact: a power-of-two scaling of an integer below 2^52, then + 1/2)."""
+    """Round-half-up division by 2^shift (a multiplication when shift <= 0), clamped to [0, ACT_LIMIT), in place
+    (exact: a power-of-two scaling of an integer below 2^52, then + 1/2)."""
     top, scale = float(ACT_LIMIT - 1), 2.0 ** -shift
     for j in range(acc.shape[0]):
         v = acc[j] * scale
