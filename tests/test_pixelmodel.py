@@ -136,8 +136,9 @@ def test_a_flipped_byte_in_the_pixel_stream_is_detected(trained) -> None:
         assert not np.array_equal(back, recon), f"flip at byte {pos} went unnoticed"
 
 
-def test_training_is_reproducible(trained) -> None:
+def test_training_is_reproducible_and_quantized_for_float32(trained) -> None:
     mlp, shape = trained
+    assert mlp.dtypes == [np.float32] * len(mlp.weights)   # every pass of gray and RGB (previous-channel inputs too)
     x, pred = _smooth(200, shape, 0)
     again = fit_pixel_model(x, pred, shape, SMALL, 2, seed=3, log=lambda m: None)
     for k, v in mlp.tensors().items():
