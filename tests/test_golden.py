@@ -75,3 +75,25 @@ def test_files_of_an_earlier_default_model_decode_with_its_shipped_decode_side_m
     assert previous.decode_only                       # a decode-side model (.aezd): no encoder is shipped for it
     for bad in ("../" * 8 + "etc/passwd", want[:16], want.upper(), "0" * 64, 64):
         assert shipped_model(bad) is None
+
+
+def test_a_pixel_model_file_of_the_float64_default_decodes_the_same(tmp_path):
+    """golden-e4-v6.aez: sample images 8000-8023 at --max-error 4 in chunks of 12, written by the code and default
+    model (4c67e14f..., float64 pixel networks, coder v6) of 2026-11-30 06:12; both chunks are pixel-mlp. It decodes
+    with no -m through that model's shipped decode-side model, whose networks now run with the reference folded into
+    their weights, to the pixels the old code decoded."""
+    from aezip.fileinfo import file_info
+    from aezip.files.modelfile import default_model, shipped_model
+    path = DATA / "golden-e4-v6.aez"
+    info = file_info(path)
+    assert info["pixel_coders"] == {"pixel-mlp": 2}
+    with ContainerReader(path) as reader:
+        old = shipped_model(reader.header["model_id"])
+        assert reader.header["residual"].endswith("-v6")
+    assert old is not None and old.id != default_model().id and old.pixel.dtypes[0] == np.float64
+    decode_file(path, tmp_path / "back.npy")
+    pixels = np.load(tmp_path / "back.npy")
+    original = open_dataset(sample_path()).read_all()[:24].reshape(pixels.shape)
+    assert np.abs(pixels.astype(int) - original.astype(int)).max() <= 4
+    assert hashlib.sha256(pixels.tobytes()).hexdigest() == \
+        "6f027819331431cf68a909c8e2ac5e8c043177ed03e3b6c8dc8290e352d4c415"
