@@ -29,7 +29,7 @@ from PIL import Image
 
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
-from aezip.coding.pixelstream import GRADIENT, MIXING, MIXING_LATENTS
+from aezip.coding.pixelstream import GRADIENT, MIXING, MIXING_EXACT, MIXING_LATENTS
 from aezip.files.data import open_dataset
 from aezip.files.decodemodel import pack, save_decoder, unpack
 from aezip.bench.demo import sample_path
@@ -69,8 +69,8 @@ class Outcome:
 def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     """A tiny model and well-formed files of each kind to mutate: lossy IDX, a lower --quality, lossless .npy, an
     image folder, files with an embedded model (lossy, and --max-error with the pixel model), a gradient-coded one,
-    a mixing-coded one, one coded by the mixing coder with latents and the model's raster network; the model's
-    decode-side file beside it."""
+    a mixing-coded one, one coded by the mixing coder with latents and the model's raster network, one by the mixing
+    coder's exact form under E > 0; the model's decode-side file beside it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -100,7 +100,9 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
                           ("mixing", workdir / "smooth.npy", {"chunk_size": 4, "max_error": 1,
                                                                "pixel_methods": (MIXING,)}),
                           ("raster", workdir / "src.npy", {"chunk_size": 6, "max_error": 0,   # method 10, its network
-                                                           "pixel_methods": (MIXING_LATENTS,)})):
+                                                           "pixel_methods": (MIXING_LATENTS,)}),
+                          ("exact", workdir / "smooth.npy", {"chunk_size": 5, "max_error": 2,   # method 12 (v7)
+                                                              "pixel_methods": (MIXING_EXACT,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
     save_decoder(mf, workdir / "tiny.aezd")
