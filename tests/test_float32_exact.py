@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from aezip.coding.intdecoder import (ACT_LIMIT, FLOAT32_LIMIT, WEIGHT_LIMIT, float32_exact, quantize_mlp,
+from aezip.coding.intdecoder import (ACT_LIMIT, FLOAT32_LIMIT, SHIFT_LIMIT, WEIGHT_LIMIT, float32_exact, quantize_mlp,
                                      quantize_mlp_float32)
 from aezip.coding.pixelmodel import INPUT_BOXES, INPUT_LIMIT, MU_BUCKETS, PixelMLP, mu_thresholds
 
@@ -128,3 +128,19 @@ def test_the_float32_bound_is_tight(shift) -> None:
     feats[1, -1] = INPUT_LIMIT             # reference 255, the rest 0: its least
     feats[2, ::2] = INPUT_LIMIT
     np.testing.assert_array_equal(mlp.accumulators(0, feats), np.asarray(_reference(*ok, feats), np.float64))
+
+
+def test_degenerate_networks_still_get_loadable_integers() -> None:
+    """Layers of zeros or of weights near 1e-40 leave nothing to scale by: the scale and fractional bits are capped,
+    so the shifts stay within what a model file may hold, and the integers are still computed exactly."""
+    for scale in (0.0, 1e-40):
+        rng = np.random.default_rng(3)
+        ws, bs = _float_mlp(rng, 1.0, (8, 8), outlier=1.0)
+        ws[0] *= scale
+        bs[0] *= scale
+        qw, qb, shifts, out_bits = quantize_mlp_float32(ws, bs, INPUT_BOXES)
+        assert all(abs(s) <= SHIFT_LIMIT for s in shifts)
+        mlp = _mlp(qw, qb, shifts, out_bits)
+        feats = _features(qw, rng, 50)
+        np.testing.assert_array_equal(mlp.accumulators(0, feats),
+                                      np.asarray(_reference(qw, qb, shifts, feats), np.float64))

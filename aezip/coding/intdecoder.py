@@ -46,6 +46,7 @@ ACT_LIMIT = 2 ** 24             # hidden activations are clamped to [0, ACT_LIMI
 WEIGHT_LIMIT = 2 ** 15 - 1
 EXACT_LIMIT = 2 ** 52           # bound on |accumulator| that keeps every float64 partial sum exact
 FLOAT32_LIMIT = 2 ** 24         # the same for float32 (pixel models quantized for it: quantize_mlp_float32)
+SHIFT_LIMIT = 62                # |hidden right shift| a model file may hold (modelcheck)
 _MAX_BUCKETS = 1 << 16          # threshold buckets beyond this fall back to a binary search
 ROW_BLOCK = 512                 # rows decoded together (one task of a thread pool)
 
@@ -143,10 +144,11 @@ def quantize_mlp_float32(weights: list[np.ndarray], biases: list[np.ndarray], bo
     """quantize_mlp's integers for a float ReLU MLP whose integer inputs lie in one of `boxes`, but exact in float32
     (float32_exact): each layer's weight scale the largest that keeps every accumulator below 2^23 for the inputs the
     previous layer can reach, and each hidden layer's fractional bits chosen to split the next layer's room evenly
-    between its weights' and its inputs' precision."""
+    between its weights' and its inputs' precision. The weight scale is at most 2^38 and the fractional bits stay in
+    0..24, so every shift s + in_frac - frac stays within SHIFT_LIMIT even for degenerate layers (all but zero)."""
     qw, qb, shifts, acc_bits, in_frac = [], [], [], 0, 0
     for i, (w, b) in enumerate(zip(weights, biases)):
-        s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
+        s = min(int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30)))), 38)
         while True:
             qw_i, qb_i = np.round(w * 2.0 ** s), np.round(b * 2.0 ** (s + in_frac))
             reach, top = _reach(qw_i, qb_i, boxes)
@@ -162,6 +164,7 @@ def quantize_mlp_float32(weights: list[np.ndarray], biases: list[np.ndarray], bo
         nxt = weights[i + 1]
         room = np.log2(FLOAT32_LIMIT / 2 / max(float(_reach(nxt, np.zeros(len(nxt)), [(0.0, real)])[0].max()), 1e-30))
         frac = int(np.floor((room + np.log2(max(float(np.abs(nxt).max()), 1e-30)) - np.log2(float(real.max()))) / 2))
+        frac = min(max(frac, 0), 24)
         shifts.append(acc_bits - frac)
         boxes, in_frac = [(0.0, activation_limit(top, shifts[-1]))], frac
     return qw, qb, shifts, acc_bits

@@ -1,6 +1,7 @@
-"""The pixel model's feature windows, compiled with numba (pixelmodel.pass_features): one image at a time (its
-planes stay in cache) instead of a padded copy and a strided copy of the whole chunk per window entry. Integer
-values copied into float64, so the features are the same numbers either way."""
+"""The pixel model's compiled loops (numba): its feature windows (pixelmodel.pass_features: one image at a time, its
+planes in cache, instead of a padded copy and a strided copy of the whole chunk per window entry; integer values
+copied into float32 or float64, so the features are the same numbers either way), its hidden activations, its mean
+and scale classes and repeat contexts, and its variants' probabilities and count adaptation."""
 from __future__ import annotations
 
 import math

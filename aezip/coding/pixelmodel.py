@@ -12,8 +12,8 @@ The network sees the features relative to a reference r, the nearest pixel of th
 (the prediction in the first pass), appended as the last feature (integers in -255..255, so a change of brightness
 does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
-power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations a stored right shift of the accumulator
-(rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
+power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations are the accumulator shifted right by a
+stored amount (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
 accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
 partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
 modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in

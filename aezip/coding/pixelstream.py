@@ -70,9 +70,11 @@ METHOD_NAMES = {CONTEXT: "context", CONTEXT_EXACT: "context, exact", ZSTD: "zstd
                 MIXING_LATENTS: "mixing, latents", GRADIENT_EXACT: "gradient, exact", MIXING_EXACT: "mixing, exact",
                 MIXING_LATENTS_EXACT: "mixing, latents, exact"}
 # how many methods (0..k-1) each coder version knows: a stream naming a later one is refused by name
-CODER_METHODS = {PIXEL_CODER: 14, PIXEL_CODER_V6: 11, PIXEL_CODER_V5: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8, PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
+CODER_METHODS = {PIXEL_CODER: 14, PIXEL_CODER_V6: 11, PIXEL_CODER_V5: 11, PIXEL_CODER_V4: 9, PIXEL_CODER_V3: 8,
+                 PIXEL_CODER_V2: 6, PIXEL_CODER_V1: 4}
 NEEDS_LATENTS = (CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, MIXING_LATENTS, MIXING_LATENTS_EXACT)
-EXACT_FORMS = (CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT, GRADIENT_EXACT, MIXING_EXACT, MIXING_LATENTS_EXACT)   # E = 0 under E
+# the coders' E = 0 forms, tried under E > 0 only
+EXACT_FORMS = (CONTEXT_EXACT, MLP_EXACT, ALONE_EXACT, GRADIENT_EXACT, MIXING_EXACT, MIXING_LATENTS_EXACT)
 GENERIC_TRY = 1.15   # zstd -3 within this factor of the model's cost: try the generic coders
 XZ_FAST_TRY = 1.2    # else xz -0 within this factor (where zstd -3 is within XZ_FAST_LOOK): try them too
 XZ_FAST_LOOK = 1.6   # (xz -9e is ~1.1-1.2x smaller than xz -0 here, but up to 1.5x smaller than zstd -3 on RGB)
@@ -153,7 +155,7 @@ class _Coders:
             elif method in (MIXING_LATENTS, MIXING_LATENTS_EXACT):
                 data, recon = encode_mixing_latents(x, self.pred[::step], self.image_shape, e, self.raster)
             else:
-                data, recon = encode_residual(x, self.pred[::step], self.image_shape, self._error(method), self.prior)
+                data, recon = encode_residual(x, self.pred[::step], self.image_shape, e, self.prior)
             self.cache[method, -step] = (PixelStream(bytes([method]) + data, recon),)
         return self.cache[method, -step][0]
 

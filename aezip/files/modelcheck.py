@@ -15,7 +15,7 @@ from aezip.network.config import MAX_CONTEXT, MAX_MARGIN, MAX_PATCH, AEConfig
 from aezip.coding.context import check_context_tensors
 from aezip.errors import FormatError
 from aezip.files.header import MAX_IMAGE_SAMPLES, MAX_LATENT
-from aezip.coding.intdecoder import ACT_LIMIT, EXACT_LIMIT, WEIGHT_LIMIT
+from aezip.coding.intdecoder import ACT_LIMIT, EXACT_LIMIT, SHIFT_LIMIT, WEIGHT_LIMIT
 from aezip.coding.pixelmodel import ALONE, INPUT_LIMIT, MU_BUCKETS, WITH_LATENTS, channels, levels_of, n_features
 from aezip.coding.rasternet import FEATURES, PREFIX as RASTER, VALUES, RasterNet, is_exact
 from aezip.coding.residual import N_CONTEXTS, PRIOR_TOTAL
@@ -86,7 +86,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
     rdims = cfg.layer_dims()[1]
     n = len(rdims) - 1
     shifts = _expect(tensors, "intdec.shifts", "int64", (n - 1,))
-    _need(bool((np.abs(shifts) <= 62).all()), "integer decoder shifts out of range")
+    _need(bool((np.abs(shifts) <= SHIFT_LIMIT).all()), "integer decoder shifts out of range")
     thresholds = _expect(tensors, "intdec.thresholds", "int64", (255,))
     _need(bool((np.diff(thresholds) >= 0).all()) and bool((np.abs(thresholds) < EXACT_LIMIT).all()),
           "integer decoder thresholds must be sorted and bounded")
@@ -167,7 +167,7 @@ def check_pixel_tensors(image_shape: tuple[int, ...], tensors: dict[str, np.ndar
     _need(levels_of(passes, image_shape) is not None, f"pixel model of {passes} passes does not fit the images")
     layers = shifts.shape[1] + 1
     _expect(tensors, prefix + "shifts", "int64", (passes, layers - 1))
-    _need(bool((np.abs(shifts) <= 62).all()), "pixel model shifts out of range")
+    _need(bool((np.abs(shifts) <= SHIFT_LIMIT).all()), "pixel model shifts out of range")
     table = tensors[prefix + "table"]
     _need(table.ndim == 3 and 2 <= table.shape[0] <= MAX_PIXEL_SCALES, f"{prefix}table is not scales x buckets x 256")
     scales = table.shape[0]
