@@ -1,7 +1,7 @@
 """The pixel model's compiled loops (numba): its feature windows (pixelmodel.pass_features: one image at a time, its
 planes in cache, instead of a padded copy and a strided copy of the whole chunk per window entry; integer values
 copied into float32 or float64, so the features are the same numbers either way), its hidden activations, its mean
-and scale classes and repeat contexts, and its variants' probabilities and count adaptation."""
+and scale classes and repeat contexts, and its variants' ideal code lengths and count adaptation."""
 from __future__ import annotations
 
 import math
@@ -43,20 +43,42 @@ def windows_into(out: np.ndarray, row0: int, plane: np.ndarray, step: int, py: i
 
 
 @nb.njit(cache=True, nogil=True)
-def window_probabilities(cum: np.ndarray, keys: np.ndarray, symbols: np.ndarray, step: int) -> np.ndarray:
-    """Each symbol's probability in its key's window of 256 over a row of cumulative counts (rows x classes x 512):
-    key = (row · classes + class) · 256 + centre, the window starts at 255 - centre, a bin spans `step` values
-    (clipped at 256). The same float64 divisions as numpy's, one per symbol."""
-    classes = cum.shape[1]
-    out = np.empty(keys.shape[0])
+def window_bits(counts: np.ndarray, keys: np.ndarray, symbols: np.ndarray, step: int) -> float:
+    """The symbols' ideal code length, sum of -log2 p, each p its symbol's share of its key's window of 256 over a
+    row of counts (rows x classes x 511): key = (row · classes + class) · 256 + centre, the window starts at
+    255 - centre, a bin spans `step` values (clipped at 256). A row's running sums are made when a key first needs
+    them (a sample touches few of the rows)."""
+    rows, classes, width = counts.shape
+    cum = np.empty((rows, classes, width + 1), np.int64)
+    made = np.zeros((rows, classes), np.bool_)
+    bits = 0.0
     for i in range(keys.shape[0]):
         sc, centre = divmod(keys[i], 256)
         s, cls = divmod(sc, classes)
+        if not made[s, cls]:
+            total = 0
+            cum[s, cls, 0] = 0
+            for v in range(width):
+                total += counts[s, cls, v]
+                cum[s, cls, v + 1] = total
+            made[s, cls] = True
         start = 255 - centre
         lo = start + symbols[i] * step
         hi = start + min((symbols[i] + 1) * step, 256)
-        out[i] = (cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start])
-    return out
+        bits -= math.log2((cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start]))
+    return bits
+
+
+@nb.njit(cache=True, nogil=True)
+def row_bits(rows: np.ndarray, keys: np.ndarray, symbols: np.ndarray) -> float:
+    """The symbols' ideal code length, sum of -log2 p, each p its symbol's count over its key's row total."""
+    totals = np.empty(rows.shape[0], np.int64)
+    for r in range(rows.shape[0]):
+        totals[r] = rows[r].sum()
+    bits = 0.0
+    for i in range(keys.shape[0]):
+        bits -= math.log2(rows[keys[i], symbols[i]] / totals[keys[i]])
+    return bits
 
 
 @nb.njit(cache=True, nogil=True)

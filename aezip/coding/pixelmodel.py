@@ -331,15 +331,13 @@ class _Rows:
             row = bins.sum_into_bins(row, self.max_error) if self.max_error else row
         return _MODEL_FAMILY(row / row.sum(), perfect=False)
 
-    def probabilities(self, keys: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-        """Each symbol's probability in its key's row (the float model() gives it, up to the coder's quantization)."""
-        from aezip.coding.pixelkernel import window_probabilities   # numba: only --max-error coding needs it
+    def bits(self, keys: np.ndarray, symbols: np.ndarray) -> float:
+        """The symbols' ideal code length in their keys' rows (-log2 of the probability model() gives each, up to
+        the coder's quantization)."""
+        from aezip.coding.pixelkernel import row_bits, window_bits   # numba: only --max-error coding needs them
         if self.kind == BUCKET:
-            return self.rows[keys, symbols] / self.rows.sum(axis=1)[keys]
-        step, _ = bins.geometry(self.max_error)
-        cum = np.zeros((*self.counts.shape[:2], 512), np.int64)
-        np.cumsum(self.counts, axis=2, out=cum[..., 1:])
-        return window_probabilities(cum, keys, symbols, step)
+            return row_bits(self.rows, keys, symbols)
+        return window_bits(self.counts, keys, symbols, bins.geometry(self.max_error)[0])
 
     def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
         """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
@@ -473,7 +471,7 @@ def ideal_bytes(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int)
     row, bits = _Rows(mlp, variant, max_error), 0.0
     for p in passes:
         keys = row.keys(p.mu, p.s, p.ref, p.q)
-        bits -= float(np.log2(row.probabilities(keys, p.values)).sum())
+        bits += row.bits(keys, p.values)
         row.adapt(keys, p.values)
     return bits / 8 + 1
 
