@@ -216,12 +216,13 @@ def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int
     """The (method, variant)s worth coding in full. Methods: the only one, or those whose best estimate
     (_Coders.estimates on the chooser's sample, sample_step) plus the latents they need comes within CLOSE of the
     best (the mixing coder: MIX_CLOSE), the mixing coder estimated only where the gradient coder's comes within
-    MIX_LOOK of the best of the others (where both are allowed). The exact forms under E > 0: the pixel models and
-    the mixing coder with latents at E = 0 only where the context coder at E = 0 comes within EXACT_LOOK of the
-    context coder at E (where both are allowed): where coding bins saves the context coder more than that, it saves
-    the pixel models more still (held-out MNIST at E = 4: the context coder 1.58x, the pixel models 1.7-1.9x); the
-    mixing coder at E = 0 likewise by the gradient coder's gain, and where the gradient coder at E = 0 comes within
-    MIX_LOOK of the best of the others. The pixel models other than MLP (the primary one,
+    MIX_LOOK of the best of the others (where both are allowed). The exact forms under E > 0: the pixel models at
+    E = 0 only where the context coder at E = 0 comes within EXACT_LOOK of the context coder at E (where both are
+    allowed): where coding bins saves the context coder more than that, it saves the pixel models more still
+    (held-out MNIST at E = 4: the context coder 1.58x, the pixel models 1.7-1.9x); the mixing coder with latents at
+    E = 0 likewise by the pixel model's gain where it was estimated (else the context coder's); the mixing coder at
+    E = 0 by the gradient coder's gain, and where the gradient coder at E = 0 comes within MIX_LOOK of the best of
+    the others. The pixel models other than MLP (the primary one,
     whose sample the whole chunk reuses) are estimated on every SECONDARY_THIN-th image of the sample: on held-out
     MNIST the same choices, 12 % less encoding time at E = 0. A pixel model's variant: of those within
     VARIANT_CLOSE of its best on the sample, the one of least ideal length on the whole chunk (adaptation is worth
@@ -234,7 +235,8 @@ def choose_finalists(coders: _Coders, models: Collection[int], latent_bytes: int
     for m in (MLP_EXACT, ALONE_EXACT):   # the pixel models at E = 0 only where the context coder's E bought little
         if m in models and context_gain <= EXACT_LOOK:
             est[m] = coders.estimates(m, thin)
-    if MIXING_LATENTS_EXACT in models and context_gain <= EXACT_LOOK:   # so does method 10 (latents too)
+    latent_gain = _gain(est, MLP, MLP_EXACT) if MLP_EXACT in est else context_gain   # the pixel model's, where known
+    if MIXING_LATENTS_EXACT in models and latent_gain <= EXACT_LOOK:   # method 10 at E = 0: latents too
         est[MIXING_LATENTS_EXACT] = coders.estimates(MIXING_LATENTS_EXACT, step)
     cost = _costs(est, latent_bytes)   # the gradient coder stands in for its mixing kin at E and at E = 0
     for m, kin in ((MIXING, GRADIENT), (MIXING_EXACT, GRADIENT_EXACT)):
