@@ -221,14 +221,16 @@ def test_a_model_without_a_pixel_model_still_loads(tmp_path, tiny_model_path) ->
     assert load_model(plain).pixel is None
 
 
-def test_a_chunks_classes_are_its_samples_merged_with_the_rest(trained) -> None:
-    """The chooser's sample is not run twice: the whole chunk's classes are the sample's merged with the others'."""
+@pytest.mark.parametrize("n", [21, 24])
+def test_a_chunks_classes_are_its_samples_merged_with_the_rest(trained, n) -> None:
+    """The chooser's sample is not run twice: the whole chunk's classes are the sample's merged with the others'
+    (24 images: by slices; 21: by index)."""
     mlp, shape = trained
-    x, pred = _smooth(21, shape, 8)
-    others = np.setdiff1d(np.arange(21), np.arange(21)[::8])
+    x, pred = _smooth(n, shape, 8)
+    others = np.setdiff1d(np.arange(n), np.arange(n)[::8])
     whole = pass_classes(mlp, x, pred, shape, 4)
     merged = merge_classes(pass_classes(mlp, x[::8], pred[::8], shape, 4),
-                           pass_classes(mlp, x[others], pred[others], shape, 4), 8, 21)
+                           pass_classes(mlp, x[others], pred[others], shape, 4), 8, n)
     np.testing.assert_array_equal(merged[1], whole[1])
     for a, b in zip(merged[0], whole[0]):
         for f in ("mu", "s", "ref", "q", "values"):

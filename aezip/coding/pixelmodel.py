@@ -439,7 +439,11 @@ def merge_classes(sample: tuple[list[Pass], np.ndarray], rest: tuple[list[Pass],
 
     def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.empty((n, *a.shape[1:]), a.dtype)
-        out[take], out[others] = a, b
+        out[::step] = a
+        if n % step:
+            out[others] = b
+        else:   # the others are the last step - 1 of every step images: slices, no index arrays
+            out.reshape(n // step, step, -1)[:, 1:] = b.reshape(n // step, step - 1, -1)
         return out
 
     passes = [Pass(*(merged(getattr(p, f).reshape(len(take), -1), getattr(q, f).reshape(len(others), -1)).reshape(-1)
