@@ -167,12 +167,13 @@ class PixelMLP:
     mu_bits: list[int | None] = field(init=False, repr=False, compare=False)   # per pass: mu_bits(mu_thresholds)
     dtypes: list[type] = field(init=False, repr=False, compare=False)   # per pass: float32 where exact, else float64
     _plan: dict = field(init=False, repr=False, compare=False)          # per pass: _layers()
+    _binned: dict = field(init=False, repr=False, compare=False)        # per max_error: binned_table()
 
     def __post_init__(self) -> None:
         self.mu_bits = [mu_bits(t) for t in self.mu_thresholds]
         self.dtypes = [np.float32 if float32_exact(ws, bs, sh, INPUT_BOXES) else np.float64
                        for ws, bs, sh in zip(self.weights, self.biases, self.shifts)]
-        self._plan = {}
+        self._plan, self._binned = {}, {}
 
     @property
     def scales(self) -> int:
@@ -204,6 +205,12 @@ class PixelMLP:
         return cls([[t[f"p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
                    [[t[f"p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
                    t["shifts"], t["mu_thresholds"], t["s_thresholds"], t["table"], t["offset_table"], t.get("base"))
+
+    def binned_table(self, max_error: int) -> np.ndarray:
+        """T's rows (S * MU_BUCKETS x 256) summed into the bins of max_error, made once per max_error."""
+        if max_error not in self._binned:
+            self._binned[max_error] = bins.sum_into_bins(self.table.reshape(-1, 256), max_error)
+        return self._binned[max_error]
 
     def prediction(self, n: int) -> np.ndarray:
         """What a model without latents sees as the prediction of n images: its base image each (n x D int64)."""
@@ -298,7 +305,7 @@ class _Rows:
         self.kind, self.increment = VARIANTS[variant]
         self.max_error = max_error
         if self.kind == BUCKET:
-            self.rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
+            self.rows = mlp.binned_table(max_error).copy()   # adapt() adds to it
         elif self.kind == OFFSET:
             self.counts = np.ascontiguousarray(mlp.offset_table.astype(np.int64)[:, None, :])   # adapt: a view
         else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry

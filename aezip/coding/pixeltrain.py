@@ -9,6 +9,7 @@ TABLE_TOTAL and given + 1. Same images, prediction and seed: same bytes.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Iterator
 
 import numpy as np
@@ -155,9 +156,10 @@ def fit_pixel_model(images: np.ndarray, pred: np.ndarray | None, image_shape: tu
             q = np.quantile(acc, np.linspace(0, 1, opts.scales + 1)[1:-1], method="lower")
             mlp.s_thresholds[k] = np.maximum.accumulate(q.astype(np.int64))
     counts, pooled = _count(mlp, images, pred, image_shape)
-    mlp.table = _table(counts, pooled)
     offset = pooled.astype(np.float64) + 1.0
-    mlp.offset_table = np.floor(offset * TABLE_TOTAL / offset.sum(axis=1, keepdims=True)).astype(np.int32) + 1
+    mlp = dataclasses.replace(mlp, table=_table(counts, pooled),   # a new model: nothing cached from the empty one
+                              offset_table=np.floor(offset * TABLE_TOTAL / offset.sum(axis=1, keepdims=True)
+                                                    ).astype(np.int32) + 1)
     log(f"pixel model{' without latents' if base is not None else ''}: {n_passes(image_shape, levels)} passes, "
         f"hidden {list(opts.hidden)}, {opts.scales} scale classes")
     return mlp
