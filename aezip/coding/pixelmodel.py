@@ -133,7 +133,7 @@ def pass_features(canvas: np.ndarray, pred: np.ndarray, k: int, levels: int,
     return feats.T
 
 
-def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int) -> np.ndarray:
+def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int, out: np.ndarray | None = None) -> np.ndarray:
     """How much pass k's neighbourhoods repeat the reference r (0..REPEATS-1, from pass_features' rows): 0, 1 or 2
     as at most 2, at most 6 or more of the 25 canvas window entries equal r, + 3 where the previous channel of the
     same pixel equals the previous channel at r's place (channels > 0, passes after the first)."""
@@ -141,7 +141,7 @@ def repeat_context(feats: np.ndarray, k: int, nchan: int, levels: int) -> np.nda
     dy, dx = _reference(schedule(levels)[k // nchan])
     prev = 25 + 9   # the previous channel's 3x3 window follows the 5x5 canvas and the 3x3 prediction
     at, ref = (prev + 4, prev + (dy + 1) * 3 + dx + 1) if k % nchan and (dy, dx) != (0, 0) else (-1, -1)
-    q = np.empty(len(feats), np.int64)
+    q = np.empty(len(feats), np.int64) if out is None else out
     repeats_into(np.ascontiguousarray(feats.T), at, ref, q)   # pass_features' rows: already contiguous
     return q
 
@@ -257,18 +257,20 @@ class PixelMLP:
             self._plan[k] = ws, bs, [2.0 ** -s for s in shifts]
         return self._plan[k]
 
-    def classes(self, k: int, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k."""
+    def classes(self, k: int, feats: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's integer mean mu_int = clamp(r + round(offset), 0, 255) and scale class s (0..S-1) in pass k
+        (written into `out`'s two int64 arrays where given)."""
         acc = self.accumulators(k, feats)
+        mu, s = out if out is not None else (np.empty(len(acc), np.int64), np.empty(len(acc), np.int64))
         a = self.mu_bits[k]
         if a is not None:   # the same counts by arithmetic (pixelkernel.mu_offset) and a compiled search, in one pass
             from aezip.coding.pixelkernel import classes_into
-            mu, s = np.empty(len(acc), np.int64), np.empty(len(acc), np.int64)
             classes_into(acc, feats[:, -1], a, self.s_thresholds[k].astype(np.float64), mu, s)
             return mu, s
         offset = np.searchsorted(self.mu_thresholds[k].astype(np.float64), acc[:, 0], side="right") - 255
-        mu = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
-        s = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
+        mu[:] = np.clip(feats[:, -1].astype(np.int64) + offset, 0, 255)
+        s[:] = np.searchsorted(self.s_thresholds[k].astype(np.float64), acc[:, 1], side="right")
         return mu, s
 
     def keys(self, k: int, feats: np.ndarray) -> np.ndarray:
@@ -410,9 +412,9 @@ def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, le
     def inputs(a: int) -> None:
         feats = pass_features(canvas[a:a + block], predc[a:a + block], k, levels, mlp.dtypes[k])
         rows = slice(a * per_image, a * per_image + len(feats))
-        out[0][rows], out[1][rows] = mlp.classes(k, feats)
+        mlp.classes(k, feats, (out[0][rows], out[1][rows]))
         out[2][rows] = feats[:, -1]
-        out[3][rows] = repeat_context(feats, k, canvas.shape[3], levels)
+        repeat_context(feats, k, canvas.shape[3], levels, out[3][rows])
 
     starts, pool = range(0, len(canvas), block), block_pool()
     list(pool.map(inputs, starts) if pool is not None and len(starts) > 1 else map(inputs, starts))
