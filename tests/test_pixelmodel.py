@@ -252,7 +252,7 @@ def test_the_pixel_models_at_e0_are_estimated_where_bins_buy_little(trained, mon
     coders = pixelstream._Coders(x, pred, shape, e, PRIOR, mlp, None, None)
     best = lambda m, step: min(coders.estimates(m, step).values())   # noqa: E731
     context_gain = best(CONTEXT_EXACT, 8) / best(CONTEXT, 8)
-    pixel_gain = best(MLP_EXACT, 16) / best(MLP, 8)
+    pixel_gain = best(MLP_EXACT, 8 * pixelstream.SECONDARY_THIN) / best(MLP, 8)
     seen: list[int] = []
     real = pixelstream._Coders.estimates
     monkeypatch.setattr(pixelstream._Coders, "estimates",
