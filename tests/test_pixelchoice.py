@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from aezip.coding.pixelmodel import VARIANTS, code_variant, ideal_bytes, pass_classes
+from aezip.coding.pixelcoding import VARIANTS, code_variant, ideal_bytes
+from aezip.coding.pixelmodel import pass_classes
 from aezip.coding.pixelstream import SAMPLE_MIN, SAMPLE_STEP, SECONDARY_THIN, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.coding.pixeltrain import fit_pixel_model
 from tests.test_pixelmodel import PRIOR, SMALL, _smooth

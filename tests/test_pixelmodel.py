@@ -15,8 +15,9 @@ from aezip.errors import FormatError
 from tests.modeledit import rewrite, set_tensor
 from aezip.files.modelfile import load_model
 from aezip.coding.pixelkernel import mu_offset
-from aezip.coding.pixelmodel import (PixelMLP, decode_mlp, encode_mlp, merge_classes, mu_bits,
-                                     mu_thresholds, n_features, n_passes, pass_classes)
+from aezip.coding.pixelcoding import decode_mlp, encode_mlp
+from aezip.coding.pixelmodel import (PixelMLP, merge_classes, mu_bits, mu_thresholds, n_features, n_passes,
+                                     pass_classes)
 from aezip.coding.pixelstream import CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.options import PixelOptions
 from aezip.coding.pixeltrain import fit_pixel_model
@@ -148,7 +149,8 @@ def test_training_is_reproducible_and_quantized_for_float32(trained) -> None:
 _SCRIPT = """
 import sys, numpy as np
 from safetensors.numpy import load_file
-from aezip.coding.pixelmodel import PixelMLP, decode_mlp, encode_mlp
+from aezip.coding.pixelmodel import PixelMLP
+from aezip.coding.pixelcoding import decode_mlp, encode_mlp
 t = load_file(sys.argv[1]); mlp = PixelMLP.from_tensors(t)
 shape = tuple(int(s) for s in sys.argv[3].split("x"))
 data, recon = encode_mlp(mlp, t["x"], t["pred"], shape, int(sys.argv[4]))

@@ -13,8 +13,8 @@ The network sees the features relative to a reference r, the nearest pixel of th
 does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
 power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations are the accumulator shifted right by a
-stored amount (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers. Exactness bound: a layer's
-accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
+stored amount (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers.
+Exactness bound: a layer's accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
 partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
 modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
 float64 in any order, on any device or thread count. The trainer quantizes for float32 instead
@@ -25,22 +25,7 @@ mu_int = clamp(r + o, 0, 255) where o + 255 is the number of the 510 integer thr
 k = -254..255, the offset accumulator reaches (o = clamp(round(offset), -255, 255)), and the scale class s = the
 number of the S-1 integer thresholds (quantiles of the training accumulators) the log-scale accumulator reaches.
 
-Distributions: two learned integer tables, counted on the training images with the integer network, scaled to
-TABLE_TOTAL per row, plus 1, stored in the model file: T[s][mu_int >> 3][v] (v = 0..255, smoothed towards U; fits
-bimodal data like MNIST) and the shift-invariant U[s][v - mu_int + 255] (renormalised over 0..255; generalises to new
-images). A third kind of rows re-centres U on the reference r, for photographs whose flat areas repeat it
-exactly (a network's smooth mean misses those): where |mu_int - r| <= NEAR, the row of (s, q, mu_int - r) lies over
-v - r and starts as U shifted by mu_int - r, q = repeat_context() (how many of the 25 window entries equal r, and for
-c > 0 whether channel c-1 repeated its own reference at this pixel); farther, U's row over v - mu_int. With
-adaptation these rows learn the chunk's rate of exact repeats per context. For E > 0 a bin's frequency is the sum
-of its members'. Within a pass the pixels are grouped by key ((s, mu_int >> 3) for T, (s, mu_int) for U, (s, q,
-class, centre) for the re-centred rows): keys ascending, raster order (image, row, column) inside a group, each
-group coded with ONE Categorical model (its row divided by its integer total, one exact division per entry), so
-both sides build identical models; the decoder rebuilds the same groups because the keys depend on earlier passes
-only. After each pass both sides may add an increment to the counts of the symbols just coded (per-chunk
-adaptation). A VARIANT (table x increment) is named by the stream's first byte; mu and s do not depend on it, so
-one run of the networks (pass_classes) serves every variant: code_variant codes one, ideal_bytes gives its ideal
-length (sum of -log2 p over the same integer rows) without the range coder, for pixelstream's chooser.
+The tables a pass's classes index, their variants, and the range coding: pixelcoding.py.
 
 A model file may hold two pixel models: one given the autoencoder's prediction (tensors pixel.*, WITH_LATENTS) and
 one that needs no latents (pixel0.*, ALONE), whose prediction is its base image, the rounded mean of its training
@@ -51,7 +36,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import constriction
 
 from aezip.coding import bins
 from aezip.coding.intdecoder import ACT_LIMIT, float32_exact
@@ -62,18 +46,12 @@ MU_BUCKET_BITS = 3
 MU_BUCKETS = 256 >> MU_BUCKET_BITS
 TABLE_TOTAL = 1 << 16
 ROW_BLOCK = 4096   # rows of a pass through features and the integer MLP at a time (pass_inputs)
-BUCKET, OFFSET, REFERENCE = 0, 1, 2
-NEAR = 8   # REFERENCE rows: |mu - r| <= NEAR gives a row over v - r per (s, mu - r); farther, U's row over v - mu
-REPEATS = 6   # REFERENCE rows also split by repeat_context()
-# (table, adaptation): the table T[s][mu >> 3][v], U[s][v - mu] or U re-centred on the reference r; the counts added
-# per coded symbol after each pass
-VARIANTS = ((BUCKET, 0), (BUCKET, 128), (OFFSET, 0), (OFFSET, 32), (REFERENCE, 32), (REFERENCE, 512))
+REPEATS = 6   # repeat_context()'s classes (pixelcoding's REFERENCE rows split by them)
 INPUT_LIMIT = 255          # |feature - reference| <= 255
 # ... more precisely, features f and the reference r are 0..255, so for one r every input f - r lies in [-r, 255 - r];
 # the float32 bounds (intdecoder._reach) are convex in r, so the boxes of r = 0 and r = 255 bound them all
 INPUT_BOXES = [(0.0, float(INPUT_LIMIT)), (-float(INPUT_LIMIT), 0.0)]
 WITH_LATENTS, ALONE = "pixel.", "pixel0."   # model-file names of the two pixel models (alone: no latents needed)
-_MODEL_FAMILY = constriction.stream.model.Categorical
 
 
 def channels(image_shape: tuple[int, ...]) -> int:
@@ -297,71 +275,6 @@ def mu_bits(thresholds: np.ndarray) -> int | None:
     return a
 
 
-class _Rows:
-    """One variant's integer frequency rows over the bins, keyed by (s, mu >> 3), (s, mu) or (s, q, class, centre),
-    and their adaptation. REFERENCE rows start as U (for every repeat context q): for |mu - r| <= NEAR the row of
-    class mu - r + NEAR lies over v - r (so its counts at v = r learn how often the chunk repeats the reference),
-    the last class is U's row over v - mu."""
-
-    def __init__(self, mlp: PixelMLP, variant: int, max_error: int) -> None:
-        self.kind, self.increment = VARIANTS[variant]
-        self.max_error = max_error
-        if self.kind == BUCKET:
-            self.rows = mlp.binned_table(max_error).copy()   # adapt() adds to it
-        elif self.kind == OFFSET:
-            self.counts = np.ascontiguousarray(mlp.offset_table.astype(np.int64)[:, None, :])   # adapt: a view
-        else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry
-            u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)   # row s * REPEATS + q
-            self.counts = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
-            for d in range(-NEAR, NEAR + 1):
-                lo, hi = max(0, d), min(511, 511 + d)
-                self.counts[:, d + NEAR, lo:hi] = u[:, lo - d:hi - d]
-            self.counts[:, 2 * NEAR + 1] = u
-
-    def keys(self, mu: np.ndarray, s: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Each pixel's row given its mean, scale class, reference and repeat context."""
-        if self.kind == BUCKET:
-            return s * MU_BUCKETS + (mu >> MU_BUCKET_BITS)
-        if self.kind == OFFSET:
-            return s * 256 + mu
-        d = mu - r
-        near = np.abs(d) <= NEAR
-        cls = np.where(near, d + NEAR, 2 * NEAR + 1)
-        return ((s * REPEATS + q) * (2 * NEAR + 2) + cls) * 256 + np.where(near, r, mu)
-
-    def model(self, key: int):
-        """The Categorical of one key: its row divided by its integer total (one exact division per entry)."""
-        if self.kind == BUCKET:
-            row = self.rows[key]
-        else:
-            sc, c = divmod(key, 256)
-            s, cls = divmod(sc, self.counts.shape[1])
-            row = self.counts[s, cls, 255 - c:511 - c]
-            row = bins.sum_into_bins(row, self.max_error) if self.max_error else row
-        return _MODEL_FAMILY(row / row.sum(), perfect=False)
-
-    def bits(self, keys: np.ndarray, symbols: np.ndarray) -> float:
-        """The symbols' ideal code length in their keys' rows (-log2 of the probability model() gives each, up to
-        the coder's quantization)."""
-        from aezip.coding.pixelkernel import row_bits, window_bits   # numba: only --max-error coding needs them
-        if self.kind == BUCKET:
-            return row_bits(self.rows, keys, symbols)
-        return window_bits(self.counts, keys, symbols, bins.geometry(self.max_error)[0])
-
-    def adapt(self, keys: np.ndarray, symbols: np.ndarray) -> None:
-        """After a pass, both sides add the increment per coded symbol (integer counts, identical everywhere): later
-        passes learn the chunk's own statistics. U-based rows count a bin at its decoded value."""
-        from aezip.coding.pixelkernel import add_counts
-        if not self.increment:
-            return
-        if self.kind == BUCKET:
-            add_counts(self.rows, keys, symbols, self.increment)
-        else:
-            sc, c = np.divmod(keys, 256)   # row s (or s * REPEATS + q) and class, as one index; centre
-            flat = self.counts.reshape(-1, self.counts.shape[2])
-            add_counts(flat, sc, bins.values(symbols, self.max_error) - c + 255, self.increment)
-
-
 @dataclass
 class Pass:
     """One pass's pixels in raster order: integer mean, scale class, reference, repeat context and bin."""
@@ -373,29 +286,10 @@ class Pass:
     values: np.ndarray
 
 
-def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel order (keys ascending, raster inside), distinct keys and where each group starts/ends. A stable sort
-    has one answer; keys that fit in 16 bits get numpy's radix sort for it (~5x faster than the merge sort)."""
-    if not len(keys):
-        return np.zeros(0, np.intp), keys, np.zeros(1, np.intp)
-    narrow = keys.astype(np.int16) if 0 <= keys.min() and keys.max() < 1 << 15 else keys
-    order = np.argsort(narrow, kind="stable")
-    ordered = keys[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
-    return order, ordered[starts], np.append(starts, len(keys))
-
-
-def _canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
+def start_canvas(pred: np.ndarray | None, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
+    """The canvas before the first pass (n x H x W x C int64): the prediction everywhere (zeros without one)."""
     shape = (n, image_shape[0], image_shape[1], channels(image_shape))
     return np.zeros(shape, np.int64) if pred is None else pred.reshape(shape).astype(np.int64)
-
-
-def encode_mlp(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...],
-               max_error: int) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) pass by pass given the prediction; returns the bytes and the decoder's pixels: the
-    shortest stream over all VARIANTS (its first byte names the one used), from one run of the networks."""
-    passes, recon = pass_classes(mlp, x, pred, image_shape, max_error)
-    return min((code_variant(mlp, passes, max_error, v) for v in range(len(VARIANTS))), key=len), recon
 
 
 def pass_inputs(mlp: PixelMLP, canvas: np.ndarray, predc: np.ndarray, k: int, levels: int) -> tuple[np.ndarray, ...]:
@@ -426,7 +320,7 @@ def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tu
     """Each pass's classes for x (n x D uint8; [] where E leaves one bin) and the decoder's pixels: mu and s do not
     depend on the variant, so every variant codes from one run of the networks."""
     _, nbins = bins.geometry(max_error)
-    canvas = _canvas(pred, len(x), image_shape)
+    canvas = start_canvas(pred, len(x), image_shape)
     predc = canvas.copy()
     target = bins.to_bins(x.reshape(canvas.shape), max_error)
     recon = bins.values(target, max_error)
@@ -459,59 +353,3 @@ def merge_classes(sample: tuple[list[Pass], np.ndarray], rest: tuple[list[Pass],
                      for f in ("mu", "s", "ref", "q", "values")))
               for p, q in zip(sample[0], rest[0])]
     return passes, merged(sample[1], rest[1])
-
-
-def code_variant(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> bytes:
-    """The stream of one variant (its byte first) from pass_classes' passes; b"" where there are none."""
-    if not passes:
-        return b""
-    row, coder = _Rows(mlp, variant, max_error), constriction.stream.queue.RangeEncoder()
-    for p in passes:
-        keys = row.keys(p.mu, p.s, p.ref, p.q)
-        order, uniq, bounds = _groups(keys)
-        symbols = p.values[order].astype(np.int32)
-        for g, key in enumerate(uniq):
-            coder.encode(symbols[bounds[g]:bounds[g + 1]], row.model(int(key)))
-        row.adapt(keys, p.values)
-    return bytes([variant]) + coder.get_compressed().astype("<u4").tobytes()
-
-
-def ideal_bytes(mlp: PixelMLP, passes: list[Pass], max_error: int, variant: int) -> float:
-    """The ideal length (sum of -log2 p over the integer tables, /8, + the variant byte) of code_variant's stream,
-    without the range coder."""
-    if not passes:
-        return 0.0
-    row, bits = _Rows(mlp, variant, max_error), 0.0
-    for p in passes:
-        keys = row.keys(p.mu, p.s, p.ref, p.q)
-        bits += row.bits(keys, p.values)
-        row.adapt(keys, p.values)
-    return bits / 8 + 1
-
-
-def decode_mlp(mlp: PixelMLP, data: bytes, pred: np.ndarray, image_shape: tuple[int, ...],
-               max_error: int) -> np.ndarray:
-    """Inverse of encode_mlp: the decoded pixels (n x D uint8)."""
-    _, nbins = bins.geometry(max_error)
-    if nbins == 1:
-        return bins.only_bin(data, pred.shape, max_error, "pixel-model")
-    canvas = _canvas(pred, len(pred), image_shape)
-    predc = canvas.copy()
-    if len(data) % 4 != 1 or data[0] >= len(VARIANTS):
-        raise ValueError("pixel-model stream: bad variant byte or not a whole number of 32-bit words")
-    row = _Rows(mlp, data[0], max_error)
-    coder = constriction.stream.queue.RangeDecoder(np.frombuffer(data[1:], dtype="<u4").astype(np.uint32))
-    levels = mlp.levels(image_shape)
-    for k in range(n_passes(image_shape, levels)):
-        ys, xs, c = pass_slice(k, canvas.shape[3], levels)
-        keys = row.keys(*pass_inputs(mlp, canvas, predc, k, levels))
-        order, uniq, bounds = _groups(keys)
-        symbols = np.empty(len(order), np.int64)
-        for g, key in enumerate(uniq):
-            symbols[bounds[g]:bounds[g + 1]] = coder.decode(row.model(int(key)), int(bounds[g + 1] - bounds[g]))
-        values = np.empty(len(order), np.int64)
-        values[order] = symbols
-        row.adapt(keys, values)
-        view = canvas[:, ys, xs, c]
-        canvas[:, ys, xs, c] = bins.values(values.reshape(view.shape), max_error)
-    return canvas.reshape(pred.shape).astype(np.uint8)

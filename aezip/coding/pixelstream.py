@@ -50,8 +50,8 @@ from aezip.coding import bins
 from aezip.coding.gradient import decode_gradient, encode_gradient
 from aezip.coding.mixing import (VARIANTS as MIXING_VARIANTS, decode_mixing, decode_mixing_latents, encode_mixing,
                                  encode_mixing_latents)
-from aezip.coding.pixelmodel import (VARIANTS, PixelMLP, code_variant, decode_mlp, ideal_bytes, merge_classes,
-                                     pass_classes)
+from aezip.coding.pixelcoding import VARIANTS, code_variant, decode_mlp, ideal_bytes
+from aezip.coding.pixelmodel import PixelMLP, merge_classes, pass_classes
 from aezip.coding.rasternet import RasterNet
 from aezip.coding.residual import decode_residual, encode_residual
 
