@@ -14,10 +14,10 @@ does not change its input), and its first output is the mean's offset from r.
 The pass's MLP (ReLU hidden layers, two outputs) runs in integer arithmetic: weights are integers with a
 power-of-two scale per layer (|w| <= WEIGHT_LIMIT), hidden activations are the accumulator shifted right by a
 stored amount (rounded half up, clamped to [0, ACT_LIMIT)), and the matmuls run in float64 on integers.
-Exactness bound: a layer's accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer, ACT_LIMIT after), so every
-partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below EXACT_LIMIT = 2^52 (and
-modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer below 2^53, exact in
-float64 in any order, on any device or thread count. The trainer quantizes for float32 instead
+Exactness bound: a layer's accumulator is sum_j w_ij h_j + b_i with |h_j| <= in_limit (255 for the first layer,
+ACT_LIMIT after), so every partial sum is at most sum_j |w_ij| in_limit + |b_i|, which the quantizer keeps below
+EXACT_LIMIT = 2^52 (and modelcheck refuses a model file where it is not below 2^51): every partial sum is an integer
+below 2^53, exact in float64 in any order, on any device or thread count. The trainer quantizes for float32 instead
 (intdecoder.quantize_mlp_float32: every accumulator below 2^23 for the inputs the layer can see), and a pass whose
 network intdecoder.float32_exact proves exact in float32 (checked on load, per pass) runs there, ~4x faster, with
 the same integers; other passes (older model files) run in float64. The outputs become integers without ambiguity:
