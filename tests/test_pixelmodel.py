@@ -17,7 +17,7 @@ from aezip.files.modelfile import load_model
 from aezip.coding.pixelkernel import mu_offset
 from aezip.coding.pixelcoding import decode_mlp, encode_mlp
 from aezip.coding.pixelmodel import (PixelMLP, merge_classes, mu_bits, mu_thresholds, n_features, n_passes,
-                                     pass_classes)
+                                     outside_sample, pass_classes)
 from aezip.coding.pixelstream import CONTEXT, CONTEXT_EXACT, MLP, MLP_EXACT, XZ, ZSTD, decode_pixels, encode_pixels
 from aezip.options import PixelOptions
 from aezip.coding.pixeltrain import fit_pixel_model
@@ -229,7 +229,7 @@ def test_a_chunks_classes_are_its_samples_merged_with_the_rest(trained, n) -> No
     (24 images: by slices; 21: by index)."""
     mlp, shape = trained
     x, pred = _smooth(n, shape, 8)
-    others = np.setdiff1d(np.arange(n), np.arange(n)[::8])
+    others = outside_sample(n, 8)
     whole = pass_classes(mlp, x, pred, shape, 4)
     merged = merge_classes(pass_classes(mlp, x[::8], pred[::8], shape, 4),
                            pass_classes(mlp, x[others], pred[others], shape, 4), 8, n)

@@ -136,7 +136,7 @@ def quantize_mlp(weights: list[np.ndarray], biases: list[np.ndarray], in_limit: 
     return qw, qb, shifts, acc_bits
 
 
-Box = tuple[float, float]   # every input of a layer within [lo, hi]
+Box = tuple[float, float | np.ndarray]   # every input of a layer within [lo, hi] (hi: one bound, or one per input)
 
 
 def quantize_mlp_float32(weights: list[np.ndarray], biases: list[np.ndarray], boxes: list[Box]
@@ -166,12 +166,11 @@ def quantize_mlp_float32(weights: list[np.ndarray], biases: list[np.ndarray], bo
         frac = int(np.floor((room + np.log2(max(float(np.abs(nxt).max()), 1e-30)) - np.log2(float(real.max()))) / 2))
         frac = min(max(frac, 0), 24)
         shifts.append(acc_bits - frac)
-        boxes, in_frac = [(0.0, activation_limit(top, shifts[-1]))], frac
+        boxes, in_frac = [(0.0, _activation_limit(top, shifts[-1]))], frac
     return qw, qb, shifts, acc_bits
 
 
-def _reach(w: np.ndarray, b: np.ndarray, boxes: list[tuple[float, float | np.ndarray]]
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _reach(w: np.ndarray, b: np.ndarray, boxes: list[Box]) -> tuple[np.ndarray, np.ndarray]:
     """For a layer (out x in) whose inputs lie in one of the boxes: the largest |partial sum| a GEMM can form in any
     order, bias included at the end, and the largest accumulator, per output (float64: exact for these sizes)."""
     w = np.asarray(w, np.float64)
@@ -185,7 +184,7 @@ def _reach(w: np.ndarray, b: np.ndarray, boxes: list[tuple[float, float | np.nda
     return reach, top
 
 
-def activation_limit(top: np.ndarray, shift: int) -> np.ndarray:
+def _activation_limit(top: np.ndarray, shift: int) -> np.ndarray:
     """The largest activation each hidden unit can output from accumulators up to top: rounded half up by 2^shift,
     clamped to [0, ACT_LIMIT)."""
     half = 2.0 ** (shift - 1) if shift > 0 else 0.0
@@ -208,7 +207,7 @@ def float32_exact(weights: list[np.ndarray], biases: list[np.ndarray], shifts: l
         s = int(shifts[i])
         if not (reach + (2.0 ** (s - 1) if s > 0 else 0.0) < FLOAT32_LIMIT).all():
             return False
-        boxes = [(0.0, activation_limit(top, s))]
+        boxes = [(0.0, _activation_limit(top, s))]
     return True
 
 

@@ -44,17 +44,11 @@ class _Rows:
     def __init__(self, mlp: PixelMLP, variant: int, max_error: int) -> None:
         self.kind, self.increment = VARIANTS[variant]
         self.max_error = max_error
+        start = _start_rows(mlp, self.kind, max_error).copy()   # adapt() adds to it
         if self.kind == BUCKET:
-            self.rows = mlp.binned_table(max_error).copy()   # adapt() adds to it
-        elif self.kind == OFFSET:
-            self.counts = np.ascontiguousarray(mlp.offset_table.astype(np.int64)[:, None, :])   # adapt: a view
-        else:   # class d + NEAR holds U shifted by d (v - r = (v - mu) + d), ones where U has no entry
-            u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)   # row s * REPEATS + q
-            self.counts = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
-            for d in range(-NEAR, NEAR + 1):
-                lo, hi = max(0, d), min(511, 511 + d)
-                self.counts[:, d + NEAR, lo:hi] = u[:, lo - d:hi - d]
-            self.counts[:, 2 * NEAR + 1] = u
+            self.rows = start
+        else:
+            self.counts = start
 
     def keys(self, mu: np.ndarray, s: np.ndarray, r: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Each pixel's row given its mean, scale class, reference and repeat context."""
@@ -98,6 +92,28 @@ class _Rows:
             sc, c = np.divmod(keys, 256)   # row s (or s * REPEATS + q) and class, as one index; centre
             flat = self.counts.reshape(-1, self.counts.shape[2])
             add_counts(flat, sc, bins.values(symbols, self.max_error) - c + 255, self.increment)
+
+
+def _start_rows(mlp: PixelMLP, kind: int, max_error: int) -> np.ndarray:
+    """A variant kind's rows before any adaptation, made once per model (and E for BUCKET) and kept in mlp.tables:
+    BUCKET, T's rows summed into the bins (S * MU_BUCKETS x bins); OFFSET, U (S x 1 x 511); REFERENCE, for every
+    repeat context q (row s * REPEATS + q), class d + NEAR holding U shifted by d (v - r = (v - mu) + d), ones where
+    U has no entry, and U itself as the last class."""
+    key = (kind, max_error if kind == BUCKET else None)
+    if key not in mlp.tables:
+        if kind == BUCKET:
+            rows = bins.sum_into_bins(mlp.table.reshape(-1, 256), max_error)
+        elif kind == OFFSET:
+            rows = np.ascontiguousarray(mlp.offset_table.astype(np.int64)[:, None, :])
+        else:
+            u = np.repeat(mlp.offset_table.astype(np.int64), REPEATS, axis=0)
+            rows = np.ones((u.shape[0], 2 * NEAR + 2, 511), np.int64)
+            for d in range(-NEAR, NEAR + 1):
+                lo, hi = max(0, d), min(511, 511 + d)
+                rows[:, d + NEAR, lo:hi] = u[:, lo - d:hi - d]
+            rows[:, 2 * NEAR + 1] = u
+        mlp.tables[key] = rows
+    return mlp.tables[key]
 
 
 def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

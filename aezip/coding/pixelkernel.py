@@ -94,8 +94,8 @@ def add_counts(counts: np.ndarray, rows: np.ndarray, cols: np.ndarray, increment
 @nb.njit(cache=True, nogil=True)
 def activate(acc: np.ndarray, bias: np.ndarray, scale: float, limit: float) -> None:
     """A hidden layer's activations in place: acc[i, j] = clamp(floor((acc[i, j] + bias[j]) * scale), 0, limit),
-    in acc's float type. With the rounding half in the bias this rounds half up; exact
-    wherever the sums are (intdecoder.float32_exact), as scale is a power of two."""
+    in acc's float type. With the rounding half in the bias this rounds half up; exact wherever the sums are
+    (intdecoder.float32_exact), as scale is a power of two."""
     rows, cols = acc.shape
     for i in range(rows):
         for j in range(cols):

@@ -145,13 +145,13 @@ class PixelMLP:
     mu_bits: list[int | None] = field(init=False, repr=False, compare=False)   # per pass: mu_bits(mu_thresholds)
     dtypes: list[type] = field(init=False, repr=False, compare=False)   # per pass: float32 where exact, else float64
     _plan: dict = field(init=False, repr=False, compare=False)          # per pass: _layers()
-    _binned: dict = field(init=False, repr=False, compare=False)        # per max_error: binned_table()
+    tables: dict = field(init=False, repr=False, compare=False)         # what coders derive from the tables, kept
 
     def __post_init__(self) -> None:
         self.mu_bits = [mu_bits(t) for t in self.mu_thresholds]
         self.dtypes = [np.float32 if float32_exact(ws, bs, sh, INPUT_BOXES) else np.float64
                        for ws, bs, sh in zip(self.weights, self.biases, self.shifts)]
-        self._plan, self._binned = {}, {}
+        self._plan, self.tables = {}, {}
 
     @property
     def scales(self) -> int:
@@ -183,12 +183,6 @@ class PixelMLP:
         return cls([[t[f"p{k}.w{i}"] for i in range(layers)] for k in range(passes)],
                    [[t[f"p{k}.b{i}"] for i in range(layers)] for k in range(passes)],
                    t["shifts"], t["mu_thresholds"], t["s_thresholds"], t["table"], t["offset_table"], t.get("base"))
-
-    def binned_table(self, max_error: int) -> np.ndarray:
-        """T's rows (S * MU_BUCKETS x 256) summed into the bins of max_error, made once per max_error."""
-        if max_error not in self._binned:
-            self._binned[max_error] = bins.sum_into_bins(self.table.reshape(-1, 256), max_error)
-        return self._binned[max_error]
 
     def prediction(self, n: int) -> np.ndarray:
         """What a model without latents sees as the prediction of n images: its base image each (n x D int64)."""
@@ -333,23 +327,27 @@ def pass_classes(mlp: PixelMLP, x: np.ndarray, pred: np.ndarray, image_shape: tu
     return passes, recon.reshape(x.shape).astype(np.uint8)
 
 
+def outside_sample(n: int, step: int) -> np.ndarray:
+    """The images of n that every step-th image leaves out, in order."""
+    return np.setdiff1d(np.arange(n), np.arange(0, n, step))
+
+
 def merge_classes(sample: tuple[list[Pass], np.ndarray], rest: tuple[list[Pass], np.ndarray], step: int, n: int
                   ) -> tuple[list[Pass], np.ndarray]:
-    """pass_classes of n images from those of every step-th image (sample) and of the others (rest): a pass's rows
-    are image by image, so each image's rows move as a block."""
-    take = np.arange(n)[::step]
-    others = np.setdiff1d(np.arange(n), take)
+    """pass_classes of n images from those of every step-th image (sample) and of the others (rest,
+    outside_sample): a pass's rows are image by image, so each image's rows move as a block."""
+    take, others = len(range(0, n, step)), n - len(range(0, n, step))
 
     def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         out = np.empty((n, *a.shape[1:]), a.dtype)
         out[::step] = a
         if n % step:
-            out[others] = b
+            out[outside_sample(n, step)] = b
         else:   # the others are the last step - 1 of every step images: slices, no index arrays
             out.reshape(n // step, step, -1)[:, 1:] = b.reshape(n // step, step - 1, -1)
         return out
 
-    passes = [Pass(*(merged(getattr(p, f).reshape(len(take), -1), getattr(q, f).reshape(len(others), -1)).reshape(-1)
+    passes = [Pass(*(merged(getattr(p, f).reshape(take, -1), getattr(q, f).reshape(others, -1)).reshape(-1)
                      for f in ("mu", "s", "ref", "q", "values")))
               for p, q in zip(sample[0], rest[0])]
     return passes, merged(sample[1], rest[1])

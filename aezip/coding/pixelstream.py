@@ -51,7 +51,7 @@ from aezip.coding.gradient import decode_gradient, encode_gradient
 from aezip.coding.mixing import (VARIANTS as MIXING_VARIANTS, decode_mixing, decode_mixing_latents, encode_mixing,
                                  encode_mixing_latents)
 from aezip.coding.pixelcoding import VARIANTS, code_variant, decode_mlp, ideal_bytes
-from aezip.coding.pixelmodel import PixelMLP, merge_classes, pass_classes
+from aezip.coding.pixelmodel import PixelMLP, merge_classes, outside_sample, pass_classes
 from aezip.coding.rasternet import RasterNet
 from aezip.coding.residual import decode_residual, encode_residual
 
@@ -129,11 +129,7 @@ class _Coders:
         classes depend on that image alone, so the whole chunk's are the sample's merged with the other images'."""
         if (method, step) not in self.cache:
             sample = next((k for m, k in self.cache if m == method and k > 1), None) if step == 1 else None
-            pick = np.arange(len(self.x))
-            if sample is not None:
-                pick = np.setdiff1d(pick, pick[::sample])
-            elif step > 1:
-                pick = pick[::step]
+            pick = np.arange(0, len(self.x), step) if sample is None else outside_sample(len(self.x), sample)
             model, base = ((self.mlp, self.pred[pick]) if method in (MLP, MLP_EXACT)
                            else (self.alone, self.alone.prediction(len(pick))))
             classes = pass_classes(model, self.x[pick], base, self.image_shape, self._error(method))
