@@ -9,7 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
-from aezip.coding.residual import N_CONTEXTS, decode_residual, encode_residual
+from aezip.coding import bins
+from aezip.coding.residual import N_CONTEXTS, decode_residual, encode_residual, residual_bits
 from context_reference import reference_encode
 
 
@@ -38,6 +39,26 @@ def test_bytes_match_constriction_and_round_trip(shape: tuple[int, ...], max_err
     assert data == reference_encode(x, pred, shape[1:], max_error, prior)
     assert np.abs(recon.astype(int) - x).max() <= max_error
     np.testing.assert_array_equal(decode_residual(data, pred, shape[1:], max_error, prior), recon)
+
+
+@pytest.mark.parametrize("shape", [(37, 5, 7), (20, 8, 8, 3), (300, 6, 6)])
+@pytest.mark.parametrize("max_error", [0, 1, 4, 255])
+@pytest.mark.parametrize("kind", ["noise", "sparse", "smooth"])
+def test_ideal_length_is_the_stream_without_the_coder(shape: tuple[int, ...], max_error: int, kind: str) -> None:
+    """The chooser's estimate: the real stream is the ideal length plus the range coder's seal (<= 8 bytes, 4-byte
+    words) and its 24-bit quantization, never less (a real stream is never shorter than its ideal length less a word)."""
+    x, pred, prior = _case(shape, kind, seed=zlib.crc32(repr((shape, max_error, kind, "ideal")).encode()))
+    data, _ = encode_residual(x, pred, shape[1:], max_error, prior)
+    ideal = residual_bits(x, pred, shape[1:], max_error, prior) / 8
+    assert ideal - 4 <= len(data) <= ideal * 1.002 + 12
+
+
+def test_bins_sum_the_counts_of_their_members() -> None:
+    rows = np.random.default_rng(3).integers(0, 1 << 40, (5, 7, 256))
+    for e in (0, 1, 2, 4, 42, 127, 128, 255):
+        step, nbins = bins.geometry(e)
+        want = np.stack([rows[..., b * step:(b + 1) * step].sum(-1) for b in range(nbins)], axis=-1)
+        np.testing.assert_array_equal(bins.sum_into_bins(rows, e), want)
 
 
 def test_long_sparse_chunk_matches_constriction() -> None:

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from aezip.coding.gradient import decode_gradient, encode_gradient
+from aezip.coding.gradient import decode_gradient, encode_gradient, gradient_bits
 from aezip.coding.pixelstream import GRADIENT, PIXEL_CODER_V3, XZ, decode_pixels, encode_pixels
 from aezip.coding.residual import N_CONTEXTS
 from tests.processes import bytes_in_processes
@@ -28,6 +28,15 @@ def _images(shape: tuple[int, ...], kind: str, seed: int) -> np.ndarray:
     base = rng.uniform(-6, 6, (n, 1, 1)) * yy + rng.uniform(-6, 6, (n, 1, 1)) * xx + rng.uniform(40, 200, (n, 1, 1))
     img = base[..., None] + rng.uniform(-30, 30, (n, 1, 1, c)) + rng.normal(0, 1.5, (n, h, w, c))
     return np.clip(img, 0, 255).astype(np.uint8).reshape(n, d)
+
+
+@pytest.mark.parametrize("shape", [(37, 5, 7), (20, 8, 8, 3), (300, 6, 6)])
+@pytest.mark.parametrize("max_error", [0, 4, 255])
+def test_ideal_length_is_the_stream_without_the_coder(shape, max_error) -> None:
+    x = _images(shape, "photo" if len(shape) == 4 or shape[0] > 100 else "smooth", seed=len(shape) + max_error)
+    data, _ = encode_gradient(x, shape[1:], max_error)
+    ideal = gradient_bits(x, shape[1:], max_error) / 8
+    assert ideal - 4 <= len(data) <= ideal * 1.002 + 12
 
 
 @pytest.mark.parametrize("shape", [(37, 5, 7), (20, 8, 8, 3), (9, 1, 1), (3, 2, 9, 3)])

@@ -40,6 +40,17 @@ def encode_gradient(x: np.ndarray, image_shape: tuple[int, ...], max_error: int)
     return words.astype("<u4").tobytes(), recon
 
 
+def gradient_bits(x: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> float:
+    """encode_gradient's stream length as an ideal code length in bits (contextkernel.ideal_bits): an estimate."""
+    coded = bins.to_bins(x, max_error)
+    if bins.geometry(max_error)[1] == 1:
+        return 0.0
+    from aezip.coding import contextkernel
+    w, c, counts = _kernel_inputs(image_shape, max_error)
+    none = np.zeros((1, 1), np.int64)
+    return contextkernel.ideal_bits(coded, coded, none, none[0], w, c, counts, INCREMENT, True)
+
+
 def decode_gradient(data: bytes, shape: tuple[int, int], image_shape: tuple[int, ...], max_error: int) -> np.ndarray:
     """Inverse of encode_gradient: the pixels (shape = n x D, uint8)."""
     nbins = bins.geometry(max_error)[1]

@@ -74,6 +74,19 @@ def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...
     return words.astype("<u4").tobytes(), recon
 
 
+def residual_bits(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                  prior: np.ndarray) -> float:
+    """encode_residual's stream length as an ideal code length in bits (contextkernel.ideal_bits): an estimate."""
+    coded = bins.to_bins(x, max_error)
+    if bins.geometry(max_error)[1] == 1:
+        return 0.0
+    from aezip.coding import contextkernel
+    bucket, counts = _kernel_inputs(pred, max_error, prior)
+    w, c = _geometry(image_shape)
+    recon = bins.values(coded, max_error).astype(np.uint8)
+    return contextkernel.ideal_bits(coded, recon, bucket, _NEIGH_LUT, w, c, counts, _INCREMENT)
+
+
 def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                     prior: np.ndarray) -> np.ndarray:
     """Inverse of `encode_residual`: the reconstruction (n x D uint8)."""
