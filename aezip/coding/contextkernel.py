@@ -208,6 +208,18 @@ def encode(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np
     return out[:nout]
 
 
+# A product of probabilities p >= 1 / total > 2^-63 is kept as prob * 2^-bits, prob renormalized into [1/2, 1) once
+# below 2^-900, so it stays a normal float64 (> 2^-1022) however many symbols it spans: the code length is
+# bits - log2(prob), one log per ~15 symbols instead of one each (~3x faster than the logs).
+RENORMALIZE = 2.0 ** -900
+
+
+@nb.njit(cache=True, inline="always")
+def renormalized(bits: float, prob: float) -> tuple[float, float]:
+    mantissa, exponent = math.frexp(prob)
+    return bits - exponent, mantissa
+
+
 @nb.njit(cache=True)
 def ideal_bits(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level: np.ndarray, w: int, ch: int,
                counts: np.ndarray, increment: int, gradient: bool = False) -> float:
@@ -225,7 +237,7 @@ def ideal_bits(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level
     shape = (n, d) if gradient else (1, 1)
     coded, res = np.empty(shape, np.int64), np.empty(shape, np.int64)
     pred, med = np.empty(n, np.int64), np.empty(n, np.int64)
-    bits, prob = 0.0, 1.0   # the product of the probabilities is prob * 2^-bits (a log per symbol took longer)
+    bits, prob = 0.0, 1.0   # the product of the p: prob * 2^-bits (RENORMALIZE)
     for pos in range(d):
         _position_contexts(gradient, pos, w, ch, nsym, bucket, level, recon, res, ctx, pred, med)
         for i in range(n):
@@ -235,10 +247,9 @@ def ideal_bits(symbols: np.ndarray, recon: np.ndarray, bucket: np.ndarray, level
                 res[i, pos] = s - med[i]
                 s = (s - pred[i]) % nsym
                 coded[i, pos] = s
-            prob *= counts[c, s] / totals[c]   # a factor >= 1 / total > 2^-63
-            if prob < 2.0 ** -900:              # so prob stays a normal float64 (> 2^-1022)
-                mantissa, exponent = math.frexp(prob)
-                bits, prob = bits - exponent, mantissa
+            prob *= counts[c, s] / totals[c]
+            if prob < RENORMALIZE:
+                bits, prob = renormalized(bits, prob)
         for i in range(n):
             c = ctx[i]
             counts[c, coded[i, pos] if gradient else symbols[i, pos]] += increment

@@ -9,6 +9,8 @@ import math
 import numba as nb
 import numpy as np
 
+from aezip.coding.contextkernel import RENORMALIZE, renormalized
+
 
 @nb.njit(cache=True, nogil=True)
 def windows_into(out: np.ndarray, row0: int, plane: np.ndarray, step: int, py: int, px: int, dil: int,
@@ -47,11 +49,12 @@ def window_bits(counts: np.ndarray, keys: np.ndarray, symbols: np.ndarray, step:
     """The symbols' ideal code length, sum of -log2 p, each p its symbol's share of its key's window of 256 over a
     row of counts (rows x classes x 511): key = (row · classes + class) · 256 + centre, the window starts at
     255 - centre, a bin spans `step` values (clipped at 256). A row's running sums are made when a key first needs
-    them (a sample touches few of the rows)."""
+    them (a sample touches few of the rows); the p are multiplied (contextkernel.RENORMALIZE), not
+    logged one by one."""
     rows, classes, width = counts.shape
     cum = np.empty((rows, classes, width + 1), np.int64)
     made = np.zeros((rows, classes), np.bool_)
-    bits = 0.0
+    bits, prob = 0.0, 1.0
     for i in range(keys.shape[0]):
         sc, centre = divmod(keys[i], 256)
         s, cls = divmod(sc, classes)
@@ -65,23 +68,28 @@ def window_bits(counts: np.ndarray, keys: np.ndarray, symbols: np.ndarray, step:
         start = 255 - centre
         lo = start + symbols[i] * step
         hi = start + min((symbols[i] + 1) * step, 256)
-        bits -= math.log2((cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start]))
-    return bits
+        prob *= (cum[s, cls, hi] - cum[s, cls, lo]) / (cum[s, cls, start + 256] - cum[s, cls, start])
+        if prob < RENORMALIZE:
+            bits, prob = renormalized(bits, prob)
+    return bits - math.log2(prob)
 
 
 @nb.njit(cache=True, nogil=True)
 def row_bits(rows: np.ndarray, keys: np.ndarray, symbols: np.ndarray) -> float:
-    """The symbols' ideal code length, sum of -log2 p, each p its symbol's count over its key's row total (each
-    row's -log2 p made once: a pass has ~500 rows and up to a million symbols)."""
-    table = np.empty(rows.shape)
-    for r in range(rows.shape[0]):
-        total = rows[r].sum()
-        for v in range(rows.shape[1]):
-            table[r, v] = -math.log2(rows[r, v] / total)
-    bits = 0.0
+    """The symbols' ideal code length, sum of -log2 p, each p its symbol's count over its key's row total (a row's
+    total made when a key first needs it: a sample touches few of a pass's rows, and a table of -log2 p for every
+    row and bin took longer than the symbols at E = 1); the p are multiplied, not logged one by one."""
+    totals = np.zeros(rows.shape[0], np.int64)
+    bits, prob = 0.0, 1.0
     for i in range(keys.shape[0]):
-        bits += table[keys[i], symbols[i]]
-    return bits
+        r = keys[i]
+        if totals[r] == 0:   # every count is >= 1, so a made total is not 0
+            for v in range(rows.shape[1]):
+                totals[r] += rows[r, v]
+        prob *= rows[r, symbols[i]] / totals[r]
+        if prob < RENORMALIZE:
+            bits, prob = renormalized(bits, prob)
+    return bits - math.log2(prob)
 
 
 @nb.njit(cache=True, nogil=True)
