@@ -26,10 +26,11 @@ The stream's first byte names its method:
      split what exact values keep regular: 17 levels, E = 1..4, were up to 26 % larger than lossless before).
 The encoder does not code every model method in full: it estimates each method on every SAMPLE_STEP-th image of the
 chunk (the context and gradient coders' ideal code lengths from their adaptive counts, the mixing coders' real
-streams, the pixel models' ideal code length from their integer tables, best variant) and codes the whole chunk only with those whose scaled estimate comes within CLOSE of the best, a pixel
-model only in its variant of least ideal length on the whole chunk (choose_finalists; encode_pixels(exhaustive=True)
-codes every method and variant). The choice is the encoder's alone: the
-decoder reads the method byte (and a pixel model's variant byte), so the format is unchanged.
+streams, the pixel models' ideal code length from their integer tables, best variant) and codes the whole chunk
+only with those whose scaled estimate comes within CLOSE of the best, a pixel model only in its variant of least
+ideal length on the whole chunk (choose_finalists; encode_pixels(exhaustive=True) codes every method and variant).
+The choice is the encoder's alone: the decoder reads the method byte (and a pixel model's variant byte), so the
+format is unchanged.
 Methods 2, 3, 6, 7, 8 and 9 need no latents, so the chunk stores none (codec.py): the latents are kept only where they
 lower the total, and a model that does not fit the data costs no more than a generic coder of its bins. The generic
 coders are tried only where fast estimates on the same sample say they may win (worth_trying: zstd -3, then xz -0),
