@@ -27,28 +27,34 @@ def _kernel_inputs(image_shape: tuple[int, ...], max_error: int) -> tuple[int, i
     return w, c, np.ones((GRADIENT_CONTEXTS * c, bins.geometry(max_error)[1]), np.int64)
 
 
-def encode_gradient(x: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> tuple[bytes, np.ndarray]:
-    """Code x (n x D uint8) within max_error; returns the bytes and the pixels the decoder will give."""
+def _coder_args(x: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> tuple[np.ndarray, tuple | None]:
+    """The decoder's pixels for x and the compiled loop's arguments for coding it (None where E >= 128 leaves one
+    bin: nothing to code)."""
     coded = bins.to_bins(x, max_error)
     recon = bins.values(coded, max_error).astype(np.uint8)
-    if bins.geometry(max_error)[1] == 1:   # E >= 128: one bin, nothing to code
-        return b"", recon
-    from aezip.coding import contextkernel       # numba: only --max-error coding needs it
+    if bins.geometry(max_error)[1] == 1:
+        return recon, None
     w, c, counts = _kernel_inputs(image_shape, max_error)
     none = np.zeros((1, 1), np.int64)
-    words = contextkernel.encode(coded, coded, none, none[0], w, c, counts, INCREMENT, True)
-    return words.astype("<u4").tobytes(), recon
+    return recon, (coded, coded, none, none[0], w, c, counts, INCREMENT, True)
+
+
+def encode_gradient(x: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> tuple[bytes, np.ndarray]:
+    """Code x (n x D uint8) within max_error; returns the bytes and the pixels the decoder will give."""
+    recon, args = _coder_args(x, image_shape, max_error)
+    if args is None:
+        return b"", recon
+    from aezip.coding import contextkernel       # numba: only --max-error coding needs it
+    return contextkernel.encode(*args).astype("<u4").tobytes(), recon
 
 
 def gradient_bits(x: np.ndarray, image_shape: tuple[int, ...], max_error: int) -> float:
     """encode_gradient's stream length as an ideal code length in bits (contextkernel.ideal_bits): an estimate."""
-    coded = bins.to_bins(x, max_error)
-    if bins.geometry(max_error)[1] == 1:
+    _, args = _coder_args(x, image_shape, max_error)
+    if args is None:
         return 0.0
     from aezip.coding import contextkernel
-    w, c, counts = _kernel_inputs(image_shape, max_error)
-    none = np.zeros((1, 1), np.int64)
-    return contextkernel.ideal_bits(coded, coded, none, none[0], w, c, counts, INCREMENT, True)
+    return contextkernel.ideal_bits(*args)
 
 
 def decode_gradient(data: bytes, shape: tuple[int, int], image_shape: tuple[int, ...], max_error: int) -> np.ndarray:

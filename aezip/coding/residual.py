@@ -59,32 +59,37 @@ def _kernel_inputs(pred: np.ndarray, max_error: int, prior: np.ndarray) -> tuple
     return _PRED_LUT[pred], np.ascontiguousarray(_initial_counts(prior, max_error))
 
 
+def _coder_args(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
+                prior: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+    """The decoder's reconstruction of x and the compiled loop's arguments for coding it (None where E >= 128
+    leaves one bin: the value E is within E of every pixel, nothing to code)."""
+    coded = bins.to_bins(x, max_error)
+    recon = bins.values(coded, max_error).astype(np.uint8)
+    if bins.geometry(max_error)[1] == 1:
+        return recon, None
+    bucket, counts = _kernel_inputs(pred, max_error, prior)
+    w, c = _geometry(image_shape)
+    return recon, (coded, recon, bucket, _NEIGH_LUT, w, c, counts, _INCREMENT)
+
+
 def encode_residual(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                     prior: np.ndarray) -> tuple[bytes, np.ndarray]:
     """Code x (n x D uint8) given the prediction; returns the bytes and the reconstruction the decoder will make."""
-    _, nbins = bins.geometry(max_error)
-    coded = bins.to_bins(x, max_error)
-    recon = bins.values(coded, max_error).astype(np.uint8)
-    if nbins == 1:                      # E >= 128: the value E is within E of every pixel; nothing to code
+    recon, args = _coder_args(x, pred, image_shape, max_error, prior)
+    if args is None:
         return b"", recon
     from aezip.coding import contextkernel           # numba: only --max-error coding needs it
-    bucket, counts = _kernel_inputs(pred, max_error, prior)
-    w, c = _geometry(image_shape)
-    words = contextkernel.encode(coded, recon, bucket, _NEIGH_LUT, w, c, counts, _INCREMENT)
-    return words.astype("<u4").tobytes(), recon
+    return contextkernel.encode(*args).astype("<u4").tobytes(), recon
 
 
 def residual_bits(x: np.ndarray, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
                   prior: np.ndarray) -> float:
     """encode_residual's stream length as an ideal code length in bits (contextkernel.ideal_bits): an estimate."""
-    coded = bins.to_bins(x, max_error)
-    if bins.geometry(max_error)[1] == 1:
+    _, args = _coder_args(x, pred, image_shape, max_error, prior)
+    if args is None:
         return 0.0
     from aezip.coding import contextkernel
-    bucket, counts = _kernel_inputs(pred, max_error, prior)
-    w, c = _geometry(image_shape)
-    recon = bins.values(coded, max_error).astype(np.uint8)
-    return contextkernel.ideal_bits(coded, recon, bucket, _NEIGH_LUT, w, c, counts, _INCREMENT)
+    return contextkernel.ideal_bits(*args)
 
 
 def decode_residual(data: bytes, pred: np.ndarray, image_shape: tuple[int, ...], max_error: int,
