@@ -53,6 +53,26 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
     assert by[("xz -9e", "raw bytes, whole set")].decoder_bytes is None
 
 
+def test_a_ladder_of_models_is_measured_as_the_frontier_of_their_points() -> None:
+    """Two models over the same PSNR range, one better below 0.05 bits/pixel, the other above: together (their
+    frontier) they beat each alone."""
+    from aezip.bench.report import Row
+
+    def ladder(name: str, points: list[tuple[float, float]]) -> list[Row]:
+        return [Row(f"aezip {name}", f"latent 8, L 8, --quality {q}", 1, r, p, 1, 1.0, 1.0)
+                for q, (r, p) in enumerate(points, 2)]
+
+    low = ladder("low", [(0.005, 12.0), (0.01, 14.0), (0.03, 17.0), (0.06, 18.0), (0.15, 21.0)])
+    high = ladder("high", [(0.01, 12.0), (0.03, 15.5), (0.06, 19.0), (0.10, 21.0)])
+    pca = [Row("PCA + zstd", f"{k} components", 1, r, p, 255, 1.0, 1.0)
+           for k, (r, p) in enumerate([(0.02, 12.0), (0.06, 14.0), (0.2, 18.0), (0.4, 21.0)])]
+    bd = bd_rates(low + high + pca, ["low", "high"])
+    together = bd["aezip models together --quality vs PCA + zstd"]["pchip"]
+    assert together < min(bd["aezip low --quality vs PCA + zstd"]["pchip"],
+                          bd["aezip high --quality vs PCA + zstd"]["pchip"])
+    assert "aezip models together --quality vs PCA + zstd" not in bd_rates(high + pca, ["high"])
+
+
 def test_rows_at_effort_max_are_labelled_and_decode(tmp_path, sample_images, tiny_model_path) -> None:
     test = sample_images[:24]
     rows = aezip_rows(test, [("tiny", tiny_model_path)], [4], tmp_path, effort="max")

@@ -206,7 +206,9 @@ def _points(rows: Iterable[Row]) -> list[tuple[float, float]]:
 
 def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, float | None]]:
     """BD-rate (%) of each model's quality ladder against each lossy baseline curve (PCA + zstd, JPEG and WebP per
-    image and on a mosaic), and of the first model's --max-error curve against WebP, by both methods of bdrate.py."""
+    image and on a mosaic), of all the models' ladders together where there are several (the frontier of their
+    points: a ladder of models), and of the first model's --max-error curve against WebP, by both methods of
+    bdrate.py."""
     def family(codec: str, where: str = "") -> list[Row]:
         return [r for r in rows if r.codec == codec and where in r.setting]
 
@@ -216,6 +218,8 @@ def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, flo
             anchors[f"{codec} ({where})"] = family(codec, where)
     tests = {f"aezip {n} --quality": [r for r in family(f"aezip {n}") if "--quality" in r.setting]
              for n in aezip_names}
+    if len(aezip_names) > 1:   # a ladder of models (e.g. a model and its low-rate sibling): each point from any
+        tests["aezip models together --quality"] = [r for n in aezip_names for r in tests[f"aezip {n} --quality"]]
     tests["aezip --max-error"] = [r for r in family(f"aezip {aezip_names[0]}", "--max-error")
                                   if r.max_abs_error > 0]
     return {f"{t} vs {a}": {m: bd_rate(_points(anchor), _points(test), m) for m in METHODS}

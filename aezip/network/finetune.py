@@ -26,11 +26,12 @@ from aezip.coding.residual import context_prior
 from aezip.network.augment import augment
 from aezip.network.model import AutoEncoder
 from aezip.network.tiles import predict
-from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY
+from aezip.options import FINETUNE_EPOCHS, FINETUNE_SPARSITY, LOW_RATE_EPOCHS
 from aezip.tensors import to_unit
 
 FINETUNE_LR = 1e-4
 FINETUNE_BATCH = 64
+LOW_RATE_LR = 1e-3       # tune_for_codes: the one-cycle learning rate's peak
 
 
 class _Rounded(nn.Module):
@@ -95,6 +96,40 @@ def finetune_decoder(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, 
         for layer in layers:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
         model.eval()
+
+
+def tune_for_codes(model: AutoEncoder, code_sets: list[np.ndarray], images: np.ndarray, *,
+                   epochs: int = LOW_RATE_EPOCHS, lr: float = LOW_RATE_LR, seed: int = 0,
+                   log: Callable[[str], None] = print) -> None:
+    """Fine-tune model's float decoder in place (the encoder untouched) to decode images (uint8, n x H x W[ x C])
+    from each of code_sets (integer fine codes, n x latents each: what coarser quantizers give the same images), the
+    sets mixed in every epoch: one decoder for codes the model was not trained on, such as coarse --quality levels'.
+    Adam with a one-cycle learning rate peaking at lr, on the MSE of the sigmoid output (what PSNR measures);
+    seeded, like finetune_decoder."""
+    cfg = model.config
+    z = torch.cat([model.dequantize(torch.from_numpy(np.asarray(c))) for c in code_sets])
+    target = to_unit(images).repeat(len(code_sets), 1)
+    params = [p for layer in model.decoder for p in layer.parameters()]
+    optim = torch.optim.Adam(params, lr=lr)
+    steps = epochs * -(-len(z) // FINETUNE_BATCH)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    total = 0.0
+    for _ in range(epochs):
+        total = 0.0
+        perm = torch.randperm(len(z), generator=gen)
+        for i in range(0, len(perm), FINETUNE_BATCH):
+            idx = perm[i:i + FINETUNE_BATCH]
+            loss = torch.mean((torch.sigmoid(model.decode_logits(z[idx], cfg.image_shape)) - target[idx]) ** 2)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            sched.step()
+            total += loss.item() * len(idx)
+    model.eval()
+    log(f"decoder tuned for {len(code_sets)} sets of codes: {epochs} epochs on {len(images)} images each, last "
+        f"epoch's MSE {total / max(len(z), 1):.6f}")
 
 
 def fit_decode_side(model: AutoEncoder, codes: np.ndarray, images: np.ndarray, weight_bits: int, *,
