@@ -25,7 +25,8 @@ from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError
 from aezip.files.header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
-from aezip.files.modelfile import ModelFile, default_model, load_model, shipped_model
+from aezip.files.modelfile import (ModelFile, default_model, ladder_model, load_model, model_at_quality,
+                                  shipped_model)
 from aezip.options import parse_range
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
 from aezip.coding.context import CONTEXT_CODER
@@ -286,6 +287,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
     chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
     check_quality(quality, mf.config.levels)
+    mf = model_at_quality(mf, quality)
     if shard is not None and image_range is not None:
         raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
     lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else parse_range(image_range, dataset.shape[0])
@@ -306,7 +308,8 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
 
 def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> ModelFile:
     """The model that wrote the file: the one given (a path or a loaded model), else the file's embedded
-    decode-side model, else the default; a different one is an error."""
+    decode-side model, else the default (or for files it wrote at a coarse level, its low-rate sibling); a different
+    one is an error."""
     from aezip.files.decodemodel import load_decoder_bytes
     embedded = reader.embedded_model() if model is None else None
     if embedded is not None:
@@ -314,6 +317,8 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     else:
         mf = model if isinstance(model, ModelFile) else default_model() if model is None else load_model(model)
     want = reader.header["model_id"]
+    if embedded is None and mf.id != want:
+        mf = ladder_model(mf, want) or mf   # a coarse level of the default: its low-rate sibling wrote it
     if model is None and embedded is None and mf.id != want:
         mf = shipped_model(want) or mf      # a file written with an earlier default model
     if embedded is not None and mf.id != want:

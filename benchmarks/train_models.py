@@ -5,7 +5,9 @@ autoencoder, with `aezip train`'s other defaults), then `aezip model requantize 
 --range 0:8000` (its decoder fine-tuned for 8-bit integer weights on all 8,000 training images, where `aezip train`'s
 own fine-tuning sees only its 7,200 training-split images: 20.81 against 20.79 dB held out), then
 `benchmarks/add_pixel_model.py` (both learned pixel models, trained on the 8-bit decoder's predictions), then
-`benchmarks/add_raster_net.py` (the raster network, on its predictions at the qualities --effort max weighs).
+`benchmarks/add_raster_net.py` (the raster network, on its predictions at the qualities --effort max weighs). Its
+low-rate sibling follows: `aezip model low-rate` (one thread), written beside it as <name>-low.aezm (shipped:
+aezip/assets/default-low.aezm), which encodes the default's coarse --quality levels.
 
     python benchmarks/train_models.py default --replace-shipped     # -> aezip/assets/default.aezm (the shipped one)
     python benchmarks/train_models.py default --out /tmp/m.aezm     # elsewhere
@@ -92,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
                     *RECIPES[args.recipe]])     # progress bar and summary on the terminal
         out.parent.mkdir(parents=True, exist_ok=True)
         _finish(args.recipe, args.data, trained, out)
+    if args.recipe in FINISHED:   # and its low-rate sibling, for the coarse --quality levels
+        low = shipped.with_name("default-low.aezm") if args.replace_shipped else out.with_name(f"{out.stem}-low.aezm")
+        aezip_main(["model", "low-rate", str(out), "--data", str(args.data), "--range", TRAIN_RANGE, "--threads", "1",
+                    "-o", str(low), "--force"])
     return 0
 
 

@@ -70,3 +70,25 @@ def test_bad_levels_and_shapes_are_refused(tmp_path, tiny_model_path, sample_ima
         err = capsys.readouterr().err
         assert err.startswith(f"aezip: error: {message}") and err.count("\n") == 1
     assert not (tmp_path / "x.aezm").exists()
+
+
+def test_the_shipped_default_encodes_its_coarse_levels_with_its_sibling(tmp_path, tiny_model_path,
+                                                                         sample_images) -> None:
+    from aezip.errors import ModelMismatchError
+    from aezip.files.modelfile import default_low_model, default_model, default_model_path
+    from aezip.reader import Reader
+    default, low = default_model(), default_low_model()
+    assert low.info["low_rate"]["from_model"] == default.id   # rebuilt with the default (train_models.py)
+    images = sample_images[:64]
+    for q, author in ((3, low), (6, low), (7, default), (None, default)):
+        blob = aezip.compress(images, quality=q)
+        path = tmp_path / f"q{q}.aez"
+        path.write_bytes(blob)
+        with Reader(path) as r:
+            assert r.info["model_id"] == author.id
+        back = aezip.decompress(blob)                                                   # no model given
+        assert np.array_equal(aezip.decompress(blob, model=default_model_path()), back)  # the default given
+        if author is low:   # the same file as the sibling's own
+            assert aezip.compress(images, low.path, quality=q) == blob
+    with pytest.raises(ModelMismatchError, match="written with model"):
+        aezip.decompress(aezip.compress(images, quality=3), model=tiny_model_path)

@@ -114,6 +114,36 @@ def default_model() -> ModelFile:
     return load_model(default_model_path())
 
 
+DEFAULT_LOW_NAME = "default-low.aezm"   # the default's low-rate sibling (coding/lowrate.py): its coarse levels
+
+
+@functools.lru_cache(maxsize=1)
+def default_low_model() -> ModelFile:
+    """The shipped default's low-rate sibling, loaded once per process."""
+    return load_model(Path(str(resources.files("aezip") / "assets" / DEFAULT_LOW_NAME)))
+
+
+def _is_default(mf: ModelFile) -> bool:
+    return mf.id == default_model().id
+
+
+def model_at_quality(mf: ModelFile, quality: int | None) -> ModelFile:
+    """The model that encodes at `quality`: for the shipped default, its low-rate sibling at the levels up to the
+    highest it was tuned for (the two are a ladder of models, README "A low-rate sibling"), else mf itself."""
+    if quality is None or not mf.id or not _is_default(mf):
+        return mf
+    low = default_low_model()
+    return low if quality <= max(low.info["low_rate"]["qualities"]) else mf
+
+
+def ladder_model(mf: ModelFile, model_id: str) -> ModelFile | None:
+    """The shipped default's low-rate sibling where a file names it and mf is the default (files encoded with the
+    default at a coarse level name the sibling), else None."""
+    if mf.id and _is_default(mf) and model_id == default_low_model().id:
+        return default_low_model()
+    return None
+
+
 PREVIOUS_DEFAULT = "previous-{}.aezd"   # decode-side models of earlier shipped defaults, by the first 16 hex of the id
 
 
