@@ -23,7 +23,7 @@ from aezip.effort import effort_settings
 from aezip.files.data import Dataset, array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.metrics import bits_per_pixel, psnr
-from aezip.files.modelfile import load_model
+from aezip.files.modelfile import load_model, model_at_quality
 from aezip.coding.pixelstream import ALONE, MLP
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
@@ -87,7 +87,7 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     at_effort = effort_settings(effort)
-    decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model and kind of file
+    decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model id and kind of file
     for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
@@ -100,12 +100,13 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
             "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
             label + ("" if effort == "best" else f", --effort {effort}"))
-        kind = (name, max_error is not None)
+        author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
+        kind = (author.id, max_error is not None)
         if not embed and kind not in decoders:
-            decoders[kind] = len(decoder_bytes(mf, max_error_parts=max_error is not None))
+            decoders[kind] = len(decoder_bytes(author, max_error_parts=max_error is not None))
         decoder = 0 if embed else decoders[kind]
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
-                         0 if embed else mf.path.stat().st_size, decoder))
+                         0 if embed else author.path.stat().st_size, decoder))
         if progress:
             progress(1)
     return rows
