@@ -5,7 +5,9 @@ levels (Q = 2..6 of 24 on MNIST) that decoder is far from its best. `low_rate_mo
 the copy's float decoder on the fine codes the coarse levels give the training images (the encoder untouched:
 network/finetune.tune_for_codes), then for the model's integer weight bits (quantization-aware, finetune_decoder)
 and rebuilds its integer decoder and max-error prior. Each level's codes take the form the codec would pick for
-them (grid points or their bins' centroids, whichever the model decodes closer on the training images).
+them (grid points or their bins' centroids, whichever the model decodes closer on the training images). Both steps
+see the training images as they are: a model's training augmentations (flips, inversion, channel orders) are not
+applied.
 
 The sibling is an ordinary model file: files written with it at those levels name its id and decode like any other
 file (no new format), and the two models together are a ladder of models, the sibling for the coarse levels, the
@@ -22,7 +24,7 @@ from aezip.coding.latentcoder import fine_codes
 from aezip.coding.quality import coarse_codes
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
-from aezip.options import LOW_RATE_EPOCHS, LOW_RATE_QUALITIES, parse_augment
+from aezip.options import LOW_RATE_EPOCHS, LOW_RATE_QUALITIES
 
 QAT_EPOCHS = 1                 # quantization-aware epochs over every level's codes
 
@@ -66,8 +68,8 @@ def low_rate_model(mf: ModelFile, images: np.ndarray, qualities: tuple[int, ...]
     epochs = LOW_RATE_EPOCHS if epochs is None else epochs
     tune_for_codes(model, sets, x, epochs=epochs, seed=seed, log=log)
     bits = weight_bits(mf)
+    # no augmentations: finetune_decoder would re-encode augmented batches at the model's own levels, not these
     intdec, _, prior = fit_decode_side(model, np.concatenate(sets), np.concatenate([x] * len(sets)), bits,
-                                       augmentations=parse_augment(mf.info.get("options", {}).get("augment")),
                                        epochs=QAT_EPOCHS, seed=seed, log=log)
     info = {**mf.info, "low_rate": {"from_model": mf.id, "qualities": sorted(forms), "forms": forms,
                                     "tuned_on": len(x), "epochs": epochs, "decoder_weight_bits": bits, "seed": seed}}
