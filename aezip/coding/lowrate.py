@@ -20,8 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from aezip.codec import chunk_codes, chunk_prediction
 from aezip.coding.latentcoder import fine_codes
-from aezip.coding.quality import coarse_codes
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
 from aezip.options import LOW_RATE_EPOCHS, LOW_RATE_QUALITIES
@@ -39,10 +39,7 @@ def low_rate_model(mf: ModelFile, images: np.ndarray, qualities: tuple[int, ...]
     """mf's low-rate sibling, its decoder tuned on images (uint8, n x the model's image shape) coded at `qualities`
     (each 2..levels-1)."""
     from aezip.network.finetune import fit_decode_side, tune_for_codes
-    from aezip.network.tiles import predict
     from aezip.network.training import evenly_spaced
-    from aezip.tensors import to_unit
-    import torch
 
     cfg = mf.config
     levels = cfg.levels
@@ -53,17 +50,12 @@ def low_rate_model(mf: ModelFile, images: np.ndarray, qualities: tuple[int, ...]
         raise InputError(f"tuning takes images of the model's training shape {'x'.join(map(str, cfg.image_shape))}, "
                          f"got {'x'.join(map(str, images.shape[1:]))}")
     x = np.asarray(images[evenly_spaced(len(images))])
-    with torch.no_grad():
-        z = np.concatenate([mf.model.encode(to_unit(x[a:a + 4096]), "torch").numpy() for a in range(0, len(x), 4096)])
-    flat = x.reshape(len(x), -1).astype(np.int64)
     sets, forms = [], {}
-    for q in sorted(set(qualities)):
-        coarse = coarse_codes(z, levels, q).reshape(len(x), -1)
-        grid, centroid = fine_codes(mf, coarse, q), fine_codes(mf, coarse, q, True)
-        err = [int(((predict(cfg, mf.intdec, c, cfg.image_shape).reshape(len(x), -1) - flat) ** 2).sum())
-               for c in (grid, centroid)]
-        sets.append(centroid if err[1] < err[0] else grid)
-        forms[q] = "centroid" if err[1] < err[0] else "grid"
+    for q in sorted(set(qualities)):   # the codec's codes and its choice of form, the training images as one chunk
+        coarse = chunk_codes(mf, x, "torch", "cpu", q)
+        _, centroid = chunk_prediction(mf, x, coarse, q)
+        sets.append(fine_codes(mf, coarse, q, centroid).reshape(len(x), -1))
+        forms[q] = "centroid" if centroid else "grid"
     model = copy.deepcopy(mf.model)
     epochs = LOW_RATE_EPOCHS if epochs is None else epochs
     tune_for_codes(model, sets, x, epochs=epochs, seed=seed, log=log)
