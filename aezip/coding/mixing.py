@@ -20,7 +20,7 @@ it. Each context has a slow and a fast bit model; two mixers (weights selected b
 and an adaptive probability map give each decision's probability; every model adapts across the chunk, image after
 image in raster order. The compiled loop (mixkernel.py) uses integer arithmetic only, so every machine writes and
 reads the same bytes. The pixel stream's method 9 (pixelstream.py); it needs no latents. It codes one decision at a
-time, so it is much slower than the gradient coder (README, "The mixing coders").
+time, so it is much slower than the gradient coder (README, "Error-bounded and lossless coding").
 
 The mixing coder with latents (method 10, encode_mixing_latents) codes each bin's value itself, bit by bit from the
 top, with the same bit models, mixers and probability map (mixcore.py) over eleven contexts of the autoencoder's
