@@ -28,9 +28,9 @@ from aezip.metrics import psnr_from_mse
 from aezip.files.modelfile import (ModelFile, default_model, ladder_model, load_model, model_at_quality,
                                   shipped_model)
 from aezip.options import parse_range
-from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
+from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
 from aezip.coding.context import CONTEXT_CODER
-from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder
+from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder, marks_centroids
 from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
 from aezip.coding.pixelstream import (ALONE, CODER_METHODS, MLP, PIXEL_CODER,
                                       decode_pixels, encode_pixels)
@@ -171,7 +171,7 @@ def chunk_prediction(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
     decodes closer to the chunk (the chunk-tables coder records which)."""
     flat = chunk.reshape(len(chunk), -1)
     recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
-    if latent_coder(mf, quality) != CHUNK_CODER_V2:
+    if quality is None or not marks_centroids(latent_coder(mf, quality)):
         return recon, False
     alt = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), chunk.shape[1:], block_pool())
     centroid = _squared_error(flat, alt) < _squared_error(flat, recon)
@@ -186,7 +186,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     flat = chunk.reshape(len(chunk), -1)
     coder = latent_coder(mf, quality)
     recon, centroid = chunk_prediction(mf, chunk, codes, quality)
-    latent, residual = encode_latents(mf, codes, quality, coder, centroid), b""
+    latent, residual = encode_latents(mf, codes, quality, chunk.shape[1:], coder, centroid), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
                                _alone(mf, flat.shape[1]), pixel_methods, raster=mf.raster)
@@ -343,9 +343,9 @@ def check_header(reader: ContainerReader) -> dict:
     """Validate an opened file's header and chunk index against each other; returns the header."""
     h = reader.header
     try:
-        validate_header(h, decoder=ARITHMETIC,
-                        entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2),
-                        residual=(*CODER_METHODS, RESIDUAL_CODER))
+        validate_header(h, decoder=ARITHMETIC, residual=(*CODER_METHODS, RESIDUAL_CODER),
+                        entropy=(LATENT_CODER, LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2,
+                                 CHUNK_CODER_V3))
     except FormatError as exc:
         raise FormatError(f"{reader.path}: {exc}") from None
     if reader.total_images != h["shape"][0]:

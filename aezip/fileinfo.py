@@ -8,7 +8,8 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from aezip.codec import check_header, image_channels, source_of, unpack_payload
-from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER_V2
+from aezip.coding.chunktables import CENTROID_BIT
+from aezip.coding.latentcoder import marks_centroids
 from aezip.coding.pixelstream import CODER_METHODS, METHOD_NAMES
 from aezip.files.container import ContainerReader
 
@@ -33,7 +34,7 @@ def pixel_methods(reader: ContainerReader) -> dict[str, int]:
 def reconstructions(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --quality file decode their coarse codes as grid points, as centroids, or store no
     latents (quality.py; the latent method byte's CENTROID_BIT)."""
-    if reader.header["entropy"] != CHUNK_CODER_V2:
+    if "quality" not in reader.header or not marks_centroids(reader.header["entropy"]):
         return {}
     return _count_chunks(reader, lambda lat, _: ("centroids" if lat[0] & CENTROID_BIT else "grid points") if lat
                          else "no latents")
@@ -47,7 +48,7 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
         h["source"] = source_of(reader).to_dict()
         if h["max_error"] is not None:
             h["pixel_coders"] = pixel_methods(reader)
-        if h["entropy"] == CHUNK_CODER_V2:
+        if "quality" in h and marks_centroids(h["entropy"]):
             h["reconstruction"] = reconstructions(reader)
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),

@@ -70,7 +70,8 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
     """A tiny model and well-formed files of each kind to mutate: lossy IDX, a lower --quality, lossless .npy, an
     image folder, files with an embedded model (lossy, and --max-error with the pixel model), a gradient-coded one,
     a mixing-coded one, one coded by the mixing coder with latents and the model's raster network, one by the mixing
-    coder's exact form under E > 0; the model's decode-side file beside it."""
+    coder's exact form under E > 0, and a tiny tile model's files (_tile_files); the model's decode-side file beside
+    it."""
     images = open_dataset(sample_path()).read_all()[:24]
     config = AEConfig(image_shape=(28, 28), hidden=(16,), latent=4, levels=8)
     opts = TrainOptions(epochs=1, batch_size=32, seed=0, device="cpu", backend="torch",
@@ -105,8 +106,33 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
                                                               "pixel_methods": (MIXING_EXACT,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
+    corpus += _tile_files(workdir)
     save_decoder(mf, workdir / "tiny.aezd")
     return model_path, corpus
+
+
+def _tile_files(workdir: Path) -> list[Path]:
+    """Files of a tiny tile model, its decode-side model embedded (coder v3): at its full levels, whose chunks take
+    the neighbour-context tables (latent method 3), and at a --quality level."""
+    def fields(n: int, h: int, w: int, seed: int) -> np.ndarray:            # smooth random images
+        f = np.random.default_rng(seed).normal(size=(n, h + 4, w + 4)).cumsum(1).cumsum(2)[:, 2:h + 2, 2:w + 2]
+        f -= f.min(axis=(1, 2), keepdims=True)
+        return np.round(255 * f / (f.max(axis=(1, 2), keepdims=True) + 1e-9)).astype(np.uint8)
+
+    config = AEConfig(image_shape=(16, 16), hidden=(16,), latent=2, levels=8, patch=4, margin=1, context=1)
+    opts = TrainOptions(epochs=30, batch_size=16, seed=2, device="cpu", backend="torch", pixel_model=False,
+                        augment=())
+    save_model(workdir / "tiles.aezm", train_model(fields(48, 16, 16, 0), config, opts, progress=False,
+                                                   log=lambda m: None))
+    mf = load_model(workdir / "tiles.aezm")
+    np.save(workdir / "fields.npy", fields(16, 48, 44, 1))
+    out = []
+    for name, kw in (("tiles", {"chunk_size": 8}), ("tiles-q", {"chunk_size": 8, "quality": 3})):
+        encode_dataset(open_dataset(workdir / "fields.npy"), mf, workdir / f"{name}.aez", embed_model=True, **kw)
+        out.append(workdir / f"{name}.aez")
+    payloads = aezcraft.parse(out[0].read_bytes()).payloads
+    assert all(aezcraft.payload_parts(p)[1][:1] == b"\x03" for p in payloads)    # the fuzzer reaches method 3
+    return out
 
 
 def _hostile(rng: random.Random) -> object:

@@ -14,7 +14,8 @@ def legacy_files() -> Iterator[None]:
     """Encode as files were written before the chunk-tables coder."""
     saved = aezip.codec.latent_coder, aezip.codec.encode_latents
     aezip.codec.latent_coder = legacy_coder
-    aezip.codec.encode_latents = lambda mf, codes, q, *_: encode_latents(mf, codes, q, legacy_coder(mf, q))
+    aezip.codec.encode_latents = (lambda mf, codes, q, shape, *_:
+                                  encode_latents(mf, codes, q, shape, legacy_coder(mf, q)))
     try:
         yield
     finally:

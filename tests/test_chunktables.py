@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import aezip
-from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, CHUNK_CODER_V2, MAX_SCALE, decode_chunk_latents,
-                                      encode_chunk_latents, pack_counts, unpack_counts)
+from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, decode_chunk_latents,
+                                      encode_chunk_latents)
+from aezip.coding.counts import MAX_SCALE, pack_counts, unpack_counts
 from aezip.codec import chunk_codes
 from aezip.network.tiles import predict
 from aezip.coding.entropy import LATENT_CODER, encode_codes, frequency_tables
@@ -83,19 +84,23 @@ def expected_pixels(mf, images: np.ndarray, quality: int | None, chunk: int) -> 
 
 
 def _check_round_trips(mf, images: np.ndarray, chunk: int) -> None:
-    """Every quality: the file names the chunk-tables coder (v2 at a quality level), decodes to expected_pixels,
-    and each chunk's latent stream is at most one byte over the static coder's."""
+    """Every quality: the file names the chunk-tables coder (whole-image models: v1, v2 at a quality level; tile
+    models: v3), decodes to expected_pixels, and each chunk's latent stream is at most one byte over the static
+    coder's."""
     levels = mf.config.levels
     for q in range(2, levels + 1):
         quality = None if q == levels else q
         blob = aezip.compress(images, mf, quality=q, chunk_size=chunk)
-        assert aezip.info(blob)["entropy"] == (CHUNK_CODER if quality is None else CHUNK_CODER_V2)
+        want_coder = CHUNK_CODER_V3 if mf.config.patch else CHUNK_CODER if quality is None else CHUNK_CODER_V2
+        assert aezip.info(blob)["entropy"] == want_coder
         want = expected_pixels(mf, images, quality, chunk)
         assert np.array_equal(aezip.decompress(blob, mf).reshape(len(images), -1), want), q
         codes = chunk_codes(mf, images, "torch", "cpu", quality)
+        shape = images.shape[1:]
         for lo in range(0, len(images), chunk):
             part = codes[lo:lo + chunk]
-            assert len(encode_latents(mf, part, quality)) <= len(encode_latents(mf, part, quality, LATENT_CODER)) + 1
+            assert (len(encode_latents(mf, part, quality, shape))
+                    <= len(encode_latents(mf, part, quality, shape, LATENT_CODER)) + 1)
 
 
 def test_every_quality_round_trips_with_a_whole_image_model(tiny_model_path, sample_images) -> None:

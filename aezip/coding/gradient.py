@@ -9,7 +9,8 @@ residual. Counts start at 1 and grow by INCREMENT per coded symbol, after each r
 chunk at once), so the coder learns the chunk's own statistics: what a model trained on other images cannot do on
 held-out photographs (benchmarks/results/development-notes.md, "The learned pixel model"). Integer arithmetic
 throughout and the context coder's compiled range coder (contextkernel.py, `gradient=True`), so every machine
-writes and reads the same bytes. Neighbours outside the image are 0. The pixel stream's method 8 (pixelstream.py); it needs no latents.
+writes and reads the same bytes. Neighbours outside the image are 0. The pixel stream's method 8 (pixelstream.py);
+it needs no latents.
 """
 from __future__ import annotations
 

@@ -1,18 +1,20 @@
 """Which coder a chunk's latents take and how: new files use the chunk-tables coder (chunktables.py: per chunk,
-the shortest of the static tables, the context model and the chunk's own tables; v2 at a --quality level, which
-also says whether the coarse codes stand for grid points or centroids, quality.py); files written before it name the
+the shortest of the static tables, the context model, the chunk's own tables and, for tile models (v3), tables
+conditioned on neighbouring tiles; v2 and v3 also say whether a --quality level's coarse codes stand for grid points
+or centroids, quality.py); files written before it name the
 static per-dimension tables (entropy.py), their coarse versions for a --quality level (quality.py), or the model's
 context model (context.py), and decode as they did."""
 from __future__ import annotations
 
 import numpy as np
 
-from aezip.coding.chunktables import (CHUNK_CODER, CHUNK_CODER_V2, decode_chunk_latents, encode_chunk_latents,
-                                      mark_centroid, split_centroid)
+from aezip.coding.chunktables import (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, decode_chunk_latents,
+                                      encode_chunk_latents, mark_centroid, split_centroid)
 from aezip.coding.context import CONTEXT_CODER, decode_context, encode_context
 from aezip.coding.entropy import LATENT_CODER, decode_codes, encode_codes
 from aezip.errors import FormatError
 from aezip.files.modelfile import ModelFile
+from aezip.network.tiles import grid, hwc
 from aezip.coding.quality import LADDER_CODER, centroid_values, ladder_tables, to_fine
 
 
@@ -25,8 +27,20 @@ def fine_codes(mf: ModelFile, codes: np.ndarray, quality: int | None, centroid: 
 
 
 def latent_coder(mf: ModelFile, quality: int | None) -> str:
-    """The latent coder new files name: the chunk-tables coder, v2 (with the centroid choice) at a quality level."""
-    return CHUNK_CODER if quality is None else CHUNK_CODER_V2
+    """The latent coder new files name: the chunk-tables coder; v3 (neighbour tables, the centroid choice) for tile
+    models, else v2 (the centroid choice) at a quality level."""
+    return CHUNK_CODER_V3 if mf.config.patch else CHUNK_CODER if quality is None else CHUNK_CODER_V2
+
+
+def marks_centroids(coder: str) -> bool:
+    """Whether a coder's method byte says if a quality level's codes stand for their bins' centroids."""
+    return coder in (CHUNK_CODER_V2, CHUNK_CODER_V3)
+
+
+def _grid(mf: ModelFile, image_shape: tuple[int, ...]) -> tuple[int, int]:
+    """A tile model's tile rows and columns on images of this shape ((1, 1) for a whole-image model)."""
+    h, w, _ = hwc(image_shape)
+    return grid(h, w, mf.config.patch) if mf.config.patch else (1, 1)
 
 
 def legacy_coder(mf: ModelFile, quality: int | None) -> str:
@@ -39,16 +53,17 @@ def _static_tables(mf: ModelFile, quality: int | None) -> np.ndarray:
     return mf.tables if quality is None else ladder_tables(mf.tables, quality)
 
 
-def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, coder: str | None = None,
-                   centroid: bool = False) -> bytes:
+def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, image_shape: tuple[int, ...],
+                   coder: str | None = None, centroid: bool = False) -> bytes:
     """A chunk's latent stream: its codes (of `quality`; one row per image, or a tile model's tiles one after the
-    other in each row) by `coder` (default: latent_coder's), which for v2 also says whether they stand for their
-    bins' centroids; a tile is coded as a row."""
+    other in each row) of images of `image_shape` by `coder` (default: latent_coder's), which for v2 and v3 also
+    says whether they stand for their bins' centroids; a tile is coded as a row."""
     coder = latent_coder(mf, quality) if coder is None else coder
     codes = np.asarray(codes).reshape(-1, mf.config.latent)
-    if coder in (CHUNK_CODER, CHUNK_CODER_V2):
-        data = encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
-        return mark_centroid(data, centroid) if coder == CHUNK_CODER_V2 else data
+    if coder in (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3):
+        data = encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality,
+                                    _grid(mf, image_shape) if coder == CHUNK_CODER_V3 else None)
+        return mark_centroid(data, centroid) if marks_centroids(coder) else data
     if coder == CONTEXT_CODER:
         return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
     return encode_codes(codes, _static_tables(mf, quality))
@@ -59,11 +74,13 @@ def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.nda
     header names."""
     quality, centroid = header.get("quality"), False
     images, n = n, n * mf.config.rows(tuple(header["shape"][1:]))
-    if header["entropy"] == CHUNK_CODER_V2:
+    coder = header["entropy"]
+    if marks_centroids(coder):
         latent, centroid = split_centroid(latent)
-    if header["entropy"] in (CHUNK_CODER, CHUNK_CODER_V2):
-        codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
-    elif header["entropy"] == CONTEXT_CODER:
+    if coder in (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3):
+        codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality,
+                                     _grid(mf, tuple(header["shape"][1:])) if coder == CHUNK_CODER_V3 else None)
+    elif coder == CONTEXT_CODER:
         if mf.context is None:
             raise FormatError("the file's latents use the context coder, but its model has no context tables")
         codes = decode_context(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from aezip.errors import FormatError
-from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2
+from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.quality import LADDER_CODER
 
@@ -83,7 +83,7 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
                                        f"({', '.join(entropy)})")
     q, coder = h.get("quality"), h.get("entropy")
-    _need(coder in (LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2) if "quality" in h
+    _need(coder in (LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3) if "quality" in h
           else coder not in (LADDER_CODER, CHUNK_CODER_V2),
           f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coders {LADDER_CODER} and "
           f"{CHUNK_CODER_V2} need a quality, the per-dimension coder none)")
