@@ -182,3 +182,26 @@ def test_shard_parts_do_not_pick_a_latent_quality_so_they_merge(tmp_path, sample
         assert aezip.info(parts[-1].read_bytes()).get("quality") is None
     merge_parts(parts, tmp_path / "all.aez")
     assert np.array_equal(aezip.decompress((tmp_path / "all.aez").read_bytes()), sample_images[:40])
+
+
+def test_neighbour_pricing_is_the_change_of_the_whole_chunks_bits() -> None:
+    """A step's price under the neighbour tables is what the chunk's bits change by: its own code's and those of the
+    right and lower neighbours whose contexts it is part of (checked against the sum over every tile)."""
+    from aezip.network.search import _NeighbourRate
+    rng = np.random.default_rng(3)
+    n, th, tw, latent, q = 3, 5, 4, 2, 6
+    c = np.clip(rng.integers(-1, 2, size=(n, th, tw, latent)).cumsum(1).cumsum(2) + 2, 0, q - 1)
+    rate = _NeighbourRate(c, q)
+
+    def total(cc: np.ndarray, k: int) -> float:
+        lut, pad = rate.luts[k], np.pad(cc[..., k], ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+        ctx = lut[pad[:, 1:-1, :-2]] * (rate.k + 1) + lut[pad[:, :-2, 1:-1]]
+        return float(rate.bits[k][ctx, cc[..., k]].sum())
+
+    for k in range(latent):
+        for (i, r, col) in ((0, 0, 0), (1, 2, 1), (2, 4, 3), (1, 0, 3)):
+            new = c[..., k].copy()
+            new[i, r, col] = (new[i, r, col] + 1) % q
+            moved = c.copy()
+            moved[..., k] = new
+            assert rate.delta(c, k, new).sum() == pytest.approx(total(moved, k) - total(c, k))

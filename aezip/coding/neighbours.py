@@ -33,6 +33,7 @@ from aezip.errors import FormatError
 NEIGHBOUR_BUCKETS = (2, 3, 4, 6)   # K the encoder tries (picked on a validation photograph and training photographs)
 MAX_BUCKETS = 8                    # K a stream may name
 MAX_TABLE_RATIO = 4                # tried only where the tables hold at most this many counts per code
+SEARCH_BUCKETS = 4                 # K of the tables the encoder's search prices codes with (context_bits)
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
@@ -90,6 +91,16 @@ def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int, k: int):
     bits, scale = best_scale(counts)
     empty = int((counts.sum(axis=-1) == 0).sum())          # the bitmap leaves their zeros out
     return edges, counts, scale, bits - empty * symbols + counts.shape[0] * n_ctx + float(golomb_bits(edges).sum()) + 16
+
+
+def context_bits(codes: np.ndarray, grid: tuple[int, int], symbols: int,
+                 k: int = SEARCH_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
+    """What a code costs under a chunk's neighbour tables, for the encoder's search: each dimension's bucket of
+    every value (latent x symbols, in 0..k-1; k stands for outside the image) and the bits of each value in each
+    context (latent x (k+1)^2 x symbols), counted on the codes (images * tiles x latent) with half a count added."""
+    edges, counts, _, _ = _plan(codes, grid, symbols, k)
+    p = (counts + 0.5) / (counts.sum(axis=-1, keepdims=True) + 0.5 * symbols)
+    return _luts(edges, symbols), -np.log2(p)
 
 
 def encode_neighbours(codes: np.ndarray, grid: tuple[int, int], symbols: int) -> bytes | None:

@@ -74,16 +74,69 @@ class _TileGrid:
         return [(ty % k == gy) & (tx % k == gx) for gy in range(min(k, self.th)) for gx in range(min(k, self.tw))]
 
 
+class _StaticRate:
+    """Codes priced by the model's static tables: bits[k, c] for code c of latent k, whatever its neighbours."""
+
+    def __init__(self, bits: np.ndarray) -> None:
+        self.bits = bits
+
+    def delta(self, c: np.ndarray, k: int, new: np.ndarray) -> np.ndarray:
+        """n x th x tw change of bits if latent k of each tile moved from c[..., k] to new."""
+        return self.bits[k, new] - self.bits[k, c[..., k]]
+
+
+class _NeighbourRate:
+    """Codes priced by the chunk's neighbour tables (neighbours.py: a code's context is its left and upper tiles'
+    codes in the same latent), so a step also changes what its right and lower neighbours cost. Tiles stepped
+    together are 2r+1 >= 3 apart, so neither neighbour moves with them."""
+
+    def __init__(self, c: np.ndarray, symbols: int) -> None:
+        from aezip.coding.neighbours import SEARCH_BUCKETS, context_bits
+        n, th, tw, latent = c.shape
+        self.k = SEARCH_BUCKETS
+        luts, self.bits = context_bits(c.reshape(-1, latent).astype(np.int32), (th, tw), symbols, self.k)
+        self.luts = np.concatenate([luts, np.full((latent, 1), self.k)], axis=1)   # code -1: outside the image
+
+    def delta(self, c: np.ndarray, k: int, new: np.ndarray) -> np.ndarray:
+        """n x th x tw change of bits if latent k of each tile moved from c[..., k] to new: its own code's, and
+        its right and lower neighbours', whose contexts it is part of."""
+        old, lut, bits = c[..., k], self.luts[k], self.bits[k]
+
+        def cost(left: np.ndarray, up: np.ndarray, codes: np.ndarray) -> np.ndarray:
+            return bits[left * (self.k + 1) + up, codes]
+
+        pad = np.pad(old, ((0, 0), (1, 1), (1, 1)), constant_values=-1)
+        left, up = lut[pad[:, 1:-1, :-2]], lut[pad[:, :-2, 1:-1]]
+        right, below = pad[:, 1:-1, 2:], pad[:, 2:, 1:-1]
+        up_of_right, left_of_below = lut[pad[:, :-2, 2:]], lut[pad[:, 2:, :-2]]
+        on_right = np.where(right >= 0, cost(lut[new], up_of_right, right) - cost(lut[old], up_of_right, right), 0)
+        on_below = np.where(below >= 0, cost(left_of_below, lut[new], below) - cost(left_of_below, lut[old], below), 0)
+        return cost(left, up, new) - cost(left, up, old) + on_right + on_below
+
+
+def _neighbours_pay(c: np.ndarray, symbols: int) -> bool:
+    """Whether the chunk-tables coder would take the neighbour tables (method 3) for these codes (n x th x tw x
+    latent): then the search prices codes with them, else with the static tables."""
+    from aezip.coding.chunktables import encode_own
+    from aezip.coding.neighbours import encode_neighbours
+    n, th, tw, latent = c.shape
+    codes = c.reshape(-1, latent).astype(np.int32)
+    near = encode_neighbours(codes, (th, tw), symbols)
+    return near is not None and len(near) < len(encode_own(codes, symbols))
+
+
 def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, values: np.ndarray, bits: np.ndarray,
                  image_shape: tuple[int, ...], patch: int = 0, context: int = 0,
                  sweeps: int = SWEEPS) -> np.ndarray:
     """Refined codes (n x columns int32) for images x (n x D in [0, 1]) from `codes`: values[k, c] is the latent
     value code c of latent k decodes from, bits[k, c] its cost in bits (column j is latent j mod its width; a tile
-    model's columns are its tiles' latents, tile by tile in row-major order)."""
+    model's columns are its tiles' latents, tile by tile in row-major order). Where the model has a context (r >= 1)
+    and the chunk's codes would take the neighbour tables, codes are priced by those tables instead of `bits`."""
     latent, q = values.shape
     g = _TileGrid(image_shape, patch, context)
     c = np.asarray(codes, dtype=np.int64).reshape(len(codes), g.th, g.tw, latent).copy()
     ks = np.arange(latent)
+    rate = _NeighbourRate(c, q) if context and _neighbours_pay(c, q) else _StaticRate(bits)
 
     def error(cc: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Per-tile squared error of the images `rows` decoded from codes cc (theirs only)."""
@@ -103,7 +156,7 @@ def search_codes(model: torch.nn.Module, x: torch.Tensor, codes: np.ndarray, val
                         continue
                     t_err = err.copy()
                     t_err[rows] = error(trial[rows], rows)
-                    gain = g.around(t_err - err) + lam * (bits[k, trial[..., k]] - bits[k, c[..., k]])
+                    gain = g.around(t_err - err) + lam * rate.delta(c, k, trial[..., k])
                     keep = moved & (gain < 0)
                     c[..., k] = np.where(keep, trial[..., k], c[..., k])
                     err = np.where(g.around(keep.astype(np.int64)) > 0, t_err, err)
