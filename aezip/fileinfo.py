@@ -1,5 +1,6 @@
-"""What a .aez file holds, for `aezip info` and the API: its header and sizes, and how many chunks took each pixel
-coder (a --max-error file) or each reconstruction of its coarse codes (a --quality file)."""
+"""What a .aez file holds, for `aezip info` and the API: its header and sizes, and how many chunks took each latent
+coder (a chunk-tables file), each pixel coder (a --max-error file) or each reconstruction of its coarse codes (a
+--quality file)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from aezip.codec import check_header, image_channels, source_of, unpack_payload
-from aezip.coding.chunktables import CENTROID_BIT
+from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, LATENT_METHODS
 from aezip.coding.latentcoder import marks_centroids
 from aezip.coding.pixelstream import CODER_METHODS, METHOD_NAMES
 from aezip.files.container import ContainerReader
@@ -31,6 +32,14 @@ def pixel_methods(reader: ContainerReader) -> dict[str, int]:
     return _count_chunks(reader, lambda _, res: METHOD_NAMES.get(res[0], "unknown") if res else "empty")
 
 
+def latent_methods(reader: ContainerReader) -> dict[str, int]:
+    """How many chunks of a chunk-tables file code their latents with each method (chunktables.py)."""
+    if reader.header["entropy"] not in (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3):
+        return {}
+    return _count_chunks(reader, lambda lat, _: LATENT_METHODS.get(lat[0] & ~CENTROID_BIT, "unknown") if lat
+                         else "no latents")
+
+
 def reconstructions(reader: ContainerReader) -> dict[str, int]:
     """How many chunks of a --quality file decode their coarse codes as grid points, as centroids, or store no
     latents (quality.py; the latent method byte's CENTROID_BIT)."""
@@ -46,6 +55,7 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
         reader.verify()
         h = dict(check_header(reader))
         h["source"] = source_of(reader).to_dict()
+        h["latent_coders"] = latent_methods(reader)
         if h["max_error"] is not None:
             h["pixel_coders"] = pixel_methods(reader)
         if "quality" in h and marks_centroids(h["entropy"]):

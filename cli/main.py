@@ -304,6 +304,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
             ("quality", f"{h.get('quality', h['levels'])} of {h['levels']} levels"
                         + "".join(f", {k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("reconstruction", {}).items())),
+            ("latent coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h["latent_coders"].items())
+             or h["entropy"]),
             ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
             ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
              or "none"),

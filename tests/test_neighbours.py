@@ -130,6 +130,9 @@ def test_tile_model_files_name_v3_take_method_3_and_round_trip(tmp_path) -> None
         blob = aezip.compress(images, mf, quality=quality, chunk_size=16)
         info = aezip.info(blob)
         assert info["entropy"] == CHUNK_CODER_V3 and info.get("quality") == quality
+        assert sum(info["latent_coders"].values()) == 2                       # chunks of 16 of the 30 images
+        if quality is None:
+            assert info["latent_coders"] == {"neighbour tables": 2}
         back = aezip.decompress(blob, mf)
         assert back.shape == images.shape
         if quality is None:

@@ -37,6 +37,8 @@ CHUNK_CODER_V2 = "ans-chunk-tables-v2"   # v1 + CENTROID_BIT in the method byte;
 CHUNK_CODER_V3 = "ans-chunk-tables-v3"   # v2 + method 3 (neighbours.py), with or without a quality: tile models
 CENTROID_BIT = 0x80
 STATIC, CONTEXT, CHUNK, NEIGHBOURS = 0, 1, 2, 3
+LATENT_METHODS = {STATIC: "static tables", CONTEXT: "context model", CHUNK: "chunk tables",
+                  NEIGHBOURS: "neighbour tables"}
 _MODEL_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
