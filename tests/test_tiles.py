@@ -209,6 +209,7 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     assert mnist.arch["patch"] == 0 and mnist.arch["hidden"] == (512, 256) and mnist.epochs == 160
     rgb = pick((64, 256, 256, 3), {}, 0.1)
     assert rgb.arch["patch"] == 8 and rgb.crop == 32 and rgb.batch_size == 64 and "32x32 crops" in rgb.describe()
+    assert rgb.arch["latent"] == 8 and pick((1006, 32, 32), {}, 0.1).arch["latent"] == 4   # per 8 x 8 tile
     mine = pick((1000, 32, 32), {"patch": 4, "latent": 2, "hidden": (8,)}, 0.1, epochs=3, batch_size=5)
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)

@@ -44,10 +44,10 @@ class Picked:
 
 def tile_architecture(image_shape: tuple[int, ...]) -> dict:
     """A tile model for images of this shape: 8 x 8 tiles (smaller images: one tile that covers them), margin
-    4 pixels, a 3 x 3 neighbourhood of latents, widths 256-128, 8 latents per tile (16 in colour): the
-    architecture measured on the natural-image sets (README)."""
+    4 pixels, a 3 x 3 neighbourhood of latents, widths 256-128, 4 latents per tile (8 in colour): the
+    architecture measured on the natural-image sets (README, "Tile models")."""
     h, w, c = hwc(image_shape)
-    return {"hidden": (256, 128), "latent": 8 if c == 1 else 16, "levels": 24, "patch": min(8, max(h, w)),
+    return {"hidden": (256, 128), "latent": 4 if c == 1 else 8, "levels": 24, "patch": min(8, max(h, w)),
             "margin": 4, "context": 1}
 
 
