@@ -100,8 +100,23 @@ def test_damaged_method_3_streams_are_format_errors() -> None:
 
 
 def test_tables_larger_than_the_stream_are_refused_before_they_are_built() -> None:
+    import tracemalloc
     with pytest.raises(FormatError, match="cut short"):
         decode_neighbours(bytes([MAX_BUCKETS, 4]) + b"\xff" * 64, 4 * 10, (2, 2), 4096, 65536)
+    # tables of 64 dimensions x 9 contexts x 65,536 symbols would take 300 MB; a stream marking one table as used
+    # holds only that one, and decoding it allocates about as much as the stream's own size
+    edges = np.full((64, 1), 5, np.int64)
+    one = np.zeros(65536, np.int64)
+    one[7] = 1
+    flags = np.packbits(np.arange(64 * 9) == 0).tobytes()
+    data = bytes([2, 4]) + flags + pack_counts(np.concatenate([edges.reshape(-1), one])[None, :]) + b"\1\0\0\0"
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="latent stream"):
+            decode_neighbours(data, 4 * 10, (2, 2), 64, 65536)
+        assert tracemalloc.get_traced_memory()[1] < 64 << 20
+    finally:
+        tracemalloc.stop()
 
 
 def _varied_tile_model(tmp_path):

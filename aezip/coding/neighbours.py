@@ -58,24 +58,21 @@ def _neighbours(images: int, grid: tuple[int, int]) -> tuple[np.ndarray, np.ndar
     return (np.where(left >= 0, base + left, -1).reshape(-1), np.where(up >= 0, base + up, -1).reshape(-1))
 
 
-def _contexts(codes: np.ndarray, rows: np.ndarray, left: np.ndarray, up: np.ndarray, luts: np.ndarray,
+def _buckets(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The bucket of each value (... x latent; column j in dimension j): how many of its dimension's edges (latent x
+    (k-1)) lie below it."""
+    return (edges < values[..., None]).sum(axis=-1)
+
+
+def _contexts(codes: np.ndarray, rows: np.ndarray, left: np.ndarray, up: np.ndarray, edges: np.ndarray,
               k: int) -> np.ndarray:
     """Context index (len(rows) x latent, in 0..(k+1)^2-1) of the codes at `rows` from their neighbours' codes."""
-    latent = codes.shape[1]
-    dims = np.arange(latent)
 
     def bucket(nb: np.ndarray) -> np.ndarray:
         inside = nb[rows] >= 0
-        b = luts[dims[None, :], codes[np.maximum(nb[rows], 0)]]
-        return np.where(inside[:, None], b, k)
+        return np.where(inside[:, None], _buckets(edges, codes[np.maximum(nb[rows], 0)]), k)
 
     return bucket(left) * (k + 1) + bucket(up)
-
-
-def _luts(edges: np.ndarray, symbols: int) -> np.ndarray:
-    """latent x symbols: each value's bucket, how many of its dimension's edges lie below it."""
-    values = np.arange(symbols)
-    return (edges[:, None, :] < values[None, :, None]).sum(axis=2)
 
 
 def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int, k: int):
@@ -84,7 +81,7 @@ def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int, k: int):
     qs = np.linspace(0, 1, k + 1)[1:-1]
     edges = np.quantile(codes, qs, axis=0, method="lower").T.astype(np.int64)        # latent x (k-1)
     left, up = _neighbours(rows // (grid[0] * grid[1]), grid)
-    ctx = _contexts(codes, np.arange(rows), left, up, _luts(edges, symbols), k)
+    ctx = _contexts(codes, np.arange(rows), left, up, edges, k)
     n_ctx = (k + 1) ** 2
     index = (np.arange(latent)[None, :] * n_ctx + ctx) * symbols + codes
     counts = np.bincount(index.reshape(-1), minlength=latent * n_ctx * symbols).reshape(latent, n_ctx, symbols)
@@ -100,7 +97,8 @@ def context_bits(codes: np.ndarray, grid: tuple[int, int], symbols: int,
     context (latent x (k+1)^2 x symbols), counted on the codes (images * tiles x latent) with half a count added."""
     edges, counts, _, _ = _plan(codes, grid, symbols, k)
     p = (counts + 0.5) / (counts.sum(axis=-1, keepdims=True) + 0.5 * symbols)
-    return _luts(edges, symbols), -np.log2(p)
+    values = np.broadcast_to(np.arange(symbols)[:, None], (symbols, len(edges)))
+    return _buckets(edges, values).T, -np.log2(p)
 
 
 def encode_neighbours(codes: np.ndarray, grid: tuple[int, int], symbols: int) -> bytes | None:
@@ -117,9 +115,8 @@ def encode_neighbours(codes: np.ndarray, grid: tuple[int, int], symbols: int) ->
     q = quantize_counts(counts, scale)
     p = q.astype(np.float64) / np.maximum(q.sum(axis=-1, keepdims=True), 1)
     left, up = _neighbours(rows // (grid[0] * grid[1]), grid)
-    luts = _luts(edges, symbols)
     order = np.concatenate(_order(rows // (grid[0] * grid[1]), grid))
-    ctx = _contexts(codes, order, left, up, luts, k)
+    ctx = _contexts(codes, order, left, up, edges, k)
     probs = p[np.arange(latent)[None, :], ctx].reshape(-1, symbols)
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(codes[order].reshape(-1), _MODEL_FAMILY, probs)
@@ -144,19 +141,17 @@ def decode_neighbours(data: bytes, rows: int, grid: tuple[int, int], latent: int
         raise FormatError("latent stream: the neighbour tables are cut short")
     values, read = unpack_counts(data[2 + flags:], (1, need))
     edges = values[0, :latent * (k - 1)].reshape(latent, k - 1)
-    q = np.zeros((latent * n_ctx, symbols), np.int64)
-    q[used] = values[0, latent * (k - 1):].reshape(-1, symbols)
-    q = q.reshape(latent, n_ctx, symbols)
     if (edges >= symbols).any() or (np.diff(edges, axis=1) < 0).any():
         raise FormatError("latent stream: a neighbour table edge is out of range")
     words = data[2 + flags + read:]
     if len(words) % 4:
         raise FormatError("latent stream length is not a whole number of 32-bit words")
-    totals = q.sum(axis=-1)
-    p = q.astype(np.float64) / np.maximum(totals, 1)[..., None]
+    q = values[0, latent * (k - 1):].reshape(-1, symbols)          # the marked tables only, as the stream holds them
+    totals = q.sum(axis=1)
+    p = q.astype(np.float64) / np.maximum(totals, 1)[:, None]
+    table = np.where(used, np.cumsum(used) - 1, -1).reshape(latent, n_ctx)   # (dimension, context) -> row of q
     images = rows // tiles
     left, up = _neighbours(images, grid)
-    luts = _luts(edges, symbols)
     codes = np.zeros((rows, latent), np.int32)
     try:
         coder = constriction.stream.stack.AnsCoder(np.frombuffer(words, dtype="<u4").astype(np.uint32))
@@ -164,9 +159,9 @@ def decode_neighbours(data: bytes, rows: int, grid: tuple[int, int], latent: int
         raise FormatError(f"latent stream: {exc}") from None
     dims = np.arange(latent)[None, :]
     for part in _order(images, grid):
-        ctx = _contexts(codes, part, left, up, luts, k)
-        if (totals[dims, ctx] == 0).any():
+        row = table[dims, _contexts(codes, part, left, up, edges, k)]
+        if (row < 0).any() or (totals[row] == 0).any():
             raise FormatError("latent stream: a neighbour table a code needs has no count")
-        codes[part] = np.asarray(coder.decode(_MODEL_FAMILY, p[dims, ctx].reshape(-1, symbols)),
+        codes[part] = np.asarray(coder.decode(_MODEL_FAMILY, p[row].reshape(-1, symbols)),
                                  np.int32).reshape(len(part), latent)
     return codes
