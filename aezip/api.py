@@ -155,11 +155,11 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
         known = ", ".join(TrainOptions.__dataclass_fields__)
         raise ParameterError(unknown[0], f"is not a training option (those are {known})")
     log = log or (lambda m: None)
-    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment")}
+    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment", "patience")}
     opts = TrainOptions(**options, **{k: v for k, v in given.items() if v is not None})
     choice = pick(images.shape, {"hidden": hidden and tuple(hidden), "latent": latent, "levels": levels,
                                  "patch": patch, "margin": margin, "context": context},
-                  opts.val_split, given["epochs"], given["batch_size"], given["augment"])
+                  opts.val_split, given["epochs"], given["batch_size"], given["augment"], given["patience"])
     try:
         config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
@@ -169,7 +169,8 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     if choice.crop:
         images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
         config = dataclasses.replace(config, image_shape=images.shape[1:])
-    opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment)
+    opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment,
+                               patience=choice.patience)
     model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0
         return None

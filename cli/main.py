@@ -74,7 +74,8 @@ def cli() -> None:
 @_train_option("lr", "--lr", type=float, help="Peak learning rate (one-cycle schedule).")
 @_train_option("seed", "--seed")
 @_train_option("val_split", "--val-split", type=float, help="Fraction of DATA kept apart for validation.")
-@_train_option("patience", "--patience", help="Early stop after this many epochs without a better validation PSNR.")
+@click.option("--patience", type=int, help="Early stop after this many epochs without a better validation PSNR "
+                                           "[default: picked: 30, or the epochs (no early stop) for tile models].")
 @_train_option("pixel_model", "--pixel-model/--no-pixel-model",
                help="Also train the learned pixel models of --max-error coding (lossless included) and, for "
                     "one-channel images, the raster network that --effort max mixes in losslessly.")

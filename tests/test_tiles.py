@@ -210,6 +210,8 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     rgb = pick((64, 256, 256, 3), {}, 0.1)
     assert rgb.arch["patch"] == 8 and rgb.crop == 32 and rgb.batch_size == 64 and "32x32 crops" in rgb.describe()
     assert rgb.arch["latent"] == 8 and pick((1006, 32, 32), {}, 0.1).arch["latent"] == 4   # per 8 x 8 tile
+    assert rgb.patience == rgb.epochs and "no early stop" in rgb.describe() and mnist.patience == 30
+    assert pick((64, 256, 256, 3), {}, 0.1, patience=7).patience == 7
     mine = pick((1000, 32, 32), {"patch": 4, "latent": 2, "hidden": (8,)}, 0.1, epochs=3, batch_size=5)
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)
