@@ -75,7 +75,8 @@ def _contexts(codes: np.ndarray, rows: np.ndarray, left: np.ndarray, up: np.ndar
     return bucket(left) * (k + 1) + bucket(up)
 
 
-def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int, k: int):
+def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int,
+          k: int) -> tuple[np.ndarray, np.ndarray, int, float]:
     """Edges, context counts (latent x (k+1)^2 x symbols), best scale and estimated bits for K = k."""
     rows, latent = codes.shape
     qs = np.linspace(0, 1, k + 1)[1:-1]
