@@ -14,7 +14,7 @@ from aezip.coding.context import CONTEXT_CODER, decode_context, encode_context
 from aezip.coding.entropy import LATENT_CODER, decode_codes, encode_codes
 from aezip.errors import FormatError
 from aezip.files.modelfile import ModelFile
-from aezip.network.tiles import grid, hwc
+from aezip.network.tiles import tile_grid
 from aezip.coding.quality import LADDER_CODER, centroid_values, ladder_tables, to_fine
 
 
@@ -37,11 +37,6 @@ def marks_centroids(coder: str) -> bool:
     return coder in (CHUNK_CODER_V2, CHUNK_CODER_V3)
 
 
-def _grid(mf: ModelFile, image_shape: tuple[int, ...]) -> tuple[int, int]:
-    """A tile model's tile rows and columns on images of this shape ((1, 1) for a whole-image model)."""
-    h, w, _ = hwc(image_shape)
-    return grid(h, w, mf.config.patch) if mf.config.patch else (1, 1)
-
 
 def legacy_coder(mf: ModelFile, quality: int | None) -> str:
     """The latent coder files of this model and quality named before the chunk-tables coder (tests write such
@@ -62,7 +57,7 @@ def encode_latents(mf: ModelFile, codes: np.ndarray, quality: int | None, image_
     codes = np.asarray(codes).reshape(-1, mf.config.latent)
     if coder in (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3):
         data = encode_chunk_latents(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality,
-                                    _grid(mf, image_shape) if coder == CHUNK_CODER_V3 else None)
+                                    tile_grid(image_shape, mf.config.patch) if coder == CHUNK_CODER_V3 else None)
         return mark_centroid(data, centroid) if marks_centroids(coder) else data
     if coder == CONTEXT_CODER:
         return encode_context(codes, _static_tables(mf, quality), mf.context, mf.config.levels, quality)
@@ -79,7 +74,7 @@ def decode_latents(mf: ModelFile, header: dict, latent: bytes, n: int) -> np.nda
         latent, centroid = split_centroid(latent)
     if coder in (CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3):
         codes = decode_chunk_latents(latent, n, _static_tables(mf, quality), mf.context, mf.config.levels, quality,
-                                     _grid(mf, tuple(header["shape"][1:])) if coder == CHUNK_CODER_V3 else None)
+                                     tile_grid(tuple(header["shape"][1:]), mf.config.patch) if coder == CHUNK_CODER_V3 else None)
     elif coder == CONTEXT_CODER:
         if mf.context is None:
             raise FormatError("the file's latents use the context coder, but its model has no context tables")

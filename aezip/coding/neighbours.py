@@ -75,13 +75,13 @@ def _contexts(codes: np.ndarray, rows: np.ndarray, left: np.ndarray, up: np.ndar
     return bucket(left) * (k + 1) + bucket(up)
 
 
-def _plan(codes: np.ndarray, grid: tuple[int, int], symbols: int,
+def _plan(codes: np.ndarray, left: np.ndarray, up: np.ndarray, symbols: int,
           k: int) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Edges, context counts (latent x (k+1)^2 x symbols), best scale and estimated bits for K = k."""
+    """Edges, context counts (latent x (k+1)^2 x symbols), best scale and estimated bits for K = k, the codes'
+    neighbours given by `_neighbours`."""
     rows, latent = codes.shape
     qs = np.linspace(0, 1, k + 1)[1:-1]
     edges = np.quantile(codes, qs, axis=0, method="lower").T.astype(np.int64)        # latent x (k-1)
-    left, up = _neighbours(rows // (grid[0] * grid[1]), grid)
     ctx = _contexts(codes, np.arange(rows), left, up, edges, k)
     n_ctx = (k + 1) ** 2
     index = (np.arange(latent)[None, :] * n_ctx + ctx) * symbols + codes
@@ -96,7 +96,7 @@ def context_bits(codes: np.ndarray, grid: tuple[int, int], symbols: int,
     """What a code costs under a chunk's neighbour tables, for the encoder's search: each dimension's bucket of
     every value (latent x symbols, in 0..k-1; k stands for outside the image) and the bits of each value in each
     context (latent x (k+1)^2 x symbols), counted on the codes (images * tiles x latent) with half a count added."""
-    edges, counts, _, _ = _plan(codes, grid, symbols, k)
+    edges, counts, _, _ = _plan(codes, *_neighbours(len(codes) // (grid[0] * grid[1]), grid), symbols, k)
     p = (counts + 0.5) / (counts.sum(axis=-1, keepdims=True) + 0.5 * symbols)
     values = np.broadcast_to(np.arange(symbols)[:, None], (symbols, len(edges)))
     return _buckets(edges, values).T, -np.log2(p)
@@ -111,12 +111,13 @@ def encode_neighbours(codes: np.ndarray, grid: tuple[int, int], symbols: int) ->
     candidates = [k for k in NEIGHBOUR_BUCKETS if latent * (k + 1) ** 2 * symbols <= MAX_TABLE_RATIO * codes.size]
     if not candidates:
         return None
-    k, (edges, counts, scale, _) = min(((k, _plan(codes, grid, symbols, k)) for k in candidates),
+    images = rows // (grid[0] * grid[1])
+    left, up = _neighbours(images, grid)
+    k, (edges, counts, scale, _) = min(((k, _plan(codes, left, up, symbols, k)) for k in candidates),
                                        key=lambda kp: kp[1][3])
     q = quantize_counts(counts, scale)
     p = q.astype(np.float64) / np.maximum(q.sum(axis=-1, keepdims=True), 1)
-    left, up = _neighbours(rows // (grid[0] * grid[1]), grid)
-    order = np.concatenate(_order(rows // (grid[0] * grid[1]), grid))
+    order = np.concatenate(_order(images, grid))
     ctx = _contexts(codes, order, left, up, edges, k)
     probs = p[np.arange(latent)[None, :], ctx].reshape(-1, symbols)
     coder = constriction.stream.stack.AnsCoder()

@@ -36,8 +36,7 @@ class _TileGrid:
 
     def __init__(self, image_shape: tuple[int, ...], patch: int, context: int) -> None:
         self.image_shape, self.patch, self.context = image_shape, patch, context
-        h, w, _ = tiles.hwc(image_shape)
-        self.th, self.tw = tiles.grid(h, w, patch) if patch else (1, 1)
+        self.th, self.tw = tiles.tile_grid(image_shape, patch)
 
     def decoded_error(self, model: torch.nn.Module, z: np.ndarray, x: torch.Tensor) -> np.ndarray:
         """n x th x tw squared error of latents z (n x columns) decoded by the float decoder, against x."""

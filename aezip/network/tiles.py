@@ -29,9 +29,14 @@ def hwc(image_shape: tuple[int, ...]) -> tuple[int, int, int]:
     return int(image_shape[0]), int(image_shape[1]), int(image_shape[2]) if len(image_shape) == 3 else 1
 
 
+def tile_grid(image_shape: tuple[int, ...], patch: int) -> tuple[int, int]:
+    """Tile rows and columns of images of this shape ((1, 1) for a whole-image model, patch 0)."""
+    return grid(*hwc(image_shape)[:2], patch) if patch else (1, 1)
+
+
 def tile_count(image_shape: tuple[int, ...], patch: int) -> int:
     """Tiles per image."""
-    th, tw = grid(*hwc(image_shape)[:2], patch)
+    th, tw = tile_grid(image_shape, patch)
     return th * tw
 
 
