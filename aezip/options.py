@@ -13,7 +13,7 @@ RECONSTRUCTION_LOSSES = ("bce", "mse", "cosine")
 EXECUTION_OPTIONS = ("device", "backend", "fused_optimizer")   # how training ran, not what it learns: not in info
 # options newer than the shipped model: in its info only when set, so the default recipe still writes the shipped
 # model file byte for byte
-RECORDED_WHEN_SET = ("variable_rate", "context_model", "augment")
+RECORDED_WHEN_SET = ("variable_rate", "rate_weight", "context_model", "augment")
 WEIGHT_BITS = (2, 16)   # the integer decoder's signed weight bits: 16 unless a coarser decoder is asked for
 FINETUNE_EPOCHS = 16    # decoder fine-tuning for coarser weights (network/finetune.py): epochs and L1 weight,
 FINETUNE_SPARSITY = 1e-2  # chosen on a validation split of MNIST's training images (README)
@@ -51,6 +51,7 @@ class TrainOptions:
     denoise: str | None = None        # "gaussian:SIGMA" | "mask:P" | "box:S"
     quant_noise: str = "uniform"      # "uniform" (additive noise of one step) | "ste" (straight-through rounding)
     variable_rate: int = 0            # Q >= 2: each sample's quantization is that of a random quality Q..levels
+    rate_weight: float = 0.0          # R + lambda D: this weight times the latents' bits under a learned density
     context_model: bool = False       # also count the latents' context entropy model (context.py)
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
@@ -88,7 +89,7 @@ class TrainOptions:
         if self.variable_rate == 1 or self.variable_rate < 0:
             raise ParameterError("variable_rate", f"must be 0 (off) or a quality of at least 2, got "
                                                   f"{self.variable_rate}")
-        for name in ("shift", "weight_decay"):
+        for name in ("shift", "weight_decay", "rate_weight"):
             if getattr(self, name) < 0:
                 raise ParameterError(name, f"must not be negative, got {getattr(self, name)}")
         check_weight_bits("decoder_bits", self.decoder_bits)

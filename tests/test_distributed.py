@@ -18,7 +18,7 @@ from aezip.codec import decode_file, encode_dataset
 from aezip.files.data import open_dataset
 from aezip.network.distributed import World, shard, world_from_env
 from aezip.errors import InputError
-from aezip.network.losses import reconstruction_loss, sparsity_penalty
+from aezip.network.losses import LatentDensity, reconstruction_loss, sparsity_penalty
 from aezip.network.model import AEConfig, AutoEncoder
 from aezip.files.modelfile import load_model, model_bytes
 from aezip.network.training import TrainOptions, _TrainForward, train_model
@@ -49,8 +49,8 @@ def test_shards_cover_every_index_with_equal_counts() -> None:
 
 
 def _loss(forward: torch.nn.Module, x: torch.Tensor, backend: str) -> torch.Tensor:
-    h, logits = forward(x, None)   # straight-through rounding: no random numbers
-    return reconstruction_loss(logits, x, "bce") + sparsity_penalty(h, 0.05, 1.0, backend)
+    h, logits, bits = forward(x, None)   # straight-through rounding: no random numbers
+    return reconstruction_loss(logits, x, "bce") + sparsity_penalty(h, 0.05, 1.0, backend) + 0.1 * bits
 
 
 def _worker(rank: int, port: int, images: np.ndarray, out: str) -> None:
@@ -62,15 +62,17 @@ def _worker(rank: int, port: int, images: np.ndarray, out: str) -> None:
         torch.manual_seed(0)
         model = AutoEncoder(AEConfig((28, 28), (16,), 4, 8))
         x = torch.rand(14, 784)
-        reference = _TrainForward(copy.deepcopy(model), backend, "ste")
+        density = LatentDensity(4)
+        reference = _TrainForward(copy.deepcopy(model), backend, "ste", density=copy.deepcopy(density))
         grads = []
         for half in (x[:7], x[7:]):
             reference.zero_grad()
             _loss(reference, half, backend).backward()
             grads.append([p.grad.clone() for p in reference.parameters()])
-        ddp = DistributedDataParallel(_TrainForward(model, backend, "ste"))
+        forward = _TrainForward(model, backend, "ste", density=density)
+        ddp = DistributedDataParallel(forward)
         _loss(ddp, x[7 * rank:7 * rank + 7], backend).backward()
-        for p, a, b in zip(model.parameters(), *grads):   # each rank holds the mean of both ranks' gradients
+        for p, a, b in zip(forward.parameters(), *grads):   # each rank holds the mean of both ranks' gradients
             torch.testing.assert_close(p.grad, (a + b) / 2, rtol=1e-5, atol=1e-6)
     opts = TrainOptions(epochs=2, batch_size=16, seed=5, device="cpu", backend="torch", prior="adversarial",
                         shift=1, denoise="mask:0.1")

@@ -196,10 +196,12 @@ def test_variable_rate_noise_has_the_step_of_each_samples_level() -> None:
     from aezip.network.training import _quantization_noise
     h = torch.full((4000, 3), 0.5)
     gen = torch.Generator().manual_seed(0)
-    noise = _quantization_noise(h, 24, "uniform", gen, variable_rate=2) - h
+    noisy, step = _quantization_noise(h, 24, "uniform", gen, variable_rate=2)
+    noise = noisy - h
+    assert step.shape == (4000, 1) and float(step.max()) == 1.0 and abs(float(step.min()) - 1 / 23) < 1e-7
     spread = noise.abs().max(dim=1).values          # per sample: below half the step of its level, 1/(2(Q-1))
     assert spread.max() <= 0.5 + 1e-6 and spread.min() < 0.5 / 23 + 1e-6 and spread.max() > 0.4
-    rounded = _quantization_noise(torch.rand(500, 4, generator=gen), 24, "ste", gen, variable_rate=5)
+    rounded, _ = _quantization_noise(torch.rand(500, 4, generator=gen), 24, "ste", gen, variable_rate=5)
     on_grid = [any(torch.allclose(row * (q - 1), torch.round(row * (q - 1)), atol=1e-4) for q in range(5, 25))
                for row in rounded]
     assert all(on_grid)     # each sample rounded to the grid of one level Q in 5..24

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from aezip.errors import InputError
+from aezip.errors import InputError, ParameterError
 from aezip.network.losses import reconstruction_loss
 from aezip.network.model import AEConfig
 from aezip.files.modelfile import load_model, model_bytes
 from aezip.network.training import TrainOptions, corrupt, parse_denoise, train_model
-from tests.conftest import TINY_PIXEL
+from tests.conftest import TINY_PIXEL, write_idx
+from tests.test_cli import assert_one_line_error, run
 
 CONFIG = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)
 
@@ -89,3 +90,50 @@ def test_box_corruption_zeroes_one_box_per_image() -> None:
     assert len(corners) > 10                                    # placed at random
     whole = corrupt(torch.ones(2, 16), ("box", 9), (4, 4), g)   # a box larger than the image covers it
     assert torch.all(whole == 0)
+
+
+@torch.no_grad()
+def test_latent_density_bits_are_the_mixture_mass_over_each_bin() -> None:
+    from aezip.network.losses import LatentDensity
+    density = LatentDensity(latent=2, components=3)
+    with torch.no_grad():
+        density.weight_logits.copy_(torch.tensor([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]]))
+        density.log_scale.copy_(torch.log(torch.tensor([[0.05, 0.1, 0.2], [0.1, 0.1, 0.3]])))
+    step = 1 / 7
+    codes = torch.arange(8, dtype=torch.float64) * step
+    z = torch.cartesian_prod(codes, codes).float()        # 64 "images" of one tile each: every pair of codes
+    expected = 0.0
+    for row in z.tolist():
+        for j, v in enumerate(row):
+            w = torch.softmax(density.weight_logits[j], 0)
+            s, mu = torch.exp(density.log_scale[j]), density.loc[j]
+            mass = torch.sigmoid((v + step / 2 - mu) / s) - torch.sigmoid((v - step / 2 - mu) / s)
+            expected += -float(torch.log2((w * mass).sum()))
+    assert float(density.bits(z, step)) == pytest.approx(expected / len(z), rel=1e-5)
+    # two tiles per image: the same latents, twice the bits per image
+    assert float(density.bits(z.reshape(32, 4), step)) == pytest.approx(2 * expected / len(z), rel=1e-5)
+    # the masses of all bins (the grid's and beyond it) sum to at most 1, so the bits are a code's lengths
+    one = LatentDensity(latent=1)
+    bins = torch.arange(-60, 68, dtype=torch.float32)[:, None] * step
+    p = torch.stack([torch.exp2(-one.bits(b[None], step)) for b in bins])
+    assert 0.999 < float(p.sum()) <= 1.0 + 1e-5
+
+
+def test_rate_weight_trains_fewer_latent_bits_and_is_recorded(sample_images, tmp_path, capsys) -> None:
+    from aezip.files.modelfile import ModelFile
+    opts = {"epochs": 4, "batch_size": 32, "device": "cpu", "backend": "torch", "pixel_model": False, "seed": 2}
+    config = AEConfig(image_shape=(28, 28), hidden=(24,), latent=6, levels=8)
+    runs: dict[float, ModelFile] = {}
+    for w in (0.0, 4.0):
+        runs[w] = train_model(sample_images[:200], config, TrainOptions(rate_weight=w, **opts), progress=False,
+                              log=lambda m: None)
+    bits = {w: r.info["heldout"]["latent_bits_per_pixel"] for w, r in runs.items()}
+    assert bits[4.0] < 0.7 * bits[0.0]
+    assert "rate_weight" not in runs[0.0].info["options"] and runs[4.0].info["options"]["rate_weight"] == 4.0
+    with pytest.raises(ParameterError, match="rate_weight must not be negative"):
+        TrainOptions(rate_weight=-1.0)
+    src = write_idx(tmp_path / "d-idx3-ubyte", sample_images[:40])
+    code, _, err = run(capsys, "train", src, "-o", tmp_path / "m.aezm", "--hidden", "8", "--latent", "2",
+                       "--epochs", "1", "--no-pixel-model", "--rate-weight", "-0.5")
+    assert_one_line_error(code, err, "--rate-weight must not be negative")
+    assert not (tmp_path / "m.aezm").exists()

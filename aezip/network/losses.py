@@ -1,6 +1,8 @@
 """Reconstruction losses and latent penalties. Every term is a mean over the batch of a per-image sum."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +30,30 @@ def sparsity_penalty(h: torch.Tensor, rho: float, beta: float, backend: str | No
 def l2_penalty(h: torch.Tensor, weight: float) -> torch.Tensor:
     """weight * mean over the batch of ||h||^2."""
     return weight * (h ** 2).sum() / h.shape[0]
+
+
+class LatentDensity(torch.nn.Module):
+    """A learned density of each latent dimension on its (0, 1) scale, a mixture of logistics shared by every tile:
+    the probability of a quantized latent is its mass over the quantization bin, so -log2 of it is the code's
+    length under the density, the rate term R of R + lambda D training (the coder's own tables are counted after
+    training; this density only shapes the latents while they are learned)."""
+
+    def __init__(self, latent: int, components: int = 3) -> None:
+        super().__init__()
+        self.latent = latent
+        self.weight_logits = torch.nn.Parameter(torch.zeros(latent, components))
+        self.loc = torch.nn.Parameter(torch.linspace(0.25, 0.75, components).repeat(latent, 1))
+        self.log_scale = torch.nn.Parameter(torch.full((latent, components), math.log(0.05)))
+
+    def bits(self, z: torch.Tensor, step: torch.Tensor | float) -> torch.Tensor:
+        """Mean over the batch of the bits of latents z (B x (rows * latent), quantized or noisy, a bin of width
+        step each: a float, or B x 1 for one step per image)."""
+        y = z.reshape(z.shape[0], -1, self.latent, 1)
+        half = (torch.as_tensor(step, dtype=z.dtype, device=z.device) / 2).reshape(-1, 1, 1, 1)
+        scale = torch.exp(self.log_scale)
+        mass = torch.sigmoid((y + half - self.loc) / scale) - torch.sigmoid((y - half - self.loc) / scale)
+        p = (torch.softmax(self.weight_logits, dim=1) * mass).sum(-1)
+        return -torch.log2(p.clamp_min(1e-9)).sum() / z.shape[0]
 
 
 class LatentDiscriminator(torch.nn.Module):

@@ -16,7 +16,7 @@ from aezip.coding.context import encode_context, fit_context
 from aezip.coding.entropy import encode_codes, frequency_tables
 from aezip.errors import InputError, ParameterError
 from aezip.network.finetune import fit_decode_side
-from aezip.network.losses import (LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
+from aezip.network.losses import (LatentDensity, LatentDiscriminator, adversarial_penalty, discriminator_loss, l2_penalty, reconstruction_loss,
                      sample_prior, sparsity_penalty)
 from aezip.metrics import psnr_from_mse
 from aezip.coding.pixelmodel import PixelMLP
@@ -71,18 +71,18 @@ def random_shift(x: torch.Tensor, image_shape: tuple[int, ...], max_shift: int, 
 
 
 def _quantization_noise(h: torch.Tensor, levels: int, mode: str, gen: torch.Generator,
-                        variable_rate: int = 0) -> torch.Tensor:
-    """The latents as training sees them quantized: with one step of the model's grid, or (variable_rate = Q >= 2)
-    of the grid of a quality level drawn per sample from Q..levels (the ladder of quality.py, whose coarse points
-    lie within half a fine step of the uniform grid of that many levels)."""
+                        variable_rate: int = 0) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """The latents as training sees them quantized, and the quantization step: one step of the model's grid, or
+    (variable_rate = Q >= 2) that of a quality level drawn per sample from Q..levels (B x 1; the ladder of
+    quality.py, whose coarse points lie within half a fine step of the uniform grid of that many levels)."""
     if variable_rate:
         q = torch.randint(variable_rate, levels + 1, (h.shape[0], 1), generator=gen, device=h.device)
         step = 1.0 / (q - 1).to(h.dtype)
     else:
         step = 1.0 / (levels - 1)
     if mode == "ste":
-        return h + (torch.round(h / step) * step - h).detach()
-    return h + (torch.rand(h.shape, generator=gen, device=h.device) - 0.5) * step
+        return h + (torch.round(h / step) * step - h).detach(), step
+    return h + (torch.rand(h.shape, generator=gen, device=h.device) - 0.5) * step, step
 
 
 def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,17 +94,22 @@ def _split(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]
 
 
 class _TrainForward(torch.nn.Module):
-    """One training forward pass (encoder, quantization noise, decoder logits) as a module, so that
-    DistributedDataParallel sees the call and all-reduces the gradients of everything it used."""
+    """One training forward pass (encoder, quantization noise, decoder logits, and the latents' bits under the
+    learned density where there is one) as a module, so that DistributedDataParallel sees the call and all-reduces
+    the gradients of everything it used."""
 
-    def __init__(self, model: AutoEncoder, backend: str, quant_noise: str, variable_rate: int = 0) -> None:
+    def __init__(self, model: AutoEncoder, backend: str, quant_noise: str, variable_rate: int = 0,
+                 density: LatentDensity | None = None) -> None:
         super().__init__()
         self.model, self.backend, self.quant_noise, self.variable_rate = model, backend, quant_noise, variable_rate
+        self.density = density
 
-    def forward(self, x_in: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x_in: torch.Tensor, gen: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         h = self.model.encode(x_in, self.backend)
-        noisy = _quantization_noise(h, self.model.config.levels, self.quant_noise, gen, self.variable_rate)
-        return h, self.model.decode_logits(noisy)
+        noisy, step = _quantization_noise(h, self.model.config.levels, self.quant_noise, gen, self.variable_rate)
+        bits = self.density.bits(noisy, step) if self.density is not None else None
+        return h, self.model.decode_logits(noisy), bits
 
 
 def _ddp(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
@@ -170,9 +175,13 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     rows = ImageRows(images, device)
     train_rows = torch.from_numpy(train_idx).to(device)
     model = AutoEncoder(config).to(device)
-    forward = _ddp(_TrainForward(model, backend, opts.quant_noise, opts.variable_rate), world, device)
+    density = LatentDensity(config.latent).to(device) if opts.rate_weight > 0 else None
+    forward = _ddp(_TrainForward(model, backend, opts.quant_noise, opts.variable_rate, density), world, device)
     # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
-    optim = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay,
+    groups = [{"params": list(model.parameters())}]
+    if density is not None:
+        groups.append({"params": list(density.parameters()), "weight_decay": 0.0})
+    optim = torch.optim.AdamW(groups, lr=opts.lr, weight_decay=opts.weight_decay,
                               **({"fused": True} if opts.fused_optimizer else {"foreach": True}))
     per_rank = -(-len(train_idx) // world.size)
     steps_per_epoch = math.ceil(per_rank / opts.batch_size)
@@ -193,8 +202,10 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
         for i in range(0, len(perm), opts.batch_size):
             x = random_shift(rows.take(train_rows[perm[i:i + opts.batch_size]]), config.image_shape, opts.shift, gen)
             x = augment(x, config.image_shape, augmentations, gen)
-            h, logits = forward(corrupt(x, denoise, config.image_shape, gen), gen)
+            h, logits, bits = forward(corrupt(x, denoise, config.image_shape, gen), gen)
             loss = reconstruction_loss(logits, x, opts.loss)
+            if bits is not None:
+                loss = loss + opts.rate_weight * bits
             if opts.rho is not None and opts.beta > 0:
                 loss = loss + sparsity_penalty(h, opts.rho, opts.beta, backend)
             if opts.l2 > 0:
