@@ -139,8 +139,8 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
           source: dict | None = None, **options) -> ModelFile | None:
     """Train a codec model on uint8 images (N x H x W[ x C]); options are TrainOptions' fields (loss, rho, beta,
     epochs, seed, ...); the architecture (hidden, latent, levels; patch > 0: a tile model with its margin and
-    context, 0: the whole-image model) and the epochs are picked from the data where not given (sizing.py, the
-    choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
+    context, 0: the whole-image model), the epochs and the rate training are picked from the data where not given
+    (sizing.py, the choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
     Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
     from aezip.network.training import train_model
@@ -155,11 +155,13 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
         known = ", ".join(TrainOptions.__dataclass_fields__)
         raise ParameterError(unknown[0], f"is not a training option (those are {known})")
     log = log or (lambda m: None)
-    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment", "patience")}
+    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment", "patience", "variable_rate",
+                                               "rate_weight")}
     opts = TrainOptions(**options, **{k: v for k, v in given.items() if v is not None})
     choice = pick(images.shape, {"hidden": hidden and tuple(hidden), "latent": latent, "levels": levels,
                                  "patch": patch, "margin": margin, "context": context},
-                  opts.val_split, given["epochs"], given["batch_size"], given["augment"], given["patience"])
+                  opts.val_split, given["epochs"], given["batch_size"], given["augment"], given["patience"],
+                  given["variable_rate"], given["rate_weight"])
     try:
         config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
@@ -170,7 +172,8 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
         images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
         config = dataclasses.replace(config, image_shape=images.shape[1:])
     opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment,
-                               patience=choice.patience)
+                               patience=choice.patience, variable_rate=choice.variable_rate,
+                               rate_weight=choice.rate_weight)
     model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0
         return None

@@ -58,9 +58,12 @@ def cli() -> None:
 @click.option("--denoise", help="Denoising training: gaussian:SIGMA, mask:P or box:S (intensities in [0, 1]).")
 @_train_option("quant_noise", "--quant-noise", type=click.Choice(QUANT_NOISES),
                help="Quantization-aware training: additive uniform noise, or straight-through rounding.")
-@_train_option("variable_rate", "--variable-rate", metavar="Q", type=int,
-               help="Train for every --quality from Q to --levels: each sample's quantization noise is that of a "
-                    "random level (0: the model's own level only).")
+@click.option("--variable-rate", metavar="Q", type=int,
+              help="Train for every --quality from Q to --levels: each sample's quantization noise is that of a "
+                   "random level (0: the model's own level only) [default: picked: 2 for tile models, 0 else].")
+@click.option("--rate-weight", metavar="W", type=float,
+              help="R + lambda D training: add W times the latents' bits under a density learned with them (0: "
+                   "off; larger W, fewer bits) [default: picked: 0.05 for tile models, 0 else].")
 @_train_option("context_model", "--context-model", is_flag=True,
                help="Also count a context entropy model of the latents (tables conditioned on earlier latents).")
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")

@@ -212,6 +212,11 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     assert rgb.arch["latent"] == 8 and pick((1006, 32, 32), {}, 0.1).arch["latent"] == 4   # per 8 x 8 tile
     assert rgb.patience == rgb.epochs and "no early stop" in rgb.describe() and mnist.patience == 30
     assert pick((64, 256, 256, 3), {}, 0.1, patience=7).patience == 7
+    # tile models train for the whole ladder with the latents' bits in the loss; the whole-image model does not
+    assert (rgb.variable_rate, rgb.rate_weight, mnist.variable_rate, mnist.rate_weight) == (2, 0.05, 0, 0.0)
+    assert "every quality from 2, rate weight 0.05" in rgb.describe() and "every quality" not in mnist.describe()
+    mine_rate = pick((64, 256, 256, 3), {"levels": 8}, 0.1, variable_rate=0, rate_weight=0.2)
+    assert (mine_rate.variable_rate, mine_rate.rate_weight) == (0, 0.2) and "rate weight" not in mine_rate.picked
     mine = pick((1000, 32, 32), {"patch": 4, "latent": 2, "hidden": (8,)}, 0.1, epochs=3, batch_size=5)
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)

@@ -1,6 +1,6 @@
-"""Training defaults picked from the data: the architecture (whole-image or tile model, widths, latent size) and
-the number of epochs, from the images' shape and count. Anything the user gives is kept; `describe` says what
-was picked, so `aezip train` can print it."""
+"""Training defaults picked from the data: the architecture (whole-image or tile model, widths, latent size), the
+number of epochs and the rate training, from the images' shape and count. Anything the user gives is kept;
+`describe` says what was picked, so `aezip train` can print it."""
 from __future__ import annotations
 
 import math
@@ -16,6 +16,8 @@ TILE_STEPS = 6000                  # a tile model trains for about this many opt
 TILE_EPOCHS = (30, 400)            # ... within these bounds on the epochs
 
 
+TILE_VARIABLE_RATE = 2            # a tile model trains for every --quality from 2 up ...
+TILE_RATE_WEIGHT = 0.05            # ... with R + lambda D: this weight times the latents' bits (README, "Tile models")
 TILE_ROWS = 1024                   # a tile model's batch holds about this many tiles
 CROP_TILES = 4                     # a tile model trains on crops of this many tiles square, cut from larger images
 
@@ -31,6 +33,8 @@ class Picked:
     picked: tuple[str, ...]
     crop: int = 0                  # train on the images cut into crops of this side (0: whole images)
     patience: int = TrainOptions.patience   # early stop after this many epochs without progress
+    variable_rate: int = TrainOptions.variable_rate   # train for every --quality from this one up (0: the top only)
+    rate_weight: float = TrainOptions.rate_weight     # weight of the latents' bits in the loss (0: none)
 
     def describe(self) -> str:
         """One line: what was picked."""
@@ -41,7 +45,9 @@ class Picked:
         return (f"architecture: {kind}, hidden {','.join(map(str, a['hidden']))}, latent {a['latent']}, "
                 f"levels {a['levels']}, {self.epochs} epochs of batch {self.batch_size}"
                 + (", no early stop" if self.patience >= self.epochs else f", early stop after {self.patience}")
-                + f", augment {self.augment or 'none'}" +
+                + f", augment {self.augment or 'none'}"
+                + (f", every quality from {self.variable_rate}" if self.variable_rate else "")
+                + (f", rate weight {self.rate_weight:g}" if self.rate_weight else "") +
                 (f" (picked from the data: {', '.join(self.picked)})" if self.picked else ""))
 
 
@@ -55,9 +61,11 @@ def tile_architecture(image_shape: tuple[int, ...]) -> dict:
 
 
 def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | None = None,
-         batch_size: int | None = None, augment: str | None = None, patience: int | None = None) -> Picked:
-    """The architecture, epochs, batch size, augmentations and early-stop patience for n images of H x W[ x C]
-    (shape = (n, H, W[, C])); `given` holds the architecture fields the user set (others are None or absent). A tile
+         batch_size: int | None = None, augment: str | None = None, patience: int | None = None,
+         variable_rate: int | None = None, rate_weight: float | None = None) -> Picked:
+    """The architecture, epochs, batch size, augmentations, early-stop patience and rate training for n images of
+    H x W[ x C] (shape = (n, H, W[, C])); `given` holds the architecture fields the user set (others are None or
+    absent). A tile model trains for every quality of its ladder with the latents' bits in its loss. A tile
     model trains on crops of CROP_TILES x CROP_TILES tiles of images larger than that (many small samples: the one
     or two images of a large batch are too few), epochs and batch counted in crops, and all its epochs: its
     validation PSNR is noisy enough that 30 epochs without progress stopped natural32-gray at epoch 93 of 400,
@@ -92,4 +100,10 @@ def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | No
     if patience is None:
         picked += ("patience",)
         patience = epochs if tile else TrainOptions.patience
-    return Picked(arch, epochs, batch_size, augment, picked, crop, patience)
+    if variable_rate is None:
+        picked += ("variable rate",)
+        variable_rate = min(TILE_VARIABLE_RATE, arch["levels"]) if tile else TrainOptions.variable_rate
+    if rate_weight is None:
+        picked += ("rate weight",)
+        rate_weight = TILE_RATE_WEIGHT if tile else TrainOptions.rate_weight
+    return Picked(arch, epochs, batch_size, augment, picked, crop, patience, variable_rate, rate_weight)
