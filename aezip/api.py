@@ -140,8 +140,8 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     """Train a codec model on uint8 images (N x H x W[ x C]); options are TrainOptions' fields (loss, rho, beta,
     epochs, seed, ...); the architecture (hidden, latent, levels; patch > 0: a tile model with its margin and
     context, 0: the whole-image model), the epochs and the rate training are picked from the data where not given
-    (sizing.py, the choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info with the shape.
-    Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
+    (sizing.py, the choice is logged); `source` (e.g. the data's name and range) is recorded in the model's info
+    with the shape. Save the result with `model.save(path)`. Under torchrun every process calls this: rank 0 gets the model, the
     others None. A memory-mapped array (np.load(..., mmap_mode="r")) is read batch by batch, never whole."""
     from aezip.network.training import train_model
 

@@ -16,8 +16,8 @@ TILE_STEPS = 6000                  # a tile model trains for about this many opt
 TILE_EPOCHS = (30, 400)            # ... within these bounds on the epochs
 
 
-TILE_VARIABLE_RATE = 2            # a tile model trains for every --quality from 2 up ...
-TILE_RATE_WEIGHT = 0.05            # ... with R + lambda D: this weight times the latents' bits (README, "Tile models")
+TILE_VARIABLE_RATE = 2             # a tile model trains for every --quality from 2 up ...
+TILE_RATE_WEIGHT = 0.05            # ... with R + lambda D: this weight times the latents' bits (README, "Photographs")
 TILE_ROWS = 1024                   # a tile model's batch holds about this many tiles
 CROP_TILES = 4                     # a tile model trains on crops of this many tiles square, cut from larger images
 
@@ -102,7 +102,7 @@ def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | No
         patience = epochs if tile else TrainOptions.patience
     if variable_rate is None:
         picked += ("variable rate",)
-        variable_rate = min(TILE_VARIABLE_RATE, arch["levels"]) if tile else TrainOptions.variable_rate
+        variable_rate = TILE_VARIABLE_RATE if tile else TrainOptions.variable_rate
     if rate_weight is None:
         picked += ("rate weight",)
         rate_weight = TILE_RATE_WEIGHT if tile else TrainOptions.rate_weight
