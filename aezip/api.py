@@ -25,7 +25,7 @@ from aezip.network.config import AEConfig
 from aezip.errors import InputError
 from aezip.options import TrainOptions
 from aezip.reader import DEFAULT_CACHE_CHUNKS, Reader
-from aezip.network.sizing import pick
+from aezip.network.sizing import PICKED_OPTIONS, pick
 from aezip.network.tiles import grid_crops
 
 Model = ModelFile
@@ -155,13 +155,10 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
         known = ", ".join(TrainOptions.__dataclass_fields__)
         raise ParameterError(unknown[0], f"is not a training option (those are {known})")
     log = log or (lambda m: None)
-    given = {k: options.pop(k, None) for k in ("epochs", "batch_size", "augment", "patience", "variable_rate",
-                                               "rate_weight")}
+    given = {k: options.pop(k, None) for k in PICKED_OPTIONS}
     opts = TrainOptions(**options, **{k: v for k, v in given.items() if v is not None})
     choice = pick(images.shape, {"hidden": hidden and tuple(hidden), "latent": latent, "levels": levels,
-                                 "patch": patch, "margin": margin, "context": context},
-                  opts.val_split, given["epochs"], given["batch_size"], given["augment"], given["patience"],
-                  given["variable_rate"], given["rate_weight"])
+                                 "patch": patch, "margin": margin, "context": context}, opts.val_split, **given)
     try:
         config = AEConfig(image_shape=images.shape[1:], **choice.arch)
     except ValueError as exc:
@@ -171,9 +168,7 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
     if choice.crop:
         images = grid_crops(np.asarray(images[np.arange(len(images))]), choice.crop)
         config = dataclasses.replace(config, image_shape=images.shape[1:])
-    opts = dataclasses.replace(opts, epochs=choice.epochs, batch_size=choice.batch_size, augment=choice.augment,
-                               patience=choice.patience, variable_rate=choice.variable_rate,
-                               rate_weight=choice.rate_weight)
+    opts = dataclasses.replace(opts, **{k: getattr(choice, k) for k in PICKED_OPTIONS})
     model = train_model(images, config, opts, progress=progress, log=log)
     if model is None:   # a torchrun rank other than 0
         return None

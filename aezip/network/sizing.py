@@ -14,12 +14,12 @@ WHOLE_IMAGE_MAX_SAMPLES = 784      # at most this many samples per image (MNIST'
 WHOLE_IMAGE_EPOCHS = 160
 TILE_STEPS = 6000                  # a tile model trains for about this many optimizer steps ...
 TILE_EPOCHS = (30, 400)            # ... within these bounds on the epochs
-
-
 TILE_VARIABLE_RATE = 2             # a tile model trains for every --quality from 2 up ...
 TILE_RATE_WEIGHT = 0.05            # ... with R + lambda D: this weight times the latents' bits (README, "Photographs")
 TILE_ROWS = 1024                   # a tile model's batch holds about this many tiles
 CROP_TILES = 4                     # a tile model trains on crops of this many tiles square, cut from larger images
+# the TrainOptions fields pick() chooses where they are not given: its keyword arguments and Picked's attributes
+PICKED_OPTIONS = ("epochs", "batch_size", "augment", "patience", "variable_rate", "rate_weight")
 
 
 @dataclass(frozen=True)
