@@ -244,6 +244,12 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     for k, v in result["bd_rate_percent"].items():
         lines.append(f"  {k}: " + ("n/a (no common PSNR range)" if v["pchip"] is None else
                                    f"{v['pchip']:+.1f} % ({v['cubic']:+.1f} %)"))
+    lines.append("PSNR at equal rate (each point's PSNR minus the baseline's at that rate, linear in log rate between "
+                 "the baseline's efficient points; points outside its rates are not compared):")
+    for k, v in result["psnr_gap_db"].items():
+        lines.append(f"  {k}: " + ("n/a (no point inside its rates)" if not v["inside"] else
+                                   f"{v['min_db']:+.2f} to {v['max_db']:+.2f} dB over {v['inside']} of "
+                                   f"{len(v['points'])} points"))
     report.result(result, *lines)
     _write_json(json_path, result)
     if plot:

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from aezip.bench.bdrate import METHODS, bd_rate, frontier
+from aezip.bench.bdrate import METHODS, bd_rate, frontier, psnr_gaps
 
 PSNR = [20.0, 24.0, 28.0, 32.0, 36.0]
 
@@ -54,3 +54,16 @@ def test_frontier_drops_dominated_and_lossless_points() -> None:
     rates, psnrs = frontier([(0.3, 25.0), (0.1, 20.0), (0.2, 19.0), (0.4, float("inf")), (0.3, 26.0), (0.5, 24.0)])
     assert rates.tolist() == [0.1, 0.3] and psnrs.tolist() == [20.0, 26.0]
     assert np.all(np.diff(psnrs) > 0)
+
+
+def test_psnr_gaps_are_measured_at_each_test_points_own_rate() -> None:
+    """An anchor linear in log(rate): a test point's gap is its PSNR minus the line's at its rate; a point outside
+    the anchor's rates, or with an infinite PSNR, has no gap; a dominated anchor point is not interpolated."""
+    anchor = [(0.1, 20.0), (0.4, 24.0), (0.2, 19.5), (1.6, 28.0)]        # (0.2, 19.5) is dominated by (0.1, 20)
+    test = [(0.2, 23.5), (0.8, 27.0), (0.05, 19.0), (3.2, 30.0), (0.3, float("inf"))]
+    gaps = dict(psnr_gaps(anchor, test))
+    assert list(gaps) == [0.05, 0.2, 0.8, 3.2]
+    assert gaps[0.2] == pytest.approx(23.5 - 22.0, abs=1e-12)          # halfway (in log rate) from 20 to 24 dB
+    assert gaps[0.8] == pytest.approx(27.0 - 26.0, abs=1e-12)
+    assert gaps[0.05] is None and gaps[3.2] is None
+    assert psnr_gaps([], test)[0] == (0.05, None)

@@ -19,6 +19,9 @@ def test_bench_codec_on_the_shipped_sample_with_defaults(tmp_path, capsys) -> No
     assert report["test_range"] == [240, 300] and report["train_range"] == [0, 240]
     lossless = next(r for r in report["rows"] if r["setting"].endswith("--max-error 0"))
     assert lossless["max_abs_error"] == 0 and lossless["bytes"] < 60 * 784
+    gap = report["psnr_gap_db"]["aezip default --quality vs PCA + zstd"]
+    line = next(s for s in out.splitlines() if s.startswith("  aezip default --quality vs PCA + zstd: ") and " dB " in s)
+    assert line.endswith(f"dB over {gap['inside']} of {len(gap['points'])} points")
 
 
 @pytest.mark.slow

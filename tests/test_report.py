@@ -1,11 +1,14 @@
 """The codec report: real bytes, every codec row present, BD-rate arithmetic, mosaics that round-trip."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from aezip.metrics import psnr
-from aezip.bench.report import aezip_rows, bd_rates, image_codec_rows, mosaic, pca_rows, raw_rows, unmosaic
+from aezip.bench.report import (aezip_rows, bd_rates, image_codec_rows, mosaic, pca_rows, psnr_gap_summary, raw_rows,
+                                unmosaic)
 
 
 def test_mosaic_round_trips() -> None:
@@ -71,6 +74,10 @@ def test_a_ladder_of_models_is_measured_as_the_frontier_of_their_points() -> Non
     assert together < min(bd["aezip low --quality vs PCA + zstd"]["pchip"],
                           bd["aezip high --quality vs PCA + zstd"]["pchip"])
     assert "aezip models together --quality vs PCA + zstd" not in bd_rates(high + pca, ["high"])
+    gaps = psnr_gap_summary(high + pca, ["high"])["aezip high --quality vs PCA + zstd"]
+    assert gaps["inside"] == 3 and len(gaps["points"]) == 4          # 0.01 bits/pixel is below PCA's rates
+    assert gaps["min_db"] == pytest.approx(15.5 - 12.0 - 2 * math.log(1.5) / math.log(3), abs=1e-9)
+    assert gaps["max_db"] == pytest.approx(21.0 - 14.0 - 4 * math.log(0.10 / 0.06) / math.log(0.2 / 0.06), abs=1e-9)
 
 
 def test_rows_at_effort_max_are_labelled_and_decode(tmp_path, sample_images, tiny_model_path) -> None:

@@ -5,7 +5,8 @@ every point another point of the same curve beats (no more bits for at least as 
 curve's efficient frontier, on which log(rate) increases with PSNR. Over the PSNR range both frontiers cover,
 [max of the lowest PSNRs, min of the highest], log(rate) as a function of PSNR is integrated for each curve and the
 difference of the averages gives BD-rate = (exp(mean log r_test - mean log r_anchor) - 1) x 100 %: negative means
-the test codec needs fewer bits for the same PSNR.
+the test codec needs fewer bits for the same PSNR. `psnr_gaps` answers the other question, point by point: how many
+dB each test point has over the anchor at its own rate.
 
 Two interpolations of log(rate) over PSNR:
 - "pchip" (the default): the piecewise cubic Hermite interpolant through every frontier point with Fritsch-Carlson
@@ -108,3 +109,16 @@ def bd_rate(anchor: Iterable[tuple[float, float]], test: Iterable[tuple[float, f
     integral = _pchip_integral if method == "pchip" else _cubic_integral
     diff = (integral(pt, np.log(rt), lo, hi) - integral(pa, np.log(ra), lo, hi)) / (hi - lo)
     return float((math.exp(diff) - 1) * 100)
+
+
+def psnr_gaps(anchor: Iterable[tuple[float, float]], test: Iterable[tuple[float, float]]
+              ) -> list[tuple[float, float | None]]:
+    """(rate, PSNR gap dB) for every finite test point, sorted by rate: its PSNR minus the anchor frontier's at its
+    rate, linear in log(rate) between the anchor's efficient points; None outside the anchor's rates (no
+    extrapolation) or where the anchor has no point."""
+    ra, pa = frontier(anchor)
+    gaps: list[tuple[float, float | None]] = []
+    for r, p in sorted((float(r), float(p)) for r, p in test if math.isfinite(p) and r > 0):
+        inside = len(ra) > 0 and ra[0] <= r <= ra[-1]
+        gaps.append((r, p - float(np.interp(math.log(r), np.log(ra), pa)) if inside else None))
+    return gaps

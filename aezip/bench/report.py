@@ -11,12 +11,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
 
-from aezip.bench.bdrate import METHODS, bd_rate
+from aezip.bench.bdrate import METHODS, bd_rate, psnr_gaps
 from aezip.bench.baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from aezip.codec import Progress, decode_file, encode_dataset
 from aezip.effort import effort_settings
@@ -210,6 +210,12 @@ def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, flo
     image and on a mosaic), of all the models' ladders together where there are several (the frontier of their
     points: a ladder of models), and of the first model's --max-error curve against WebP, by both methods of
     bdrate.py."""
+    return {f"{t} vs {a}": {m: bd_rate(_points(anchor), _points(test), m) for m in METHODS}
+            for t, test, a, anchor in _comparisons(rows, aezip_names)}
+
+
+def _comparisons(rows: list[Row], aezip_names: list[str]) -> Iterator[tuple[str, list[Row], str, list[Row]]]:
+    """(test name, its rows, anchor name, its rows) for each aezip curve against each lossy baseline curve."""
     def family(codec: str, where: str = "") -> list[Row]:
         return [r for r in rows if r.codec == codec and where in r.setting]
 
@@ -223,9 +229,22 @@ def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, flo
         tests["aezip models together --quality"] = [r for n in aezip_names for r in tests[f"aezip {n} --quality"]]
     tests["aezip --max-error"] = [r for r in family(f"aezip {aezip_names[0]}", "--max-error")
                                   if r.max_abs_error > 0]
-    return {f"{t} vs {a}": {m: bd_rate(_points(anchor), _points(test), m) for m in METHODS}
-            for t, test in tests.items() for a, anchor in anchors.items()
-            if not (t == "aezip --max-error" and a == "PCA + zstd")}
+    for t, test in tests.items():
+        for a, anchor in anchors.items():
+            if not (t == "aezip --max-error" and a == "PCA + zstd"):
+                yield t, test, a, anchor
+
+
+def psnr_gap_summary(rows: list[Row], aezip_names: list[str]) -> dict[str, dict]:
+    """For each aezip curve against each lossy baseline: every point's PSNR gap (dB) over the baseline at its own
+    rate (bdrate.psnr_gaps), and the smallest and largest of those inside the baseline's rates."""
+    out = {}
+    for t, test, a, anchor in _comparisons(rows, aezip_names):
+        gaps = psnr_gaps(_points(anchor), _points(test))
+        inside = [g for _, g in gaps if g is not None]
+        out[f"{t} vs {a}"] = {"points": [[r, g] for r, g in gaps], "inside": len(inside),
+                              "min_db": min(inside, default=None), "max_db": max(inside, default=None)}
+    return out
 
 
 def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
@@ -251,7 +270,8 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
                                   "pca": pca_best_at_rate(train, test, first.bits_per_pixel)},
             "bd_rate_method": "pchip: piecewise cubic Hermite of log(rate) over PSNR through each curve's efficient "
                               "points; cubic: Bjontegaard's least-squares cubic (see aezip/bench/bdrate.py)",
-            "bd_rate_percent": bd_rates(rows, names)}
+            "bd_rate_percent": bd_rates(rows, names),
+            "psnr_gap_db": psnr_gap_summary(rows, names)}
 
 
 def reconstructions(data: Dataset, test_range: tuple[int, int], models: list[tuple[str, Path | None]],
