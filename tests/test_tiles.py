@@ -221,6 +221,8 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)
     assert "patch" not in mine.picked and "margin" in mine.picked
+    assert pick((1000, 32, 32, 3), {}, 0.1).augment == "flip,invert,channels,contrast"    # colour tile models
+    assert pick((1000, 32, 32), {}, 0.1).augment == "flip,invert"
 
 
 def test_augmentations_move_pixels_and_keep_their_values() -> None:
@@ -234,6 +236,13 @@ def test_augmentations_move_pixels_and_keep_their_values() -> None:
     assert torch.equal(moved.sort(1).values, x.sort(1).values)          # the same values, elsewhere
     inverted = augment(x, (6, 6, 3), ("invert",), gen)
     assert all(torch.equal(a, b) or torch.allclose(a, 1 - b) for a, b in zip(inverted, x))
+    flat = torch.full((4, 6 * 6 * 3), 0.5)
+    flat[:, ::2] += 0.05                                                # deviations of +-0.05 that no gain clips
+    scaled = augment(flat, (6, 6, 3), ("contrast",), gen)
+    gains = ((scaled - scaled.mean(1, keepdim=True)).abs().amax(1)
+             / (flat - flat.mean(1, keepdim=True)).abs().amax(1))
+    assert torch.allclose(scaled.mean(1), flat.mean(1), atol=1e-6)      # about each image's mean
+    assert torch.all(gains >= 1 / 3 - 1e-4) and torch.all(gains <= 3 + 1e-4) and len(set(gains.tolist())) == 4
     assert parse_augment("none") == () and parse_augment("flip, invert") == ("flip", "invert")
     with pytest.raises(ParameterError, match="'rotate' is not one of"):
         parse_augment("flip,rotate")
