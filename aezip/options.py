@@ -56,7 +56,7 @@ class TrainOptions:
     prior: str | None = None          # "adversarial[:uniform|bernoulli:RHO]": a discriminator on the latents
     prior_weight: float = 1.0
     shift: int = 1                    # augmentation: random translations of up to this many pixels
-    augment: str | None = None        # more augmentation: "flip,invert,channels,contrast" or a subset (augment.py)
+    augment: str | None = None        # more augmentation: "flip,invert,channels,contrast,zoom" or a subset
     weight_decay: float = 0.01
     epochs: int = 160
     batch_size: int = 64
@@ -124,11 +124,11 @@ def parse_denoise(spec: str | None) -> tuple[str, float] | None:
     return kind, v
 
 
-AUGMENTATIONS = ("flip", "invert", "channels", "contrast")
+AUGMENTATIONS = ("flip", "invert", "channels", "contrast", "zoom")
 
 
 def parse_augment(spec: str | None) -> tuple[str, ...]:
-    """'flip,invert,channels,contrast' (any subset; '' or 'none': none) into the names."""
+    """'flip,invert,channels,contrast,zoom' (any subset; '' or 'none': none) into the names."""
     names = tuple(s.strip() for s in (spec or "").split(",") if s.strip() and s.strip() != "none")
     bad = [n for n in names if n not in AUGMENTATIONS]
     if bad:

@@ -69,9 +69,9 @@ def cli() -> None:
 @click.option("--prior", help="A second network on the latents: adversarial[:uniform|bernoulli:RHO].")
 @_train_option("prior_weight", "--prior-weight", type=float, help="Weight of the adversarial term.")
 @_train_option("shift", "--shift", help="Augment with random translations of up to N pixels.")
-@click.option("--augment", help="Also augment with random flips, inversions, channel orders and contrasts: "
-                                "flip,invert,channels,contrast or a subset, or none [default: picked: flip,invert for "
-                                "tile models, all four in colour; none else].")
+@click.option("--augment", help="Also augment with random flips, inversions, channel orders, contrasts and "
+                                "magnifications: flip,invert,channels,contrast,zoom or a subset, or none [default: "
+                                "picked: flip,invert for tile models, all five in colour; none else].")
 @_train_option("weight_decay", "--weight-decay", type=float, help="AdamW weight decay.")
 @click.option("--epochs", type=int, help="Training epochs [default: picked from DATA's size].")
 @click.option("--batch-size", type=int, help="Images per training step [default: picked: 64, or ~1024 tiles].")

@@ -221,7 +221,7 @@ def test_training_defaults_are_picked_from_the_data_and_overrides_kept() -> None
     assert (mine.arch["patch"], mine.arch["latent"], mine.arch["hidden"], mine.epochs, mine.batch_size) == \
         (4, 2, (8,), 3, 5)
     assert "patch" not in mine.picked and "margin" in mine.picked
-    assert pick((1000, 32, 32, 3), {}, 0.1).augment == "flip,invert,channels,contrast"    # colour tile models
+    assert pick((1000, 32, 32, 3), {}, 0.1).augment == "flip,invert,channels,contrast,zoom"    # colour tile models
     assert pick((1000, 32, 32), {}, 0.1).augment == "flip,invert"
 
 
@@ -243,6 +243,11 @@ def test_augmentations_move_pixels_and_keep_their_values() -> None:
              / (flat - flat.mean(1, keepdim=True)).abs().amax(1))
     assert torch.allclose(scaled.mean(1), flat.mean(1), atol=1e-6)      # about each image's mean
     assert torch.all(gains >= 1 / 3 - 1e-4) and torch.all(gains <= 3 + 1e-4) and len(set(gains.tolist())) == 4
+    ramp = torch.linspace(0, 1, 8).repeat(8 * 1, 1).reshape(1, 8, 8, 1).expand(6, 8, 8, 1).reshape(6, -1)
+    zoomed = augment(ramp, (8, 8), ("zoom",), gen).view(6, 8, 8)
+    spans = zoomed.amax((1, 2)) - zoomed.amin((1, 2))                  # a magnified ramp spans less, never more
+    assert torch.all(zoomed >= 0) and torch.all(zoomed <= 1) and torch.all(spans <= 1 + 1e-6)
+    assert (spans < 0.99).any() and (spans > 1 - 1e-6).any()           # some magnified, some left alone
     assert parse_augment("none") == () and parse_augment("flip, invert") == ("flip", "invert")
     with pytest.raises(ParameterError, match="'rotate' is not one of"):
         parse_augment("flip,rotate")

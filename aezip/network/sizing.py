@@ -96,7 +96,7 @@ def pick(shape: tuple[int, ...], given: dict, val_split: float, epochs: int | No
                   else WHOLE_IMAGE_EPOCHS)
     if augment is None:
         picked += ("augment",)
-        augment = ("flip,invert" + (",channels,contrast" if hwc(image_shape)[2] > 1 else "")) if tile else ""
+        augment = ("flip,invert" + (",channels,contrast,zoom" if hwc(image_shape)[2] > 1 else "")) if tile else ""
     if patience is None:
         picked += ("patience",)
         patience = epochs if tile else TrainOptions.patience
