@@ -206,16 +206,17 @@ def _points(rows: Iterable[Row]) -> list[tuple[float, float]]:
 
 
 def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, float | None]]:
-    """BD-rate (%) of each model's quality ladder against each lossy baseline curve (PCA + zstd, JPEG and WebP per
-    image and on a mosaic), of all the models' ladders together where there are several (the frontier of their
-    points: a ladder of models), and of the first model's --max-error curve against WebP, by both methods of
+    """BD-rate (%) of each aezip curve against each lossy baseline curve (_comparisons), by both methods of
     bdrate.py."""
     return {f"{t} vs {a}": {m: bd_rate(_points(anchor), _points(test), m) for m in METHODS}
             for t, test, a, anchor in _comparisons(rows, aezip_names)}
 
 
 def _comparisons(rows: list[Row], aezip_names: list[str]) -> Iterator[tuple[str, list[Row], str, list[Row]]]:
-    """(test name, its rows, anchor name, its rows) for each aezip curve against each lossy baseline curve."""
+    """(test name, its rows, anchor name, its rows): each model's quality ladder, all the models' ladders together
+    where there are several (the frontier of their points: a ladder of models), and the first model's --max-error
+    curve, each against each lossy baseline curve (PCA + zstd, JPEG and WebP per image and on a mosaic; the
+    --max-error curve not against PCA)."""
     def family(codec: str, where: str = "") -> list[Row]:
         return [r for r in rows if r.codec == codec and where in r.setting]
 
