@@ -9,7 +9,11 @@
 # take the others' results with it. Logs and JSON go under ${OUT:-gpu-out}.
 # Offline machines: wheels in .whl/ (constriction, zstandard: what the GPU image lacks) are installed to /tmp/site;
 # Data and models for steps 2 and 4 are read from .gpudata/ when it is there (else the shipped sample): MNIST's
-# t10k-images-idx3-ubyte.gz, natural32-{gray,rgb}-heldout.npy and the tile models tg8fa.aezm, r8fa.aezm (README).
+# t10k-images-idx3-ubyte.gz, natural32-{gray,rgb}-heldout.npy and the photographs' default tile models gray.aezm,
+# rgb.aezm (README).
+# Sharing one lease with other work: GPU_CHECK_SKIP="train bench-compile" skips steps by name; GPU_POLICY_IMAGES=0
+# skips the device/thread policy rows; GPU_CHECK_WAIT_FOR=FILE holds the timing steps until FILE is gone (the other
+# work removes it when it ends), so they time an otherwise idle GPU.
 set -uo pipefail
 out=${OUT:-gpu-out}
 mkdir -p "$out"
@@ -20,6 +24,7 @@ deadline=$(( $(date +%s) + ${GPU_CHECK_SECONDS:-560} ))
 step() {
     local name=$1 cap=$2 left
     shift 2
+    if [[ " ${GPU_CHECK_SKIP:-} " == *" $name "* ]]; then echo "== $name: skipped (GPU_CHECK_SKIP)"; return; fi
     left=$(( deadline - $(date +%s) ))
     (( left < cap )) && cap=$left
     if (( cap < 10 )); then echo "== $name: skipped, the deadline is reached"; return; fi
@@ -60,15 +65,20 @@ test_every_linear_gpu_config_ GEMM+bias+activation, every GPU autotune config
 test_every_fused_encoder_gpu_config_ fused 3-layer encoder, every GPU autotune config
 test_every_sparse_kl_gpu_config_ sparse-KL partial sums, every GPU autotune config
 test_training_step_ one training step, Triton vs torch
+test_chosen_config_ the autotuned config bench kernels reports
 KERNELS
 
 sets=()
 if [ -d .gpudata ]; then
     sets=(--set mnist=.gpudata/t10k-images-idx3-ubyte.gz,default,8000:10000
-          --set gray=.gpudata/natural32-gray-heldout.npy,.gpudata/tg8fa.aezm
-          --set rgb=.gpudata/natural32-rgb-heldout.npy,.gpudata/r8fa.aezm)
+          --set gray=.gpudata/natural32-gray-heldout.npy,.gpudata/gray.aezm
+          --set rgb=.gpudata/natural32-rgb-heldout.npy,.gpudata/rgb.aezm)
 fi
-step codec 120 python3 benchmarks/gpu_codec_check.py --device "${GPU_DEVICE:-cuda}" "${sets[@]}" --reps 2 --out "$out"
+step codec 120 python3 benchmarks/gpu_codec_check.py --device "${GPU_DEVICE:-cuda}" "${sets[@]}" --reps 2 --out "$out" \
+    --policy-images "${GPU_POLICY_IMAGES:-20000}"
+while [ -n "${GPU_CHECK_WAIT_FOR:-}" ] && [ -e "$GPU_CHECK_WAIT_FOR" ] && (( $(date +%s) < deadline - 90 )); do
+    sleep 2
+done
 step bench 90 python3 -m aezip.cli.main bench kernels --batch 256,4096,65536 --no-compile -o "$out/kernels.json"
 # the default recipe as benchmarks/train_models.py runs it (on the GPU: `aezip train` picks it), then its held-out
 # lossy and lossless figures

@@ -179,7 +179,7 @@ def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, js
              f"(tl.dot {env['dot_precision']}), "
              f"commit {str(env['git_commit'])[:10]}, {env['date']}",
              f"{'case':<38}{'impl':<15}{'batch':>7}{'median ms':>11}{'p20':>9}{'p80':>9}{'TFLOP/s':>9}"
-             f"{'GB/s':>8}{'% peak':>8}"]
+             f"{'GB/s':>8}{'% peak':>8}  config"]
     for r in rows:
         if "note" in r:
             lines.append(f"{r['case']:<38}{r['impl']:<15}{r['batch']:>7}  {r['note']}")
@@ -187,7 +187,7 @@ def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, js
         fmt = lambda k, f: f"{r[k]:{f}}" if k in r else "-"  # noqa: E731
         lines.append(f"{r['case']:<38}{r['impl']:<15}{r['batch']:>7}{r['median_s'] * 1e3:>11.3f}"
                      f"{r['p20_s'] * 1e3:>9.3f}{r['p80_s'] * 1e3:>9.3f}{fmt('tflops', '.3f'):>9}"
-                     f"{fmt('gb_s', '.1f'):>8}{fmt('pct_peak', '.1f'):>8}")
+                     f"{fmt('gb_s', '.1f'):>8}{fmt('pct_peak', '.1f'):>8}  {r.get('config') or ''}".rstrip())
     result = {"environment": env, "rows": rows}
     Report(quiet, verbose, as_json).result(result, *lines)
     _write_json(json_path, result)

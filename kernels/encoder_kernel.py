@@ -24,17 +24,26 @@ FUSED_MAX_WIDTH = 256  # layers 2 and 3 of the fused kernel are held on chip, pa
 
 
 # GPU autotune candidates (the first is the one AEZIP_AUTOTUNE=0 keeps) and the one config the interpreter runs.
+# The Hopper-sized ones (BLOCK_M >= 64 with whole warpgroups, deeper pipelines, shared memory under the H200's
+# 227 KB: stages x (BLOCK_M + BLOCK_N) x BLOCK_K x 4 bytes, plus layer 2's weight block in the fused kernel) were
+# added after the first H200 run, where the fused kernel trailed three cuBLAS calls by 1.6-2x.
 LINEAR_CONFIGS = [
     triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=4, num_stages=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=4),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 256, "BLOCK_K": 32}, num_warps=8, num_stages=3),
 ]
 LINEAR_INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N": 256, "BLOCK_K": 256})
 ENCODER3_CONFIGS = [
     triton.Config({"BLOCK_M": 32, "BLOCK_N1": 32, "BLOCK_K": 32}, num_warps=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N1": 32, "BLOCK_K": 64}, num_warps=8),
     triton.Config({"BLOCK_M": 64, "BLOCK_N1": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 64, "BLOCK_N1": 64, "BLOCK_K": 32}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N1": 64, "BLOCK_K": 32}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N1": 32, "BLOCK_K": 64}, num_warps=8, num_stages=2),
 ]
 ENCODER3_INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N1": 256, "BLOCK_K": 256})
 
@@ -172,6 +181,15 @@ def encoder3_triton(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Se
            ACT3=ACT_CODES[activations[2]], LEVELS=levels, PRECISION=_input_precision(x.dtype),
            N2P=max(16, triton.next_power_of_2(N2)), N3P=max(16, triton.next_power_of_2(N3)))
     return out
+
+
+def chosen_config(fused: bool) -> str | None:
+    """The config the fused (or per-layer) kernel ran with at its last launch, e.g. "M64 N64 K32 w4 s3"."""
+    config = getattr(_encoder3_kernel if fused else _linear_act_kernel, "best_config", None)
+    if config is None:
+        return None
+    blocks = " ".join(f"{k.split('_')[1][0]}{v}" for k, v in config.kwargs.items())
+    return f"{blocks} w{config.num_warps} s{config.num_stages}"
 
 
 def activation_grad_triton(g: torch.Tensor, y: torch.Tensor, activation: str) -> torch.Tensor:

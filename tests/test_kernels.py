@@ -6,7 +6,8 @@ import torch
 
 from aezip import kernels
 from aezip.kernels.dispatch import BackendError, interpreter_on, resolve_backend
-from aezip.kernels.encoder_kernel import ENCODER3_CONFIGS, LINEAR_CONFIGS, encoder3_triton, linear_act_triton
+from aezip.kernels.encoder_kernel import (ENCODER3_CONFIGS, ENCODER3_INTERPRETER_CONFIG, FUSED_MAX_WIDTH,
+                                          LINEAR_CONFIGS, chosen_config, encoder3_triton, linear_act_triton)
 from aezip.kernels.reference import (encoder_forward_reference, quantize_reference, sparse_kl_grad_reference,
                                      sparse_kl_reference)
 from aezip.kernels.sparse_kl_kernel import PARTIALS_CONFIGS, sparse_kl_forward_triton
@@ -127,13 +128,27 @@ def test_every_linear_gpu_config_matches_reference(i: int) -> None:
     assert_close_for(y, encoder_forward_reference(x, ws, bs, ["sigmoid"]), "encoder")
 
 
+# Layer 2 at 70 (padded to 128 on chip) and at FUSED_MAX_WIDTH, the register load of the default architecture.
+@pytest.mark.parametrize("widths", [[97, 70, 40, 13], [97, 130, FUSED_MAX_WIDTH, 13]], ids=["narrow", "widest"])
 @pytest.mark.parametrize("i", range(len(ENCODER3_CONFIGS)))
-def test_every_fused_encoder_gpu_config_matches_reference(i: int) -> None:
-    widths, acts = [97, 70, 40, 13], ["relu", "relu", "sigmoid"]
+def test_every_fused_encoder_gpu_config_matches_reference(i: int, widths: list[int]) -> None:
+    acts = ["relu", "relu", "sigmoid"]
     ws, bs = _encoder_params(widths, i)
     x = torch.rand(70, widths[0], generator=torch.Generator().manual_seed(i)).to(DEVICE)
     z = encoder3_triton(x, ws, bs, acts, config=ENCODER3_CONFIGS[i])
     assert_close_for(z, encoder_forward_reference(x, ws, bs, acts), "encoder")
+
+
+def test_chosen_config_names_the_config_the_autotuned_kernels_ran_with() -> None:
+    ws, bs = _encoder_params([97, 70, 40, 13], 0)
+    x = torch.rand(33, 97, generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    kernels.encoder_forward(x, ws, bs, ["relu", "relu", "sigmoid"], backend="triton")
+    candidates = [*ENCODER3_CONFIGS, ENCODER3_INTERPRETER_CONFIG]
+    described = {f"M{c.kwargs['BLOCK_M']} N{c.kwargs['BLOCK_N1']} K{c.kwargs['BLOCK_K']} w{c.num_warps} "
+                 f"s{c.num_stages}" for c in candidates}
+    assert chosen_config(fused=True) in described
+    linear_act_triton(x, ws[0], bs[0], "relu")
+    assert chosen_config(fused=False).startswith("M")
 
 
 @pytest.mark.parametrize("i", range(len(PARTIALS_CONFIGS)))

@@ -128,8 +128,12 @@ def bench_kernels(device: torch.device, batch_sizes: list[int], reps: int = 20, 
                 variants = _variants(device, lambda: kernels.encoder_forward(x, ws, bs, acts, backend="triton"),
                                      lambda: encoder_forward_reference(x, ws, bs, acts), compile_ok)
                 for impl, fn, note in variants:
-                    rows.append(_measure(f"encoder forward ({arch_name})", impl, b, fn, note, device, reps,
-                                         flops=flops_per_row * b, peak_flops=_gemm_peak(device, impl) or cpu_peak))
+                    row = _measure(f"encoder forward ({arch_name})", impl, b, fn, note, device, reps,
+                                   flops=flops_per_row * b, peak_flops=_gemm_peak(device, impl) or cpu_peak)
+                    if impl == "triton" and fn is not None:
+                        from aezip.kernels.encoder_kernel import chosen_config, fused_encoder_fits
+                        row["config"] = chosen_config(fused_encoder_fits(ws))
+                    rows.append(row)
     for b in batch_sizes:
         h = torch.rand(b, 256, device=device, requires_grad=True)
 

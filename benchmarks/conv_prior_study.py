@@ -1,0 +1,217 @@
+"""Feasibility study for issue #12: does a convolutional transform with a learned prior beat PCA + zstd on the
+held-out photographs, given the same training patches and a GPU for a few minutes?
+
+Not a codec: rates are ENTROPY ESTIMATES (-log2 of the prior's probability of each rounded latent, summed, per pixel
+position), not file bytes, and nothing here is bit-exact. They say whether building that codec (an integer decoder
+for convolutions, an entropy coder for the prior) can reach the bar; aezip's own figures stay real file bytes.
+
+Model (after Balle et al. 2017/2018): three 5x5 stride-2 convolutions with GDN (32x32 -> 4x4 x M latents), the
+mirror image with inverse GDN to decode, and one of two priors:
+  factorized  a per-channel mixture of K discretized logistics;
+  hyper       a mean-scale Gaussian conditioned on a 2x2 x Z hyper-latent that has a factorized prior.
+G models with different lambdas train as one network (grouped convolutions), so one process and one set of kernel
+launches trains the whole rate ladder. Loss per model: bits/pixel + lambda * MSE (8-bit units), uniform noise for
+rounding during training; evaluation rounds (around the predicted mean with `hyper`).
+
+    python benchmarks/conv_prior_study.py TRAIN.npy HELDOUT.npy --prior hyper --seconds 200 --device cuda
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from aezip.network.augment import augment
+
+LOG2 = math.log(2.0)
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalisation per group: y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2) (inverse: *)."""
+
+    def __init__(self, channels: int, groups: int, inverse: bool = False):
+        super().__init__()
+        per = channels // groups
+        self.groups, self.inverse = groups, inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(math.sqrt(0.1) * torch.eye(per).repeat(groups, 1).view(channels, per, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = F.conv2d(x * x, self.gamma ** 2, self.beta ** 2 + 1e-6, groups=self.groups)
+        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+
+
+def conv(cin: int, cout: int, groups: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin * groups, cout * groups, k, stride, k // 2, groups=groups)
+
+
+def deconv(cin: int, cout: int, groups: int, k: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin * groups, cout * groups, k, stride, k // 2, output_padding=stride - 1,
+                              groups=groups)
+
+
+class LogisticMixture(nn.Module):
+    """Factorized prior: per channel, a mixture of K logistics integrated over unit bins."""
+
+    def __init__(self, channels: int, k: int = 3):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(channels, k))
+        self.means = nn.Parameter(torch.linspace(-1, 1, k).repeat(channels, 1))
+        self.log_scales = nn.Parameter(torch.zeros(channels, k))
+
+    def likelihood(self, y: torch.Tensor) -> torch.Tensor:
+        """P(bin around y) for y (B x C x H x W)."""
+        w = torch.softmax(self.logits, -1)[None, :, None, None, :]
+        mu, s = self.means[None, :, None, None, :], torch.exp(self.log_scales)[None, :, None, None, :]
+        y = y.unsqueeze(-1)
+        p = torch.sigmoid((y + 0.5 - mu) / s) - torch.sigmoid((y - 0.5 - mu) / s)
+        return (w * p).sum(-1).clamp_min(1e-9)
+
+
+def gaussian_likelihood(y: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """P(unit bin around y) under N(mean, scale^2), the upper tail reflected for accuracy."""
+    v = (y - mean).abs()
+    upper = torch.special.ndtr((0.5 - v) / scale)
+    lower = torch.special.ndtr((-0.5 - v) / scale)
+    return (upper - lower).clamp_min(1e-9)
+
+
+class ConvCodec(nn.Module):
+    """G conv autoencoders with learned priors, trained as one grouped network."""
+
+    def __init__(self, channels: int, groups: int, prior: str, n: int = 64, m: int = 64, z: int = 32):
+        super().__init__()
+        g = groups
+        self.g, self.c, self.m, self.prior = g, channels, m, prior
+        self.enc = nn.Sequential(conv(channels, n, g), GDN(n * g, g), conv(n, n, g), GDN(n * g, g), conv(n, m, g))
+        self.dec = nn.Sequential(deconv(m, n, g), GDN(n * g, g, inverse=True), deconv(n, n, g),
+                                 GDN(n * g, g, inverse=True), deconv(n, channels, g))
+        if prior == "hyper":
+            self.h_enc = nn.Sequential(conv(m, n, g, 3, 1), nn.ReLU(), conv(n, z, g))
+            self.h_dec = nn.Sequential(deconv(z, n, g), nn.ReLU(), conv(n, 2 * m, g, 3, 1))
+            self.z_prior = LogisticMixture(z * g)
+        else:
+            self.y_prior = LogisticMixture(m * g)
+
+    @staticmethod
+    def _quantize(y: torch.Tensor, training: bool, center: torch.Tensor | float = 0.0) -> torch.Tensor:
+        if training:
+            return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        return torch.round(y - center) + center
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: B x C x H x W in [0, 1] -> (reconstructions B x G x C x H x W, bits per image B x G)."""
+        b = len(x)
+        y = self.enc(x.repeat(1, self.g, 1, 1) - 0.5)
+        if self.prior == "hyper":
+            z = self.h_enc(y)
+            z_hat = self._quantize(z, self.training)
+            bits = -torch.log(self.z_prior.likelihood(z_hat)).view(b, self.g, -1).sum(-1) / LOG2
+            params = self.h_dec(z_hat).view(b, self.g, 2, self.m, *y.shape[2:])
+            mean = params[:, :, 0].reshape(y.shape)
+            scale = F.softplus(params[:, :, 1].reshape(y.shape)).clamp_min(0.11)
+            y_hat = self._quantize(y, self.training, mean)
+            bits = bits - torch.log(gaussian_likelihood(y_hat, mean, scale)).view(b, self.g, -1).sum(-1) / LOG2
+        else:
+            y_hat = self._quantize(y, self.training)
+            bits = -torch.log(self.y_prior.likelihood(y_hat)).view(b, self.g, -1).sum(-1) / LOG2
+        x_hat = self.dec(y_hat).view(b, self.g, self.c, *x.shape[2:]) + 0.5
+        return x_hat, bits
+
+
+def load(path: str) -> np.ndarray:
+    """N x H x W x C uint8 from a .npy of N x H x W or N x H x W x C."""
+    a = np.load(path)
+    return a[..., None] if a.ndim == 3 else a
+
+
+@torch.no_grad()
+def evaluate(model: ConvCodec, images: np.ndarray, device: torch.device) -> list[tuple[float, float]]:
+    """(estimated bits/pixel position, PSNR over all pixels) per model on uint8 images N x H x W x C."""
+    model.eval()
+    sq = torch.zeros(model.g, dtype=torch.float64)
+    bits = torch.zeros(model.g, dtype=torch.float64)
+    for i in range(0, len(images), 256):
+        x = torch.from_numpy(images[i:i + 256]).to(device).permute(0, 3, 1, 2).float()
+        x_hat, b = model(x / 255.0)
+        rec = torch.round(x_hat.clamp(0, 1) * 255)
+        sq += ((rec - x[:, None]) ** 2).sum(dim=(0, 2, 3, 4)).double().cpu()
+        bits += b.sum(0).double().cpu()
+    n, h, w, c = images.shape
+    model.train()
+    return [(float(bits[g]) / (n * h * w), 10 * math.log10(255 ** 2 * n * h * w * c / float(sq[g])))
+            for g in range(model.g)]
+
+
+def train(args: argparse.Namespace) -> list[dict]:
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    data, held = load(args.train), load(args.heldout)
+    n, h, w, c = data.shape
+    lambdas = torch.tensor(args.lambdas, device=device)
+    model = ConvCodec(c, len(args.lambdas), args.prior, args.n, args.m).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    x_all = torch.from_numpy(data).to(device).float().div(255.0).reshape(n, -1)
+    names = tuple(a for a in args.augment.split(",") if a)
+    t0, step, lr_dropped = time.perf_counter(), 0, False
+    while True:
+        elapsed = time.perf_counter() - t0
+        if (args.steps and step >= args.steps) or (not args.steps and elapsed >= args.seconds):
+            break
+        if not lr_dropped and (step >= 0.85 * args.steps if args.steps else elapsed >= 0.85 * args.seconds):
+            for group in opt.param_groups:
+                group["lr"] = args.lr / 10
+            lr_dropped = True
+        idx = torch.randint(0, n, (args.batch,), device=device, generator=gen)
+        x = augment(x_all[idx], (h, w, c), names, gen).view(-1, h, w, c).permute(0, 3, 1, 2)
+        x_hat, bits = model(x)
+        mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
+        loss = (bits / (h * w) + lambdas * mse).mean(0).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        step += 1
+    seconds = time.perf_counter() - t0
+    points = evaluate(model, held, device)
+    return [{"train": args.train, "heldout": args.heldout, "prior": args.prior, "lambda": lam, "n": args.n,
+             "m": args.m, "steps": step, "batch": args.batch, "seconds": round(seconds, 1), "augment": args.augment,
+             "estimated_bpp": round(bpp, 5), "psnr": round(psnr, 3)}
+            for lam, (bpp, psnr) in zip(args.lambdas, points)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("train")
+    p.add_argument("heldout")
+    p.add_argument("--prior", choices=("factorized", "hyper"), default="hyper")
+    p.add_argument("--lambdas", type=lambda s: [float(v) for v in s.split(",")],
+                   default=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032])
+    p.add_argument("--seconds", type=float, default=60.0, help="training wall time (unless --steps)")
+    p.add_argument("--steps", type=int, default=0)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n", type=int, default=64, help="channels of the hidden layers")
+    p.add_argument("--m", type=int, default=64, help="latent channels")
+    p.add_argument("--augment", default="flip", help="aezip augmentations, comma-separated")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="append one JSON line per model")
+    args = p.parse_args()
+    rows = train(args)
+    for row in rows:
+        print(json.dumps(row))
+    if args.out:
+        with open(args.out, "a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+if __name__ == "__main__":
+    main()
