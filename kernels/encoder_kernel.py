@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .dispatch import autotune_configs, dot_precision, interpreter_on, launch
+from .dispatch import autotune_configs, dot_precision, interpreter_on, launch, rows_class
 from .reference import ACTIVATIONS
 
 ACT_CODES = {name: i for i, name in enumerate(ACTIVATIONS)}  # relu 0, sigmoid 1, identity 2
@@ -70,9 +70,10 @@ def _round_half_even(x):
     return tl.where(d > 0.5, f + 1.0, tl.where(d < 0.5, f, f + parity))
 
 
-@triton.autotune(configs=autotune_configs(LINEAR_CONFIGS, interpreter=LINEAR_INTERPRETER_CONFIG), key=["N", "K"])
+@triton.autotune(configs=autotune_configs(LINEAR_CONFIGS, interpreter=LINEAR_INTERPRETER_CONFIG),
+                 key=["N", "K", "ROWS_CLASS"])
 @triton.jit
-def _linear_act_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, N, K,
+def _linear_act_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, N, K, ROWS_CLASS,
                        stride_xm, stride_xk, stride_wn, stride_wk, stride_ym, stride_yn,
                        ACT: tl.constexpr, PRECISION: tl.constexpr,
                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -95,10 +96,10 @@ def _linear_act_kernel(x_ptr, w_ptr, b_ptr, y_ptr, M, N, K,
 
 
 @triton.autotune(configs=autotune_configs(ENCODER3_CONFIGS, interpreter=ENCODER3_INTERPRETER_CONFIG),
-                 key=["K1", "N1", "N2", "N3"])
+                 key=["K1", "N1", "N2", "N3", "ROWS_CLASS"])
 @triton.jit
 def _encoder3_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, out_ptr,
-                     M, K1, N1, N2, N3, stride_xm, stride_xk, stride_om,
+                     M, K1, N1, N2, N3, ROWS_CLASS, stride_xm, stride_xk, stride_om,
                      ACT1: tl.constexpr, ACT2: tl.constexpr, ACT3: tl.constexpr, LEVELS: tl.constexpr,
                      PRECISION: tl.constexpr, N2P: tl.constexpr, N3P: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N1: tl.constexpr, BLOCK_K: tl.constexpr):
@@ -157,8 +158,9 @@ def linear_act_triton(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, activat
     N = w.shape[0]
     y = torch.empty((M, N), device=x.device, dtype=x.dtype)
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]))  # noqa: E731
-    launch(_linear_act_kernel, grid, config, x, w, b, y, M, N, K, x.stride(0), x.stride(1), w.stride(0),
-           w.stride(1), y.stride(0), y.stride(1), ACT=ACT_CODES[activation], PRECISION=_input_precision(x.dtype))
+    launch(_linear_act_kernel, grid, config, x, w, b, y, M, N, K, rows_class(M), x.stride(0), x.stride(1),
+           w.stride(0), w.stride(1), y.stride(0), y.stride(1), ACT=ACT_CODES[activation],
+           PRECISION=_input_precision(x.dtype))
     return y
 
 
@@ -176,8 +178,8 @@ def encoder3_triton(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Se
     N1, N2, N3 = w1.shape[0], w2.shape[0], w3.shape[0]
     out = torch.empty((M, N3), device=x.device, dtype=torch.int32 if levels > 0 else x.dtype)
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]),)  # noqa: E731
-    launch(_encoder3_kernel, grid, config, x, w1, b1, w2, b2, w3, b3, out, M, K1, N1, N2, N3, x.stride(0),
-           x.stride(1), out.stride(0), ACT1=ACT_CODES[activations[0]], ACT2=ACT_CODES[activations[1]],
+    launch(_encoder3_kernel, grid, config, x, w1, b1, w2, b2, w3, b3, out, M, K1, N1, N2, N3, rows_class(M),
+           x.stride(0), x.stride(1), out.stride(0), ACT1=ACT_CODES[activations[0]], ACT2=ACT_CODES[activations[1]],
            ACT3=ACT_CODES[activations[2]], LEVELS=levels, PRECISION=_input_precision(x.dtype),
            N2P=max(16, triton.next_power_of_2(N2)), N3P=max(16, triton.next_power_of_2(N3)))
     return out

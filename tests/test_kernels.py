@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from aezip import kernels
-from aezip.kernels.dispatch import BackendError, interpreter_on, resolve_backend
+from aezip.kernels.dispatch import BackendError, interpreter_on, resolve_backend, rows_class
 from aezip.kernels.encoder_kernel import (ENCODER3_CONFIGS, ENCODER3_INTERPRETER_CONFIG, FUSED_MAX_WIDTH,
                                           LINEAR_CONFIGS, chosen_config, encoder3_triton, linear_act_triton)
 from aezip.kernels.reference import (encoder_forward_reference, quantize_reference, sparse_kl_grad_reference,
@@ -137,6 +137,11 @@ def test_every_fused_encoder_gpu_config_matches_reference(i: int, widths: list[i
     x = torch.rand(70, widths[0], generator=torch.Generator().manual_seed(i)).to(DEVICE)
     z = encoder3_triton(x, ws, bs, acts, config=ENCODER3_CONFIGS[i])
     assert_close_for(z, encoder_forward_reference(x, ws, bs, acts), "encoder")
+
+
+def test_rows_class_buckets_row_counts_by_power_of_two_within_bounds() -> None:
+    assert [rows_class(m) for m in (1, 256, 257, 4000, 4096, 65536, 10 ** 6)] == [256, 256, 512, 4096, 4096, 65536,
+                                                                                  65536]
 
 
 def test_chosen_config_names_the_config_the_autotuned_kernels_ran_with() -> None:
