@@ -13,7 +13,11 @@ G models with different lambdas train as one network (grouped convolutions), so 
 launches trains the whole rate ladder. Loss per model: bits/pixel + lambda * MSE (8-bit units), uniform noise for
 rounding during training; evaluation rounds (around the predicted mean with `hyper`).
 
-    python benchmarks/conv_prior_study.py TRAIN.npy HELDOUT.npy --prior hyper --seconds 200 --device cuda
+    python benchmarks/conv_prior_study.py train TRAIN.npy HELDOUT.npy --prior hyper --seconds 240 --out study.jsonl
+    python benchmarks/conv_prior_study.py compare study.jsonl --bench rgb=benchmarks/results/codec-rgb-zoom.json
+
+(the H200 runs of 2026-11-30: benchmarks/results/gpu-h200-2026-11-30b.txt, sections 5-6; their command lines are in
+README "Photographs: a convolutional transform with a learned prior").
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -187,24 +192,66 @@ def train(args: argparse.Namespace) -> list[dict]:
             for lam, (bpp, psnr) in zip(args.lambdas, points)]
 
 
+def compare(conv_jsonl: str, benches: dict[str, str]) -> list[str]:
+    """Lines: each study curve's PSNR at equal rate and BD-rate against the lossy rows of `aezip bench codec` JSONs
+    and against [[rate, PSNR], ...] point lists named by their file (set name -> comma-separated paths; a study row
+    belongs to a set when its training file's name contains "<set>-train")."""
+    from aezip.bench.bdrate import bd_rate, psnr_gaps
+
+    rows = [json.loads(line) for line in open(conv_jsonl)]
+    lines = []
+    for name, paths in benches.items():
+        baselines: dict[str, list[tuple[float, float]]] = {}
+        for path in paths.split(","):
+            data = json.load(open(path))
+            if isinstance(data, list):
+                baselines[Path(path).stem] = [(float(b), float(q)) for b, q in data]
+                continue
+            for r in data["rows"]:
+                if r.get("psnr_db") is None or not math.isfinite(r["psnr_db"]) or r.get("bits_per_pixel") is None:
+                    continue
+                key = r["codec"] + (" mosaic" if "mosaic" in str(r["setting"]) else "")
+                baselines.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))
+        mine = [r for r in rows if f"{name}-train" in Path(r["train"]).name]
+        for prior, n in sorted({(r["prior"], r["n"]) for r in mine}):
+            pts = sorted((r["estimated_bpp"], r["psnr"]) for r in mine if (r["prior"], r["n"]) == (prior, n))
+            lines.append(f"== {name} {prior} n{n}: " + ", ".join(f"{b:.4f}@{q:.2f}" for b, q in pts))
+            for key, anchor in baselines.items():
+                gaps = [g for _, g in psnr_gaps(anchor, pts) if g is not None]
+                span = f"{min(gaps):+.2f}..{max(gaps):+.2f} dB over {len(gaps)}/{len(pts)}" if gaps else "no overlap"
+                bd = bd_rate(anchor, pts)
+                lines.append(f"   vs {key:28s} {span:32s} BD {'-' if bd is None else f'{bd:+.1f} %'}")
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("train")
-    p.add_argument("heldout")
-    p.add_argument("--prior", choices=("factorized", "hyper"), default="hyper")
-    p.add_argument("--lambdas", type=lambda s: [float(v) for v in s.split(",")],
-                   default=[0.001, 0.002, 0.004, 0.008, 0.016, 0.032])
-    p.add_argument("--seconds", type=float, default=60.0, help="training wall time (unless --steps)")
-    p.add_argument("--steps", type=int, default=0)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--n", type=int, default=64, help="channels of the hidden layers")
-    p.add_argument("--m", type=int, default=64, help="latent channels")
-    p.add_argument("--augment", default="flip", help="aezip augmentations, comma-separated")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="append one JSON line per model")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train G models (one per lambda) and append their held-out points")
+    t.add_argument("train")
+    t.add_argument("heldout")
+    t.add_argument("--prior", choices=("factorized", "hyper"), default="hyper")
+    t.add_argument("--lambdas", type=lambda s: [float(v) for v in s.split(",")],
+                   default=[0.00012, 0.00025, 0.0005, 0.001, 0.002, 0.004])
+    t.add_argument("--seconds", type=float, default=60.0, help="training wall time (unless --steps)")
+    t.add_argument("--steps", type=int, default=0)
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--n", type=int, default=64, help="channels of the hidden layers")
+    t.add_argument("--m", type=int, default=64, help="latent channels")
+    t.add_argument("--augment", default="flip", help="aezip augmentations, comma-separated")
+    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", help="append one JSON line per model")
+    c = sub.add_parser("compare", help="the points against `aezip bench codec` rows at equal rate")
+    c.add_argument("jsonl")
+    c.add_argument("--bench", action="append", required=True, metavar="SET=JSON",
+                   help="e.g. rgb=benchmarks/results/codec-rgb-zoom.json,benchmarks/results/pca-wide-rgb-heldout.json "
+                        "(repeatable)")
     args = p.parse_args()
+    if args.command == "compare":
+        print("\n".join(compare(args.jsonl, dict(b.split("=", 1) for b in args.bench))))
+        return
     rows = train(args)
     for row in rows:
         print(json.dumps(row))
