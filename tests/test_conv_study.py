@@ -1,0 +1,46 @@
+"""benchmarks/conv_prior_study.py: its rate estimates are honest only if each prior's bin probabilities sum to 1,
+and a run must give one finite point per lambda."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "conv_prior_study.py"
+spec = importlib.util.spec_from_file_location("conv_prior_study", SCRIPT)
+study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(study)
+
+
+def test_prior_bin_probabilities_sum_to_one() -> None:
+    torch.manual_seed(0)
+    prior = study.LogisticMixture(3)
+    with torch.no_grad():
+        prior.means.normal_(0, 3)
+        prior.log_scales.uniform_(-1, 1)
+    bins = torch.arange(-200, 201, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 1, 1)
+    assert torch.allclose(prior.likelihood(bins).sum(0).flatten(), torch.ones(3), atol=1e-4)
+    mean, scale = torch.tensor(0.3), torch.tensor([0.11, 1.0, 17.0]).view(1, 3)
+    y = torch.arange(-200, 201, dtype=torch.float32).view(-1, 1) + mean
+    assert torch.allclose(study.gaussian_likelihood(y, mean, scale).sum(0), torch.ones(3), atol=1e-4)
+
+
+def test_a_short_run_gives_one_finite_point_per_lambda_and_compares(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for name, shape in (("gray-train", (20, 32, 32)), ("gray-heldout", (5, 32, 32))):
+        np.save(tmp_path / f"natural32-{name}.npy", rng.integers(0, 256, shape, dtype=np.uint8))
+    args = Namespace(train=str(tmp_path / "natural32-gray-train.npy"),
+                     heldout=str(tmp_path / "natural32-gray-heldout.npy"), prior="hyper", lambdas=[0.001, 0.01], seconds=0, steps=2, batch=4, lr=1e-3, n=8, m=8,
+                     augment="flip", device="cpu", seed=0)
+    rows = study.train(args)
+    assert [r["lambda"] for r in rows] == [0.001, 0.01] and all(r["steps"] == 2 for r in rows)
+    assert all(np.isfinite(r["estimated_bpp"]) and r["estimated_bpp"] > 0 and np.isfinite(r["psnr"]) for r in rows)
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    anchor = [[r["estimated_bpp"] * f, r["psnr"]] for r in rows for f in (0.5, 2.0)]
+    (tmp_path / "anchor.json").write_text(json.dumps(anchor))
+    lines = study.compare(str(tmp_path / "s.jsonl"), {"gray": str(tmp_path / "anchor.json")})
+    assert lines[0].startswith("== gray hyper n8") and "vs anchor" in lines[1]
