@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from aezip.coding.intconv import FloatLayer, IntegerConvNet, build_integer_net, integer_synthesize
 from aezip.network.augment import augment
 
 LOG2 = math.log(2.0)
@@ -136,21 +137,58 @@ def load(path: str) -> np.ndarray:
     return a[..., None] if a.ndim == 3 else a
 
 
+def integer_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
+    """Model g's synthesis in fixed point (aezip.coding.intconv), its latents with LATENT_FRAC_BITS fractional bits."""
+    def part(t: torch.Tensor, rows: int) -> np.ndarray:
+        return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
+
+    layers, modules = [], list(model.dec)
+    for i, conv in enumerate(modules[0::2]):
+        w, b = part(conv.weight, conv.in_channels // model.g), part(conv.bias, conv.out_channels // model.g)
+        if 2 * i + 1 < len(modules):
+            gdn = modules[2 * i + 1]
+            c = len(gdn.beta) // model.g
+            layers.append(FloatLayer("up", w, b, "igdn", part(gdn.gamma, c)[..., 0, 0] ** 2,
+                                     part(gdn.beta, c) ** 2 + 1e-6))
+        else:
+            layers.append(FloatLayer("up", w, b))
+    return build_integer_net(layers, in_frac=LATENT_FRAC_BITS)
+
+
+LATENT_FRAC_BITS = 8    # the integer synthesis's latents: round(y) exactly, round(y - mean) + mean to 1/256
+
+
 @torch.no_grad()
-def evaluate(model: ConvCodec, images: np.ndarray, device: torch.device) -> list[tuple[float, float]]:
-    """(estimated bits/pixel position, PSNR over all pixels) per model on uint8 images N x H x W x C."""
+def evaluate(model: ConvCodec, images: np.ndarray, device: torch.device, integer: bool = False
+             ) -> list[tuple[float, float, float | None]]:
+    """(estimated bits/pixel position, PSNR over all pixels, PSNR of the fixed-point synthesis or None) per model
+    on uint8 images N x H x W x C."""
     model.eval()
     sq = torch.zeros(model.g, dtype=torch.float64)
+    sq_int = torch.zeros(model.g, dtype=torch.float64)
     bits = torch.zeros(model.g, dtype=torch.float64)
+    synths = [integer_synthesis(model, g) for g in range(model.g)] if integer else []
+    latents: list[torch.Tensor] = []
+    hook = model.dec.register_forward_pre_hook(lambda _, args: latents.append(args[0]))
     for i in range(0, len(images), 256):
         x = torch.from_numpy(images[i:i + 256]).to(device).permute(0, 3, 1, 2).float()
         x_hat, b = model(x / 255.0)
         rec = torch.round(x_hat.clamp(0, 1) * 255)
         sq += ((rec - x[:, None]) ** 2).sum(dim=(0, 2, 3, 4)).double().cpu()
         bits += b.sum(0).double().cpu()
+        y = latents.pop().double().cpu()
+        target = images[i:i + 256].astype(np.float64)
+        for g, syn in enumerate(synths):
+            part = y[:, g * model.m:(g + 1) * model.m].permute(0, 2, 3, 1).numpy()
+            pixels = integer_synthesize(syn, np.round(part * 2.0 ** LATENT_FRAC_BITS))
+            sq_int[g] += float(((pixels - target) ** 2).sum())
+    hook.remove()
     n, h, w, c = images.shape
     model.train()
-    return [(float(bits[g]) / (n * h * w), 10 * math.log10(255 ** 2 * n * h * w * c / float(sq[g])))
+
+    def psnr(err: float) -> float:
+        return 10 * math.log10(255 ** 2 * n * h * w * c / err)
+    return [(float(bits[g]) / (n * h * w), psnr(float(sq[g])), psnr(float(sq_int[g])) if integer else None)
             for g in range(model.g)]
 
 
@@ -185,11 +223,12 @@ def train(args: argparse.Namespace) -> list[dict]:
         opt.step()
         step += 1
     seconds = time.perf_counter() - t0
-    points = evaluate(model, held, device)
+    points = evaluate(model, held, device, integer=args.integer)
     return [{"train": args.train, "heldout": args.heldout, "prior": args.prior, "lambda": lam, "n": args.n,
              "m": args.m, "steps": step, "batch": args.batch, "seconds": round(seconds, 1), "augment": args.augment,
              "estimated_bpp": round(bpp, 5), "psnr": round(psnr, 3)}
-            for lam, (bpp, psnr) in zip(args.lambdas, points)]
+            | ({"psnr_integer_synthesis": round(psnr_int, 3)} if psnr_int is not None else {})
+            for lam, (bpp, psnr, psnr_int) in zip(args.lambdas, points)]
 
 
 def compare(conv_jsonl: str, benches: dict[str, str]) -> list[str]:
@@ -242,6 +281,8 @@ def main() -> None:
     t.add_argument("--augment", default="flip", help="aezip augmentations, comma-separated")
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--integer", action="store_true",
+                   help="also decode the held-out images through the fixed-point synthesis (aezip.coding.intconv)")
     t.add_argument("--out", help="append one JSON line per model")
     c = sub.add_parser("compare", help="the points against `aezip bench codec` rows at equal rate")
     c.add_argument("jsonl")

@@ -1,0 +1,194 @@
+"""Convolutional networks in fixed-point arithmetic, bit-identical on every machine: the synthesis transform of a
+convolutional codec (transposed convolutions with inverse GDN, ending in pixels) and its hyper-synthesis
+(convolutions with ReLU, ending in raw accumulators). `intdecoder` is the MLP counterpart.
+
+Layout: activations are integers with ACT_FRAC_BITS fractional bits, NHWC. A layer is a convolution, either `up`
+(transposed, stride 2, padding k // 2, output padding 1: H x W -> 2H x 2W) or `same` (stride 1, padding k // 2),
+then an activation: `igdn` (y_i = x_i * sqrt(beta_i + sum_j gamma_ij x_j^2)), `relu`, or `none` (the last layer).
+The last layer's accumulator is returned raw (`integer_forward`) or as pixels clip(round(255 * (v + 1/2)), 0, 255)
+for its real value v (`integer_synthesize`: the model's output lies around 0, the image in [0, 1]).
+
+Why it is exact. As in `intdecoder`, every sum runs in float64 on integers whose partial sums stay below
+EXACT_LIMIT = 2^52, so no addition rounds, whatever the order (the k x k taps of a kernel are k^2 GEMMs added into
+the output positions they reach; a partial sum is a sum of a subset of one output's products, and its bound is the
+sum over all of that output's kernel taps):
+- convolution: inputs are clamped to |x| <= ACT_CLAMP (the first layer's to the given limit), so
+  |acc| <= sum_{ci,ky,kx} |w| * ACT_CLAMP + |b| < 2^52, which picks the weight scale (`_conv_shift`); the result is
+  rounded half up to ACT_FRAC_BITS by floor((acc + half) * 2^-s);
+- inverse GDN: x is clamped to GDN_CLAMP = 2^20 (|v| < 256) first; x^2 <= 2^40, floored to ACT_FRAC_BITS (<= 2^28);
+  gamma's scale is picked so that sum_j |gamma_q| * 2^28 + beta_q < 2^52 (`_gdn_shift`, an even number of bits);
+  the integer square root is float64 `sqrt` then floor: IEEE 754 rounds sqrt correctly, so every conforming CPU and
+  GPU gives the same float and the same floor (not always the exact integer root near perfect squares, always the
+  same one); x * root <= 2^20 * 2^26 < 2^52; rounding back to ACT_FRAC_BITS is a floor of an exact float;
+- pixels: the last layer's weight scale keeps its accumulator, rounding half included, below 2^52 / 512, so
+  255 * acc + 2^frac * 128 stays below 2^52.
+Scaling by powers of two is exact (no underflow at these sizes). So the outputs are the same integers on every CPU,
+GPU, BLAS and thread count. Decoding needs numpy only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from aezip.coding.intdecoder import EXACT_LIMIT, WEIGHT_LIMIT
+
+ACT_FRAC_BITS = 12
+ACT_CLAMP = 2 ** 23          # |activation| entering a convolution, fixed point (2048.0)
+GDN_CLAMP = 2 ** 20          # |activation| entering inverse GDN, fixed point (256.0)
+_SQUARE_BOUND = GDN_CLAMP ** 2 >> ACT_FRAC_BITS   # x^2 after flooring to ACT_FRAC_BITS
+KINDS = ("up", "same")
+ACTIVATIONS = ("igdn", "relu", "none")
+
+
+@dataclass
+class FloatLayer:
+    """A trained layer: weight Cin x Cout x k x k (torch's ConvTranspose2d layout; for `same`, Conv2d's Cout x Cin
+    x k x k transposed to it), bias Cout, and inverse GDN's effective gamma (Cout x Cout) and beta (Cout)."""
+
+    kind: str
+    weight: np.ndarray
+    bias: np.ndarray
+    activation: str = "none"
+    gamma: np.ndarray | None = None
+    beta: np.ndarray | None = None
+
+
+@dataclass
+class IntConvLayer:
+    """A layer in integers: weights Cin x Cout x k x k at 2^(acc_frac - input bits), bias at the accumulator's
+    scale, and for `igdn` gamma at 2^gdn_frac and beta at 2^(ACT_FRAC_BITS + gdn_frac)."""
+
+    kind: str
+    weight: np.ndarray
+    bias: np.ndarray
+    acc_frac: int                     # fractional bits of the accumulator (weight bits + input bits)
+    activation: str = "none"
+    gamma: np.ndarray | None = None
+    beta: np.ndarray | None = None
+    gdn_frac: int = 0                 # gamma's fractional bits (even)
+
+
+@dataclass
+class IntegerConvNet:
+    """The layers, the fractional bits of the integer inputs and the bound they are clamped to."""
+
+    layers: list[IntConvLayer]
+    in_frac: int
+    in_limit: float
+
+    @property
+    def out_frac(self) -> int:
+        """Fractional bits of the last layer's raw accumulator."""
+        return self.layers[-1].acc_frac
+
+
+def _conv_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, limit: float = EXACT_LIMIT) -> int:
+    """The largest power-of-two weight scale with |w_q| <= WEIGHT_LIMIT and every accumulator, with its rounding
+    half, below `limit`."""
+    s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
+    while True:
+        per_out = np.abs(np.round(w * 2.0 ** s)).sum(axis=(0, 2, 3)) * in_limit
+        if (per_out + np.abs(b) * 2.0 ** (s + in_frac) + 2.0 ** (s + in_frac)).max() < limit:
+            return s
+        s -= 1
+
+
+def _gdn_shift(gamma: np.ndarray, beta: np.ndarray) -> int:
+    """The largest even number of fractional bits for gamma with |gamma_q| <= WEIGHT_LIMIT and an exact norm."""
+    g = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(gamma).max()), 1e-30))))
+    g -= g % 2
+    while True:
+        norm = np.abs(np.round(gamma * 2.0 ** g)).sum(1) * _SQUARE_BOUND + np.abs(beta) * 2.0 ** (ACT_FRAC_BITS + g)
+        if norm.max() + 1 < EXACT_LIMIT:
+            return g
+        g -= 2
+
+
+def build_integer_net(layers: list[FloatLayer], in_frac: int = 0, in_limit: float = float(ACT_CLAMP),
+                      pixels: bool = True) -> IntegerConvNet:
+    """Quantize a float network whose integer inputs have in_frac fractional bits and |x| <= in_limit; with
+    `pixels` the last layer keeps room for the pixel mapping (integer_synthesize)."""
+    out, frac, limit = [], in_frac, in_limit
+    for i, f in enumerate(layers):
+        if f.kind not in KINDS or f.activation not in ACTIVATIONS:
+            raise ValueError(f"layer {i}: kind {f.kind!r} / activation {f.activation!r} unknown")
+        if (i == len(layers) - 1) != (f.activation == "none"):
+            raise ValueError("the last layer, and only it, has no activation")
+        w, b = np.asarray(f.weight, np.float64), np.asarray(f.bias, np.float64)
+        room = EXACT_LIMIT / 512 if pixels and i == len(layers) - 1 else EXACT_LIMIT
+        s = _conv_shift(w, b, limit, frac, room)
+        layer = IntConvLayer(f.kind, np.round(w * 2.0 ** s).astype(np.int32),
+                             np.round(b * 2.0 ** (s + frac)).astype(np.int64), s + frac, f.activation)
+        if f.activation == "igdn":
+            gamma, beta = np.asarray(f.gamma, np.float64), np.asarray(f.beta, np.float64)
+            g = _gdn_shift(gamma, beta)
+            layer.gamma = np.round(gamma * 2.0 ** g).astype(np.int32)
+            layer.beta = np.round(beta * 2.0 ** (ACT_FRAC_BITS + g)).astype(np.int64)
+            layer.gdn_frac = g
+        out.append(layer)
+        frac, limit = ACT_FRAC_BITS, float(ACT_CLAMP)
+    if not out:
+        raise ValueError("a network needs at least one layer")
+    return IntegerConvNet(out, in_frac, in_limit)
+
+
+def _round_shift(acc: np.ndarray, bits: int) -> np.ndarray:
+    """floor(acc * 2^-bits + 1/2) for an exact float64 integer array (a left shift where bits < 0), in place."""
+    if bits > 0:
+        acc += 2.0 ** (bits - 1)
+    acc *= 2.0 ** -bits
+    return np.floor(acc, out=acc)
+
+
+def _convolve(x: np.ndarray, kind: str, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """One convolution of integer activations (N x H x W x Cin, float64): one GEMM per kernel tap, added into the
+    output positions it reaches (strided for `up`)."""
+    n, h, w, _ = x.shape
+    k = weight.shape[2]
+    pad = k // 2
+    taps = weight.astype(np.float64)
+    if kind == "up":
+        full = np.zeros((n, 2 * h + k - 1, 2 * w + k - 1, weight.shape[1]))
+        for ky in range(k):
+            for kx in range(k):
+                full[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2, :] += x @ taps[:, :, ky, kx]
+        out = full[:, pad:pad + 2 * h, pad:pad + 2 * w, :]
+    else:
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        out = np.zeros((n, h, w, weight.shape[1]))
+        for ky in range(k):
+            for kx in range(k):
+                out += padded[:, ky:ky + h, kx:kx + w, :] @ taps[:, :, ky, kx]
+    out += bias.astype(np.float64)
+    return out
+
+
+def integer_forward(net: IntegerConvNet, inputs: np.ndarray) -> np.ndarray:
+    """The last layer's raw accumulator (float64 integers, net.out_frac fractional bits) for integer inputs
+    N x h x w x C (net.in_frac fractional bits); identical on every machine."""
+    x = np.clip(np.asarray(inputs, np.float64), -net.in_limit, net.in_limit)
+    for layer in net.layers:
+        acc = _convolve(x, layer.kind, layer.weight, layer.bias)
+        if layer.activation == "none":
+            return acc
+        x = _round_shift(acc, layer.acc_frac - ACT_FRAC_BITS)
+        if layer.activation == "relu":
+            np.clip(x, 0.0, ACT_CLAMP, out=x)
+            continue
+        np.clip(x, -GDN_CLAMP, GDN_CLAMP, out=x)
+        squares = np.floor(x * x * 2.0 ** -ACT_FRAC_BITS)
+        norm = squares @ layer.gamma.T.astype(np.float64) + layer.beta.astype(np.float64)
+        root = np.floor(np.sqrt(np.maximum(norm, 0.0)))
+        x = _round_shift(x * root, (ACT_FRAC_BITS + layer.gdn_frac) // 2)
+        np.clip(x, -ACT_CLAMP, ACT_CLAMP, out=x)
+    raise AssertionError("unreachable: build_integer_net ends every network with a layer without activation")
+
+
+def integer_synthesize(net: IntegerConvNet, latents: np.ndarray) -> np.ndarray:
+    """uint8 images N x H x W x C from integer latents: clip(round(255 * (v + 1/2)), 0, 255) of the output v, exact
+    as floor((255 acc + 2^frac * 128) 2^-frac)."""
+    v = integer_forward(net, latents) * 255.0
+    v += 2.0 ** net.out_frac * 128.0
+    v *= 2.0 ** -net.out_frac
+    return np.clip(np.floor(v), 0, 255).astype(np.uint8)
