@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from aezip.coding.hyperprior import ESCAPE_LIMIT, MEAN_FRAC_BITS, decode, encode, make_tables
 from aezip.coding.intconv import FloatLayer, IntegerConvNet, build_integer_net, integer_synthesize
 from aezip.network.augment import augment
 
@@ -94,7 +95,7 @@ class ConvCodec(nn.Module):
     def __init__(self, channels: int, groups: int, prior: str, n: int = 64, m: int = 64, z: int = 32):
         super().__init__()
         g = groups
-        self.g, self.c, self.m, self.prior = g, channels, m, prior
+        self.g, self.c, self.m, self.z, self.prior = g, channels, m, z, prior
         self.enc = nn.Sequential(conv(channels, n, g), GDN(n * g, g), conv(n, n, g), GDN(n * g, g), conv(n, m, g))
         self.dec = nn.Sequential(deconv(m, n, g), GDN(n * g, g, inverse=True), deconv(n, n, g),
                                  GDN(n * g, g, inverse=True), deconv(n, channels, g))
@@ -139,23 +140,64 @@ def load(path: str) -> np.ndarray:
 
 def integer_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
     """Model g's synthesis in fixed point (aezip.coding.intconv), its latents with LATENT_FRAC_BITS fractional bits."""
-    def part(t: torch.Tensor, rows: int) -> np.ndarray:
-        return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
-
     layers, modules = [], list(model.dec)
     for i, conv in enumerate(modules[0::2]):
-        w, b = part(conv.weight, conv.in_channels // model.g), part(conv.bias, conv.out_channels // model.g)
+        w, b = _group(conv.weight, g, conv.in_channels // model.g), _group(conv.bias, g, conv.out_channels // model.g)
         if 2 * i + 1 < len(modules):
             gdn = modules[2 * i + 1]
             c = len(gdn.beta) // model.g
-            layers.append(FloatLayer("up", w, b, "igdn", part(gdn.gamma, c)[..., 0, 0] ** 2,
-                                     part(gdn.beta, c) ** 2 + 1e-6))
+            layers.append(FloatLayer("up", w, b, "igdn", _group(gdn.gamma, g, c)[..., 0, 0] ** 2,
+                                     _group(gdn.beta, g, c) ** 2 + 1e-6))
         else:
             layers.append(FloatLayer("up", w, b))
     return build_integer_net(layers, in_frac=LATENT_FRAC_BITS)
 
 
-LATENT_FRAC_BITS = 8    # the integer synthesis's latents: round(y) exactly, round(y - mean) + mean to 1/256
+LATENT_FRAC_BITS = MEAN_FRAC_BITS    # the integer synthesis's latents: round(y) exactly, q + mean to 1/256
+Z_RADIUS = 64                        # the hyper-latents' tables cover -64..64 (an escape beyond)
+
+
+def _group(t: torch.Tensor, g: int, rows: int) -> np.ndarray:
+    return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
+
+
+def integer_hyper_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
+    """Model g's hyper-synthesis in fixed point: means and raw scales from integer hyper-latents."""
+    up, _, same = model.h_dec
+    return build_integer_net([
+        FloatLayer("up", _group(up.weight, g, model.z), _group(up.bias, g, up.out_channels // model.g), "relu"),
+        FloatLayer("same", _group(same.weight, g, 2 * model.m).transpose(1, 0, 2, 3),
+                   _group(same.bias, g, 2 * model.m))],
+        in_limit=float(ESCAPE_LIMIT), pixels=False)
+
+
+@torch.no_grad()
+def real_bytes(model: ConvCodec, images: np.ndarray, device: torch.device) -> list[tuple[float, float]]:
+    """(bits/pixel position from the coded bytes, PSNR) per `hyper` model: the held-out set coded as one stream by
+    aezip.coding.hyperprior and decoded back through the fixed-point networks (checked to rebuild the encoder's
+    latents exactly)."""
+    model.eval()
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0
+    y = torch.cat([model.enc(x[i:i + 256].repeat(1, model.g, 1, 1) - 0.5) for i in range(0, len(x), 256)])
+    z = torch.round(torch.cat([model.h_enc(y[i:i + 256]) for i in range(0, len(y), 256)]))
+    values = torch.arange(-Z_RADIUS, Z_RADIUS + 1, dtype=torch.float32, device=device)
+    z_pmf = model.z_prior.likelihood(values.view(-1, 1, 1, 1).expand(-1, model.g * model.z, 1, 1))[..., 0, 0].T
+    n, h, w, c = images.shape
+    points = []
+    for g in range(model.g):
+        hyper = integer_hyper_synthesis(model, g)
+        tables = make_tables(_group(z_pmf, g, model.z), -Z_RADIUS, hyper.out_frac)
+        y_g = _group(y.transpose(0, 1), g, model.m).transpose(1, 2, 3, 0)
+        z_g = _group(z.transpose(0, 1), g, model.z).transpose(1, 2, 3, 0)
+        data, latents = encode(y_g, z_g, hyper, tables)
+        decoded = decode(data, z_g.shape, hyper, tables)
+        if not np.array_equal(decoded, latents):
+            raise AssertionError(f"model {g}: the decoder rebuilt other latents than the encoder's")
+        pixels = integer_synthesize(integer_synthesis(model, g), decoded)
+        err = float(((pixels.astype(np.float64) - images) ** 2).sum())
+        points.append((len(data) * 8 / (n * h * w), 10 * math.log10(255 ** 2 * n * h * w * c / err)))
+    model.train()
+    return points
 
 
 @torch.no_grad()
@@ -224,11 +266,18 @@ def train(args: argparse.Namespace) -> list[dict]:
         step += 1
     seconds = time.perf_counter() - t0
     points = evaluate(model, held, device, integer=args.integer)
-    return [{"train": args.train, "heldout": args.heldout, "prior": args.prior, "lambda": lam, "n": args.n,
-             "m": args.m, "steps": step, "batch": args.batch, "seconds": round(seconds, 1), "augment": args.augment,
-             "estimated_bpp": round(bpp, 5), "psnr": round(psnr, 3)}
-            | ({"psnr_integer_synthesis": round(psnr_int, 3)} if psnr_int is not None else {})
-            for lam, (bpp, psnr, psnr_int) in zip(args.lambdas, points)]
+    coded = real_bytes(model, held, device) if args.real_bytes else [None] * len(points)
+    rows = []
+    for lam, (bpp, psnr, psnr_int), real in zip(args.lambdas, points, coded):
+        row = {"train": args.train, "heldout": args.heldout, "prior": args.prior, "lambda": lam, "n": args.n,
+               "m": args.m, "steps": step, "batch": args.batch, "seconds": round(seconds, 1),
+               "augment": args.augment, "estimated_bpp": round(bpp, 5), "psnr": round(psnr, 3)}
+        if psnr_int is not None:
+            row["psnr_integer_synthesis"] = round(psnr_int, 3)
+        if real is not None:
+            row["real_bpp"], row["real_psnr"] = round(real[0], 5), round(real[1], 3)
+        rows.append(row)
+    return rows
 
 
 def compare(conv_jsonl: str, benches: dict[str, str]) -> list[str]:
@@ -283,6 +332,8 @@ def main() -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--integer", action="store_true",
                    help="also decode the held-out images through the fixed-point synthesis (aezip.coding.intconv)")
+    t.add_argument("--real-bytes", action="store_true",
+                   help="`hyper` only: also code the held-out set into bytes and decode it (aezip.coding.hyperprior)")
     t.add_argument("--out", help="append one JSON line per model")
     c = sub.add_parser("compare", help="the points against `aezip bench codec` rows at equal rate")
     c.add_argument("jsonl")
@@ -290,6 +341,8 @@ def main() -> None:
                    help="e.g. rgb=benchmarks/results/codec-rgb-zoom.json,benchmarks/results/pca-wide-rgb-heldout.json "
                         "(repeatable)")
     args = p.parse_args()
+    if args.command == "train" and args.real_bytes and args.prior != "hyper":
+        p.error("--real-bytes needs --prior hyper")
     if args.command == "compare":
         print("\n".join(compare(args.jsonl, dict(b.split("=", 1) for b in args.bench))))
         return

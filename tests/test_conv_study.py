@@ -1,5 +1,6 @@
 """benchmarks/conv_prior_study.py: its rate estimates are honest only if each prior's bin probabilities sum to 1,
-and a run must give one finite point per lambda, its fixed-point synthesis following the float one."""
+and a run must give one finite point per lambda, its fixed-point synthesis following the float one, its held-out
+set coded to bytes and decoded back."""
 from __future__ import annotations
 
 import importlib.util
@@ -35,10 +36,11 @@ def test_a_short_run_gives_one_finite_point_per_lambda_and_compares(tmp_path: Pa
         np.save(tmp_path / f"natural32-{name}.npy", rng.integers(0, 256, shape, dtype=np.uint8))
     args = Namespace(train=str(tmp_path / "natural32-gray-train.npy"),
                      heldout=str(tmp_path / "natural32-gray-heldout.npy"), prior="hyper", lambdas=[0.001, 0.01], seconds=0, steps=2, batch=4, lr=1e-3, n=8, m=8,
-                     augment="flip", device="cpu", seed=0, integer=True)
+                     augment="flip", device="cpu", seed=0, integer=True, real_bytes=True)
     rows = study.train(args)
     assert [r["lambda"] for r in rows] == [0.001, 0.01] and all(r["steps"] == 2 for r in rows)
     assert all(abs(r["psnr_integer_synthesis"] - r["psnr"]) < 0.05 for r in rows)   # the fixed-point synthesis
+    assert all(abs(r["real_psnr"] - r["psnr"]) < 0.05 and r["real_bpp"] > 0 for r in rows)  # coded and decoded
     assert all(np.isfinite(r["estimated_bpp"]) and r["estimated_bpp"] > 0 and np.isfinite(r["psnr"]) for r in rows)
     (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     anchor = [[r["estimated_bpp"] * f, r["psnr"]] for r in rows for f in (0.5, 2.0)]

@@ -133,7 +133,7 @@ def build_integer_net(layers: list[FloatLayer], in_frac: int = 0, in_limit: floa
     return IntegerConvNet(out, in_frac, in_limit)
 
 
-def _round_shift(acc: np.ndarray, bits: int) -> np.ndarray:
+def round_shift(acc: np.ndarray, bits: int) -> np.ndarray:
     """floor(acc * 2^-bits + 1/2) for an exact float64 integer array (a left shift where bits < 0), in place."""
     if bits > 0:
         acc += 2.0 ** (bits - 1)
@@ -172,7 +172,7 @@ def integer_forward(net: IntegerConvNet, inputs: np.ndarray) -> np.ndarray:
         acc = _convolve(x, layer.kind, layer.weight, layer.bias)
         if layer.activation == "none":
             return acc
-        x = _round_shift(acc, layer.acc_frac - ACT_FRAC_BITS)
+        x = round_shift(acc, layer.acc_frac - ACT_FRAC_BITS)
         if layer.activation == "relu":
             np.clip(x, 0.0, ACT_CLAMP, out=x)
             continue
@@ -180,7 +180,7 @@ def integer_forward(net: IntegerConvNet, inputs: np.ndarray) -> np.ndarray:
         squares = np.floor(x * x * 2.0 ** -ACT_FRAC_BITS)
         norm = squares @ layer.gamma.T.astype(np.float64) + layer.beta.astype(np.float64)
         root = np.floor(np.sqrt(np.maximum(norm, 0.0)))
-        x = _round_shift(x * root, (ACT_FRAC_BITS + layer.gdn_frac) // 2)
+        x = round_shift(x * root, (ACT_FRAC_BITS + layer.gdn_frac) // 2)
         np.clip(x, -ACT_CLAMP, ACT_CLAMP, out=x)
     raise AssertionError("unreachable: build_integer_net ends every network with a layer without activation")
 
