@@ -119,3 +119,45 @@ def test_only_the_last_layer_goes_without_activation() -> None:
         build_integer_net(layers[:1] + [FloatLayer("up", layers[0].weight, layers[0].bias)] + layers[1:])
     with pytest.raises(ValueError, match="unknown"):
         build_integer_net([FloatLayer("down", layers[1].weight, layers[1].bias)])
+
+
+def _python_int_reference(net, x: np.ndarray) -> np.ndarray:
+    """The same fixed-point network in Python integers (object arrays: no rounding anywhere), ReLU layers only;
+    pixels floor(255 acc / 2^frac) + 128, clipped."""
+    x = np.clip(x.astype(np.int64), -int(net.in_limit), int(net.in_limit)).astype(object)
+    for layer in net.layers:
+        n, h, w, _ = x.shape
+        k, cout = layer.weight.shape[2], layer.weight.shape[1]
+        pad = k // 2
+        taps = layer.weight.astype(np.int64).astype(object)
+        if layer.kind == "up":
+            full = np.zeros((n, 2 * h + k - 1, 2 * w + k - 1, cout), dtype=object)
+            for ky in range(k):
+                for kx in range(k):
+                    full[:, ky:ky + 2 * h:2, kx:kx + 2 * w:2, :] += x @ taps[:, :, ky, kx]
+            acc = full[:, pad:pad + 2 * h, pad:pad + 2 * w, :] + layer.bias.astype(object)
+        else:
+            padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), constant_values=0)
+            acc = np.zeros((n, h, w, cout), dtype=object) + layer.bias.astype(object)
+            for ky in range(k):
+                for kx in range(k):
+                    acc = acc + padded[:, ky:ky + h, kx:kx + w, :] @ taps[:, :, ky, kx]
+        if layer.activation == "none":
+            return np.clip(np.vectorize(lambda a: (255 * a) >> layer.acc_frac)(acc) + 128, 0, 255).astype(np.uint8)
+        shift = layer.acc_frac - ACT_FRAC_BITS
+        x = np.vectorize(lambda a: (a + (1 << (shift - 1))) >> shift if shift > 0 else a << -shift)(acc)
+        x = np.clip(x, 0, ACT_CLAMP)
+    raise AssertionError("no last layer")
+
+
+@pytest.mark.parametrize("last_scale", [1.0, 1e-7])
+def test_python_integers_give_the_same_pixels(last_scale: float) -> None:
+    """Exactness end to end, also where tiny last-layer weights give the accumulator ~50 fractional bits."""
+    rng = np.random.default_rng(6)
+    layers = [FloatLayer("up", rng.normal(0, 0.3, (3, 5, 5, 5)), rng.normal(0, 0.1, 5), "relu"),
+              FloatLayer("same", rng.normal(0, 0.2, (5, 3, 3, 3)) * last_scale, rng.normal(0, 0.2, 3) * last_scale)]
+    net = build_integer_net(layers)
+    z = rng.integers(-20, 21, (2, 3, 3, 3))
+    assert np.array_equal(integer_synthesize(net, z), _python_int_reference(net, z))
+    if last_scale < 1:
+        assert net.out_frac > 40

@@ -13,15 +13,16 @@ EXACT_LIMIT = 2^52, so no addition rounds, whatever the order (the k x k taps of
 the output positions they reach; a partial sum is a sum of a subset of one output's products, and its bound is the
 sum over all of that output's kernel taps):
 - convolution: inputs are clamped to |x| <= ACT_CLAMP (the first layer's to the given limit), so
-  |acc| <= sum_{ci,ky,kx} |w| * ACT_CLAMP + |b| < 2^52, which picks the weight scale (`_conv_shift`); the result is
-  rounded half up to ACT_FRAC_BITS by floor((acc + half) * 2^-s);
+  |acc| <= sum_{ci,ky,kx} |w| * ACT_CLAMP + |b| < 2^52, which picks the weight scale (intdecoder's `weight_shift`
+  over each output's Cin * k * k weights); the result is rounded half up to ACT_FRAC_BITS by
+  floor(acc * 2^-s + 1/2) (`round_shift`);
 - inverse GDN: x is clamped to GDN_CLAMP = 2^20 (|v| < 256) first; x^2 <= 2^40, floored to ACT_FRAC_BITS (<= 2^28);
   gamma's scale is picked so that sum_j |gamma_q| * 2^28 + beta_q < 2^52 (`_gdn_shift`, an even number of bits);
   the integer square root is float64 `sqrt` then floor: IEEE 754 rounds sqrt correctly, so every conforming CPU and
   GPU gives the same float and the same floor (not always the exact integer root near perfect squares, always the
   same one); x * root <= 2^20 * 2^26 < 2^52; rounding back to ACT_FRAC_BITS is a floor of an exact float;
-- pixels: the last layer's weight scale keeps its accumulator, rounding half included, below 2^52 / 512, so
-  255 * acc + 2^frac * 128 stays below 2^52.
+- pixels: the last layer's weight scale keeps its accumulator below 2^52 / 512, so 255 * acc < 2^52 is exact, and
+  round(255 * (acc 2^-frac + 1/2)) = floor(255 acc 2^-frac) + 128 needs only a power-of-two scaling and a floor.
 Scaling by powers of two is exact (no underflow at these sizes). So the outputs are the same integers on every CPU,
 GPU, BLAS and thread count. Decoding needs numpy only.
 """
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aezip.coding.intdecoder import EXACT_LIMIT, WEIGHT_LIMIT
+from aezip.coding.intdecoder import EXACT_LIMIT, WEIGHT_LIMIT, weight_shift
 
 ACT_FRAC_BITS = 12
 ACT_CLAMP = 2 ** 23          # |activation| entering a convolution, fixed point (2048.0)
@@ -83,17 +84,6 @@ class IntegerConvNet:
         return self.layers[-1].acc_frac
 
 
-def _conv_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, limit: float = EXACT_LIMIT) -> int:
-    """The largest power-of-two weight scale with |w_q| <= WEIGHT_LIMIT and every accumulator, with its rounding
-    half, below `limit`."""
-    s = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(w).max()), 1e-30))))
-    while True:
-        per_out = np.abs(np.round(w * 2.0 ** s)).sum(axis=(0, 2, 3)) * in_limit
-        if (per_out + np.abs(b) * 2.0 ** (s + in_frac) + 2.0 ** (s + in_frac)).max() < limit:
-            return s
-        s -= 1
-
-
 def _gdn_shift(gamma: np.ndarray, beta: np.ndarray) -> int:
     """The largest even number of fractional bits for gamma with |gamma_q| <= WEIGHT_LIMIT and an exact norm."""
     g = int(np.floor(np.log2(WEIGHT_LIMIT / max(float(np.abs(gamma).max()), 1e-30))))
@@ -117,7 +107,7 @@ def build_integer_net(layers: list[FloatLayer], in_frac: int = 0, in_limit: floa
             raise ValueError("the last layer, and only it, has no activation")
         w, b = np.asarray(f.weight, np.float64), np.asarray(f.bias, np.float64)
         room = EXACT_LIMIT / 512 if pixels and i == len(layers) - 1 else EXACT_LIMIT
-        s = _conv_shift(w, b, limit, frac, room)
+        s = weight_shift(w.transpose(1, 0, 2, 3).reshape(w.shape[1], -1), b, limit, frac, acc_limit=room)
         layer = IntConvLayer(f.kind, np.round(w * 2.0 ** s).astype(np.int32),
                              np.round(b * 2.0 ** (s + frac)).astype(np.int64), s + frac, f.activation)
         if f.activation == "igdn":
@@ -134,10 +124,11 @@ def build_integer_net(layers: list[FloatLayer], in_frac: int = 0, in_limit: floa
 
 
 def round_shift(acc: np.ndarray, bits: int) -> np.ndarray:
-    """floor(acc * 2^-bits + 1/2) for an exact float64 integer array (a left shift where bits < 0), in place."""
-    if bits > 0:
-        acc += 2.0 ** (bits - 1)
+    """floor(acc * 2^-bits + 1/2) for float64 integers |acc| < 2^52 (a left shift where bits <= 0), in place; exact:
+    scaling by a power of two is, and acc * 2^-bits spans bits 2^-bits .. 2^(52-bits), room for + 1/2."""
     acc *= 2.0 ** -bits
+    if bits > 0:
+        acc += 0.5
     return np.floor(acc, out=acc)
 
 
@@ -187,8 +178,8 @@ def integer_forward(net: IntegerConvNet, inputs: np.ndarray) -> np.ndarray:
 
 def integer_synthesize(net: IntegerConvNet, latents: np.ndarray) -> np.ndarray:
     """uint8 images N x H x W x C from integer latents: clip(round(255 * (v + 1/2)), 0, 255) of the output v, exact
-    as floor((255 acc + 2^frac * 128) 2^-frac)."""
+    as floor(255 acc 2^-frac) + 128."""
     v = integer_forward(net, latents) * 255.0
-    v += 2.0 ** net.out_frac * 128.0
     v *= 2.0 ** -net.out_frac
-    return np.clip(np.floor(v), 0, 255).astype(np.uint8)
+    v = np.floor(v, out=v) + 128.0
+    return np.clip(v, 0, 255).astype(np.uint8)

@@ -102,12 +102,14 @@ class IntegerDecoder:
         return self._plan
 
 
-def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, limit: int = WEIGHT_LIMIT) -> int:
-    """The largest power-of-two weight scale with |w_q| <= limit (<= WEIGHT_LIMIT) and an exact accumulator."""
+def weight_shift(w: np.ndarray, b: np.ndarray, in_limit: float, in_frac: int, limit: int = WEIGHT_LIMIT,
+                 acc_limit: float = EXACT_LIMIT) -> int:
+    """The largest power-of-two weight scale with |w_q| <= limit (<= WEIGHT_LIMIT) and every accumulator of the
+    layer (out x in weights) below acc_limit (EXACT_LIMIT: exact)."""
     s = int(np.floor(np.log2(limit / max(float(np.abs(w).max()), 1e-30))))
     while True:
         bound = (np.abs(np.round(w * 2.0 ** s)).sum(1) * in_limit + np.abs(b) * 2.0 ** (s + in_frac) + 1).max()
-        if bound < EXACT_LIMIT:
+        if bound < acc_limit:
             return s
         s -= 1
 
