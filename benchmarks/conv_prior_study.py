@@ -280,10 +280,11 @@ def train(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-def compare(conv_jsonl: str, benches: dict[str, str]) -> list[str]:
+def compare(conv_jsonl: str, benches: dict[str, str], real: bool = False) -> list[str]:
     """Lines: each study curve's PSNR at equal rate and BD-rate against the lossy rows of `aezip bench codec` JSONs
     and against [[rate, PSNR], ...] point lists named by their file (set name -> comma-separated paths; a study row
-    belongs to a set when its training file's name contains "<set>-train")."""
+    belongs to a set when its training file's name contains "<set>-train"); `real`: the coded bytes' points
+    (--real-bytes runs), else the entropy estimates."""
     from aezip.bench.bdrate import bd_rate, psnr_gaps
 
     rows = [json.loads(line) for line in open(conv_jsonl)]
@@ -302,7 +303,8 @@ def compare(conv_jsonl: str, benches: dict[str, str]) -> list[str]:
                 baselines.setdefault(key, []).append((r["bits_per_pixel"], r["psnr_db"]))
         mine = [r for r in rows if f"{name}-train" in Path(r["train"]).name]
         for prior, n in sorted({(r["prior"], r["n"]) for r in mine}):
-            pts = sorted((r["estimated_bpp"], r["psnr"]) for r in mine if (r["prior"], r["n"]) == (prior, n))
+            rate, quality = ("real_bpp", "real_psnr") if real else ("estimated_bpp", "psnr")
+            pts = sorted((r[rate], r[quality]) for r in mine if (r["prior"], r["n"]) == (prior, n))
             lines.append(f"== {name} {prior} n{n}: " + ", ".join(f"{b:.4f}@{q:.2f}" for b, q in pts))
             for key, anchor in baselines.items():
                 gaps = [g for _, g in psnr_gaps(anchor, pts) if g is not None]
@@ -337,6 +339,7 @@ def main() -> None:
     t.add_argument("--out", help="append one JSON line per model")
     c = sub.add_parser("compare", help="the points against `aezip bench codec` rows at equal rate")
     c.add_argument("jsonl")
+    c.add_argument("--real", action="store_true", help="compare the coded bytes (--real-bytes runs)")
     c.add_argument("--bench", action="append", required=True, metavar="SET=JSON",
                    help="e.g. rgb=benchmarks/results/codec-rgb-zoom.json,benchmarks/results/pca-wide-rgb-heldout.json "
                         "(repeatable)")
@@ -344,7 +347,7 @@ def main() -> None:
     if args.command == "train" and args.real_bytes and args.prior != "hyper":
         p.error("--real-bytes needs --prior hyper")
     if args.command == "compare":
-        print("\n".join(compare(args.jsonl, dict(b.split("=", 1) for b in args.bench))))
+        print("\n".join(compare(args.jsonl, dict(b.split("=", 1) for b in args.bench), args.real)))
         return
     rows = train(args)
     for row in rows:

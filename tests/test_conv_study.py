@@ -47,3 +47,5 @@ def test_a_short_run_gives_one_finite_point_per_lambda_and_compares(tmp_path: Pa
     (tmp_path / "anchor.json").write_text(json.dumps(anchor))
     lines = study.compare(str(tmp_path / "s.jsonl"), {"gray": str(tmp_path / "anchor.json")})
     assert lines[0].startswith("== gray hyper n8") and "vs anchor" in lines[1]
+    real = study.compare(str(tmp_path / "s.jsonl"), {"gray": str(tmp_path / "anchor.json")}, real=True)
+    assert f"{rows[0]['real_bpp']:.4f}@" in real[0]
