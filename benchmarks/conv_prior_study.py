@@ -37,6 +37,8 @@ from aezip.coding.intconv import FloatLayer, IntegerConvNet, build_integer_net, 
 from aezip.network.augment import augment
 
 LOG2 = math.log(2.0)
+LATENT_FRAC_BITS = MEAN_FRAC_BITS    # the integer synthesis's latents: round(y) exactly, q + mean to 1/256
+Z_RADIUS = 64                        # the hyper-latents' tables cover -64..64 (an escape beyond)
 
 
 class GDN(nn.Module):
@@ -112,8 +114,9 @@ class ConvCodec(nn.Module):
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
         return torch.round(y - center) + center
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: B x C x H x W in [0, 1] -> (reconstructions B x G x C x H x W, bits per image B x G)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x: B x C x H x W in [0, 1] -> (reconstructions B x G x C x H x W, bits per image B x G, the quantized
+        latents the synthesis took, B x G*M x h x w)."""
         b = len(x)
         y = self.enc(x.repeat(1, self.g, 1, 1) - 0.5)
         if self.prior == "hyper":
@@ -129,13 +132,18 @@ class ConvCodec(nn.Module):
             y_hat = self._quantize(y, self.training)
             bits = -torch.log(self.y_prior.likelihood(y_hat)).view(b, self.g, -1).sum(-1) / LOG2
         x_hat = self.dec(y_hat).view(b, self.g, self.c, *x.shape[2:]) + 0.5
-        return x_hat, bits
+        return x_hat, bits, y_hat
 
 
 def load(path: str) -> np.ndarray:
     """N x H x W x C uint8 from a .npy of N x H x W or N x H x W x C."""
     a = np.load(path)
     return a[..., None] if a.ndim == 3 else a
+
+
+def _group(t: torch.Tensor, g: int, rows: int) -> np.ndarray:
+    """Model g's slice (rows g*rows .. (g+1)*rows along the first axis) of a grouped parameter, float64 numpy."""
+    return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
 
 
 def integer_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
@@ -153,12 +161,6 @@ def integer_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
     return build_integer_net(layers, in_frac=LATENT_FRAC_BITS)
 
 
-LATENT_FRAC_BITS = MEAN_FRAC_BITS    # the integer synthesis's latents: round(y) exactly, q + mean to 1/256
-Z_RADIUS = 64                        # the hyper-latents' tables cover -64..64 (an escape beyond)
-
-
-def _group(t: torch.Tensor, g: int, rows: int) -> np.ndarray:
-    return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
 
 
 def integer_hyper_synthesis(model: ConvCodec, g: int) -> IntegerConvNet:
@@ -210,21 +212,18 @@ def evaluate(model: ConvCodec, images: np.ndarray, device: torch.device, integer
     sq_int = torch.zeros(model.g, dtype=torch.float64)
     bits = torch.zeros(model.g, dtype=torch.float64)
     synths = [integer_synthesis(model, g) for g in range(model.g)] if integer else []
-    latents: list[torch.Tensor] = []
-    hook = model.dec.register_forward_pre_hook(lambda _, args: latents.append(args[0]))
     for i in range(0, len(images), 256):
         x = torch.from_numpy(images[i:i + 256]).to(device).permute(0, 3, 1, 2).float()
-        x_hat, b = model(x / 255.0)
+        x_hat, b, y = model(x / 255.0)
         rec = torch.round(x_hat.clamp(0, 1) * 255)
         sq += ((rec - x[:, None]) ** 2).sum(dim=(0, 2, 3, 4)).double().cpu()
         bits += b.sum(0).double().cpu()
-        y = latents.pop().double().cpu()
+        y = y.double().cpu()
         target = images[i:i + 256].astype(np.float64)
         for g, syn in enumerate(synths):
             part = y[:, g * model.m:(g + 1) * model.m].permute(0, 2, 3, 1).numpy()
             pixels = integer_synthesize(syn, np.round(part * 2.0 ** LATENT_FRAC_BITS))
             sq_int[g] += float(((pixels - target) ** 2).sum())
-    hook.remove()
     n, h, w, c = images.shape
     model.train()
 
@@ -256,7 +255,7 @@ def train(args: argparse.Namespace) -> list[dict]:
             lr_dropped = True
         idx = torch.randint(0, n, (args.batch,), device=device, generator=gen)
         x = augment(x_all[idx], (h, w, c), names, gen).view(-1, h, w, c).permute(0, 3, 1, 2)
-        x_hat, bits = model(x)
+        x_hat, bits, _ = model(x)
         mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
         loss = (bits / (h * w) + lambdas * mse).mean(0).sum()
         opt.zero_grad(set_to_none=True)
