@@ -25,8 +25,8 @@ from aezip.coding.intconv import IntegerConvNet, integer_forward, round_shift
 
 MEAN_FRAC_BITS = 8
 SCALE_MIN, SCALE_MAX, SCALES = 0.11, 64.0, 64
-TABLE_BITS = 20              # every count >= 1: 2 radius + 2 symbols cost at most 2^-TABLE_BITS each
-ESCAPE_LIMIT = 2 ** 15          # |escaped residual| < this: coded as a 16-bit offset
+TABLE_BITS = 20                 # every count >= 1: 2 radius + 2 symbols cost at most 2^-TABLE_BITS each
+ESCAPE_LIMIT = 2 ** 15          # |escaped value| < this: coded as a 16-bit offset
 _OFFSET = constriction.stream.model.Uniform(2 * ESCAPE_LIMIT)
 
 
@@ -58,9 +58,8 @@ def make_tables(z_pmf: np.ndarray, z_min: int, raw_frac: int, radius: int = 160)
     z_pmf = np.asarray(z_pmf, np.float64)
     z_counts = _counts(np.concatenate([z_pmf, np.clip(1 - z_pmf.sum(1, keepdims=True), 0, 1)], axis=1))
     scales = table_scales()
-    v = np.arange(-radius, radius + 1, dtype=np.float64)
-    cdf = 0.5 * np.vectorize(math.erfc)(-(v[None, :, None] + np.array([-0.5, 0.5])) / (scales[:, None, None]
-                                                                                        * math.sqrt(2)))
+    edges = np.arange(-radius, radius + 1, dtype=np.float64)[:, None] + np.array([-0.5, 0.5])   # each bin's ends
+    cdf = 0.5 * np.vectorize(math.erfc)(-edges[None] / (scales[:, None, None] * math.sqrt(2)))   # Phi(edge / scale)
     pmf = cdf[..., 1] - cdf[..., 0]
     y_counts = _counts(np.concatenate([pmf, np.clip(1 - pmf.sum(1, keepdims=True), 0, 1)], axis=1))
     bounds = np.sqrt(scales[:-1] * scales[1:])
