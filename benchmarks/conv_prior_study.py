@@ -34,7 +34,10 @@ import torch.nn.functional as F
 
 from aezip.coding.hyperprior import ESCAPE_LIMIT, MEAN_FRAC_BITS, decode, encode, make_tables
 from aezip.coding.intconv import FloatLayer, IntegerConvNet, build_integer_net, integer_synthesize
+from aezip.files.data import open_dataset
+from aezip.metrics import psnr_from_mse
 from aezip.network.augment import augment
+from aezip.network.tiles import hwc
 
 LOG2 = math.log(2.0)
 LATENT_FRAC_BITS = MEAN_FRAC_BITS    # the integer synthesis's latents: round(y) exactly, q + mean to 1/256
@@ -136,9 +139,9 @@ class ConvCodec(nn.Module):
 
 
 def load(path: str) -> np.ndarray:
-    """N x H x W x C uint8 from a .npy of N x H x W or N x H x W x C."""
-    a = np.load(path)
-    return a[..., None] if a.ndim == 3 else a
+    """N x H x W x C uint8 images from any dataset aezip reads (.npy, .npz, IDX, an image folder)."""
+    data = open_dataset(path)
+    return data.read_all().reshape(data.shape[0], *hwc(data.image_shape))
 
 
 def _group(t: torch.Tensor, g: int, rows: int) -> np.ndarray:
@@ -184,7 +187,7 @@ def real_bytes(model: ConvCodec, images: np.ndarray, device: torch.device) -> li
     z = torch.round(torch.cat([model.h_enc(y[i:i + 256]) for i in range(0, len(y), 256)]))
     values = torch.arange(-Z_RADIUS, Z_RADIUS + 1, dtype=torch.float32, device=device)
     z_pmf = model.z_prior.likelihood(values.view(-1, 1, 1, 1).expand(-1, model.g * model.z, 1, 1))[..., 0, 0].T
-    n, h, w, c = images.shape
+    n, h, w, _ = images.shape
     points = []
     for g in range(model.g):
         hyper = integer_hyper_synthesis(model, g)
@@ -197,7 +200,7 @@ def real_bytes(model: ConvCodec, images: np.ndarray, device: torch.device) -> li
             raise AssertionError(f"model {g}: the decoder rebuilt other latents than the encoder's")
         pixels = integer_synthesize(integer_synthesis(model, g), decoded)
         err = float(((pixels.astype(np.float64) - images) ** 2).sum())
-        points.append((len(data) * 8 / (n * h * w), 10 * math.log10(255 ** 2 * n * h * w * c / err)))
+        points.append((len(data) * 8 / (n * h * w), psnr_from_mse(err / images.size)))
     model.train()
     return points
 
@@ -224,12 +227,11 @@ def evaluate(model: ConvCodec, images: np.ndarray, device: torch.device, integer
             part = y[:, g * model.m:(g + 1) * model.m].permute(0, 2, 3, 1).numpy()
             pixels = integer_synthesize(syn, np.round(part * 2.0 ** LATENT_FRAC_BITS))
             sq_int[g] += float(((pixels - target) ** 2).sum())
-    n, h, w, c = images.shape
+    n, h, w, _ = images.shape
     model.train()
 
-    def psnr(err: float) -> float:
-        return 10 * math.log10(255 ** 2 * n * h * w * c / err)
-    return [(float(bits[g]) / (n * h * w), psnr(float(sq[g])), psnr(float(sq_int[g])) if integer else None)
+    return [(float(bits[g]) / (n * h * w), psnr_from_mse(float(sq[g]) / images.size),
+             psnr_from_mse(float(sq_int[g]) / images.size) if integer else None)
             for g in range(model.g)]
 
 
