@@ -13,7 +13,8 @@ from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError
 __version__ = "0.1.0"
 
 _LAZY = {name: "aezip.api" for name in ("compress", "decompress", "encode", "decode", "verify", "info", "open",
-                                          "train", "load_model", "Model", "Reader", "CodecReport", "open_data")}
+                                          "train", "train_conv", "load_model", "Model", "Reader", "CodecReport",
+                                          "open_data")}
 
 __all__ = [*_LAZY, "AezipError", "FormatError", "InputError", "ModelMismatchError", "OutputExistsError",
            "ParameterError", "__version__"]

@@ -25,7 +25,7 @@ from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError
 from aezip.files.header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
-from aezip.files.modelfile import (ModelFile, default_model, ladder_model, load_model, model_at_quality,
+from aezip.files.modelfile import (CodecModel, ModelFile, default_model, ladder_model, load_model, model_at_quality,
                                   shipped_model)
 from aezip.options import parse_range
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
@@ -37,6 +37,8 @@ from aezip.coding.pixelstream import (ALONE, CODER_METHODS, MLP, PIXEL_CODER,
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
+from aezip.conv import coding as conv_coding
+from aezip.conv.model import is_conv
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -93,6 +95,8 @@ def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str, *, any_
     """The model must have been made for images of this shape; with any_size, a tile model takes any H x W of its
     channel count (the codec), otherwise only its training shape (the autoencoder's other uses)."""
     cfg = mf.config
+    if is_conv(mf) and not any_size:
+        raise ModelMismatchError(f"{what}: a convolutional model only codes images; this needs an MLP model")
     why = cfg.fits(tuple(dataset_shape)) if any_size else \
         dataclasses.replace(cfg, patch=0, margin=0, context=0).fits(tuple(dataset_shape))
     if why:
@@ -104,16 +108,23 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
     return int(shape[3]) if len(shape) == 4 else 1
 
 
-def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...]) -> int:
+def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
+                       mf: ModelFile) -> int:
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
+    if max_error is not None and is_conv(mf):
+        raise ParameterError("max_error", "is not available with a convolutional model (lossy only so far); use an "
+                                          "MLP model for a bounded error")
     samples = image_samples(shape)
+    most = max_chunk_size(samples)
+    if is_conv(mf):
+        most = min(most, conv_coding.chunk_limit(mf.config, tuple(shape[1:])))
     if chunk_size is None:
-        return default_chunk_size(samples)
-    if not 1 <= chunk_size <= max_chunk_size(samples):
-        raise ParameterError("chunk_size", f"must lie in 1..{max_chunk_size(samples)} for images of {samples} "
-                                           f"samples, got {chunk_size}")
+        return min(default_chunk_size(samples), most)
+    if not 1 <= chunk_size <= most:
+        raise ParameterError("chunk_size", f"must lie in 1..{most} for images of {samples} samples, got "
+                                           f"{chunk_size}")
     return chunk_size
 
 
@@ -192,7 +203,19 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
                                _alone(mf, flat.shape[1]), pixel_methods, raster=mf.raster)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
-    payload = _pack_payload(len(chunk), latent, residual, zlib.crc32(recon.tobytes()))
+    return _chunk_result(flat, latent, residual, recon)
+
+
+def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, device) -> tuple[bytes, float, int]:
+    """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
+    payload; also its squared error and max error."""
+    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device)
+    return _chunk_result(chunk.reshape(len(chunk), -1), latent, b"", recon)
+
+
+def _chunk_result(flat: np.ndarray, latent: bytes, residual: bytes, recon: np.ndarray) -> tuple[bytes, float, int]:
+    """A chunk's payload (its decoded pixels' checksum at the end), squared error and max error."""
+    payload = _pack_payload(len(flat), latent, residual, zlib.crc32(recon.tobytes()))
     return payload, float(_squared_error(flat, recon)), int(np.abs(flat.astype(np.int64) - recon).max(initial=0))
 
 
@@ -219,8 +242,11 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
-    chunk_size = _check_encode_args(max_error, chunk_size, shape)
-    quality = check_quality(quality, mf.config.levels)
+    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf)
+    conv = is_conv(mf)
+    quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
+    if conv and search:
+        raise ParameterError("effort", "a convolutional model has no latent search (--effort max); use best")
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
@@ -235,10 +261,11 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": ARITHMETIC, "entropy": latent_coder(mf, quality),
+        "chunk_size": chunk_size, "decoder": conv_coding.ARITHMETIC if conv else ARITHMETIC,
+        "entropy": conv_coding.CODER if conv else latent_coder(mf, quality),
         "residual": PIXEL_CODER if max_error is not None else None,
     }
-    if mf.config.patch:
+    if not conv and mf.config.patch:
         header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
     if quality is not None:
         header["quality"] = quality
@@ -285,9 +312,12 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
     from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
-    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape)
-    check_quality(quality, mf.config.levels)
-    mf = model_at_quality(mf, quality)
+    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf)
+    if is_conv(mf):
+        conv_coding.check_rate(quality, mf.config)
+    else:
+        check_quality(quality, mf.config.levels)
+        mf = model_at_quality(mf, quality)
     if shard is not None and image_range is not None:
         raise ParameterError("shard", "a shard is a part of the whole dataset; it does not combine with a range")
     lo, hi = shard_range(dataset.shape[0], chunk_size, shard) if shard else parse_range(image_range, dataset.shape[0])
@@ -315,7 +345,7 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     if embedded is not None:
         mf = load_decoder_bytes(embedded, f"{reader.path}: embedded model")
     else:
-        mf = model if isinstance(model, ModelFile) else default_model() if model is None else load_model(model)
+        mf = model if isinstance(model, CodecModel) else default_model() if model is None else load_model(model)
     want = reader.header["model_id"]
     if embedded is None and mf.id != want:
         mf = ladder_model(mf, want) or mf   # a coarse level of the default: its low-rate sibling wrote it
@@ -328,12 +358,12 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
         hint = "pass the model that wrote it" if model is None else "this is not the model that wrote it"
         raise ModelMismatchError(f"{reader.path}: written with model {want[:16]}, but model {mf.id[:16]} was given "
                                  f"({hint})")
-    h, cfg = reader.header, mf.config
-    tiles = {"patch": cfg.patch, "context": cfg.context} if cfg.patch else None
+    h, cfg, conv = reader.header, mf.config, is_conv(mf)
+    tiles = {"patch": cfg.patch, "context": cfg.context} if not conv and cfg.patch else None
     if (h["levels"], h["latent"], h.get("tiles")) != (cfg.levels, cfg.latent, tiles) or cfg.fits(
-            tuple(h["shape"][1:])):
-        raise FormatError(f"{reader.path}: the header's image shape, tiles, levels or latent size contradict its "
-                          f"model")
+            tuple(h["shape"][1:])) or conv != (h["entropy"] == conv_coding.CODER):
+        raise FormatError(f"{reader.path}: the header's image shape, tiles, levels, latent size or coder contradict "
+                          f"its model")
     if h["max_error"] is not None and mf.residual_prior is None:
         raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
     return mf
@@ -367,6 +397,8 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
+    if header["entropy"] == conv_coding.CODER:
+        return conv_coding.decode_images(mf, header["quality"] - 1, latent, n, image_shape)
     pred = (predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
             if latent or max_error is None else None)
     if max_error is None:

@@ -43,6 +43,13 @@ def cli() -> None:
 @click.argument("data", type=PATH)
 @output_options("Model file to write (.aezm).", stream=False)
 @range_option
+@click.option("--arch", type=click.Choice(("mlp", "conv")), default="mlp", show_default=True,
+              help="mlp: the sparse autoencoder (whole-image or tile MLP, every coding mode); conv: a convolutional "
+                   "codec with a hyperprior, a ladder of rate points in one model (lossy only; --quality 1..rates).")
+@click.option("--rates", metavar="L1,L2,...", help="--arch conv: the rate points' rate-distortion weights, lowest rate "
+                                                   "first [default: 0.00012,0.00025,0.0005,0.001,0.002,0.004].")
+@click.option("--steps", type=int, help="--arch conv: training steps [default: 5000, unless --seconds].")
+@click.option("--seconds", type=float, help="--arch conv: train for this much wall time instead of --steps.")
 @click.option("--hidden", help="Encoder widths, e.g. 512,256; the decoder mirrors them [default: picked from DATA].")
 @click.option("--latent", type=int, help="Latent dimensions (per tile for a tile model) [default: picked].")
 @click.option("--levels", type=int, help="Quantization levels of each latent [default: picked].")
@@ -111,14 +118,55 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
     report.notes(dataset.notes)
     lo, hi = parse_range(image_range, dataset.shape[0])
     images = training_array(dataset, lo, hi)
+    source = {"name": Path(data).name, "range": [lo, hi]}
+    arch, rates, steps, seconds = (options.pop(k) for k in ("arch", "rates", "steps", "seconds"))
+    if arch == "conv":
+        model = _train_conv(images, hidden, rates, steps, seconds, quiet, source, options)
+        model.save(out, force=force)
+        report.result({"path": out, "model_id": model.id, "info": model.info},
+                      f"wrote {out} (model id {model.id[:16]}, {model.config.rates} rate points)")
+        return
+    for name, value in (("--rates", rates), ("--steps", steps), ("--seconds", seconds)):
+        if value is not None:
+            raise InputError(f"{name} applies to --arch conv only")
     model = api.train(images, hidden=_int_list(hidden) if hidden else None, progress=not quiet,
                       log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
-                      source={"name": Path(data).name, "range": [lo, hi]}, **options)
+                      source=source, **options)
     if model is None:   # a torchrun rank other than 0: rank 0 writes the model
         return
     model.save(out, force=force)
     report.result({"path": out, "model_id": model.id, "info": model.info},
                   f"wrote {out} (model id {model.id[:16]})")
+
+
+CONV_OPTIONS = frozenset({"batch_size", "lr", "seed", "augment", "device"})   # what --arch conv reads besides its own
+
+
+def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None, seconds: float | None,
+                quiet: bool, source: dict, options: dict):
+    """`aezip train --arch conv`: the MLP's options are refused where given, the conv codec trained."""
+    from aezip import api
+    from aezip.options import parse_augment
+    ctx = click.get_current_context()
+    given = [k for k in ("hidden", *options) if k not in CONV_OPTIONS
+             and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        raise InputError(f"--{given[0].replace('_', '-')} applies to --arch mlp only")
+    if steps is not None and seconds is not None:
+        raise InputError("give --steps or --seconds, not both")
+    if steps is not None and steps < 1 or seconds is not None and seconds <= 0:
+        raise InputError("--steps and --seconds must be positive")
+    try:
+        lambdas = tuple(float(v) for v in rates.split(",")) if rates else None
+    except ValueError:
+        raise InputError(f"--rates {rates!r}: expected comma-separated numbers such as 0.0005,0.002") from None
+    augment = options["augment"]
+    lr = options["lr"] if ctx.get_parameter_source("lr") == click.core.ParameterSource.COMMANDLINE else None
+    return api.train_conv(images, lambdas=lambdas, steps=steps or 0, seconds=seconds,
+                          batch_size=options["batch_size"], lr=lr, seed=int(options["seed"]),
+                          augment=None if augment is None else parse_augment(augment),
+                          device=options["device"], log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+                          source=source)
 
 
 @cli.command()
@@ -280,6 +328,7 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     """Describe a .aez file (all checksums are verified), a model file (.aezm) or a decode-side model (.aezd)."""
     from aezip import api
     from aezip.codec import image_channels
+    from aezip.conv.layout import CODER as CONV_CODER
     from aezip.files.container import MAGIC
     from aezip.files.decodemodel import is_decoder
 
@@ -289,6 +338,17 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     if head[:8] != MAGIC and (head[8:9] == b"{" or is_decoder(head)):   # safetensors (8-byte length, then JSON)
         from aezip.files.modelfile import describe
         m = describe(api.load_model(src))
+        if m.get("kind") == "conv":
+            report.result(m, *(f"{k:>16}: {v}" for k, v in (
+                ("model id", m["model_id"]), ("bytes", m["bytes"]),
+                ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
+                ("decode side", f"{m['decode_side_bytes']} bytes (what an --embed-model file holds)"),
+                ("architecture", f"convolutional codec with a hyperprior, {m['channels']} channel(s), any H x W; "
+                                 f"widths n={m['n']} m={m['m']} z={m['z']}"),
+                ("rate points", f"{len(m['lambdas'])} (--quality 1..{len(m['lambdas'])}; lambda "
+                                f"{', '.join(map(str, m['lambdas']))})"),
+                ("trained on", m["training"].get("data", "?")))))
+            return
         report.result(m, *(f"{k:>16}: {v}" for k, v in (
             ("model id", m["model_id"]), ("bytes", m["bytes"]),
             ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
@@ -307,7 +367,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     src_fmt = h["source"]
     rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src_fmt["format"]),
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
-            ("quality", f"{h.get('quality', h['levels'])} of {h['levels']} levels"
+            ("quality", f"{h['quality']} of {h['levels']} rate points" if h["entropy"] == CONV_CODER else
+                        f"{h.get('quality', h['levels'])} of {h['levels']} levels"
                         + "".join(f", {k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("reconstruction", {}).items())),
             ("latent coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h["latent_coders"].items())
              or h["entropy"]),

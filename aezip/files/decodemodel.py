@@ -185,8 +185,12 @@ def load_decoder_bytes(blob: bytes, where: str, path: Path | None = None) -> Mod
               "manifest is not an aezip-decoder manifest of version 1")
         model_id = manifest.get("model_id")
         _need(isinstance(model_id, str) and bool(_MODEL_ID.fullmatch(model_id)), "model_id is not a sha256 digest")
-        config = check_config(manifest.get("config"))
+        config = manifest.get("config")
         tensors = _tensors(manifest.get("tensors"), data)
+        if isinstance(config, dict) and config.get("kind") == "conv":
+            from aezip.conv.model import ConvModel
+            return ConvModel.from_tensors(config, tensors, {"decode_only": True}, model_id, path, decode_only=True)
+        config = check_config(config)
         check_tensors(config, tensors, decode_only=True)
     except FormatError as exc:
         raise FormatError(f"{where}: damaged decode-side model ({exc})") from None

@@ -13,6 +13,7 @@ from aezip.errors import FormatError
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.quality import LADDER_CODER
+from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER, MAX_RATES, padded
 
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
@@ -56,7 +57,32 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     """Check an untrusted header against the schema and bounds; returns it. Raises FormatError naming the field.
     `entropy` lists the latent coders understood; a file of a quality level Q (quality.py) records it and names the
     ladder coder, the context coder (context.py) or the chunk-tables coder (chunktables.py), which serve every
-    level."""
+    level. A convolutional codec's file (aezip.conv) has its own coder and decoder arithmetic and is checked by
+    _check_conv instead."""
+    if isinstance(h, dict) and h.get("entropy") == CONV_CODER:
+        return _check_conv(h)
+    _check_common(h)
+    shape, levels, latent, chunk, e = (h[k] for k in ("shape", "levels", "latent", "chunk_size", "max_error"))
+    _need(levels >= 2, f"header levels {levels!r} outside 2..65536")
+    _need(h.get("decoder") == decoder, f"decoder arithmetic {h.get('decoder')!r} is not supported ({decoder})")
+    _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
+                                       f"({', '.join(entropy)})")
+    q, coder = h.get("quality"), h.get("entropy")
+    _need(coder in (LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3) if "quality" in h
+          else coder not in (LADDER_CODER, CHUNK_CODER_V2),
+          f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coders {LADDER_CODER} and "
+          f"{CHUNK_CODER_V2} need a quality, the per-dimension coder none)")
+    _need("quality" not in h or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "
+                                                                    f"(levels {levels})")
+    _need(h.get("residual") is None if e is None else h.get("residual") in residual,
+          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
+    if "tiles" in h:
+        _check_tiles(h["tiles"], shape, latent, chunk)
+    return h
+
+
+def _check_common(h: object) -> None:
+    """The fields every codec's header shares: shape, dtype, model id, levels, latent and chunk size."""
     if not isinstance(h, dict):
         raise FormatError("the header is not a JSON object")
     missing = REQUIRED_FIELDS - set(h)
@@ -72,32 +98,34 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     _need(isinstance(h.get("model_id"), str) and bool(_MODEL_ID.fullmatch(h["model_id"])),
           "header model_id is not a sha256 hex digest")
     levels, latent = h.get("levels"), h.get("latent")
-    _need(_is_int(levels) and 2 <= levels <= 1 << 16, f"header levels {levels!r} outside 2..65536")
+    _need(_is_int(levels) and 1 <= levels <= 1 << 16, f"header levels {levels!r} outside 1..65536")
     _need(_is_int(latent) and 1 <= latent <= MAX_LATENT, f"header latent {latent!r} outside 1..{MAX_LATENT}")
     chunk = h.get("chunk_size")
     _need(_is_int(chunk) and 1 <= chunk <= max_chunk_size(samples),
           f"header chunk_size {chunk!r} outside 1..{max_chunk_size(samples)} for images of {samples} samples")
     e = h.get("max_error")
     _need(e is None or (_is_int(e) and 0 <= e <= 255), f"header max_error {e!r} is not none or 0..255")
-    _need(h.get("decoder") == decoder, f"decoder arithmetic {h.get('decoder')!r} is not supported ({decoder})")
-    _need(h.get("entropy") in entropy, f"latent coder {h.get('entropy')!r} is not supported "
-                                       f"({', '.join(entropy)})")
-    q, coder = h.get("quality"), h.get("entropy")
-    _need(coder in (LADDER_CODER, CONTEXT_CODER, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3) if "quality" in h
-          else coder not in (LADDER_CODER, CHUNK_CODER_V2),
-          f"header quality {q!r} and latent coder {coder!r} disagree (the ladder coders {LADDER_CODER} and "
-          f"{CHUNK_CODER_V2} need a quality, the per-dimension coder none)")
-    _need("quality" not in h or (_is_int(q) and 2 <= q < levels), f"header quality {q!r} outside 2..{levels - 1} "
-                                                                    f"(levels {levels})")
-    _need(h.get("residual") is None if e is None else h.get("residual") in residual,
-          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
     for k in ("backend", "aezip_version"):
         _need(isinstance(h.get(k), str), f"header {k} is missing or not a string")
     _need(isinstance(h.get("source"), dict), "header source is not a JSON object")
     if "shard" in h:
         _check_shard(h["shard"], shape[0])
-    if "tiles" in h:
-        _check_tiles(h["tiles"], shape, latent, chunk)
+
+
+def _check_conv(h: dict) -> dict:
+    """A convolutional codec's header: its decoder arithmetic, a rate point `quality` 1..levels (levels: the model's
+    rate points), no tiles and no max-error stream (lossy only), and a bounded count of latents per chunk."""
+    _check_common(h)
+    _need(h.get("decoder") == CONV_ARITHMETIC, f"decoder arithmetic {h.get('decoder')!r} is not supported with latent "
+                                               f"coder {CONV_CODER} ({CONV_ARITHMETIC})")
+    levels, q = h["levels"], h.get("quality")
+    _need(levels <= MAX_RATES, f"header levels {levels!r}: a convolutional model has at most {MAX_RATES} rate points")
+    _need(_is_int(q) and 1 <= q <= levels, f"header quality {q!r} outside 1..{levels} (the model's rate points)")
+    _need(h.get("max_error") is None and h.get("residual") is None and "tiles" not in h,
+          "a convolutional codec's file is lossy: no max_error, residual coder or tiles")
+    ph, pw = padded(tuple(h["shape"][1:]))
+    symbols = ph * pw // 64 * h["latent"] * h["chunk_size"]
+    _need(symbols <= MAX_CHUNK_SYMBOLS, f"header: {symbols} latents per chunk, more than {MAX_CHUNK_SYMBOLS}")
     return h
 
 

@@ -36,7 +36,16 @@ METADATA_KEY = "aezip"
 MAX_MODEL_BYTES = 1 << 30
 
 
-class ModelFile:
+class CodecModel:
+    """What every loaded model is: an MLP codec's ModelFile, or a convolutional codec's (aezip.conv.model)."""
+
+    config: object
+    id: str
+    path: Path | None
+    info: dict
+
+
+class ModelFile(CodecModel):
     """A codec model: the network, its entropy tables, integer decoder, residual prior, metadata; id once saved.
 
     Decoding needs only the numpy parts; the torch network (`model`) is built from the stored float weights the
@@ -162,6 +171,8 @@ def shipped_model(model_id: str) -> ModelFile | None:
 
 def model_tensors(mf: ModelFile) -> dict[str, np.ndarray]:
     """Every tensor of the model file, by name (`float.*` the network, `restore.bank` the codes; the rest decodes)."""
+    if getattr(mf.config, "kind", None) == "conv":      # aezip.conv.model.ConvModel: its own layout
+        return mf.tensors()
     tensors = {f"float.{k}": v for k, v in mf.float_weights().items()}
     tensors["entropy.tables"] = np.ascontiguousarray(mf.tables, np.int64)
     if mf.residual_prior is not None:                # None only in a lossy file's decode-side model
@@ -232,8 +243,17 @@ def load_model(path: str | Path | None = None) -> ModelFile:
     if meta.get("format_version") != FORMAT_VERSION:
         raise FormatError(f"{path}: model format version {meta.get('format_version')!r} is not supported "
                           f"(this aezip reads version {FORMAT_VERSION})")
+    config = meta.get("config")
+    if isinstance(config, dict) and config.get("kind") == "conv":
+        from aezip.conv.model import ConvModel
+        info = meta.get("info", {})
+        try:
+            return ConvModel.from_tensors(config, tensors, info if isinstance(info, dict) else {},
+                                          hashlib.sha256(data).hexdigest(), path)
+        except FormatError as exc:
+            raise FormatError(f"{path}: damaged aezip model file ({exc})") from None
     try:
-        config_dict = check_config(meta.get("config"))
+        config_dict = check_config(config)
         check_tensors(config_dict, tensors)
         info = meta.get("info", {})
         if not isinstance(info, dict):
@@ -255,6 +275,10 @@ def describe(mf: ModelFile) -> dict:
     too: all of it, and the part a lossy file embeds)."""
     from aezip.files.decodemodel import decoder_bytes
     cfg = mf.config
+    if cfg.kind == "conv":
+        return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
+                "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
+                "decode_side_lossy_bytes": len(decoder_bytes(mf)), **cfg.to_dict(), "training": mf.info}
     return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
             "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
             "decode_side_lossy_bytes": len(decoder_bytes(mf, max_error_parts=False)),

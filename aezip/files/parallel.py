@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from aezip.conv.model import is_conv
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile
 
@@ -30,8 +31,10 @@ def _start_worker(mf: ModelFile, settings: dict) -> None:
 
 
 def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]:
-    from aezip.codec import chunk_codes, encode_chunk
+    from aezip.codec import chunk_codes, encode_chunk, encode_conv_chunk
     w = _worker
+    if is_conv(w["mf"]):
+        return encode_conv_chunk(w["mf"], chunk, w["quality"], w["device"]), len(chunk)
     codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"], w["quality"], w["search"])
     return encode_chunk(w["mf"], chunk, codes, w["max_error"], w["quality"], w["pixel_methods"]), len(chunk)
 
@@ -69,6 +72,9 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
     from aezip.codec import chunk_codes, encode_chunk
     from aezip.threads import prefetch
     _check_jobs(jobs)
+    if jobs == 1 and is_conv(mf):
+        from aezip.codec import encode_conv_chunk
+        return ((encode_conv_chunk(mf, c, quality, device), len(c)) for c in chunks)
     if jobs == 1:
         mf.model.to(device)
         coded = ((c, chunk_codes(mf, c, backend, device, quality, search)) for c in chunks)

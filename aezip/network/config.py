@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 from aezip.network.tiles import hwc, tile_count
 
@@ -26,6 +27,7 @@ class AEConfig:
     patch: int = 0                         # tile side p; 0: the whole-image model
     margin: int = 0                        # tile model: the encoder sees p + 2*margin pixels square per tile
     context: int = 0                       # tile model: the decoder sees the latents of (2*context+1)^2 tiles
+    kind: ClassVar[str] = "mlp"            # aezip.conv.model.ConvConfig's is "conv"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))

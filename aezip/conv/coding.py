@@ -1,0 +1,91 @@
+"""Chunks of images through a convolutional codec's rate point, to bytes and back.
+
+Encoding (float, torch): each image is padded right and bottom to multiples of STRIDE by repeating its edge pixels,
+analysed to latents y and hyper-latents z = round(h(y)) by the rate point's float network; aezip.coding.hyperprior
+codes z and the residuals round(y - mean) into one ANS stream for the whole chunk. The encoder may run on any device:
+whatever latents it picks, the bytes say exactly what the decoder rebuilds.
+
+Decoding (integers, numpy only): the stream gives back z and the latents, the fixed-point synthesis
+(aezip.coding.intconv) their pixels, cropped to H x W; the same integers on every machine. The encoder runs the same
+integer synthesis, so it knows the decoded pixels (their checksum and error go into the file)."""
+from __future__ import annotations
+
+import numpy as np
+
+from aezip.coding import hyperprior
+from aezip.errors import ParameterError
+from aezip.files.header import MAX_CHUNK_SYMBOLS
+from aezip.coding.intconv import integer_synthesize
+from aezip.conv.integer import RatePoint
+from aezip.conv.layout import ARITHMETIC, CODER, STRIDE, padded
+from aezip.conv.model import ConvConfig, ConvModel
+from aezip.network.tiles import hwc
+
+SYNTH_BLOCK = 1 << 18     # padded pixels synthesized together: bounds the decoder's work arrays (~140 MB at n=64)
+
+
+def hyper_shape(n: int, image_shape: tuple[int, ...], z: int) -> tuple[int, int, int, int]:
+    """The hyper-latents' shape of n images: N x H/16 x W/16 x Z of the padded images."""
+    h, w = padded(image_shape)
+    return n, h // STRIDE, w // STRIDE, z
+
+
+__all__ = ["ARITHMETIC", "CODER", "check_rate", "chunk_limit", "decode_images", "encode_images", "hyper_shape"]
+
+
+def check_rate(quality: object, config: ConvConfig) -> int:
+    """The rate point (`--quality`, 1..the model's rate points, lowest rate first; None: the highest) to code with."""
+    if quality is None:
+        return config.rates
+    if not isinstance(quality, (int, np.integer)) or isinstance(quality, bool) or not 1 <= quality <= config.rates:
+        raise ParameterError("quality", f"must be an integer in 1..{config.rates} (the model's rate points; lower is "
+                                        f"smaller and coarser), got {quality!r}")
+    return int(quality)
+
+
+def chunk_limit(config: ConvConfig, image_shape: tuple[int, ...]) -> int:
+    """The most images of this shape one chunk may hold: its latents stay within MAX_CHUNK_SYMBOLS."""
+    h, w = padded(image_shape)
+    return max(1, MAX_CHUNK_SYMBOLS // (h * w // 64 * config.m))
+
+
+def _synthesize(point: RatePoint, latents: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """uint8 pixels n x (H * W * C) of integer latents n x h x w x M, cropped, a block of images at a time."""
+    h, w, c = hwc(image_shape)
+    ph, pw = padded(image_shape)
+    step = max(1, SYNTH_BLOCK // (ph * pw))
+    out = np.empty((len(latents), h * w * c), np.uint8)
+    for i in range(0, len(latents), step):
+        pixels = integer_synthesize(point.synthesis, latents[i:i + step])
+        out[i:i + step] = pixels[:, :h, :w, :].reshape(len(pixels), -1)
+    return out
+
+
+def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu") -> tuple[bytes, np.ndarray]:
+    """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`."""
+    import torch
+    import torch.nn.functional as F
+
+    image_shape = chunk.shape[1:]
+    h, w, c = hwc(image_shape)
+    ph, pw = padded(image_shape)
+    net = mf.encoder(rate).to(device)
+    x = torch.from_numpy(np.ascontiguousarray(chunk).reshape(len(chunk), h, w, c)).to(device)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    with torch.no_grad():
+        x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+        y = torch.cat([net.analysis(x[i:i + 64]) for i in range(0, len(x), 64)])
+        z = torch.round(net.h_enc(y))
+    y_np = y.permute(0, 2, 3, 1).double().cpu().numpy()
+    z_np = z.permute(0, 2, 3, 1).double().cpu().numpy()
+    point = mf.points[rate]
+    data, latents = hyperprior.encode(y_np, z_np, point.hyper, point.tables)
+    return data, _synthesize(point, latents, image_shape)
+
+
+def decode_images(mf: ConvModel, rate: int, data: bytes, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
+    """The pixels (uint8, n x H*W*C) of n images of image_shape from their latent stream at rate point `rate`."""
+    point = mf.points[rate]
+    latents = hyperprior.decode(data, hyper_shape(n, image_shape, mf.config.z), point.hyper, point.tables)
+    return _synthesize(point, latents, image_shape)
+

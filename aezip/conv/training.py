@@ -1,0 +1,125 @@
+"""Training the convolutional codec: G rate points at once (one grouped network), each minimising its bits per pixel
+position + lambda_g * MSE (8-bit units), uniform noise standing in for rounding; Adam, the learning rate dropped
+tenfold for the last 15 % of the steps (or of the wall time)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aezip.conv.layout import STRIDE, padded
+from aezip.conv.network import ConvCodec
+from aezip.network.augment import augment
+
+DEFAULT_LAMBDAS = (0.00012, 0.00025, 0.0005, 0.001, 0.002, 0.004)
+
+
+@dataclass(frozen=True)
+class ConvTrainOptions:
+    """What `aezip train --arch conv` sets: the rate ladder's lambdas (one rate point each, lowest rate first), the
+    widths, the training budget (steps, or wall seconds when steps is 0), and the data it sees."""
+
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    n: int = 64                 # hidden channels per rate point
+    m: int = 64                 # latent channels
+    z: int = 32                 # hyper-latent channels
+    steps: int = 0
+    seconds: float = 3300.0
+    batch: int = 64
+    lr: float = 1e-3
+    crop: int = 64              # larger (padded) images train on random crops of this side (a multiple of STRIDE)
+    augment: tuple[str, ...] = ("flip",)
+    seed: int = 0
+
+
+def pad_images(x: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W images padded right and bottom to multiples of STRIDE by repeating the edge pixels."""
+    h, w = x.shape[2:]
+    ph, pw = padded((h, w))
+    return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
+
+
+def _batch(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """A batch of uint8 images N x H x W x C (already padded): random images, random crops where larger."""
+    n, h, w, _ = data.shape
+    dev = data.device
+    idx = torch.randint(0, n, (batch,), device=dev, generator=gen)
+    ch, cw = min(crop, h), min(crop, w)
+    top = torch.randint(0, h - ch + 1, (batch,), device=dev, generator=gen)
+    left = torch.randint(0, w - cw + 1, (batch,), device=dev, generator=gen)
+    rows = top[:, None] + torch.arange(ch, device=dev)
+    cols = left[:, None] + torch.arange(cw, device=dev)
+    return data[idx[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device | str = "cpu",
+               progress: Callable[[int, float], None] | None = None) -> tuple[ConvCodec, int]:
+    """A trained codec (eval mode, on the CPU) for uint8 images N x H x W[ x C], and the steps it took;
+    progress(step, loss) every 100 steps."""
+    if opts.crop % STRIDE or opts.crop < STRIDE:
+        raise ValueError(f"crop must be a positive multiple of {STRIDE}, got {opts.crop}")
+    device = torch.device(device)
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator(device=device).manual_seed(opts.seed)
+    images = images[..., None] if images.ndim == 3 else images
+    c = images.shape[3]
+    data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    data = data.contiguous().to(device)
+    model = ConvCodec(c, len(opts.lambdas), "hyper", opts.n, opts.m, opts.z).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    lambdas = torch.tensor(opts.lambdas, device=device)
+    t0, step, dropped = time.perf_counter(), 0, False
+    while True:
+        elapsed = time.perf_counter() - t0
+        done = step >= opts.steps if opts.steps else elapsed >= opts.seconds
+        if done:
+            break
+        if not dropped and (step >= 0.85 * opts.steps if opts.steps else elapsed >= 0.85 * opts.seconds):
+            for group in optimizer.param_groups:
+                group["lr"] = opts.lr / 10
+            dropped = True
+        x = _batch(data, opts.crop, opts.batch, gen).float().div_(255.0)
+        b, h, w, _ = x.shape
+        x = augment(x.reshape(b, -1), (h, w, c), opts.augment, gen).view(b, h, w, c).permute(0, 3, 1, 2)
+        x_hat, bits, _ = model(x)
+        mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
+        loss = (bits / (h * w) + lambdas * mse).mean(0).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        optimizer.step()
+        step += 1
+        if progress and step % 100 == 0:
+            progress(step, loss.item())
+    return model.cpu().eval(), step
+
+
+def default_augment(channels: int) -> tuple[str, ...]:
+    """The augmentations picked for images of this many channels: flips and inversions, and in colour also channel
+    orders, contrasts and magnifications (the MLP tile models' picks, README "Photographs")."""
+    return ("flip", "invert", "channels", "contrast", "zoom") if channels > 1 else ("flip", "invert")
+
+
+def train_conv_model(images: np.ndarray, opts: ConvTrainOptions, device: torch.device | str = "cpu",
+                     log: Callable[[str], None] | None = None, source: dict | None = None):
+    """A convolutional codec model (aezip.conv.model.ConvModel, its decode side made) trained on uint8 images
+    N x H x W[ x C]; `source` goes into its info with the training summary."""
+    from aezip.conv.model import build_model
+
+    log = log or (lambda m: None)
+    budget = f"{opts.steps} steps" if opts.steps else f"{opts.seconds:g} s"
+    log(f"training a convolutional codec: {len(opts.lambdas)} rate points (lambda {', '.join(map(str, opts.lambdas))}),"
+        f" widths n={opts.n} m={opts.m} z={opts.z}, {budget}, batch {opts.batch}, augment "
+        f"{','.join(opts.augment) or 'none'}, on {device}")
+    t0 = time.perf_counter()
+    model, steps = train_conv(images, opts, device, lambda step, loss: log(f"step {step}: loss {loss:.4f}"))
+    seconds = time.perf_counter() - t0
+    info = {"arch": "conv", "lambdas": list(opts.lambdas), "steps": steps,
+            "seconds": round(seconds, 1), "batch": opts.batch, "lr": opts.lr, "crop": opts.crop,
+            "augment": list(opts.augment), "seed": opts.seed,
+            "data": {**(source or {}), "shape": list(images.shape)}}   # N x H x W[ x C], as given
+    return build_model(model, info)

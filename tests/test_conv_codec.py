@@ -1,0 +1,184 @@
+"""The convolutional codec as a product model kind (aezip.conv): `aezip train --arch conv` makes one model holding a
+ladder of rate points for images of any H x W; encode / decode / info / --embed-model serve it; its decoder rebuilds
+exactly the pixels the encoder measured (the file's pixel checksum), and hostile model files and headers are refused."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import aezip
+from aezip.cli.main import main
+from aezip.coding.intconv import WEIGHT_LIMIT, integer_synthesize
+from aezip.conv.model import ConvConfig, ConvModel, build_model
+from aezip.conv.network import ConvCodec
+from aezip.conv.training import ConvTrainOptions, train_conv
+from aezip.errors import FormatError, ModelMismatchError, ParameterError
+from aezip.files.container import ContainerReader
+from aezip.files.header import validate_header
+from aezip.files.modelfile import load_model
+from tests.modeledit import rewrite, set_tensor
+from tests.test_cli import assert_one_line_error, run
+
+TINY = dict(widths=(8, 6, 4), steps=2, batch_size=4, lambdas=(0.001, 0.01), device="cpu")
+
+
+def _images(shape: tuple[int, ...], n: int = 6, seed: int = 0) -> np.ndarray:
+    """Smooth-ish random images (a blurred noise field), so a tiny model has something to code."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, *shape), dtype=np.uint8).astype(np.float64)
+    x = (x + np.roll(x, 1, 1) + np.roll(x, 1, 2)) / 3
+    return x.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def rgb_model(tmp_path_factory) -> ConvModel:
+    mf = aezip.train_conv(_images((32, 32, 3), 12), **TINY)
+    mf.save(tmp_path_factory.mktemp("conv") / "rgb.aezm")
+    return mf
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (8, 8), (28, 28), (32, 32, 3), (64, 48, 3)])
+def test_any_shape_trains_and_round_trips_at_every_rate(shape) -> None:
+    images = _images(shape)
+    mf = aezip.train_conv(images, **TINY)
+    assert mf.config.channels == (shape[2] if len(shape) == 3 else 1) and mf.config.rates == 2
+    for quality in (1, 2):
+        blob = aezip.compress(images, mf, quality=quality)
+        decoded = aezip.decompress(blob, mf)
+        assert decoded.shape == images.shape and decoded.dtype == np.uint8   # padding cropped exactly
+        with ContainerReader(blob) as reader:
+            assert reader.header["quality"] == quality and reader.header["entropy"] == "conv-hyperprior-v1"
+
+
+def test_the_decoder_rebuilds_the_encoders_pixels_and_the_report_measures_them(rgb_model) -> None:
+    images = _images((37, 45, 3), 5, seed=3)                                 # neither side a multiple of 16
+    buf = io.BytesIO()
+    report = aezip.encode(images, buf, rgb_model, quality=1)
+    decoded = aezip.decompress(buf.getvalue(), rgb_model)
+    mse = ((decoded.astype(np.float64) - images) ** 2).mean()
+    assert report.psnr_db == pytest.approx(10 * np.log10(255 ** 2 / mse), abs=1e-9)
+    assert report.file_bytes == len(buf.getvalue()) and report.bits_per_pixel == len(buf.getvalue()) * 8 / (5 * 37 * 45)
+
+
+def test_the_fixed_point_synthesis_follows_the_float_one(rgb_model) -> None:
+    """Rate point g's integer synthesis of its rounded latents is the float decoder's output to within a level."""
+    net = rgb_model.encoder(1)
+    x = torch.from_numpy(_images((32, 32, 3), 4)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        x_hat, _, y_hat = net(x)
+    ints = integer_synthesize(rgb_model.points[1].synthesis,
+                              np.round(y_hat.permute(0, 2, 3, 1).double().numpy() * 256))
+    floats = torch.round(x_hat[:, 0].clamp(0, 1) * 255).permute(0, 2, 3, 1).numpy()
+    assert np.abs(ints.astype(np.int64) - floats).max() <= 1
+
+
+def test_one_group_of_the_grouped_network_is_that_rate_point_alone() -> None:
+    torch.manual_seed(0)
+    grouped = ConvCodec(3, 3, "hyper", 8, 6, 4).eval()
+    x = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        x_hat, bits, _ = grouped(x)
+        one_hat, one_bits, _ = grouped.single(2)(x)
+    assert torch.allclose(x_hat[:, 2], one_hat[:, 0], atol=1e-5) and torch.allclose(bits[:, 2], one_bits[:, 0])
+    assert {k: tuple(v.shape) for k, v in grouped.state_dict().items()} == ConvConfig(3, (1, 2, 3), 8, 6, 4).weight_shapes()
+
+
+def test_model_file_round_trip_same_id_and_same_decoding(rgb_model, tmp_path) -> None:
+    loaded = load_model(rgb_model.path)
+    assert isinstance(loaded, ConvModel) and loaded.id == rgb_model.id and loaded.config == rgb_model.config
+    assert loaded.save(tmp_path / "again.aezm") == rgb_model.id                  # deterministic bytes
+    images = _images((32, 32, 3), 3)
+    blob = aezip.compress(images, rgb_model, quality=2)
+    assert np.array_equal(aezip.decompress(blob, loaded), aezip.decompress(blob, rgb_model))
+    assert aezip.compress(images, loaded, quality=2) == blob                     # the stored float weights encode
+
+
+def test_embedded_model_files_decode_without_the_model(rgb_model) -> None:
+    images = _images((16, 20, 3), 4)
+    blob = aezip.compress(images, rgb_model, quality=1, embed_model=True)
+    with ContainerReader(blob) as reader:
+        assert reader.model_bytes > 0
+    assert np.array_equal(aezip.decompress(blob), aezip.decompress(aezip.compress(images, rgb_model, quality=1),
+                                                                    rgb_model))
+
+
+def test_bad_arguments_are_refused(rgb_model) -> None:
+    images = _images((16, 16, 3), 2)
+    for kw in ({"quality": 0}, {"quality": 3}, {"max_error": 2}):
+        with pytest.raises(ParameterError):
+            aezip.compress(images, rgb_model, **kw)
+    with pytest.raises(ModelMismatchError, match="3 channel"):
+        aezip.compress(_images((16, 16), 2), rgb_model)
+    blob = aezip.compress(images, rgb_model)
+    with pytest.raises(ModelMismatchError):
+        aezip.decompress(blob, aezip.load_model())                               # the MLP default did not write it
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (set_tensor("conv.rate0.synthesis.0.weight", lambda w: np.full_like(w, WEIGHT_LIMIT + 1)), "conv.rate0.synthesis.0"),
+    (set_tensor("conv.rate1.synthesis.2.bias", lambda b: np.full_like(b, 1 << 62)), "conv.rate1.synthesis.2"),
+    (set_tensor("conv.rate0.synthesis.1.gamma", lambda g: np.full_like(g, WEIGHT_LIMIT + 1)), "conv.rate0.synthesis.1"),
+    (set_tensor("conv.rate0.synthesis.1.beta", lambda b: np.full_like(b, 1 << 60)), "conv.rate0.synthesis.1"),
+    (set_tensor("conv.rate0.hyper.fracs", lambda f: f + 1001), "conv.rate0.hyper.fracs"),
+    (set_tensor("conv.rate0.y_counts", lambda c: c * 0), "conv.rate0.y_counts"),
+    (set_tensor("conv.rate1.thresholds", lambda t: t[::-1].copy()), "conv.rate1.thresholds"),
+    (set_tensor("conv.rate0.z_counts", lambda c: c[:, :-1].copy()), "conv.rate0.z_counts"),
+    (set_tensor("float.dec.0.weight", lambda w: w[:1].copy()), "float.dec.0.weight"),
+    (lambda t: t.pop("conv.rate1.hyper.1.bias"), "conv.rate1.hyper.1.bias"),
+    (lambda t: t.__setitem__("conv.rate2.extra", np.zeros(3, np.int64)), "unexpected tensors"),
+])
+def test_hostile_model_tensors_are_refused_in_one_line(rgb_model, tmp_path, edit, needle) -> None:
+    bad = tmp_path / "bad.aezm"
+    rewrite(rgb_model.path, bad, edit)
+    with pytest.raises(FormatError, match="damaged aezip model file") as exc:
+        load_model(bad)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_hostile_conv_headers_are_refused(rgb_model) -> None:
+    with ContainerReader(aezip.compress(_images((16, 16, 3), 2), rgb_model)) as reader:
+        good = dict(reader.header)
+    check = dict(decoder="fixed-point-v1", entropy=("static",), residual=())
+    assert validate_header(dict(good), **check)
+    for change, needle in (({"quality": 3}, "quality"), ({"quality": None}, "quality"), ({"max_error": 2}, "lossy"),
+                           ({"decoder": "fixed-point-v1"}, "decoder"), ({"levels": 17}, "rate points"),
+                           ({"shape": [2, 8192, 8192, 3], "chunk_size": 1}, "samples"),
+                           ({"chunk_size": 4096, "shape": [2, 1024, 1024, 1]}, "chunk_size")):
+        with pytest.raises(FormatError, match=needle):
+            validate_header({**good, **change}, **check)
+
+
+def test_cli_train_encode_info_decode(tmp_path, capsys) -> None:
+    np.save(tmp_path / "d.npy", _images((20, 24, 3), 8))
+    model = tmp_path / "c.aezm"
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", model, "--arch", "conv", "--steps", "2",
+                       "--rates", "0.001,0.004,0.01", "--batch-size", "4")
+    assert code == 0 and "3 rate points" in err + capsys.readouterr().out or model.exists()
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0 and "rate points: 3" in out
+    code, out, _ = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--quality", "2", "-o", tmp_path / "d.aez")
+    assert code == 0 and "bits/pixel" in out
+    code, out, _ = run(capsys, "info", tmp_path / "d.aez")
+    assert code == 0 and "2 of 3 rate points" in out
+    code, _, _ = run(capsys, "decode", tmp_path / "d.aez", "-m", model, "-o", tmp_path / "back.npy")
+    assert code == 0 and np.load(tmp_path / "back.npy").shape == (8, 20, 24, 3)
+    for args, needle in ((("--hidden", "8"), "--hidden applies to --arch mlp only"),
+                         (("--steps", "2", "--seconds", "1"), "not both"),
+                         (("--rates", "a,b"), "--rates")):
+        code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--arch", "conv", *args)
+        assert_one_line_error(code, err, needle)
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--steps", "2")
+    assert_one_line_error(code, err, "--steps applies to --arch conv only")
+    code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--max-error", "1", "-o", tmp_path / "e.aez")
+    assert_one_line_error(code, err, "convolutional")
+
+
+def test_training_budget_by_steps(rgb_model) -> None:
+    model, steps = train_conv(_images((16, 16), 4), ConvTrainOptions(lambdas=(0.01,), n=4, m=4, z=2, steps=3, batch=2))
+    assert steps == 3 and model.g == 1 and not model.training
+    assert rgb_model.info["steps"] == 2 and rgb_model.info["lambdas"] == [0.001, 0.01]
+    with pytest.raises(ValueError, match="lambdas"):
+        build_model(model, {"lambdas": [0.1, 0.2]})
