@@ -10,10 +10,9 @@ import pytest
 import torch
 
 import aezip
-from aezip.cli.main import main
 from aezip.coding.intconv import WEIGHT_LIMIT, integer_synthesize
 from aezip.conv.model import ConvConfig, ConvModel, build_model
-from aezip.conv.network import ConvCodec
+from aezip.conv.network import ConvCodec, LogisticMixture, gaussian_likelihood
 from aezip.conv.training import ConvTrainOptions, train_conv
 from aezip.errors import FormatError, ModelMismatchError, ParameterError
 from aezip.files.container import ContainerReader
@@ -73,6 +72,20 @@ def test_the_fixed_point_synthesis_follows_the_float_one(rgb_model) -> None:
                               np.round(y_hat.permute(0, 2, 3, 1).double().numpy() * 256))
     floats = torch.round(x_hat[:, 0].clamp(0, 1) * 255).permute(0, 2, 3, 1).numpy()
     assert np.abs(ints.astype(np.int64) - floats).max() <= 1
+
+
+def test_prior_bin_probabilities_sum_to_one() -> None:
+    """The rate the training minimises is honest only if each prior's bin probabilities sum to 1."""
+    torch.manual_seed(0)
+    prior = LogisticMixture(3)
+    with torch.no_grad():
+        prior.means.normal_(0, 3)
+        prior.log_scales.uniform_(-1, 1)
+    bins = torch.arange(-200, 201, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 1, 1)
+    assert torch.allclose(prior.likelihood(bins).sum(0).flatten(), torch.ones(3), atol=1e-4)
+    mean, scale = torch.tensor(0.3), torch.tensor([0.11, 1.0, 17.0]).view(1, 3)
+    y = torch.arange(-200, 201, dtype=torch.float32).view(-1, 1) + mean
+    assert torch.allclose(gaussian_likelihood(y, mean, scale).sum(0), torch.ones(3), atol=1e-4)
 
 
 def test_one_group_of_the_grouped_network_is_that_rate_point_alone() -> None:

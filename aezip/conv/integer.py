@@ -78,10 +78,8 @@ def _group(t, g: int, rows: int) -> np.ndarray:
     return t.detach().double().cpu()[g * rows:(g + 1) * rows].numpy()
 
 
-def rate_point(model, g: int) -> RatePoint:
-    """Rate point g of a trained float ConvCodec (aezip.conv.network) in integers."""
-    import torch
-
+def integer_synthesis(model, g: int) -> IntegerConvNet:
+    """Rate point g's synthesis of a trained float ConvCodec (aezip.conv.network) in fixed point."""
     layers, modules = [], list(model.dec)
     for i, conv in enumerate(modules[0::2]):
         w, b = _group(conv.weight, g, conv.in_channels // model.g), _group(conv.bias, g, conv.out_channels // model.g)
@@ -91,7 +89,13 @@ def rate_point(model, g: int) -> RatePoint:
             layers.append(FloatLayer("up", w, b, "igdn", _group(gamma, g, c), _group(beta, g, c)))
         else:
             layers.append(FloatLayer("up", w, b))
-    synthesis = build_integer_net(layers, in_frac=LATENT_FRAC_BITS)
+    return build_integer_net(layers, in_frac=LATENT_FRAC_BITS)
+
+
+def rate_point(model, g: int) -> RatePoint:
+    """Rate point g of a trained float ConvCodec with prior `hyper` in integers."""
+    import torch
+
     up, _, same = model.h_dec
     hyper = build_integer_net([
         FloatLayer("up", _group(up.weight, g, model.z), _group(up.bias, g, up.out_channels // model.g), "relu"),
@@ -101,4 +105,4 @@ def rate_point(model, g: int) -> RatePoint:
     with torch.no_grad():
         z_pmf = model.z_prior.table(-Z_RADIUS, Z_RADIUS)
     tables = make_tables(_group(z_pmf, g, model.z), -Z_RADIUS, hyper.out_frac, Y_RADIUS)
-    return RatePoint(synthesis, hyper, tables)
+    return RatePoint(integer_synthesis(model, g), hyper, tables)

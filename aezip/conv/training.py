@@ -34,6 +34,7 @@ class ConvTrainOptions:
     crop: int = 64              # larger (padded) images train on random crops of this side (a multiple of STRIDE)
     augment: tuple[str, ...] = ("flip",)
     seed: int = 0
+    prior: str = "hyper"        # the product's; `factorized` for benchmarks/conv_prior_study.py
 
 
 def pad_images(x: torch.Tensor) -> torch.Tensor:
@@ -69,7 +70,7 @@ def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device 
     c = images.shape[3]
     data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     data = data.contiguous().to(device)
-    model = ConvCodec(c, len(opts.lambdas), "hyper", opts.n, opts.m, opts.z).to(device).train()
+    model = ConvCodec(c, len(opts.lambdas), opts.prior, opts.n, opts.m, opts.z).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     lambdas = torch.tensor(opts.lambdas, device=device)
     t0, step, dropped = time.perf_counter(), 0, False
