@@ -276,7 +276,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         header["shard"] = shard
     start = time.perf_counter()
     sse, max_err, samples, images = 0.0, 0, 0, 0
-    model = decoder_bytes(mf, max_error_parts=max_error is not None) if embed_model else None
+    model = decoder_bytes(mf, max_error_parts=max_error is not None, rate=quality - 1 if conv else None) \
+        if embed_model else None
     writer = ContainerWriter(f, header, model)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,

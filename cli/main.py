@@ -342,7 +342,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             report.result(m, *(f"{k:>16}: {v}" for k, v in (
                 ("model id", m["model_id"]), ("bytes", m["bytes"]),
                 ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
-                ("decode side", f"{m['decode_side_bytes']} bytes (what an --embed-model file holds)"),
+                ("decode side", f"{m['decode_side_bytes']} bytes; per rate point (what an --embed-model file holds) "
+                                f"{', '.join(map(str, m['decode_side_rate_bytes']))}"),
                 ("architecture", f"convolutional codec with a hyperprior, {m['channels']} channel(s), any H x W; "
                                  f"widths n={m['n']} m={m['m']} z={m['z']}"),
                 ("rate points", f"{len(m['lambdas'])} (--quality 1..{len(m['lambdas'])}; lambda "

@@ -16,6 +16,7 @@ from aezip.conv.network import ConvCodec, LogisticMixture, gaussian_likelihood
 from aezip.conv.training import ConvTrainOptions, train_conv
 from aezip.errors import FormatError, ModelMismatchError, ParameterError
 from aezip.files.container import ContainerReader
+from aezip.files.decodemodel import decoder_bytes, load_decoder_bytes
 from aezip.files.header import validate_header
 from aezip.files.modelfile import load_model
 from tests.modeledit import rewrite, set_tensor
@@ -109,13 +110,18 @@ def test_model_file_round_trip_same_id_and_same_decoding(rgb_model, tmp_path) ->
     assert aezip.compress(images, loaded, quality=2) == blob                     # the stored float weights encode
 
 
-def test_embedded_model_files_decode_without_the_model(rgb_model) -> None:
+def test_embedded_model_files_decode_without_the_model_and_hold_one_rate_point(rgb_model) -> None:
     images = _images((16, 20, 3), 4)
     blob = aezip.compress(images, rgb_model, quality=1, embed_model=True)
     with ContainerReader(blob) as reader:
-        assert reader.model_bytes > 0
+        embedded = load_decoder_bytes(reader.embedded_model(), "embedded")
+        assert reader.model_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=0))
+    assert reader.model_bytes < len(decoder_bytes(rgb_model))             # the file's rate point only
     assert np.array_equal(aezip.decompress(blob), aezip.decompress(aezip.compress(images, rgb_model, quality=1),
                                                                     rgb_model))
+    assert embedded.decode_only and embedded.id == rgb_model.id and embedded.points[1] is None
+    with pytest.raises(FormatError, match="no rate point 2"):
+        aezip.decompress(aezip.compress(images, rgb_model, quality=2), embedded)
 
 
 def test_bad_arguments_are_refused(rgb_model) -> None:
@@ -195,3 +201,13 @@ def test_training_budget_by_steps(rgb_model) -> None:
     assert rgb_model.info["steps"] == 2 and rgb_model.info["lambdas"] == [0.001, 0.01]
     with pytest.raises(ValueError, match="lambdas"):
         build_model(model, {"lambdas": [0.1, 0.2]})
+
+
+def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -> None:
+    from aezip.bench.report import aezip_rows
+    images = _images((32, 32, 3), 4)
+    rows = aezip_rows(images, [("c", rgb_model.path)], [0, 4], tmp_path)
+    assert [r.setting.split(", ")[-1] for r in rows] == ["--quality 1", "--quality 2", "--embed-model"]
+    for q, row in zip((1, 2), rows):
+        assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes
+        assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=q - 1))

@@ -23,6 +23,7 @@ from aezip.effort import effort_settings
 from aezip.files.data import Dataset, array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.metrics import bits_per_pixel, psnr
+from aezip.conv.model import is_conv
 from aezip.files.modelfile import load_model, model_at_quality
 from aezip.coding.pixelstream import ALONE, MLP
 
@@ -65,6 +66,8 @@ def _timed(fn: Callable, *args):
 def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
     """The lossless rows of the model's pixel models on their own: (pixel coders allowed, setting suffix)."""
     runs = []
+    if is_conv(mf):
+        return runs
     if mf.pixel_alone is not None:
         runs.append(((ALONE,), ", pixel model alone"))
     if mf.pixel is not None:
@@ -83,11 +86,12 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     rows = []
     models = [(name, load_model(path)) for name, path in models]
     first = models[0]
-    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in range(2, mf.config.levels + 1)]
-    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
+    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in _ladder(mf)]
+    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors
+                                                      if not is_conv(first[1])]   # a conv model: lossy only
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     at_effort = effort_settings(effort)
-    decoders: dict[tuple[str, bool], int] = {}   # the decode-side model's size, per model id and kind of file
+    decoders: dict[tuple, int] = {}   # the decode-side model's size, per model id and kind of file
     for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
@@ -96,20 +100,34 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
                                                       search=at_effort["search"]))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
-        setting = f"latent {mf.config.latent}, L {mf.config.levels}" + (
+        setting = _architecture(mf) + (
             "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
             label + ("" if effort == "best" else f", --effort {effort}"))
         author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
-        kind = (author.id, max_error is not None)
+        rate = (quality or mf.config.rates) - 1 if is_conv(mf) else None   # a conv file needs its one rate point
+        kind = (author.id, max_error is not None, rate)
         if not embed and kind not in decoders:
-            decoders[kind] = len(decoder_bytes(author, max_error_parts=max_error is not None))
+            decoders[kind] = len(decoder_bytes(author, max_error_parts=max_error is not None, rate=rate))
         decoder = 0 if embed else decoders[kind]
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
                          0 if embed else author.path.stat().st_size, decoder))
         if progress:
             progress(1)
     return rows
+
+
+def _ladder(mf) -> range:
+    """The --quality levels of a model's lossy ladder: its rate points (conv), or its quantizer levels 2..L."""
+    return range(1, mf.config.rates + 1) if is_conv(mf) else range(2, mf.config.levels + 1)
+
+
+def _architecture(mf) -> str:
+    """The model part of a row's setting."""
+    cfg = mf.config
+    if is_conv(mf):
+        return f"conv n{cfg.n} m{cfg.m} z{cfg.z}, {cfg.rates} rate points"
+    return f"latent {cfg.latent}, L {cfg.levels}"
 
 
 def raw_rows(images: np.ndarray) -> list[Row]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from aezip.coding import hyperprior
-from aezip.errors import ParameterError
+from aezip.errors import FormatError, ParameterError
 from aezip.files.header import MAX_CHUNK_SYMBOLS
 from aezip.coding.intconv import integer_synthesize
 from aezip.conv.integer import RatePoint
@@ -86,6 +86,8 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu") -> 
 def decode_images(mf: ConvModel, rate: int, data: bytes, n: int, image_shape: tuple[int, ...]) -> np.ndarray:
     """The pixels (uint8, n x H*W*C) of n images of image_shape from their latent stream at rate point `rate`."""
     point = mf.points[rate]
+    if point is None:
+        raise FormatError(f"{mf.path or 'the embedded model'}: its decode-side model holds no rate point {rate + 1}")
     latents = hyperprior.decode(data, hyper_shape(n, image_shape, mf.config.z), point.hyper, point.tables)
     return _synthesize(point, latents, image_shape)
 

@@ -112,10 +112,11 @@ class ConvConfig:
 
 
 class ConvModel(CodecModel):
-    """A convolutional codec model: config, the decode side of every rate point, and (unless decode-side only) the
-    float network's weights, from which the torch network is built on first use."""
+    """A convolutional codec model: config, the decode side of every rate point (a decode-side model embedded in a
+    file may hold only the one its file uses: the others None), and (unless decode-side only) the float network's
+    weights, from which the torch network is built on first use."""
 
-    def __init__(self, config: ConvConfig, points: list[RatePoint], weights: dict[str, np.ndarray] | None = None,
+    def __init__(self, config: ConvConfig, points: list[RatePoint | None], weights: dict[str, np.ndarray] | None = None,
                  info: dict | None = None, id: str = "", path: Path | None = None, model=None) -> None:
         self._config = config
         self.points = points
@@ -189,14 +190,19 @@ class ConvModel(CodecModel):
                                       f"expected float32 {shape}")
                 weights[name] = t
                 expected.add(f"float.{name}")
-        points = []
+        points: list[RatePoint | None] = []
         try:
             for g in range(cfg.rates):
+                if decode_only and not any(k.startswith(f"conv.rate{g}.") for k in tensors):
+                    points.append(None)
+                    continue
                 point = RatePoint.from_tensors(tensors, f"conv.rate{g}", cfg.channels, cfg.n, cfg.m, cfg.z)
                 expected.update(point.tensors(f"conv.rate{g}"))
                 points.append(point)
         except ValueError as exc:
             raise FormatError(str(exc)) from None
+        if not any(points):
+            raise FormatError("no rate point")
         extra = sorted(set(tensors) - expected)
         if extra:
             raise FormatError(f"unexpected tensors: {', '.join(extra[:5])}")
