@@ -106,9 +106,25 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
                                                               "pixel_methods": (MIXING_EXACT,)})):
         encode_dataset(open_dataset(src), mf, workdir / f"{name}.aez", **kw)
         corpus.append(workdir / f"{name}.aez")
-    corpus += _tile_files(workdir)
+    corpus += _tile_files(workdir) + _conv_files(workdir)
     save_decoder(mf, workdir / "tiny.aezd")
     return model_path, corpus
+
+
+def _conv_files(workdir: Path) -> list[Path]:
+    """Files of a tiny convolutional model (`conv.aezm`, two rate points) at each rate, its decode side embedded,
+    and `conv-plain.aez` without it (the model-file cases name it)."""
+    from aezip.api import train_conv
+    images = np.random.default_rng(3).integers(0, 256, (10, 20, 28, 3), dtype=np.uint8)
+    mf = train_conv(images, lambdas=(0.001, 0.01), steps=2, batch_size=4, widths=(8, 6, 4), device="cpu")
+    mf.save(workdir / "conv.aezm")
+    np.save(workdir / "conv.npy", images[:7])
+    out = []
+    for name, kw in (("conv-1", {"quality": 1, "embed_model": True}), ("conv-2", {"quality": 2, "embed_model": True}),
+                     ("conv-plain", {"quality": 2})):
+        encode_dataset(open_dataset(workdir / "conv.npy"), mf, workdir / f"{name}.aez", chunk_size=3, **kw)
+        out.append(workdir / f"{name}.aez")
+    return out
 
 
 def _tile_files(workdir: Path) -> list[Path]:
@@ -359,6 +375,7 @@ def fuzz(aez_cases: int, model_cases: int, seed: int, workdir: Path) -> Outcome:
     outcome = Outcome()
     originals = [p.read_bytes() for p in corpus]
     model_data, decoder_data = model_path.read_bytes(), model_path.with_suffix(".aezd").read_bytes()
+    conv_data, conv_file = (workdir / "conv.aezm").read_bytes(), (workdir / "conv-plain.aez").read_bytes()
     for i in range(aez_cases):
         crafted = sandbox / "in.aez"
         original = rng.choice(originals)
@@ -370,11 +387,12 @@ def fuzz(aez_cases: int, model_cases: int, seed: int, workdir: Path) -> Outcome:
             run_cli(["info", str(crafted)], outcome, f"aez case {i} (info)", sandbox)
     for i in range(model_cases):
         crafted = sandbox / "model.aezm"
-        decoder = i % 3 == 2                                       # a third are decode-side model files (.aezd)
-        crafted.write_bytes(mutate_decoder(decoder_data, rng) if decoder else mutate_model(model_data, rng))
-        parts = aezcraft.parse(originals[i % len(originals)])     # a file that names the crafted model, so a
-        h = parts.header_json                                      # model that loads is also decoded with
-        if not decoder:                                            # a .aezd names its model by the id it holds
+        decoder, conv = i % 3 == 2, i % 3 == 1        # a third each: decode-side (.aezd), conv and MLP model files
+        crafted.write_bytes(mutate_decoder(decoder_data, rng) if decoder else
+                            mutate_model(conv_data if conv else model_data, rng))
+        parts = aezcraft.parse(conv_file if conv else originals[i % len(originals)])
+        h = parts.header_json           # the file names the crafted model, so a model that loads is also decoded
+        if not decoder:                 # with (a .aezd names its model by the id it holds)
             h["model_id"] = hashlib.sha256(crafted.read_bytes()).hexdigest()
         named = sandbox / "named.aez"
         named.write_bytes(aezcraft.build(parts.with_header(h)))

@@ -66,12 +66,13 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu") -> 
     import torch
     import torch.nn.functional as F
 
+    from aezip.tensors import to_unit
+
     image_shape = chunk.shape[1:]
     h, w, c = hwc(image_shape)
     ph, pw = padded(image_shape)
     net = mf.encoder(rate).to(device)
-    x = torch.from_numpy(np.ascontiguousarray(chunk).reshape(len(chunk), h, w, c)).to(device)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    x = to_unit(chunk).view(len(chunk), h, w, c).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
         x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
         y = torch.cat([net.analysis(x[i:i + 64]) for i in range(0, len(x), 64)])
