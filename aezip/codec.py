@@ -206,10 +206,11 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     return _chunk_result(flat, latent, residual, recon)
 
 
-def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, device) -> tuple[bytes, float, int]:
+def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, backend: str, device
+                      ) -> tuple[bytes, float, int]:
     """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
     payload; also its squared error and max error."""
-    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device)
+    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend)
     return _chunk_result(chunk.reshape(len(chunk), -1), latent, b"", recon)
 
 

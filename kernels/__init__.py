@@ -1,6 +1,6 @@
 """aezip.kernels: fused Triton kernels with torch references and one dispatch.
 
-Public API: `encoder_forward`, `encoder_codes`, `sparse_kl`, `available_backends`. Triton is imported only when
+Public API: `encoder_forward`, `encoder_codes`, `conv_layer`, `sparse_kl`, `available_backends`. Triton is imported only when
 the Triton backend is chosen, so this package works where Triton is absent.
 """
 from __future__ import annotations
@@ -10,9 +10,10 @@ from typing import Sequence
 import torch
 
 from .dispatch import BackendError, available_backends, resolve_backend
-from .reference import (ACTIVATIONS, encoder_forward_reference, quantize_reference, sparse_kl_reference)
+from .reference import (ACTIVATIONS, CONV_EPILOGUES, conv_layer_reference, encoder_forward_reference,
+                        quantize_reference, sparse_kl_reference)
 
-__all__ = ["encoder_forward", "encoder_codes", "sparse_kl", "available_backends", "resolve_backend", "BackendError"]
+__all__ = ["encoder_forward", "encoder_codes", "conv_layer", "sparse_kl", "available_backends", "resolve_backend", "BackendError"]
 
 
 def _check_encoder_args(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor],
@@ -47,6 +48,25 @@ def encoder_codes(x: torch.Tensor, weights: Sequence[torch.Tensor], biases: Sequ
                 return encoder3_triton(x, weights, biases, activations, levels=levels)
             return quantize_reference(encoder_forward_triton(x, weights, biases, activations), levels)
         return quantize_reference(encoder_forward_reference(x, weights, biases, activations), levels)
+
+
+def conv_layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, epilogue: str,
+               gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None, *,
+               backend: str = "auto") -> torch.Tensor:
+    """One convolution layer of a convolutional encoder (NCHW; weight Cout x Cin x k x k, padding k // 2) with its
+    bias and epilogue: "identity", "relu" or "gdn" (y / sqrt(beta + gamma y^2), gamma Cout x Cout); differentiable.
+    Triton runs it as one GEMM over the unfolded windows where its output channels fit one program."""
+    if epilogue not in CONV_EPILOGUES:
+        raise ValueError(f"unknown epilogue {epilogue!r}; expected one of {CONV_EPILOGUES}")
+    if epilogue == "gdn" and (gamma is None or beta is None):
+        raise ValueError("a GDN epilogue needs gamma and beta")
+    if x.dim() != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"x must be B x {weight.shape[1]} x H x W, got shape {tuple(x.shape)}")
+    if resolve_backend(backend, x.device) == "triton":
+        from .conv_kernel import conv_fits, conv_layer_forward_triton
+        if conv_fits(weight):
+            return conv_layer_forward_triton(x, weight, bias, stride, epilogue, gamma, beta)
+    return conv_layer_reference(x, weight, bias, stride, epilogue, gamma, beta)
 
 
 def sparse_kl(h: torch.Tensor, rho: float, beta: float = 1.0, *, eps: float = 1e-6,

@@ -54,3 +54,20 @@ def sparse_kl_grad_reference(h: torch.Tensor, rho: float, beta: float = 1.0, *, 
     g = beta / h.shape[0] * (-rho / rho_hat + (1.0 - rho) / (1.0 - rho_hat))
     g = torch.where((mean >= eps) & (mean <= 1.0 - eps), g, torch.zeros_like(g))
     return g.expand_as(h)
+
+
+CONV_EPILOGUES = ("identity", "relu", "gdn")
+
+
+def conv_layer_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, epilogue: str,
+                         gamma: torch.Tensor | None = None, beta: torch.Tensor | None = None) -> torch.Tensor:
+    """One convolution (NCHW, weight Cout x Cin x k x k, padding k // 2) with its bias, then ReLU, nothing, or GDN
+    y / sqrt(beta + gamma y^2) over the channels (gamma Cout x Cout, beta Cout: the effective parameters)."""
+    y = torch.nn.functional.conv2d(x, weight, bias, stride, weight.shape[-1] // 2)
+    if epilogue == "relu":
+        return torch.relu(y)
+    if epilogue == "gdn":
+        return y * torch.rsqrt(torch.nn.functional.conv2d(y * y, gamma[:, :, None, None], beta))
+    if epilogue == "identity":
+        return y
+    raise ValueError(f"unknown epilogue {epilogue!r}; expected one of {CONV_EPILOGUES}")

@@ -113,5 +113,5 @@ def test_bench_kernels_times_torch_and_says_why_triton_rows_are_missing(tmp_path
     rows = json.loads(out)["rows"]
     assert json.loads((tmp_path / "k.json").read_text())["rows"] == rows
     torch_rows = [r for r in rows if r["impl"] == "torch eager"]
-    assert len(torch_rows) == 6 and all(r["median_s"] > 0 for r in torch_rows)
+    assert len(torch_rows) == 7 and all(r["median_s"] > 0 for r in torch_rows)
     assert all("Triton timings need a GPU" in r["note"] for r in rows if r["impl"] == "triton")

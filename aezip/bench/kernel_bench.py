@@ -111,6 +111,38 @@ def _variants(device: torch.device, triton_fn: Callable, torch_fn: Callable, com
     return out
 
 
+CONV_IMAGES_PER_ROW = 64   # a conv encoder row's batch counts images: `--batch B` times B / 64 (its windows: 256 rows
+#                            per 32 x 32 image in the first layer, as a tile model's 16 tiles of 8 x 8 are 16 rows)
+
+
+def _conv_rows(device: torch.device, batch_sizes: list[int], reps: int, compile_ok: bool,
+               cpu_peak: float | None) -> list[dict]:
+    """Rows for a conv model's rate-point encoder (aezip.conv, RGB, n = m = 64, z = 32) on 32 x 32 images: every
+    layer through the Triton conv kernel against torch's convolutions."""
+    from aezip.conv.network import ConvCodec
+
+    torch.manual_seed(0)
+    net = ConvCodec(3, 1, "hyper", 64, 64, 32).eval().to(device)
+    macs = sum(m.weight[0].numel() * m.out_channels * side * side for m, side in
+               ((net.enc[0], 16), (net.enc[2], 8), (net.enc[4], 4), (net.h_enc[0], 4), (net.h_enc[2], 2)))
+    macs += 64 * 64 * (16 * 16 + 8 * 8)           # the two GDN products
+    rows = []
+    for b in batch_sizes:
+        images = max(1, b // CONV_IMAGES_PER_ROW)
+        x = torch.rand(images, 3, 32, 32, device=device)
+        with torch.no_grad():
+            for impl, fn, note in _variants(device, lambda: net.encode(x, "triton"), lambda: net.encode(x, "torch"),
+                                            compile_ok):
+                row = _measure("conv encoder (RGB, 32x32 images)", impl, images, fn, note, device, reps,
+                               flops=2 * macs * images, peak_flops=_gemm_peak(device, impl) or cpu_peak)
+                if impl == "triton" and fn is not None:
+                    from aezip.kernels.conv_kernel import _conv_gemm_kernel
+                    config = getattr(_conv_gemm_kernel, "best_config", None)
+                    row["config"] = config and " ".join(f"{k.split('_')[1][0]}{v}" for k, v in config.kwargs.items())
+                rows.append(row)
+    return rows
+
+
 def bench_kernels(device: torch.device, batch_sizes: list[int], reps: int = 20, compile_ok: bool = True) -> list[dict]:
     """Rows for the encoder forward (default and wide), sparse-KL forward+backward and one training step."""
     rows = []
@@ -134,6 +166,7 @@ def bench_kernels(device: torch.device, batch_sizes: list[int], reps: int = 20, 
                         from aezip.kernels.encoder_kernel import chosen_config, fused_encoder_fits
                         row["config"] = chosen_config(fused_encoder_fits(ws))
                     rows.append(row)
+    rows += _conv_rows(device, batch_sizes, reps, compile_ok, cpu_peak)
     for b in batch_sizes:
         h = torch.rand(b, 256, device=device, requires_grad=True)
 

@@ -61,8 +61,10 @@ def _synthesize(point: RatePoint, latents: np.ndarray, image_shape: tuple[int, .
     return out
 
 
-def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu") -> tuple[bytes, np.ndarray]:
-    """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`."""
+def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None
+                  ) -> tuple[bytes, np.ndarray]:
+    """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`, the
+    analysis through the kernel dispatch (`backend`: aezip.kernels' choice)."""
     import torch
     import torch.nn.functional as F
 
@@ -75,8 +77,8 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu") -> 
     x = to_unit(chunk).view(len(chunk), h, w, c).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
         x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
-        y = torch.cat([net.analysis(x[i:i + 64]) for i in range(0, len(x), 64)])
-        z = torch.round(net.h_enc(y))
+        parts = [net.encode(x[i:i + 64], backend) for i in range(0, len(x), 64)]
+        y, z = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     y_np = y.permute(0, 2, 3, 1).double().cpu().numpy()
     z_np = z.permute(0, 2, 3, 1).double().cpu().numpy()
     point = mf.points[rate]

@@ -12,6 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from aezip import kernels
+
 LOG2 = math.log(2.0)
 SCALE_FLOOR = 0.11        # the smallest scale of the latents' Gaussians (aezip.coding.hyperprior.SCALE_MIN)
 
@@ -105,6 +107,25 @@ class ConvCodec(nn.Module):
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """The latents of every group, B x G*M x H/8 x W/8, for images x (B x C x H x W in [0, 1])."""
         return self.enc(x.repeat(1, self.g, 1, 1) - 0.5)
+
+    def encode(self, x: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(latents y, rounded hyper-latents z) of a one-group codec (a rate point, `single`) for images x
+        (B x C x H x W in [0, 1], H and W multiples of 16), each convolution with its GDN or ReLU one call of the
+        kernel dispatch (aezip.kernels.conv_layer: a Triton GEMM over the unfolded windows, or the torch reference)."""
+        if self.g != 1 or self.prior != "hyper":
+            raise ValueError("encode runs one rate point with a hyperprior: take model.single(g) first")
+        backend = backend or "auto"
+        h = x - 0.5
+        for i in (0, 2, 4):
+            layer = self.enc[i]
+            gdn = self.enc[i + 1] if i < 4 else None
+            gamma, beta = gdn.effective() if gdn else (None, None)
+            h = kernels.conv_layer(h, layer.weight, layer.bias, layer.stride[0], "gdn" if gdn else "identity",
+                                   gamma, beta, backend=backend)
+        first, _, second = self.h_enc
+        z = kernels.conv_layer(h, first.weight, first.bias, first.stride[0], "relu", backend=backend)
+        z = kernels.conv_layer(z, second.weight, second.bias, second.stride[0], "identity", backend=backend)
+        return h, torch.round(z)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: B x C x H x W in [0, 1] -> (reconstructions B x G x C x H x W, bits per image B x G, the quantized
