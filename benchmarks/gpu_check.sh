@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (the device tool's `run`, or any machine with CUDA), in order of what matters most:
-#   1. kernel parity: tests/test_kernels.py with TRITON_INTERPRET=0 on CUDA tensors (compiled kernels), with the
+#   1. kernel parity: tests/test_kernels.py and tests/test_conv_kernel.py with TRITON_INTERPRET=0 on CUDA tensors (compiled kernels), with the
 #      default tl.dot precision (tf32x3) and with AEZIP_DOT_PRECISION=ieee;
 #   2. GPU encode -> CPU decode (benchmarks/gpu_codec_check.py), and the device/thread policy rows;
 #   3. `aezip bench kernels` (Triton beside torch eager), then the same with torch.compile rows if time is left;
@@ -47,9 +47,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 python3 -c "import torch, triton, numba, numpy; print('torch', torch.__version__, 'triton', triton.__version__,
 'numba', numba.__version__, 'numpy', numpy.__version__, 'cores', __import__('os').cpu_count())" | tee -a "$out/gpu.txt"
 
-TAIL=3 step parity 200 env TRITON_INTERPRET=0 python3 -m pytest -v -p no:cacheprovider tests/test_kernels.py
+TAIL=3 step parity 200 env TRITON_INTERPRET=0 python3 -m pytest -v -p no:cacheprovider tests/test_kernels.py tests/test_conv_kernel.py
 TAIL=1 step parity-ieee 60 env TRITON_INTERPRET=0 AEZIP_DOT_PRECISION=ieee python3 -m pytest -q -p no:cacheprovider \
-    tests/test_kernels.py
+    tests/test_kernels.py tests/test_conv_kernel.py
 # pass/fail per kernel, from the verbose log (test name prefix -> what it checks)
 while read -r prefix what; do
     passed=$(grep -cE "::${prefix}[^ ]* PASSED" "$out/parity.log")
@@ -66,6 +66,9 @@ test_every_fused_encoder_gpu_config_ fused 3-layer encoder, every GPU autotune c
 test_every_sparse_kl_gpu_config_ sparse-KL partial sums, every GPU autotune config
 test_training_step_ one training step, Triton vs torch
 test_chosen_config_ the autotuned config bench kernels reports
+test_conv_layer_ conv layer (GEMM over windows + bias + ReLU/GDN), forward and backward
+test_every_conv_gpu_config_ conv layer, every GPU autotune config
+test_a_rate_points_encoder_ a conv model's encoder through the kernel
 KERNELS
 
 sets=()

@@ -22,7 +22,6 @@ def _layer(cin: int, cout: int, k: int, seed: int) -> tuple[torch.Tensor, ...]:
     return w, b, gamma, beta
 
 
-@pytest.mark.interpreter
 @pytest.mark.parametrize("epilogue", ["identity", "relu", "gdn"])
 @pytest.mark.parametrize("cin,cout,k,stride,hw", [(3, 7, 5, 2, (17, 13)), (1, 24, 5, 2, (5, 7)), (6, 5, 3, 1, (9, 4)),
                                                   (16, 64, 5, 2, (16, 32))])
@@ -38,7 +37,6 @@ def test_conv_layer_matches_reference(epilogue: str, cin: int, cout: int, k: int
 
 
 # The interpreter runs one large-block config (fast); these run every GPU autotune candidate.
-@pytest.mark.interpreter
 @pytest.mark.parametrize("i", range(len(CONV_CONFIGS)))
 def test_every_conv_gpu_config_matches_reference(i: int) -> None:
     w, b, gamma, beta = _layer(5, 37, 5, i)
@@ -59,7 +57,6 @@ def test_wider_layers_fall_back_to_the_reference() -> None:
         kernels.conv_layer(x, w, b, 1, "gdn")
 
 
-@pytest.mark.interpreter
 def test_a_rate_points_encoder_runs_through_the_kernel() -> None:
     torch.manual_seed(0)
     net = ConvCodec(3, 2, "hyper", 8, 6, 4).eval().single(1).to(DEVICE)
