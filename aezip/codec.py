@@ -113,9 +113,6 @@ def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tup
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
-    if max_error is not None and is_conv(mf):
-        raise ParameterError("max_error", "is not available with a convolutional model (lossy only so far); use an "
-                                          "MLP model for a bounded error")
     samples = image_samples(shape)
     most = max_chunk_size(samples)
     if is_conv(mf):
@@ -194,28 +191,33 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
     error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
     all)."""
-    flat = chunk.reshape(len(chunk), -1)
     coder = latent_coder(mf, quality)
     recon, centroid = chunk_prediction(mf, chunk, codes, quality)
-    latent, residual = encode_latents(mf, codes, quality, chunk.shape[1:], coder, centroid), b""
+    latent = encode_latents(mf, codes, quality, chunk.shape[1:], coder, centroid)
+    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
+
+
+def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, backend: str, device,
+                      max_error: int | None = None, pixel_methods: tuple[int, ...] | None = None
+                      ) -> tuple[bytes, float, int]:
+    """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
+    payload (under max_error: its reconstruction the pixel coders' prediction, as an MLP model's); also its squared
+    error and max error."""
+    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend)
+    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
+
+
+def _chunk_result(mf: ModelFile, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
+                  pixel_methods: tuple[int, ...] | None) -> tuple[bytes, float, int]:
+    """A chunk's payload from its latent stream and the decoder's prediction (n x D): under max_error with the
+    cheapest pixel stream (and no latents where that stream needs none), its decoded pixels' checksum at the end;
+    also its squared error and max error."""
+    flat, residual = chunk.reshape(len(chunk), -1), b""
     if max_error is not None:
         stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
                                _alone(mf, flat.shape[1]), pixel_methods, raster=mf.raster)
         residual, recon = stream.data, stream.recon
         latent = latent if stream.needs_latents else b""
-    return _chunk_result(flat, latent, residual, recon)
-
-
-def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, backend: str, device
-                      ) -> tuple[bytes, float, int]:
-    """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
-    payload; also its squared error and max error."""
-    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend)
-    return _chunk_result(chunk.reshape(len(chunk), -1), latent, b"", recon)
-
-
-def _chunk_result(flat: np.ndarray, latent: bytes, residual: bytes, recon: np.ndarray) -> tuple[bytes, float, int]:
-    """A chunk's payload (its decoded pixels' checksum at the end), squared error and max error."""
     payload = _pack_payload(len(flat), latent, residual, zlib.crc32(recon.tobytes()))
     return payload, float(_squared_error(flat, recon)), int(np.abs(flat.astype(np.int64) - recon).max(initial=0))
 
@@ -399,10 +401,12 @@ def source_of(reader: ContainerReader) -> Source:
 def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    if header["entropy"] == conv_coding.CODER:
-        return conv_coding.decode_images(mf, header["quality"] - 1, latent, n, image_shape)
-    pred = (predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
-            if latent or max_error is None else None)
+    if not latent and max_error is not None:
+        pred = None
+    elif header["entropy"] == conv_coding.CODER:
+        pred = conv_coding.decode_images(mf, header["quality"] - 1, latent, n, image_shape)
+    else:
+        pred = predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
     if max_error is None:
         return pred
     if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone

@@ -112,8 +112,8 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
 
 
 def _conv_files(workdir: Path) -> list[Path]:
-    """Files of a tiny convolutional model (`conv.aezm`, two rate points) at each rate, its decode side embedded,
-    and `conv-plain.aez` without it (the model-file cases name it)."""
+    """Files of a tiny convolutional model (`conv.aezm`, two rate points) at each rate and under a max error, its
+    decode side embedded, and `conv-plain.aez` without it (the model-file cases name it)."""
     from aezip.api import train_conv
     images = np.random.default_rng(3).integers(0, 256, (10, 20, 28, 3), dtype=np.uint8)
     mf = train_conv(images, lambdas=(0.001, 0.01), steps=2, batch_size=4, widths=(8, 6, 4), device="cpu")
@@ -121,7 +121,7 @@ def _conv_files(workdir: Path) -> list[Path]:
     np.save(workdir / "conv.npy", images[:7])
     out = []
     for name, kw in (("conv-1", {"quality": 1, "embed_model": True}), ("conv-2", {"quality": 2, "embed_model": True}),
-                     ("conv-plain", {"quality": 2})):
+                     ("conv-e", {"quality": 1, "max_error": 2, "embed_model": True}), ("conv-plain", {"quality": 2})):
         encode_dataset(open_dataset(workdir / "conv.npy"), mf, workdir / f"{name}.aez", chunk_size=3, **kw)
         out.append(workdir / f"{name}.aez")
     return out

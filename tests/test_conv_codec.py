@@ -63,6 +63,20 @@ def test_the_decoder_rebuilds_the_encoders_pixels_and_the_report_measures_them(r
     assert report.file_bytes == len(buf.getvalue()) and report.bits_per_pixel == len(buf.getvalue()) * 8 / (5 * 37 * 45)
 
 
+@pytest.mark.parametrize("max_error", [0, 3])
+def test_max_error_bounds_every_pixel_on_top_of_a_rate_point(rgb_model, max_error) -> None:
+    images = _images((21, 19, 3), 6, seed=5)
+    for quality in (1, 2):
+        blob = aezip.compress(images, rgb_model, quality=quality, max_error=max_error, chunk_size=4)
+        decoded = aezip.decompress(blob, rgb_model)
+        assert np.abs(decoded.astype(int) - images).max() <= max_error
+        embedded = aezip.compress(images, rgb_model, quality=quality, max_error=max_error, embed_model=True)
+        assert np.array_equal(aezip.decompress(embedded), decoded)          # its prior travels with it
+    lossy = aezip.compress(images, rgb_model, embed_model=True)
+    with ContainerReader(lossy) as reader:
+        assert "residual.prior" not in load_decoder_bytes(reader.embedded_model(), "e").tensors()
+
+
 def test_the_fixed_point_synthesis_follows_the_float_one(rgb_model) -> None:
     """Rate point g's integer synthesis of its rounded latents is the float decoder's output to within a level."""
     net = rgb_model.encoder(1)
@@ -126,7 +140,7 @@ def test_embedded_model_files_decode_without_the_model_and_hold_one_rate_point(r
 
 def test_bad_arguments_are_refused(rgb_model) -> None:
     images = _images((16, 16, 3), 2)
-    for kw in ({"quality": 0}, {"quality": 3}, {"max_error": 2}):
+    for kw in ({"quality": 0}, {"quality": 3}, {"max_error": 256}):
         with pytest.raises(ParameterError):
             aezip.compress(images, rgb_model, **kw)
     with pytest.raises(ModelMismatchError, match="3 channel"):
@@ -148,6 +162,8 @@ def test_bad_arguments_are_refused(rgb_model) -> None:
     (set_tensor("float.dec.0.weight", lambda w: w[:1].copy()), "float.dec.0.weight"),
     (lambda t: t.pop("conv.rate1.hyper.1.bias"), "conv.rate1.hyper.1.bias"),
     (lambda t: t.__setitem__("conv.rate2.extra", np.zeros(3, np.int64)), "unexpected tensors"),
+    (set_tensor("residual.prior", lambda p: p - 1), "residual prior"),
+    (lambda t: t.pop("residual.prior"), "residual.prior"),
 ])
 def test_hostile_model_tensors_are_refused_in_one_line(rgb_model, tmp_path, edit, needle) -> None:
     bad = tmp_path / "bad.aezm"
@@ -162,7 +178,8 @@ def test_hostile_conv_headers_are_refused(rgb_model) -> None:
         good = dict(reader.header)
     check = dict(decoder="fixed-point-v1", entropy=("static",), residual=())
     assert validate_header(dict(good), **check)
-    for change, needle in (({"quality": 3}, "quality"), ({"quality": None}, "quality"), ({"max_error": 2}, "lossy"),
+    for change, needle in (({"quality": 3}, "quality"), ({"quality": None}, "quality"), ({"max_error": 2}, "residual"),
+                           ({"max_error": 300}, "max_error"), ({"tiles": {"patch": 4, "context": 0}}, "tiles"),
                            ({"decoder": "fixed-point-v1"}, "decoder"), ({"levels": 17}, "rate points"),
                            ({"shape": [2, 8192, 8192, 3], "chunk_size": 1}, "samples"),
                            ({"chunk_size": 4096, "shape": [2, 1024, 1024, 1]}, "chunk_size")):
@@ -191,7 +208,7 @@ def test_cli_train_encode_info_decode(tmp_path, capsys) -> None:
         assert_one_line_error(code, err, needle)
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--steps", "2")
     assert_one_line_error(code, err, "--steps applies to --arch conv only")
-    code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--max-error", "1", "-o", tmp_path / "e.aez")
+    code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--effort", "max", "-o", tmp_path / "e.aez")
     assert_one_line_error(code, err, "convolutional")
 
 
@@ -200,14 +217,17 @@ def test_training_budget_by_steps(rgb_model) -> None:
     assert steps == 3 and model.g == 1 and not model.training
     assert rgb_model.info["steps"] == 2 and rgb_model.info["lambdas"] == [0.001, 0.01]
     with pytest.raises(ValueError, match="lambdas"):
-        build_model(model, {"lambdas": [0.1, 0.2]})
+        build_model(model, {"lambdas": [0.1, 0.2]}, _images((16, 16), 4))
 
 
 def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -> None:
     from aezip.bench.report import aezip_rows
     images = _images((32, 32, 3), 4)
     rows = aezip_rows(images, [("c", rgb_model.path)], [0, 4], tmp_path)
-    assert [r.setting.split(", ")[-1] for r in rows] == ["--quality 1", "--quality 2", "--embed-model"]
+    assert [r.setting.split(", ")[-1] for r in rows] == ["--quality 1", "--quality 2", "--embed-model",
+                                                         "--max-error 0", "--max-error 4"]
+    assert rows[3].max_abs_error == 0 and rows[4].max_abs_error <= 4
     for q, row in zip((1, 2), rows):
         assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes
         assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=q - 1))
+    assert rows[3].decoder_bytes == len(decoder_bytes(rgb_model, rate=1))         # the prior included

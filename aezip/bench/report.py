@@ -66,8 +66,6 @@ def _timed(fn: Callable, *args):
 def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
     """The lossless rows of the model's pixel models on their own: (pixel coders allowed, setting suffix)."""
     runs = []
-    if is_conv(mf):
-        return runs
     if mf.pixel_alone is not None:
         runs.append(((ALONE,), ", pixel model alone"))
     if mf.pixel is not None:
@@ -87,8 +85,7 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     models = [(name, load_model(path)) for name, path in models]
     first = models[0]
     runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in _ladder(mf)]
-    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors
-                                                      if not is_conv(first[1])]   # a conv model: lossy only
+    runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     at_effort = effort_settings(effort)
     decoders: dict[tuple, int] = {}   # the decode-side model's size, per model id and kind of file

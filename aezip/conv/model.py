@@ -15,6 +15,7 @@ import numpy as np
 from aezip.conv.integer import RatePoint
 from aezip.conv.layout import MAX_RATES
 from aezip.errors import FormatError, InputError
+from aezip.files.modelcheck import check_residual_prior
 from aezip.files.modelfile import CodecModel, save_model
 
 KIND = "conv"
@@ -116,10 +117,15 @@ class ConvModel(CodecModel):
     file may hold only the one its file uses: the others None), and (unless decode-side only) the float network's
     weights, from which the torch network is built on first use."""
 
+    pixel = pixel_alone = raster = None     # the MLP models' learned pixel models: a conv model has none yet
+
     def __init__(self, config: ConvConfig, points: list[RatePoint | None], weights: dict[str, np.ndarray] | None = None,
-                 info: dict | None = None, id: str = "", path: Path | None = None, model=None) -> None:
+                 info: dict | None = None, id: str = "", path: Path | None = None, model=None,
+                 residual_prior: np.ndarray | None = None) -> None:
         self._config = config
         self.points = points
+        self.residual_prior = residual_prior       # the max-error coder's initial context counts (None: a lossy
+        #                                            file's decode-side model)
         self._weights = weights or {}
         self._model = model
         self._encoders: dict[int, object] = {}
@@ -169,10 +175,14 @@ class ConvModel(CodecModel):
         return self.id
 
     def tensors(self) -> dict[str, np.ndarray]:
-        """Every tensor of the model file: `float.*` the network, `conv.rate<g>.*` rate point g's decode side."""
+        """Every tensor of the model file: `float.*` the network, `conv.rate<g>.*` rate point g's decode side (those
+        it holds), `residual.prior` the max-error coder's prior."""
         out = {f"float.{k}": np.ascontiguousarray(v, np.float32) for k, v in self.float_weights().items()}
         for g, point in enumerate(self.points):
-            out.update(point.tensors(f"conv.rate{g}"))
+            if point is not None:
+                out.update(point.tensors(f"conv.rate{g}"))
+        if self.residual_prior is not None:
+            out["residual.prior"] = np.ascontiguousarray(self.residual_prior, np.int16)   # rows sum to <= 4096
         return out
 
     @classmethod
@@ -203,19 +213,32 @@ class ConvModel(CodecModel):
             raise FormatError(str(exc)) from None
         if not any(points):
             raise FormatError("no rate point")
+        expected |= check_residual_prior(tensors, required=not decode_only)
         extra = sorted(set(tensors) - expected)
         if extra:
             raise FormatError(f"unexpected tensors: {', '.join(extra[:5])}")
-        return cls(cfg, points, weights, info, id, path)
+        prior = tensors.get("residual.prior")
+        return cls(cfg, points, weights, info, id, path, residual_prior=None if prior is None else prior.astype(np.int64))
 
 
-def build_model(model, info: dict | None = None) -> ConvModel:
-    """A ConvModel from a trained float ConvCodec (prior `hyper`): its decode side made in integers, rate by rate."""
+PRIOR_IMAGES = 2000     # training images the max-error coder's prior is counted on
+
+
+def build_model(model, info: dict, images: np.ndarray) -> ConvModel:
+    """A ConvModel from a trained float ConvCodec (prior `hyper`) and its uint8 training images (N x H x W[ x C]):
+    its decode side made in integers rate by rate, and the max-error coder's prior counted on the top rate point's
+    reconstructions of up to PRIOR_IMAGES of the images."""
+    from aezip.coding.residual import context_prior
+    from aezip.conv.coding import encode_images
     from aezip.conv.integer import rate_point
-    cfg = ConvConfig(model.c, tuple(info.get("lambdas", ())) if info else (), model.n, model.m, model.z)
+    cfg = ConvConfig(model.c, tuple(info.get("lambdas", ())), model.n, model.m, model.z)
     if cfg.rates != model.g:
         raise ValueError(f"info must list the model's {model.g} lambdas")
-    return ConvModel(cfg, [rate_point(model, g) for g in range(model.g)], info=info, model=model.eval())
+    mf = ConvModel(cfg, [rate_point(model, g) for g in range(model.g)], info=info, model=model.eval())
+    sample = np.asarray(images[np.linspace(0, len(images) - 1, min(len(images), PRIOR_IMAGES)).astype(np.int64)])
+    _, recon = encode_images(mf, cfg.rates - 1, sample)
+    mf.residual_prior = context_prior(sample.reshape(len(sample), -1), recon, sample.shape[1:])
+    return mf
 
 
 def is_conv(mf: object) -> bool:

@@ -123,4 +123,4 @@ def train_conv_model(images: np.ndarray, opts: ConvTrainOptions, device: torch.d
             "seconds": round(seconds, 1), "batch": opts.batch, "lr": opts.lr, "crop": opts.crop,
             "augment": list(opts.augment), "seed": opts.seed,
             "data": {**(source or {}), "shape": list(images.shape)}}   # N x H x W[ x C], as given
-    return build_model(model, info)
+    return build_model(model, info, images)

@@ -60,7 +60,7 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     level. A convolutional codec's file (aezip.conv) has its own coder and decoder arithmetic and is checked by
     _check_conv instead."""
     if isinstance(h, dict) and h.get("entropy") == CONV_CODER:
-        return _check_conv(h)
+        return _check_conv(h, residual)
     _check_common(h)
     shape, levels, latent, chunk, e = (h[k] for k in ("shape", "levels", "latent", "chunk_size", "max_error"))
     _need(levels >= 2, f"header levels {levels!r} outside 2..65536")
@@ -112,17 +112,19 @@ def _check_common(h: object) -> None:
         _check_shard(h["shard"], shape[0])
 
 
-def _check_conv(h: dict) -> dict:
+def _check_conv(h: dict, residual: tuple[str, ...]) -> dict:
     """A convolutional codec's header: its decoder arithmetic, a rate point `quality` 1..levels (levels: the model's
-    rate points), no tiles and no max-error stream (lossy only), and a bounded count of latents per chunk."""
+    rate points), a pixel coder where it has a max error, no tiles, and a bounded count of latents per chunk."""
     _check_common(h)
     _need(h.get("decoder") == CONV_ARITHMETIC, f"decoder arithmetic {h.get('decoder')!r} is not supported with latent "
                                                f"coder {CONV_CODER} ({CONV_ARITHMETIC})")
     levels, q = h["levels"], h.get("quality")
     _need(levels <= MAX_RATES, f"header levels {levels!r}: a convolutional model has at most {MAX_RATES} rate points")
     _need(_is_int(q) and 1 <= q <= levels, f"header quality {q!r} outside 1..{levels} (the model's rate points)")
-    _need(h.get("max_error") is None and h.get("residual") is None and "tiles" not in h,
-          "a convolutional codec's file is lossy: no max_error, residual coder or tiles")
+    e = h["max_error"]
+    _need(h.get("residual") is None if e is None else h.get("residual") in residual,
+          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
+    _need("tiles" not in h, "a convolutional codec's file has no tiles")
     ph, pw = padded(tuple(h["shape"][1:]))
     symbols = ph * pw // 64 * h["latent"] * h["chunk_size"]
     _need(symbols <= MAX_CHUNK_SYMBOLS, f"header: {symbols} latents per chunk, more than {MAX_CHUNK_SYMBOLS}")

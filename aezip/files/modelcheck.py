@@ -40,6 +40,15 @@ def _ints(v: object, lo: int, hi: int) -> bool:
                                                  for x in v)
 
 
+def check_residual_prior(tensors: dict[str, np.ndarray], required: bool) -> set[str]:
+    """The max-error coder's prior (`residual.prior`, a decode-side model of a lossy file has none): its names."""
+    if not required and "residual.prior" not in tensors:
+        return set()
+    prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
+    _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
+    return {"residual.prior"}
+
+
 def check_config(config: object) -> dict:
     """The architecture entry of a model's metadata, bounded; returns it."""
     if not isinstance(config, dict):
@@ -79,10 +88,7 @@ def check_tensors(config: dict, tensors: dict[str, np.ndarray], *, decode_only: 
     tables = _expect(tensors, "entropy.tables", "int64", (latent, levels))
     _need(bool((tables >= 1).all()) and bool((tables.sum(axis=1, dtype=np.float64) < MAX_TABLE_TOTAL).all()),
           "entropy tables must hold positive counts with bounded totals")
-    if not decode_only or "residual.prior" in tensors:
-        prior = _expect(tensors, "residual.prior", "int16", (N_CONTEXTS, 256))
-        _need(bool((prior >= 0).all() and (prior <= PRIOR_TOTAL).all()), f"residual prior outside 0..{PRIOR_TOTAL}")
-        expected.add("residual.prior")
+    expected |= check_residual_prior(tensors, required=not decode_only)
     rdims = cfg.layer_dims()[1]
     n = len(rdims) - 1
     shifts = _expect(tensors, "intdec.shifts", "int64", (n - 1,))

@@ -34,7 +34,8 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
     from aezip.codec import chunk_codes, encode_chunk, encode_conv_chunk
     w = _worker
     if is_conv(w["mf"]):
-        return encode_conv_chunk(w["mf"], chunk, w["quality"], w["backend"], w["device"]), len(chunk)
+        return encode_conv_chunk(w["mf"], chunk, w["quality"], w["backend"], w["device"], w["max_error"],
+                                 w["pixel_methods"]), len(chunk)
     codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"], w["quality"], w["search"])
     return encode_chunk(w["mf"], chunk, codes, w["max_error"], w["quality"], w["pixel_methods"]), len(chunk)
 
@@ -74,7 +75,8 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
     _check_jobs(jobs)
     if jobs == 1 and is_conv(mf):
         from aezip.codec import encode_conv_chunk
-        return ((encode_conv_chunk(mf, c, quality, backend, device), len(c)) for c in chunks)
+        return ((encode_conv_chunk(mf, c, quality, backend, device, max_error, pixel_methods), len(c))
+                for c in chunks)
     if jobs == 1:
         mf.model.to(device)
         coded = ((c, chunk_codes(mf, c, backend, device, quality, search)) for c in chunks)
