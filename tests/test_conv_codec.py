@@ -231,3 +231,22 @@ def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -
         assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes
         assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=q - 1))
     assert rows[3].decoder_bytes == len(decoder_bytes(rgb_model, rate=1))         # the prior included
+
+
+def test_decoding_is_the_same_in_processes_with_1_and_2_threads(rgb_model, tmp_path) -> None:
+    """The fixed-point synthesis's float64 GEMMs run multi-threaded in BLAS; their integers must not change."""
+    import os
+    import subprocess
+    import sys
+    images = _images((48, 40, 3), 24, seed=9)
+    (tmp_path / "x.aez").write_bytes(aezip.compress(images, rgb_model, quality=2))
+    script = ("import sys, numpy as np, aezip; np.save(sys.argv[2], aezip.decompress(open(sys.argv[1], 'rb').read(), "
+              "aezip.load_model(sys.argv[3])))")
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / "x.aez"), str(tmp_path / f"{threads}.npy"),
+                        str(rgb_model.path)], check=True, env=env)
+        outs.append(np.load(tmp_path / f"{threads}.npy"))
+    assert np.array_equal(outs[0], outs[1])
+    assert np.array_equal(outs[0], aezip.decompress((tmp_path / "x.aez").read_bytes(), rgb_model))
