@@ -40,7 +40,7 @@ def rgb_model(tmp_path_factory) -> ConvModel:
     return mf
 
 
-@pytest.mark.parametrize("shape", [(5, 7), (8, 8), (28, 28), (32, 32, 3), (64, 48, 3)])
+@pytest.mark.parametrize("shape", [(5, 7), (8, 8), (28, 28), (32, 32, 3), (64, 48, 3), (256, 256, 3)])
 def test_any_shape_trains_and_round_trips_at_every_rate(shape) -> None:
     images = _images(shape)
     mf = aezip.train_conv(images, **TINY)
