@@ -14,9 +14,9 @@ import numpy as np
 
 from aezip.conv.integer import RatePoint
 from aezip.conv.layout import MAX_RATES
-from aezip.errors import FormatError, InputError
+from aezip.errors import FormatError
 from aezip.files.modelcheck import check_residual_prior
-from aezip.files.modelfile import CodecModel, save_model
+from aezip.files.modelfile import CodecModel
 
 KIND = "conv"
 MAX_WIDTH = 512
@@ -137,42 +137,17 @@ class ConvModel(CodecModel):
     def config(self) -> ConvConfig:
         return self._config
 
-    @property
-    def decode_only(self) -> bool:
-        return self._model is None and not self._weights
-
-    @property
-    def model(self):
-        """The float network (aezip.conv.network.ConvCodec), built on first use from the stored weights."""
-        if self.decode_only:
-            raise InputError(f"{self.path or 'this model'}: a decode-side model holds no encoder; encoding needs "
-                             "the model file (.aezm) it came from")
-        if self._model is None:
-            import torch
-
-            from aezip.conv.network import ConvCodec
-            cfg = self._config
-            model = ConvCodec(cfg.channels, cfg.rates, "hyper", cfg.n, cfg.m, cfg.z)
-            model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self._weights.items()})
-            self._model = model.eval()
-        return self._model
+    def _network(self):
+        """An untrained aezip.conv.network.ConvCodec of this config."""
+        from aezip.conv.network import ConvCodec
+        cfg = self._config
+        return ConvCodec(cfg.channels, cfg.rates, "hyper", cfg.n, cfg.m, cfg.z)
 
     def encoder(self, rate: int):
         """Rate point `rate` (0-based) of the float network alone (a one-group ConvCodec), built once."""
         if rate not in self._encoders:
             self._encoders[rate] = self.model.single(rate)
         return self._encoders[rate]
-
-    def float_weights(self) -> dict[str, np.ndarray]:
-        if self._model is None:
-            return self._weights
-        return {k: v.detach().cpu().float().numpy() for k, v in self._model.state_dict().items()}
-
-    def save(self, path: str | Path, *, force: bool = False) -> str:
-        """Write the model file atomically (an existing file only with force=True); sets and returns its id."""
-        self.id = save_model(path, self, force=force)
-        self.path = Path(path)
-        return self.id
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Every tensor of the model file: `float.*` the network, `conv.rate<g>.*` rate point g's decode side (those

@@ -37,12 +37,50 @@ MAX_MODEL_BYTES = 1 << 30
 
 
 class CodecModel:
-    """What every loaded model is: an MLP codec's ModelFile, or a convolutional codec's (aezip.conv.model)."""
+    """What every loaded model is: an MLP codec's ModelFile, or a convolutional codec's (aezip.conv.model): a
+    config, an id, a path, an info dict, and float weights from which its torch network is built on first use (none
+    in a decode-side model)."""
 
-    config: object
+    _config: object
+    _model: object
+    _weights: dict[str, np.ndarray] | None
     id: str
     path: Path | None
     info: dict
+
+    @property
+    def decode_only(self) -> bool:
+        """A decode-side model (decodemodel.py): integers only, no float network to encode or train with."""
+        return self._model is None and not self._weights
+
+    def _network(self):
+        """An untrained torch network of this model's architecture."""
+        raise NotImplementedError
+
+    @property
+    def model(self):
+        """The float network (torch), built on first use from the stored weights."""
+        if self.decode_only:
+            raise InputError(f"{self.path or 'this model'}: a decode-side model holds no encoder; encoding needs "
+                             "the model file (.aezm) it came from")
+        if self._model is None:
+            import torch
+            model = self._network()
+            model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self._weights.items()})
+            self._model = model.eval()
+        return self._model
+
+    def float_weights(self) -> dict[str, np.ndarray]:
+        """The float weights (float32 numpy, state-dict names), from the network if it was built."""
+        if self._model is None:
+            return self._weights
+        return {k: v.detach().cpu().float().numpy() for k, v in self._model.state_dict().items()}
+
+    def save(self, path: str | Path, *, force: bool = False) -> str:
+        """Write the model file atomically (an existing file only with force=True); sets and returns its id."""
+        self.id = save_model(path, self, force=force)
+        self.path = Path(path)
+        return self.id
 
 
 class ModelFile(CodecModel):
@@ -79,37 +117,9 @@ class ModelFile(CodecModel):
     def config(self) -> AEConfig:
         return self._config
 
-    @property
-    def decode_only(self) -> bool:
-        """A decode-side model (decodemodel.py): integers only, no float network to encode or train with."""
-        return self._model is None and not self._weights
-
-    @property
-    def model(self) -> AutoEncoder:
-        """The float network (torch), built on first use from the stored weights."""
-        if self.decode_only:
-            raise InputError(f"{self.path or 'this model'}: a decode-side model holds no encoder; encoding needs "
-                             "the model file (.aezm) it came from")
-        if self._model is None:
-            import torch
-
-            from aezip.network.model import AutoEncoder
-            model = AutoEncoder(self._config)
-            model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self._weights.items()})
-            self._model = model.eval()
-        return self._model
-
-    def float_weights(self) -> dict[str, np.ndarray]:
-        """The float weights (float32 numpy, state-dict names), from the network if it was built."""
-        if self._model is None:
-            return self._weights
-        return {k: v.detach().cpu().float().numpy() for k, v in self._model.state_dict().items()}
-
-    def save(self, path: str | Path, *, force: bool = False) -> str:
-        """Write the model file atomically (an existing file only with force=True); sets and returns its id."""
-        self.id = save_model(path, self, force=force)
-        self.path = Path(path)
-        return self.id
+    def _network(self) -> AutoEncoder:
+        from aezip.network.model import AutoEncoder
+        return AutoEncoder(self._config)
 
 
 def default_model_path() -> Path:
