@@ -249,7 +249,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     conv = is_conv(mf)
     quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
     if conv and search:
-        raise ParameterError("effort", "a convolutional model has no latent search (--effort max); use best")
+        raise ParameterError("effort", "max is not available with a convolutional model (it has no latent search); "
+                                       "use best")
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
