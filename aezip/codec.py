@@ -38,6 +38,7 @@ from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.threads import block_pool
 from aezip.network.tiles import predict
 from aezip.conv import coding as conv_coding
+from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER
 from aezip.conv.model import is_conv
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
@@ -91,7 +92,7 @@ def unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
     return n, body[:lat], body[lat:lat + res], crc
 
 
-def check_fits(dataset_shape: tuple[int, ...], mf: ModelFile, what: str, *, any_size: bool = False) -> None:
+def check_fits(dataset_shape: tuple[int, ...], mf: CodecModel, what: str, *, any_size: bool = False) -> None:
     """The model must have been made for images of this shape; with any_size, a tile model takes any H x W of its
     channel count (the codec), otherwise only its training shape (the autoencoder's other uses)."""
     cfg = mf.config
@@ -109,7 +110,7 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
 
 
 def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
-                       mf: ModelFile) -> int:
+                       mf: CodecModel) -> int:
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
@@ -197,7 +198,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
 
 
-def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, backend: str, device,
+def encode_conv_chunk(mf: CodecModel, chunk: np.ndarray, quality: int, backend: str, device,
                       max_error: int | None = None, pixel_methods: tuple[int, ...] | None = None
                       ) -> tuple[bytes, float, int]:
     """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
@@ -207,7 +208,7 @@ def encode_conv_chunk(mf: ModelFile, chunk: np.ndarray, quality: int, backend: s
     return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
 
 
-def _chunk_result(mf: ModelFile, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
+def _chunk_result(mf: CodecModel, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
                   pixel_methods: tuple[int, ...] | None) -> tuple[bytes, float, int]:
     """A chunk's payload from its latent stream and the decoder's prediction (n x D): under max_error with the
     cheapest pixel stream (and no latents where that stream needs none), its decoded pixels' checksum at the end;
@@ -227,7 +228,7 @@ def _squared_error(flat: np.ndarray, recon: np.ndarray) -> int:
     return int((diff * diff).sum())
 
 
-def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: ModelFile, *,
+def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: CodecModel, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
               shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
@@ -265,8 +266,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
         "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": conv_coding.ARITHMETIC if conv else ARITHMETIC,
-        "entropy": conv_coding.CODER if conv else latent_coder(mf, quality),
+        "chunk_size": chunk_size, "decoder": CONV_ARITHMETIC if conv else ARITHMETIC,
+        "entropy": CONV_CODER if conv else latent_coder(mf, quality),
         "residual": PIXEL_CODER if max_error is not None else None,
     }
     if not conv and mf.config.patch:
@@ -301,7 +302,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
                        max_err, channels, len(model or b""))
 
 
-def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
+def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO, *, chunk_size: int | None = None,
                    max_error: int | None = None, backend: str | None = None, device: str = "auto",
                    image_range: str | tuple[int, int] | None = None, force: bool = False,
                    progress: Progress | None = None, jobs: int = 1,
@@ -341,7 +342,7 @@ def encode_dataset(dataset: Dataset, mf: ModelFile, out: str | Path | BinaryIO, 
             return encode_to(f, chunks, shape, source, mf, **args)
 
 
-def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> ModelFile:
+def model_for(reader: ContainerReader, model: str | Path | CodecModel | None) -> CodecModel:
     """The model that wrote the file: the one given (a path or a loaded model), else the file's embedded
     decode-side model, else the default (or for files it wrote at a coarse level, its low-rate sibling); a different
     one is an error."""
@@ -366,7 +367,7 @@ def model_for(reader: ContainerReader, model: str | Path | ModelFile | None) -> 
     h, cfg, conv = reader.header, mf.config, is_conv(mf)
     tiles = {"patch": cfg.patch, "context": cfg.context} if not conv and cfg.patch else None
     if (h["levels"], h["latent"], h.get("tiles")) != (cfg.levels, cfg.latent, tiles) or cfg.fits(
-            tuple(h["shape"][1:])) or conv != (h["entropy"] == conv_coding.CODER):
+            tuple(h["shape"][1:])) or conv != (h["entropy"] == CONV_CODER):
         raise FormatError(f"{reader.path}: the header's image shape, tiles, levels, latent size or coder contradict "
                           f"its model")
     if h["max_error"] is not None and mf.residual_prior is None:
@@ -399,12 +400,12 @@ def source_of(reader: ContainerReader) -> Source:
         raise FormatError(f"{reader.path}: {exc}") from None
 
 
-def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: ModelFile) -> np.ndarray:
+def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: CodecModel) -> np.ndarray:
     """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
     image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
     if not latent and max_error is not None:
         pred = None
-    elif header["entropy"] == conv_coding.CODER:
+    elif header["entropy"] == CONV_CODER:
         pred = conv_coding.decode_images(mf, header["quality"] - 1, latent, n, image_shape)
     else:
         pred = predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
@@ -421,13 +422,13 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Mode
                          mf.residual_prior, mlp, alone, coder, mf.raster)
 
 
-def decode_chunk(reader: ContainerReader, i: int, mf: ModelFile) -> np.ndarray:
+def decode_chunk(reader: ContainerReader, i: int, mf: CodecModel) -> np.ndarray:
     """Chunk i's images as uint8 (n x the header's image shape), its pixel checksum checked."""
     return decode_payload(mf, reader.read_chunk(i), reader.chunks[i].images, reader.header,
                           f"{reader.path} chunk {i}")
 
 
-def decode_payload(mf: ModelFile, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
+def decode_payload(mf: CodecModel, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
     """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
     image_shape = tuple(header["shape"][1:])
     n, latent, residual, crc = unpack_payload(payload, where)
@@ -446,7 +447,7 @@ def decode_payload(mf: ModelFile, payload: bytes, images: int, header: dict, whe
     return recon.reshape((n, *image_shape))
 
 
-def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
+def iter_decoded(reader: ContainerReader, mf: CodecModel, lo: int, hi: int,
                  progress: Progress | None = None, jobs: int = 1) -> Iterator[np.ndarray]:
     """Decoded images lo..hi-1 as uint8 arrays of the header's image shape, chunk by chunk, each one checked;
     jobs > 1 decodes chunks in that many processes."""
@@ -463,7 +464,7 @@ def iter_decoded(reader: ContainerReader, mf: ModelFile, lo: int, hi: int,
 
 
 def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO, *,
-                model_path: str | Path | ModelFile | None = None, image_range: str | tuple[int, int] | None = None,
+                model_path: str | Path | CodecModel | None = None, image_range: str | tuple[int, int] | None = None,
                 force: bool = False, progress: Progress | None = None, jobs: int = 1) -> CodecReport:
     """Decode a .aez file (all of it, or image_range A:B) into its source format at `out` (a .npy array where `out`
     is a path ending in .npy): a path, or a binary stream where the format is one file; jobs > 1 decodes chunks in
@@ -488,7 +489,7 @@ def decode_file(path: str | Path | bytes | BinaryIO, out: str | Path | BinaryIO,
                        channels=channels)
 
 
-def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | ModelFile | None = None,
+def test_file(path: str | Path | bytes | BinaryIO, model: str | Path | CodecModel | None = None,
               progress: Progress | None = None) -> CodecReport:
     """Decode every chunk of a .aez file and check every checksum, writing nothing."""
     start = time.perf_counter()

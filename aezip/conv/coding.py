@@ -1,6 +1,6 @@
 """Chunks of images through a convolutional codec's rate point, to bytes and back.
 
-Encoding (float, torch): each image is padded right and bottom to multiples of STRIDE by repeating its edge pixels,
+Encoding (float: Triton or torch, aezip.kernels.conv_layer): each image is padded right and bottom to multiples of STRIDE by repeating its edge pixels,
 analysed to latents y and hyper-latents z = round(h(y)) by the rate point's float network; aezip.coding.hyperprior
 codes z and the residuals round(y - mean) into one ANS stream for the whole chunk. The encoder may run on any device:
 whatever latents it picks, the bytes say exactly what the decoder rebuilds.
@@ -17,7 +17,7 @@ from aezip.errors import FormatError, ParameterError
 from aezip.files.header import MAX_CHUNK_SYMBOLS
 from aezip.coding.intconv import integer_synthesize
 from aezip.conv.integer import RatePoint
-from aezip.conv.layout import ARITHMETIC, CODER, STRIDE, padded
+from aezip.conv.layout import STRIDE, padded
 from aezip.conv.model import ConvConfig, ConvModel
 from aezip.network.tiles import hwc
 
@@ -29,8 +29,6 @@ def hyper_shape(n: int, image_shape: tuple[int, ...], z: int) -> tuple[int, int,
     h, w = padded(image_shape)
     return n, h // STRIDE, w // STRIDE, z
 
-
-__all__ = ["ARITHMETIC", "CODER", "check_rate", "chunk_limit", "decode_images", "encode_images", "hyper_shape"]
 
 
 def check_rate(quality: object, config: ConvConfig) -> int:
