@@ -188,6 +188,15 @@ def integer_synthesize(net: IntegerConvNet, latents: np.ndarray) -> np.ndarray:
 FRAC_RANGE = (-64, 128)      # acc_frac and gdn_frac a stored network may hold (round_shift's power of two stays exact)
 
 
+def expect_tensor(tensors: dict[str, np.ndarray], name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """tensors[name], which an untrusted file must hold with this dtype and shape; ValueError naming it otherwise."""
+    t = tensors.get(name)
+    if t is None or t.dtype != np.dtype(dtype) or t.shape != shape:
+        raise ValueError(f"tensor {name} is {'missing' if t is None else f'{t.dtype} {t.shape}'}, expected "
+                         f"{dtype} {shape}")
+    return t
+
+
 def net_tensors(net: IntegerConvNet, prefix: str) -> dict[str, np.ndarray]:
     """The integers of a network as named tensors (its layer kinds and activations are the architecture's, not
     stored): per layer weight, bias, and for `igdn` gamma and beta; `fracs` (layers x 2) its acc_frac and gdn_frac."""
@@ -206,27 +215,20 @@ def net_from_tensors(tensors: dict[str, np.ndarray], prefix: str, plan: list[tup
     """A network of the architecture `plan` ((kind, activation, Cin, Cout, k) per layer) from untrusted tensors:
     every tensor of the dtype and shape the plan implies, and every bound of the module docstring kept (so decoding
     stays exact); ValueError naming the tensor otherwise."""
-    def get(name: str, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-        t = tensors.get(name)
-        if t is None or t.dtype != np.dtype(dtype) or t.shape != shape:
-            raise ValueError(f"tensor {name} is {'missing' if t is None else f'{t.dtype} {t.shape}'}, expected "
-                             f"{dtype} {shape}")
-        return t
-
-    fracs = get(f"{prefix}.fracs", "int64", (len(plan), 2))
+    fracs = expect_tensor(tensors, f"{prefix}.fracs", "int64", (len(plan), 2))
     if not ((fracs >= FRAC_RANGE[0]) & (fracs <= FRAC_RANGE[1])).all() or (fracs[:, 1] % 2).any():
         raise ValueError(f"tensor {prefix}.fracs: fractional bits outside {FRAC_RANGE} or an odd GDN scale")
     layers, limit = [], float(in_limit)
     for i, (kind, activation, cin, cout, k) in enumerate(plan):
         p = f"{prefix}.{i}"
-        w, b = get(f"{p}.weight", "int32", (cin, cout, k, k)), get(f"{p}.bias", "int64", (cout,))
+        w, b = expect_tensor(tensors, f"{p}.weight", "int32", (cin, cout, k, k)), expect_tensor(tensors, f"{p}.bias", "int64", (cout,))
         room = EXACT_LIMIT / 512 if pixels and i == len(plan) - 1 else EXACT_LIMIT
         bound = np.abs(w.astype(np.float64)).sum(axis=(0, 2, 3)) * limit + np.abs(b.astype(np.float64)) + 1
         if np.abs(w).max(initial=0) > WEIGHT_LIMIT or bound.max() >= room:
             raise ValueError(f"layer {p}: weights beyond {WEIGHT_LIMIT} or an accumulator that may not be exact")
         layer = IntConvLayer(kind, w, b, int(fracs[i, 0]), activation)
         if activation == "igdn":
-            gamma, beta = get(f"{p}.gamma", "int32", (cout, cout)), get(f"{p}.beta", "int64", (cout,))
+            gamma, beta = expect_tensor(tensors, f"{p}.gamma", "int32", (cout, cout)), expect_tensor(tensors, f"{p}.beta", "int64", (cout,))
             norm = np.abs(gamma.astype(np.float64)).sum(1) * _SQUARE_BOUND + np.abs(beta.astype(np.float64)) + 1
             if np.abs(gamma).max(initial=0) > WEIGHT_LIMIT or norm.max() >= EXACT_LIMIT:
                 raise ValueError(f"layer {p}: GDN weights beyond {WEIGHT_LIMIT} or a norm that may not be exact")

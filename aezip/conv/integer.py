@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from aezip.coding.hyperprior import ESCAPE_LIMIT, MEAN_FRAC_BITS, SCALES, HyperTables, make_tables
-from aezip.coding.intconv import (ACT_CLAMP, FloatLayer, IntegerConvNet, build_integer_net, net_from_tensors,
-                                  net_tensors)
+from aezip.coding.intconv import (ACT_CLAMP, FloatLayer, IntegerConvNet, build_integer_net, expect_tensor,
+                                  net_from_tensors, net_tensors)
 
 LATENT_FRAC_BITS = MEAN_FRAC_BITS    # latents are q + mean, the means to 1/256
 Z_RADIUS = 64                        # the hyper-latents' tables cover -64..64 (an escape beyond)
@@ -58,11 +58,7 @@ class RatePoint:
         tables = {}
         for name, shape in (("z_counts", (z, 2 * Z_RADIUS + 2)), ("y_counts", (SCALES, 2 * Y_RADIUS + 2)),
                             ("thresholds", (SCALES - 1,))):
-            t = tensors.get(f"{prefix}.{name}")
-            if t is None or t.dtype != np.int64 or t.shape != shape:
-                raise ValueError(f"tensor {prefix}.{name} is {'missing' if t is None else f'{t.dtype} {t.shape}'}, "
-                                 f"expected int64 {shape}")
-            tables[name] = t
+            tables[name] = expect_tensor(tensors, f"{prefix}.{name}", "int64", shape)
         for name in ("z_counts", "y_counts"):
             t = tables[name]
             if (t < 1).any() or (t.sum(1, dtype=np.float64) >= MAX_TABLE_TOTAL).any():

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from aezip.coding.intconv import expect_tensor
 from aezip.conv.integer import RatePoint
 from aezip.conv.layout import MAX_RATES
 from aezip.errors import FormatError
@@ -167,16 +168,11 @@ class ConvModel(CodecModel):
         cfg = ConvConfig.from_dict(config)
         expected = set()
         weights = {}
-        if not decode_only:
-            for name, shape in cfg.weight_shapes().items():
-                t = tensors.get(f"float.{name}")
-                if t is None or t.dtype != np.float32 or t.shape != shape:
-                    raise FormatError(f"tensor float.{name} is {'missing' if t is None else f'{t.dtype} {t.shape}'}, "
-                                      f"expected float32 {shape}")
-                weights[name] = t
-                expected.add(f"float.{name}")
         points: list[RatePoint | None] = []
         try:
+            for name, shape in cfg.weight_shapes().items() if not decode_only else ():
+                weights[name] = expect_tensor(tensors, f"float.{name}", "float32", shape)
+                expected.add(f"float.{name}")
             for g in range(cfg.rates):
                 if decode_only and not any(k.startswith(f"conv.rate{g}.") for k in tensors):
                     points.append(None)

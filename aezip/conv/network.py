@@ -33,7 +33,8 @@ class GDN(nn.Module):
         return self.gamma[..., 0, 0] ** 2, self.beta ** 2 + 1e-6
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        norm = F.conv2d(x * x, self.gamma ** 2, self.beta ** 2 + 1e-6, groups=self.groups)
+        gamma, beta = self.effective()
+        norm = F.conv2d(x * x, gamma[..., None, None], beta, groups=self.groups)
         return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
 
 
