@@ -179,12 +179,14 @@ def train(images: np.ndarray, *, hidden: tuple[int, ...] | None = None, latent: 
 def train_conv(images: np.ndarray, *, lambdas: tuple[float, ...] | None = None, steps: int = 0,
                seconds: float | None = None, batch_size: int | None = None, lr: float | None = None,
                augment: tuple[str, ...] | None = None, seed: int = 0, widths: tuple[int, int, int] | None = None,
-               device: str = "auto", log: Callable[[str], None] | None = None, source: dict | None = None):
+               device: str = "auto", log: Callable[[str], None] | None = None, source: dict | None = None,
+               init: str | Path | ModelFile | None = None):
     """Train a convolutional codec (aezip.conv: one model, a ladder of rate points, `quality` 1..len(lambdas) when
     encoding; any H x W with the data's channel count) on uint8 images N x H x W[ x C]. Training runs `steps` steps,
     or `seconds` of wall time where steps is 0 (default: 5,000 steps); widths (n, m, z) default to 64, 64, 32;
-    augment defaults to flip,invert (gray) or all five augmentations (colour). Save the result with
-    `model.save(path)`."""
+    augment defaults to flip,invert (gray) or all five augmentations (colour). `init`, a conv model (.aezm or
+    loaded), is where training starts: it continues that model, or fine-tunes it on new data or lambdas; its widths,
+    rate-point count and (unless given) lambdas are kept. Save the result with `model.save(path)`."""
     from aezip.conv.training import ConvTrainOptions, default_augment, train_conv_model
     from aezip.tensors import resolve_device
 
@@ -192,6 +194,9 @@ def train_conv(images: np.ndarray, *, lambdas: tuple[float, ...] | None = None, 
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or not len(images):
         raise ParameterError("images", f"must be a uint8 array N x H x W[ x C], got {images.dtype} {images.shape}")
     base = ConvTrainOptions()
+    start = _conv_init(init, images, lambdas, widths) if init is not None else None
+    if start is not None:
+        lambdas, widths = lambdas or start.config.lambdas, (start.config.n, start.config.m, start.config.z)
     kw = {"lambdas": tuple(lambdas) if lambdas else base.lambdas, "steps": int(steps),
           "seconds": float(seconds) if seconds is not None else base.seconds,
           "batch": batch_size or base.batch, "lr": lr or base.lr, "seed": int(seed),
@@ -204,7 +209,27 @@ def train_conv(images: np.ndarray, *, lambdas: tuple[float, ...] | None = None, 
     if not 1 <= len(kw["lambdas"]) <= 16 or min(kw["lambdas"]) <= 0:
         raise ParameterError("lambdas", f"must be 1..16 positive numbers, got {kw['lambdas']}")
     opts = ConvTrainOptions(**kw)
-    return train_conv_model(images, opts, resolve_device(device), log, source)
+    return train_conv_model(images, opts, resolve_device(device), log, source, start)
+
+
+def _conv_init(init: str | Path | ModelFile, images: np.ndarray, lambdas: tuple[float, ...] | None,
+               widths: tuple[int, int, int] | None):
+    """The conv model train_conv(init=...) starts from, checked against the data and the options given."""
+    from aezip.conv.model import is_conv
+    start = _model(init)
+    name = start.path or "init"
+    if not is_conv(start):
+        raise InputError(f"{name}: not a convolutional model (--arch conv continues only those)")
+    if start.decode_only:
+        raise InputError(f"{name}: a decode-side model holds no float network to train; give the .aezm")
+    why = start.config.fits(images.shape[1:])
+    if why:
+        raise InputError(f"{name}: {why}")
+    if lambdas and len(lambdas) != start.config.rates:
+        raise InputError(f"{name} has {start.config.rates} rate points: give as many lambdas, got {len(lambdas)}")
+    if widths and tuple(widths) != (start.config.n, start.config.m, start.config.z):
+        raise InputError(f"{name} has widths {start.config.n},{start.config.m},{start.config.z}: they cannot change")
+    return start
 
 
 DEFAULT_CONV_STEPS = 5000   # the conv study's real-bytes runs took 5,185 (RGB) and 5,368 (gray) steps

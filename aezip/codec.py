@@ -199,12 +199,12 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
 
 
 def encode_conv_chunk(mf: CodecModel, chunk: np.ndarray, quality: int, backend: str, device,
-                      max_error: int | None = None, pixel_methods: tuple[int, ...] | None = None
-                      ) -> tuple[bytes, float, int]:
+                      max_error: int | None = None, pixel_methods: tuple[int, ...] | None = None,
+                      search: bool = False) -> tuple[bytes, float, int]:
     """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
-    payload (under max_error: its reconstruction the pixel coders' prediction, as an MLP model's); also its squared
-    error and max error."""
-    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend)
+    payload (under max_error: its reconstruction the pixel coders' prediction, as an MLP model's; `search`: latents
+    refined, aezip.conv.refine); also its squared error and max error."""
+    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend, search)
     return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
 
 
@@ -249,9 +249,6 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     chunk_size = _check_encode_args(max_error, chunk_size, shape, mf)
     conv = is_conv(mf)
     quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
-    if conv and search:
-        raise ParameterError("effort", "max is not available with a convolutional model (it has no latent search); "
-                                       "use best")
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
@@ -275,8 +272,9 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     if quality is not None:
         header["quality"] = quality
     if search:                   # provenance only: the decoder reads the codes as always
+        from aezip.conv.refine import LATENT_SEARCH as CONV_SEARCH
         from aezip.network.search import LATENT_SEARCH
-        header["latent_search"] = LATENT_SEARCH
+        header["latent_search"] = CONV_SEARCH if conv else LATENT_SEARCH
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()

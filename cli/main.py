@@ -50,6 +50,8 @@ def cli() -> None:
                                                    "first [default: 0.00012,0.00025,0.0005,0.001,0.002,0.004].")
 @click.option("--steps", type=int, help="--arch conv: training steps [default: 5000, unless --seconds].")
 @click.option("--seconds", type=float, help="--arch conv: train for this much wall time instead of --steps.")
+@click.option("--init", "init", type=PATH, help="--arch conv: start from this conv model (.aezm) to continue it or "
+                                               "fine-tune it on DATA; its widths and rate points are kept.")
 @click.option("--hidden", help="Encoder widths, e.g. 512,256; the decoder mirrors them [default: picked from DATA].")
 @click.option("--latent", type=int, help="Latent dimensions (per tile for a tile model) [default: picked].")
 @click.option("--levels", type=int, help="Quantization levels of each latent [default: picked].")
@@ -119,14 +121,14 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
     lo, hi = parse_range(image_range, dataset.shape[0])
     images = training_array(dataset, lo, hi)
     source = {"name": Path(data).name, "range": [lo, hi]}
-    arch, rates, steps, seconds = (options.pop(k) for k in ("arch", "rates", "steps", "seconds"))
+    arch, rates, steps, seconds, init = (options.pop(k) for k in ("arch", "rates", "steps", "seconds", "init"))
     if arch == "conv":
-        model = _train_conv(images, hidden, rates, steps, seconds, quiet, source, options)
+        model = _train_conv(images, hidden, rates, steps, seconds, init, quiet, source, options)
         model.save(out, force=force)
         report.result({"path": out, "model_id": model.id, "info": model.info},
                       f"wrote {out} (model id {model.id[:16]}, {model.config.rates} rate points)")
         return
-    for name, value in (("--rates", rates), ("--steps", steps), ("--seconds", seconds)):
+    for name, value in (("--rates", rates), ("--steps", steps), ("--seconds", seconds), ("--init", init)):
         if value is not None:
             raise InputError(f"{name} applies to --arch conv only")
     model = api.train(images, hidden=_int_list(hidden) if hidden else None, progress=not quiet,
@@ -143,7 +145,7 @@ CONV_OPTIONS = frozenset({"batch_size", "lr", "seed", "augment", "device"})   # 
 
 
 def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None, seconds: float | None,
-                quiet: bool, source: dict, options: dict):
+                init: Path | None, quiet: bool, source: dict, options: dict):
     """`aezip train --arch conv`: the MLP's options are refused where given, the conv codec trained."""
     from aezip import api
     from aezip.options import parse_augment
@@ -166,7 +168,7 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
                           batch_size=options["batch_size"], lr=lr, seed=int(options["seed"]),
                           augment=None if augment is None else parse_augment(augment),
                           device=options["device"], log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
-                          source=source)
+                          source=source, init=init)
 
 
 @cli.command()

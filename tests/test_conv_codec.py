@@ -208,8 +208,10 @@ def test_cli_train_encode_info_decode(tmp_path, capsys) -> None:
         assert_one_line_error(code, err, needle)
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--steps", "2")
     assert_one_line_error(code, err, "--steps applies to --arch conv only")
-    code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--effort", "max", "-o", tmp_path / "e.aez")
-    assert_one_line_error(code, err, "convolutional")
+    code, out, _ = run(capsys, "encode", tmp_path / "d.npy", "-m", model, "--effort", "max", "-o", tmp_path / "e.aez")
+    assert code == 0 and "bits/pixel" in out
+    code, out, _ = run(capsys, "info", tmp_path / "e.aez")
+    assert code == 0 and "conv-gradient-v1" in out
 
 
 def test_training_budget_by_steps(rgb_model) -> None:
@@ -218,6 +220,58 @@ def test_training_budget_by_steps(rgb_model) -> None:
     assert rgb_model.info["steps"] == 2 and rgb_model.info["lambdas"] == [0.001, 0.01]
     with pytest.raises(ValueError, match="lambdas"):
         build_model(model, {"lambdas": [0.1, 0.2]}, _images((16, 16), 4))
+
+
+def test_effort_max_refines_the_latents_and_the_file_decodes_to_what_it_reports(rgb_model) -> None:
+    from aezip.conv.refine import objective, refine_latents
+    images = _images((37, 45, 3), 5, seed=4)                                 # padded to 48 x 48: MSE on 37 x 45 only
+    net = rgb_model.encoder(1)
+    x = torch.nn.functional.pad(torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2), (0, 3, 0, 11),
+                                mode="replicate")
+    y, z = net.encode(x, "torch")
+    of = objective(net, x, z, rgb_model.config.lambdas[1], (37, 45))
+    refined = refine_latents(net, x, y, z, rgb_model.config.lambdas[1], (37, 45), steps=5, lr=0.2)
+    with torch.no_grad():
+        before, after = of(y), of(refined)
+    assert (after <= before).all() and (after < before).any()              # never worse, here better somewhere
+    assert not torch.equal(refined, y)
+    buf = io.BytesIO()
+    report = aezip.encode(images, buf, rgb_model, effort="max")
+    decoded = aezip.decompress(buf.getvalue(), rgb_model)
+    assert aezip.info(buf.getvalue())["latent_search"] == "conv-gradient-v1"
+    assert report.psnr_db == pytest.approx(aezip.metrics.psnr(images.reshape(5, -1), decoded.reshape(5, -1)))
+    assert buf.getvalue() != aezip.compress(images, rgb_model)
+
+
+def test_training_continues_from_a_model_and_records_the_chain(rgb_model, tmp_path, capsys) -> None:
+    images = _images((32, 32, 3), 12)
+    same = aezip.train_conv(images, **{**TINY, "steps": 0, "seconds": 0.0}, init=rgb_model)     # no step taken
+    assert same.float_weights().keys() == rgb_model.float_weights().keys()
+    assert all(np.array_equal(v, rgb_model.float_weights()[k]) for k, v in same.float_weights().items())
+    more = aezip.train_conv(images, steps=1, batch_size=4, lambdas=(0.002, 0.02), init=rgb_model.path)
+    assert more.config.lambdas == (0.002, 0.02) and (more.config.n, more.config.m) == (8, 6)
+    assert more.info["init"]["model_id"] == rgb_model.id and more.info["init"]["total_steps"] == 3
+    assert not np.array_equal(more.float_weights()["dec.0.weight"], rgb_model.float_weights()["dec.0.weight"])
+    again = aezip.train_conv(images, steps=2, batch_size=4, init=more)
+    assert again.config.lambdas == (0.002, 0.02) and again.info["init"]["total_steps"] == 5
+    for kw, needle in (({"lambdas": (0.1,)}, "2 rate points"), ({"widths": (8, 8, 4)}, "widths"),
+                       ({"init": aezip.load_model()}, "not a convolutional model")):
+        with pytest.raises(aezip.InputError, match=needle):
+            aezip.train_conv(images, steps=1, **{"init": rgb_model, **kw})
+    with pytest.raises(aezip.InputError, match="3 channel"):
+        aezip.train_conv(_images((32, 32), 4), steps=1, init=rgb_model)
+    np.save(tmp_path / "d.npy", images)
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "c.aezm", "--arch", "conv",
+                       "--init", rgb_model.path, "--steps", "1", "--batch-size", "4")
+    assert code == 0 and f"continuing model {rgb_model.id[:16]}" in err
+    assert load_model(tmp_path / "c.aezm").info["init"]["total_steps"] == 3
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--init", rgb_model.path)
+    assert_one_line_error(code, err, "--init applies to --arch conv only")
+    dec = tmp_path / "c.aezd"
+    dec.write_bytes(decoder_bytes(rgb_model, rate=0))
+    code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--arch", "conv",
+                       "--init", dec, "--steps", "1")
+    assert_one_line_error(code, err, "decode-side model")
 
 
 def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -> None:

@@ -19,16 +19,17 @@ from aezip.coding.intconv import integer_synthesize
 from aezip.conv.integer import RatePoint
 from aezip.conv.layout import STRIDE, padded
 from aezip.conv.model import ConvConfig, ConvModel
+from aezip.conv.refine import refine_latents
 from aezip.network.tiles import hwc
 
 SYNTH_BLOCK = 1 << 18     # padded pixels synthesized together: bounds the decoder's work arrays (~140 MB at n=64)
+ENCODE_BLOCK = 64         # images analysed (and refined) together
 
 
 def hyper_shape(n: int, image_shape: tuple[int, ...], z: int) -> tuple[int, int, int, int]:
     """The hyper-latents' shape of n images: N x H/16 x W/16 x Z of the padded images."""
     h, w = padded(image_shape)
     return n, h // STRIDE, w // STRIDE, z
-
 
 
 def check_rate(quality: object, config: ConvConfig) -> int:
@@ -59,10 +60,11 @@ def _synthesize(point: RatePoint, latents: np.ndarray, image_shape: tuple[int, .
     return out
 
 
-def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None
-                  ) -> tuple[bytes, np.ndarray]:
+def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None,
+                  refine: bool = False) -> tuple[bytes, np.ndarray]:
     """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`, the
-    analysis through the kernel dispatch (`backend`: aezip.kernels' choice)."""
+    analysis through the kernel dispatch (`backend`: aezip.kernels' choice); `refine` (`--effort max`) refines
+    each image's latents for the rate point's objective (aezip.conv.refine)."""
     import torch
     import torch.nn.functional as F
 
@@ -75,7 +77,12 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", bac
     x = to_unit(chunk).view(len(chunk), h, w, c).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
         x = F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
-        parts = [net.encode(x[i:i + 64], backend) for i in range(0, len(x), 64)]
+        parts = []
+        for i in range(0, len(x), ENCODE_BLOCK):
+            y, z = net.encode(x[i:i + ENCODE_BLOCK], backend)
+            if refine:
+                y = refine_latents(net, x[i:i + ENCODE_BLOCK], y, z, mf.config.lambdas[rate], (h, w))
+            parts.append((y, z))
         y, z = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     y_np = y.permute(0, 2, 3, 1).double().cpu().numpy()
     z_np = z.permute(0, 2, 3, 1).double().cpu().numpy()

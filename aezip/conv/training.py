@@ -58,9 +58,11 @@ def _batch(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator) -> t
 
 
 def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device | str = "cpu",
-               progress: Callable[[int, float], None] | None = None) -> tuple[ConvCodec, int]:
+               progress: Callable[[int, float], None] | None = None,
+               init: ConvCodec | None = None) -> tuple[ConvCodec, int]:
     """A trained codec (eval mode, on the CPU) for uint8 images N x H x W[ x C], and the steps it took;
-    progress(step, loss) every 100 steps."""
+    progress(step, loss) every 100 steps. `init` (a network of the same architecture) is where training starts
+    instead of random weights: the run continues or fine-tunes it (a fresh optimizer; the same schedule)."""
     if opts.crop % STRIDE or opts.crop < STRIDE:
         raise ValueError(f"crop must be a positive multiple of {STRIDE}, got {opts.crop}")
     device = torch.device(device)
@@ -70,7 +72,10 @@ def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device 
     c = images.shape[3]
     data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
     data = data.contiguous().to(device)
-    model = ConvCodec(c, len(opts.lambdas), opts.prior, opts.n, opts.m, opts.z).to(device).train()
+    model = ConvCodec(c, len(opts.lambdas), opts.prior, opts.n, opts.m, opts.z)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    model = model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     lambdas = torch.tensor(opts.lambdas, device=device)
     t0, step, dropped = time.perf_counter(), 0, False
@@ -106,21 +111,32 @@ def default_augment(channels: int) -> tuple[str, ...]:
 
 
 def train_conv_model(images: np.ndarray, opts: ConvTrainOptions, device: torch.device | str = "cpu",
-                     log: Callable[[str], None] | None = None, source: dict | None = None):
+                     log: Callable[[str], None] | None = None, source: dict | None = None, init=None):
     """A convolutional codec model (aezip.conv.model.ConvModel, its decode side made) trained on uint8 images
-    N x H x W[ x C]; `source` goes into its info with the training summary."""
+    N x H x W[ x C], from the float network of the ConvModel `init` if given; `source` goes into its info with the
+    training summary, and `init`'s id and own training summary too."""
     from aezip.conv.model import build_model
 
     log = log or (lambda m: None)
     budget = f"{opts.steps} steps" if opts.steps else f"{opts.seconds:g} s"
-    log(f"training a convolutional codec: {len(opts.lambdas)} rate points (lambda {', '.join(map(str, opts.lambdas))}),"
+    start = f"continuing model {init.id[:16]} ({init.info.get('steps', '?')} steps): " if init is not None else ""
+    log(f"{start}training a convolutional codec: {len(opts.lambdas)} rate points (lambda {', '.join(map(str, opts.lambdas))}),"
         f" widths n={opts.n} m={opts.m} z={opts.z}, {budget}, batch {opts.batch}, augment "
         f"{','.join(opts.augment) or 'none'}, on {device}")
     t0 = time.perf_counter()
-    model, steps = train_conv(images, opts, device, lambda step, loss: log(f"step {step}: loss {loss:.4f}"))
+    model, steps = train_conv(images, opts, device, lambda step, loss: log(f"step {step}: loss {loss:.4f}"),
+                              None if init is None else init.model)
     seconds = time.perf_counter() - t0
     info = {"arch": "conv", "lambdas": list(opts.lambdas), "steps": steps,
             "seconds": round(seconds, 1), "batch": opts.batch, "lr": opts.lr, "crop": opts.crop,
             "augment": list(opts.augment), "seed": opts.seed,
             "data": {**(source or {}), "shape": list(images.shape)}}   # N x H x W[ x C], as given
+    if init is not None:
+        info["init"] = {"model_id": init.id, "info": {k: v for k, v in init.info.items() if k != "init"},
+                        "total_steps": steps + _total_steps(init.info)}
     return build_model(model, info, images)
+
+
+def _total_steps(info: dict) -> int:
+    """The steps a conv model's float network has trained, over its chain of `init` models."""
+    return int(info.get("init", {}).get("total_steps", info.get("steps", 0)))

@@ -35,7 +35,7 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
     w = _worker
     if is_conv(w["mf"]):
         return encode_conv_chunk(w["mf"], chunk, w["quality"], w["backend"], w["device"], w["max_error"],
-                                 w["pixel_methods"]), len(chunk)
+                                 w["pixel_methods"], w["search"]), len(chunk)
     codes = chunk_codes(w["mf"], chunk, w["backend"], w["device"], w["quality"], w["search"])
     return encode_chunk(w["mf"], chunk, codes, w["max_error"], w["quality"], w["pixel_methods"]), len(chunk)
 
@@ -75,7 +75,7 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
     _check_jobs(jobs)
     if jobs == 1 and is_conv(mf):
         from aezip.codec import encode_conv_chunk
-        return ((encode_conv_chunk(mf, c, quality, backend, device, max_error, pixel_methods), len(c))
+        return ((encode_conv_chunk(mf, c, quality, backend, device, max_error, pixel_methods, search), len(c))
                 for c in chunks)
     if jobs == 1:
         mf.model.to(device)
