@@ -56,6 +56,21 @@ def test_rows_are_measured_from_real_bytes(tmp_path, sample_images, tiny_model_p
     assert by[("xz -9e", "raw bytes, whole set")].decoder_bytes is None
 
 
+def test_pca_rows_extend_past_aezips_top_rate(sample_images) -> None:
+    test, train = sample_images[:20], sample_images[100:160]                  # rank 60 (train) of 784 dimensions
+    plain = pca_rows(train, test, sizes=(2, 4))
+    assert [r.setting for r in plain] == ["2 components, step 32", "4 components, step 32"]
+    rows = pca_rows(train, test, sizes=(2, 4), reach=0.5)
+    assert [r.bytes for r in rows[:2]] == [r.bytes for r in plain]
+    assert rows[-1].bits_per_pixel >= 0.5 > rows[-2].bits_per_pixel          # stops at the first past it
+    assert [r.setting for r in rows[2:5]] == ["6 components, step 32", "8 components, step 32",
+                                              "12 components, step 32"]
+    assert any(r.setting == "60 components, step 16" for r in rows)          # the rank, then finer steps
+    assert rows[-1].psnr_db > plain[-1].psnr_db + 3
+    out_of_reach = pca_rows(train, test, sizes=(2, 4), reach=50.0)            # ends at the rank and step 2
+    assert out_of_reach[-1].setting == "60 components, step 2" and out_of_reach[-1].bits_per_pixel < 50
+
+
 def test_a_ladder_of_models_is_measured_as_the_frontier_of_their_points() -> None:
     """Two models over the same PSNR range, one better below 0.05 bits/pixel, the other above: together (their
     frontier) they beat each alone."""

@@ -201,19 +201,33 @@ def image_codec_rows(images: np.ndarray, qualities: Iterable[int] = (1, 5, 10, 2
 
 
 def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (2, 4, 8, 16, 24, 32, 48, 64),
-             step: float = 32.0) -> list[Row]:
+             step: float = 32.0, reach: float = 0.0) -> list[Row]:
     """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19; from 2
-    components, so that its curve reaches the low PSNR of the coarsest --quality levels."""
-    rows = []
+    components, so that its curve reaches the low PSNR of the coarsest --quality levels. Where its last row codes
+    below `reach` bits/pixel (aezip's top rate), rows follow with more components (x1.5 or x2, up to the data's
+    rank) and then finer steps (halved, down to 2), until one reaches it: every aezip point has PCA rows on both
+    sides to be compared with."""
     sizes = list(sizes)
-    full = PCACodec.fit(train, max(sizes))
-    for k in sizes:
-        codec = full.first(k)
-        blob, t_enc = _timed(codec.compress, images, step)
-        recon, t_dec = _timed(codec.decompress, blob, images.shape, step)
-        rows.append(_row("PCA + zstd", f"{k} components, step {step:g}", len(blob), images, recon, t_enc, t_dec,
-                         codec.basis.nbytes + codec.mean.nbytes))
+    x = images.reshape(len(images), -1)
+    rank = min(x.shape[1], len(train))
+    full = PCACodec.fit(train, rank if reach else max(sizes))
+    rows = [_pca_row(full, images, k, step) for k in sizes]
+    k = sizes[-1]
+    while rows[-1].bits_per_pixel < reach and (k < rank or step > 2):
+        if k < rank:
+            k = min(rank, k * 3 // 2 if k & (k - 1) == 0 else k * 4 // 3)   # 64, 96, 128, 192, 256, ...
+        else:
+            step /= 2
+        rows.append(_pca_row(full, images, k, step))
     return rows
+
+
+def _pca_row(full: PCACodec, images: np.ndarray, k: int, step: float) -> Row:
+    codec = full.first(k)
+    blob, t_enc = _timed(codec.compress, images, step)
+    recon, t_dec = _timed(codec.decompress, blob, images.shape, step)
+    return _row("PCA + zstd", f"{k} components, step {step:g}", len(blob), images, recon, t_enc, t_dec,
+                codec.basis.nbytes + codec.mean.nbytes)
 
 
 def _points(rows: Iterable[Row]) -> list[tuple[float, float]]:
@@ -272,7 +286,8 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
     test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
     with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
         rows = aezip_rows(test, models, max_errors, Path(tmp), progress, effort)
-    for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test)):
+    reach = max(r.bits_per_pixel for r in rows if "--quality" in r.setting)
+    for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test, reach=reach)):
         rows += group()
         if progress:
             progress(1)
