@@ -92,13 +92,17 @@ def unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
     return n, body[:lat], body[lat:lat + res], crc
 
 
-def check_fits(dataset_shape: tuple[int, ...], mf: CodecModel, what: str, *, any_size: bool = False) -> None:
+def check_fits(dataset_shape: tuple[int, ...], mf: CodecModel, what: str, *, any_size: bool = False,
+               conv: bool = False) -> None:
     """The model must have been made for images of this shape; with any_size, a tile model takes any H x W of its
-    channel count (the codec), otherwise only its training shape (the autoencoder's other uses)."""
+    channel count (the codec), otherwise only its training shape (the autoencoder's other uses); a convolutional
+    model takes any H x W of its channel count, and serves a use other than the codec only where `conv` says it
+    does (features)."""
     cfg = mf.config
-    if is_conv(mf) and not any_size:
-        raise ModelMismatchError(f"{what}: a convolutional model only codes images; this needs an MLP model")
-    why = cfg.fits(tuple(dataset_shape)) if any_size else \
+    if is_conv(mf) and not (any_size or conv):
+        raise ModelMismatchError(f"{what}: a convolutional model codes images and gives features; this needs an MLP "
+                                 "model")
+    why = cfg.fits(tuple(dataset_shape)) if any_size or is_conv(mf) else \
         dataclasses.replace(cfg, patch=0, margin=0, context=0).fits(tuple(dataset_shape))
     if why:
         raise ModelMismatchError(f"{what}: {why}")

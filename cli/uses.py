@@ -16,12 +16,14 @@ from .common import (PATH, Report, backend_option, device_option, effort_option,
 @click.argument("data", type=PATH)
 @click.option("-o", "--output", type=PATH, required=True, help="Features file (.npy).")
 @model_option()
-@click.option("--quantized", is_flag=True, help="The integer codes the codec stores, not the float latents.")
+@click.option("--quantized", is_flag=True, help="The quantized latents, not the float ones: an MLP model's int32 codes, "
+                                               "a conv model's rounded latents.")
 @backend_option
 @force_option
 def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, backend: str | None,
           force: bool) -> None:
-    """Write the latent features of DATA (N x latent) for downstream models."""
+    """Write the latent features of DATA (N x latent; a conv model: N x its top rate point's latents) for
+    downstream models."""
     import numpy as np
     from aezip.files.atomic import atomic_path, check_output
     from aezip.codec import check_fits
@@ -32,7 +34,7 @@ def embed(data: Path, output: Path, model_path: Path | None, quantized: bool, ba
     check_output(output, force, inputs=(data, model_path))
     dataset = open_dataset(data)
     mf = load_model(model_path)
-    check_fits(dataset.image_shape, mf, str(data))
+    check_fits(dataset.image_shape, mf, str(data), conv=True)
     feats = embed_features(dataset, mf, quantized=quantized, backend=backend)
     with atomic_path(output, force=force, inputs=(data, model_path)) as tmp:
         with open(tmp, "wb") as f:
@@ -69,7 +71,7 @@ def probe(data: Path, labels: Path, model_path: Path | None, train_range: str | 
     dataset = open_dataset(data)
     report.notes(dataset.notes)
     mf = load_model(model_path)
-    check_fits(dataset.image_shape, mf, str(data))
+    check_fits(dataset.image_shape, mf, str(data), conv=True)
     if labels is None and dataset.labels is None:
         raise click.UsageError("give --labels (DATA is not an ImageFolder layout of class subfolders)")
     y = read_labels(labels) if labels is not None else dataset.labels

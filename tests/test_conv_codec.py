@@ -243,6 +243,31 @@ def test_effort_max_refines_the_latents_and_the_file_decodes_to_what_it_reports(
     assert buf.getvalue() != aezip.compress(images, rgb_model)
 
 
+def test_features_are_the_top_rate_points_latents_and_restore_is_refused(rgb_model, tmp_path, capsys) -> None:
+    from aezip.conv.coding import analyse
+    images = _images((20, 24, 3), 7, seed=5)                                 # padded to 32 x 32: 4 x 4 latents
+    np.save(tmp_path / "d.npy", images)
+    code, out, _ = run(capsys, "embed", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "f.npy")
+    feats = np.load(tmp_path / "f.npy")
+    y, _ = analyse(rgb_model, 1, images)
+    assert code == 0 and "7 x 96 float32" in out and feats.shape == (7, 4 * 4 * 6)
+    np.testing.assert_allclose(feats, y.reshape(7, -1), rtol=1e-6, atol=1e-6)
+    code, _, _ = run(capsys, "embed", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "q.npy",
+                     "--quantized")
+    q = np.load(tmp_path / "q.npy")
+    assert code == 0 and q.shape == feats.shape and np.abs(q - feats).max() <= 0.5 + 1e-6   # rounded about the mean
+    assert not np.array_equal(q, feats)
+    np.save(tmp_path / "labels.npy", np.arange(7) % 2)
+    code, out, _ = run(capsys, "eval", "probe", tmp_path / "d.npy", "-m", rgb_model.path, "--labels",
+                       tmp_path / "labels.npy")
+    assert code == 0 and "aezip (96 latents)" in out and "PCA (6 components)" in out     # 6 training images
+    code, _, err = run(capsys, "restore", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "r.npy",
+                       "--denoise")
+    assert_one_line_error(code, err, "codes images and gives features")
+    code, _, err = run(capsys, "embed", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "f.npy")
+    assert_one_line_error(code, err, "exists")
+
+
 def test_training_continues_from_a_model_and_records_the_chain(rgb_model, tmp_path, capsys) -> None:
     images = _images((32, 32, 3), 12)
     same = aezip.train_conv(images, **{**TINY, "steps": 0, "seconds": 0.0}, init=rgb_model)     # no step taken

@@ -60,19 +60,18 @@ def _synthesize(point: RatePoint, latents: np.ndarray, image_shape: tuple[int, .
     return out
 
 
-def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None,
-                  refine: bool = False) -> tuple[bytes, np.ndarray]:
-    """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`, the
-    analysis through the kernel dispatch (`backend`: aezip.kernels' choice); `refine` (`--effort max`) refines
-    each image's latents for the rate point's objective (aezip.conv.refine)."""
+def analyse(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None,
+            refine: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(float latents y, N x h x w x M; rounded hyper-latents z, N x h' x w' x Z), float64, of uint8 images
+    n x H x W[ x C] edge-padded, at rate point `rate`, through the kernel dispatch (`backend`: aezip.kernels' choice);
+    `refine` (`--effort max`) refines each image's y for the rate point's objective (aezip.conv.refine)."""
     import torch
     import torch.nn.functional as F
 
     from aezip.tensors import to_unit
 
-    image_shape = chunk.shape[1:]
-    h, w, c = hwc(image_shape)
-    ph, pw = padded(image_shape)
+    h, w, c = hwc(chunk.shape[1:])
+    ph, pw = padded(chunk.shape[1:])
     net = mf.encoder(rate).to(device)
     x = to_unit(chunk).view(len(chunk), h, w, c).permute(0, 3, 1, 2).to(device)
     with torch.no_grad():
@@ -84,11 +83,29 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", bac
                 y = refine_latents(net, x[i:i + ENCODE_BLOCK], y, z, mf.config.lambdas[rate], (h, w))
             parts.append((y, z))
         y, z = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    y_np = y.permute(0, 2, 3, 1).double().cpu().numpy()
-    z_np = z.permute(0, 2, 3, 1).double().cpu().numpy()
+    return y.permute(0, 2, 3, 1).double().cpu().numpy(), z.permute(0, 2, 3, 1).double().cpu().numpy()
+
+
+def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: str | None = None,
+                  refine: bool = False) -> tuple[bytes, np.ndarray]:
+    """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`
+    (`analyse` gives the latents)."""
+    y, z = analyse(mf, rate, chunk, device, backend, refine)
     point = mf.points[rate]
-    data, latents = hyperprior.encode(y_np, z_np, point.hyper, point.tables)
-    return data, _synthesize(point, latents, image_shape)
+    data, latents = hyperprior.encode(y, z, point.hyper, point.tables)
+    return data, _synthesize(point, latents, chunk.shape[1:])
+
+
+def features(mf: ConvModel, rate: int, chunk: np.ndarray, quantized: bool = False, backend: str | None = None
+             ) -> np.ndarray:
+    """float32 features n x (h * w * M) of uint8 images n x H x W[ x C] (all of one shape) at rate point `rate`:
+    the analysis' latents y, or (quantized) the rounded latents the decoder synthesizes from, mean + round(y -
+    mean), in position-major order (h, w, then the M channels)."""
+    y, z = analyse(mf, rate, chunk, "cpu", backend)
+    if quantized:
+        point = mf.points[rate]
+        y = hyperprior.encode(y, z, point.hyper, point.tables)[1] * 2.0 ** -hyperprior.MEAN_FRAC_BITS
+    return y.reshape(len(chunk), -1).astype(np.float32)
 
 
 def decode_images(mf: ConvModel, rate: int, data: bytes, n: int, image_shape: tuple[int, ...]) -> np.ndarray:

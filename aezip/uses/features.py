@@ -10,13 +10,22 @@ import torch
 
 from aezip.files.data import Dataset
 from aezip.errors import InputError
-from aezip.files.modelfile import ModelFile
+from aezip.conv.model import is_conv
+from aezip.files.modelfile import CodecModel
+
+CONV_CHUNK = 256     # images a convolutional model's features are computed for at once
 from aezip.tensors import to_unit
 
 
-def embed(dataset: Dataset, mf: ModelFile, *, quantized: bool = False, chunk_size: int = 4096,
+def embed(dataset: Dataset, mf: CodecModel, *, quantized: bool = False, chunk_size: int = 4096,
           backend: str | None = None) -> np.ndarray:
-    """Latent features (n x latent): float32 in (0, 1), or the int32 codes the codec stores."""
+    """Latent features: an MLP model's n x latent, float32 in (0, 1), or the int32 codes the codec stores; a
+    convolutional model's n x (h * w * M) latents of its top rate point (aezip.conv.coding.features), float32, or
+    the rounded ones its decoder synthesizes from."""
+    if is_conv(mf):
+        from aezip.conv.coding import features
+        return np.concatenate([features(mf, mf.config.rates - 1, chunk, quantized, backend)
+                               for chunk in dataset.chunks(min(chunk_size, CONV_CHUNK))])
     parts = []
     with torch.no_grad():
         for chunk in dataset.chunks(chunk_size):
@@ -72,7 +81,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return float((pred == test_y).mean())
 
 
-def probe_report(dataset: Dataset, labels: np.ndarray, mf: ModelFile, train: tuple[int, int],
+def probe_report(dataset: Dataset, labels: np.ndarray, mf: CodecModel, train: tuple[int, int],
                  test: tuple[int, int]) -> dict:
     """Linear-probe test accuracy of the model's features, the raw pixels, and PCA with as many components as the
     model has latents, fit on images train[0]..train[1]-1 and tested on test[0]..test[1]-1."""
@@ -83,9 +92,11 @@ def probe_report(dataset: Dataset, labels: np.ndarray, mf: ModelFile, train: tup
     (a, b), (c, d) = train, test
     images = dataset.read_all()
     flat = images.reshape(len(images), -1).astype("float64")
-    pca = PCACodec.fit(images[a:b], mf.config.latent)
-    features = {f"aezip ({mf.config.latent} latents)": embed(dataset, mf),
+    ours = embed(dataset, mf)
+    k = min(ours.shape[1], flat.shape[1], b - a)           # PCA of as many components, as far as the data allows
+    pca = PCACodec.fit(images[a:b], k)
+    features = {f"aezip ({ours.shape[1]} latents)": ours,
                 "raw pixels": flat,
-                f"PCA ({mf.config.latent} components)": (flat - pca.mean) @ pca.basis.T}
+                f"PCA ({k} components)": (flat - pca.mean) @ pca.basis.T}
     return {"train_range": [a, b], "test_range": [c, d],
             "accuracy": {name: linear_probe(f[a:b], labels[a:b], f[c:d], labels[c:d]) for name, f in features.items()}}
