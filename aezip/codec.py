@@ -1,14 +1,13 @@
-"""The encode and decode pipelines: images -> codes -> ANS bytes (+ residual) -> container, and back.
+"""The encode and decode pipelines: a dataset's chunks (aezip.chunks: images <-> payloads) into a container, and
+back.
 
-Chunk-level functions (`encode_to` writes any binary stream, `decode_chunk` reads one chunk of a ContainerReader
-over a file or bytes) with thin file functions over them (`encode_dataset`, `decode_file`, `test_file`)."""
+`encode_to` writes any binary stream and `decode_chunk` reads one chunk of a ContainerReader over a file or bytes;
+thin file functions sit over them (`encode_dataset`, `decode_file`, `test_file`)."""
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import struct
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -16,32 +15,29 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import numpy as np
 
 from aezip import __version__
+from aezip.chunks import decode_payload
 from aezip.files.atomic import atomic_path
 from aezip.files.container import ContainerReader, ContainerWriter
 from aezip.files.data import Dataset, write_dataset
 from aezip.files.source import Source, output_names
 from aezip.coding.entropy import LATENT_CODER
-from aezip.errors import AezipError, FormatError, InputError, ModelMismatchError, ParameterError
+from aezip.errors import FormatError, InputError, ModelMismatchError, ParameterError
 from aezip.files.header import default_chunk_size, image_samples, max_chunk_size, validate_header
 from aezip.coding.intdecoder import ARITHMETIC
 from aezip.metrics import psnr_from_mse
-from aezip.files.modelfile import (CodecModel, ModelFile, default_model, ladder_model, load_model, model_at_quality,
+from aezip.files.modelfile import (CodecModel, default_model, ladder_model, load_model, model_at_quality,
                                   shipped_model)
 from aezip.options import parse_range
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
 from aezip.coding.context import CONTEXT_CODER
-from aezip.coding.latentcoder import decode_latents, encode_latents, fine_codes, latent_coder, marks_centroids
-from aezip.coding.quality import LADDER_CODER, check_quality, coarse_codes
-from aezip.coding.pixelstream import (ALONE, CODER_METHODS, MLP, PIXEL_CODER,
-                                      decode_pixels, encode_pixels)
-from aezip.coding.residual import RESIDUAL_CODER, decode_residual
-from aezip.threads import block_pool
-from aezip.network.tiles import predict
+from aezip.coding.latentcoder import latent_coder
+from aezip.coding.quality import LADDER_CODER, check_quality
+from aezip.coding.pixelstream import CODER_METHODS, PIXEL_CODER
+from aezip.coding.residual import RESIDUAL_CODER
 from aezip.conv import coding as conv_coding
 from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER
 from aezip.conv.model import is_conv
 
-_PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
 Progress = Callable[[int], None]   # called with the number of images just done
 
 
@@ -75,21 +71,6 @@ class CodecReport:
         if d["psnr_db"] == float("inf"):
             d["psnr_db"] = "inf"
         return d
-
-
-def _pack_payload(n: int, latent: bytes, residual: bytes, pixel_crc: int) -> bytes:
-    return _PAYLOAD.pack(n, len(latent), len(residual)) + latent + residual + struct.pack(">I", pixel_crc)
-
-
-def unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
-    if len(payload) < _PAYLOAD.size + 4:
-        raise FormatError(f"{where}: chunk payload too short")
-    n, lat, res = _PAYLOAD.unpack_from(payload)
-    if _PAYLOAD.size + lat + res + 4 != len(payload):
-        raise FormatError(f"{where}: chunk payload lengths do not add up")
-    body = payload[_PAYLOAD.size:]
-    (crc,) = struct.unpack(">I", body[lat + res:])
-    return n, body[:lat], body[lat:lat + res], crc
 
 
 def check_fits(dataset_shape: tuple[int, ...], mf: CodecModel, what: str, *, any_size: bool = False,
@@ -148,88 +129,6 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
             break
     if held:
         yield np.concatenate(pending)
-
-
-def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,
-                search: bool = False) -> np.ndarray:
-    """The latent codes of one chunk of images (the model already on `device`): the model's own codes, or the
-    coarse codes of a quality level (see quality.py); with `search`, refined by the encoder's search (search.py)."""
-    from aezip.tensors import to_unit
-    x = to_unit(chunk).to(device)
-    if quality is None:
-        codes = mf.model.codes(x, backend, chunk.shape[1:]).cpu().numpy()
-    else:
-        import torch
-        with torch.no_grad():
-            z = mf.model.encode(x, backend, chunk.shape[1:]).cpu().numpy()
-        codes = coarse_codes(z, mf.config.levels, quality)
-    if search:
-        from aezip.network.search import refine
-        codes = refine(mf.model, mf.tables, mf.config.levels, x, codes, quality, chunk.shape[1:], mf.config.patch,
-                       mf.config.context)
-    return codes
-
-
-def _alone(mf: ModelFile, samples: int):
-    """The model's pixel model without latents where its base image fits images of `samples` samples (a tile
-    model's images of other sizes have none)."""
-    a = mf.pixel_alone
-    return a if a is not None and a.base.size == samples else None
-
-
-def chunk_prediction(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray,
-                     quality: int | None = None) -> tuple[np.ndarray, bool]:
-    """The decoder's prediction of a chunk (n x D) from its codes of `quality`, and whether the codes stand for their
-    bins' centroids: at a quality level the same codes stand for their grid points or their centroids, whichever
-    decodes closer to the chunk (the chunk-tables coder records which)."""
-    flat = chunk.reshape(len(chunk), -1)
-    recon = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality), chunk.shape[1:], block_pool())
-    if quality is None or not marks_centroids(latent_coder(mf, quality)):
-        return recon, False
-    alt = predict(mf.config, mf.intdec, fine_codes(mf, codes, quality, True), chunk.shape[1:], block_pool())
-    centroid = _squared_error(flat, alt) < _squared_error(flat, recon)
-    return (alt if centroid else recon), centroid
-
-
-def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error: int | None,
-                 quality: int | None = None, pixel_methods: tuple[int, ...] | None = None) -> tuple[bytes, float, int]:
-    """One chunk of images and their codes (of `quality`) into its payload; also its squared error and max
-    error. pixel_methods limits the pixel coders tried under max_error (pixelstream's method numbers; default:
-    all)."""
-    coder = latent_coder(mf, quality)
-    recon, centroid = chunk_prediction(mf, chunk, codes, quality)
-    latent = encode_latents(mf, codes, quality, chunk.shape[1:], coder, centroid)
-    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
-
-
-def encode_conv_chunk(mf: CodecModel, chunk: np.ndarray, quality: int, backend: str, device,
-                      max_error: int | None = None, pixel_methods: tuple[int, ...] | None = None,
-                      search: bool = False) -> tuple[bytes, float, int]:
-    """One chunk of images coded by a convolutional model at rate point `quality` (1..its rate points) into its
-    payload (under max_error: its reconstruction the pixel coders' prediction, as an MLP model's; `search`: latents
-    refined, aezip.conv.refine); also its squared error and max error."""
-    latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend, search)
-    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
-
-
-def _chunk_result(mf: CodecModel, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
-                  pixel_methods: tuple[int, ...] | None) -> tuple[bytes, float, int]:
-    """A chunk's payload from its latent stream and the decoder's prediction (n x D): under max_error with the
-    cheapest pixel stream (and no latents where that stream needs none), its decoded pixels' checksum at the end;
-    also its squared error and max error."""
-    flat, residual = chunk.reshape(len(chunk), -1), b""
-    if max_error is not None:
-        stream = encode_pixels(flat, recon, chunk.shape[1:], max_error, mf.residual_prior, len(latent), mf.pixel,
-                               _alone(mf, flat.shape[1]), pixel_methods, raster=mf.raster)
-        residual, recon = stream.data, stream.recon
-        latent = latent if stream.needs_latents else b""
-    payload = _pack_payload(len(flat), latent, residual, zlib.crc32(recon.tobytes()))
-    return payload, float(_squared_error(flat, recon)), int(np.abs(flat.astype(np.int64) - recon).max(initial=0))
-
-
-def _squared_error(flat: np.ndarray, recon: np.ndarray) -> int:
-    diff = flat.astype(np.int64) - recon
-    return int((diff * diff).sum())
 
 
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: CodecModel, *,
@@ -402,51 +301,10 @@ def source_of(reader: ContainerReader) -> Source:
         raise FormatError(f"{reader.path}: {exc}") from None
 
 
-def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: CodecModel) -> np.ndarray:
-    """One chunk's pixels (n x D uint8) from its latent and pixel streams."""
-    image_shape, max_error = tuple(header["shape"][1:]), header["max_error"]
-    if not latent and max_error is not None:
-        pred = None
-    elif header["entropy"] == CONV_CODER:
-        pred = conv_coding.decode_images(mf, header["quality"] - 1, latent, n, image_shape)
-    else:
-        pred = predict(mf.config, mf.intdec, decode_latents(mf, header, latent, n), image_shape, block_pool())
-    if max_error is None:
-        return pred
-    if header["residual"] == RESIDUAL_CODER:    # files before the tagged pixel stream: the context coder alone
-        if pred is None:
-            raise ValueError("a pixel stream without latents")
-        return decode_residual(residual, pred, image_shape, max_error, mf.residual_prior)
-    coder = header["residual"]
-    mlp = mf.pixel if CODER_METHODS[coder] > MLP else None   # version 1: none
-    alone = _alone(mf, image_samples(header["shape"])) if CODER_METHODS[coder] > ALONE else None
-    return decode_pixels(residual, pred, (n, image_samples(header["shape"])), image_shape, max_error,
-                         mf.residual_prior, mlp, alone, coder, mf.raster)
-
-
 def decode_chunk(reader: ContainerReader, i: int, mf: CodecModel) -> np.ndarray:
     """Chunk i's images as uint8 (n x the header's image shape), its pixel checksum checked."""
     return decode_payload(mf, reader.read_chunk(i), reader.chunks[i].images, reader.header,
                           f"{reader.path} chunk {i}")
-
-
-def decode_payload(mf: CodecModel, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
-    """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
-    image_shape = tuple(header["shape"][1:])
-    n, latent, residual, crc = unpack_payload(payload, where)
-    if n != images:
-        raise FormatError(f"{where}: the chunk holds {n} images, the index says {images}")
-    try:
-        recon = _chunk_pixels(header, latent, residual, n, mf)
-    except AezipError:
-        raise
-    except (ValueError, RuntimeError, OverflowError, AssertionError, TypeError, IndexError) as exc:
-        # constriction signals a stream that does not decode with AssertionError or ValueError
-        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise FormatError(f"{where}: undecodable stream ({detail})") from None
-    if zlib.crc32(recon.tobytes()) != crc:
-        raise FormatError(f"{where}: decoded pixels fail their checksum (damaged file or wrong model)")
-    return recon.reshape((n, *image_shape))
 
 
 def iter_decoded(reader: ContainerReader, mf: CodecModel, lo: int, hi: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aezip.codec import chunk_codes, chunk_prediction, encode_chunk
+from aezip.chunks import chunk_codes, chunk_prediction, encode_chunk
 from aezip.coding.pixelstream import ALL_METHODS, FAST_METHODS
 from aezip.coding.quality import check_quality
 from aezip.errors import ParameterError

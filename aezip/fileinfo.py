@@ -8,7 +8,8 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from aezip.codec import check_header, image_channels, source_of, unpack_payload
+from aezip.codec import check_header, image_channels, source_of
+from aezip.chunks import unpack_payload
 from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, LATENT_METHODS
 from aezip.coding.latentcoder import marks_centroids
 from aezip.coding.pixelstream import CODER_METHODS, METHOD_NAMES

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aezip.codec import chunk_codes
+from aezip.chunks import chunk_codes
 from aezip.coding.context import fit_context
 from model_parts import model_and_images, parser
 

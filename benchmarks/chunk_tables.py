@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import aezip
-from aezip.codec import unpack_payload
+from aezip.chunks import unpack_payload
 from aezip.files.container import ContainerReader
 from aezip.files.data import open_dataset
 from aezip.metrics import psnr

@@ -9,7 +9,7 @@ import aezip
 from aezip.coding.chunktables import (CHUNK, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, decode_chunk_latents,
                                       encode_chunk_latents)
 from aezip.coding.counts import MAX_SCALE, pack_counts, unpack_counts
-from aezip.codec import chunk_codes
+from aezip.chunks import chunk_codes
 from aezip.network.tiles import predict
 from aezip.coding.entropy import LATENT_CODER, encode_codes, frequency_tables
 from aezip.errors import FormatError

@@ -52,7 +52,7 @@ def test_context_streams_round_trip_and_never_exceed_the_static_coder_by_more_th
 @pytest.fixture(scope="module")
 def context_model(tmp_path_factory, tiny_model_path, sample_images):
     mf = load_model(tiny_model_path)
-    from aezip.codec import chunk_codes
+    from aezip.chunks import chunk_codes
     mf.context = fit_context(chunk_codes(mf, sample_images, "torch", "cpu"), mf.config.levels)
     path = tmp_path_factory.mktemp("ctx") / "ctx.aezm"
     mf.save(path)

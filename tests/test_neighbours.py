@@ -12,7 +12,7 @@ from aezip.coding.chunktables import (CHUNK, CHUNK_CODER_V3, NEIGHBOURS, decode_
 from aezip.coding.counts import pack_counts
 from aezip.coding.entropy import frequency_tables
 from aezip.coding.neighbours import MAX_BUCKETS, decode_neighbours, encode_neighbours
-from aezip.codec import chunk_codes
+from aezip.chunks import chunk_codes
 from aezip.coding.latentcoder import encode_latents
 from aezip.errors import FormatError
 

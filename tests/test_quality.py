@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import aezip
-from aezip.codec import chunk_codes, decode_file
+from aezip.codec import decode_file
+from aezip.chunks import chunk_codes
 from aezip.errors import FormatError, ParameterError
 from aezip.coding.intdecoder import integer_decode
 from aezip.files.modelfile import load_model, model_at_quality

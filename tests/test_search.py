@@ -152,7 +152,7 @@ def test_effort_max_writes_the_same_bytes_with_worker_processes(tmp_path, sample
 def test_effort_max_picks_the_latent_quality_whose_sample_codes_smallest_under_max_error(sample_images) -> None:
     """Under --max-error, --effort max tries the model's levels and 3/4, 1/2, 1/4 of them on the first chunk's
     sample and records the smallest in the header; lossy files never get one picked."""
-    from aezip.codec import chunk_codes, encode_chunk
+    from aezip.chunks import chunk_codes, encode_chunk
     from aezip.effort import pixel_quality
     from aezip.coding.pixelstream import ALL_METHODS
     from aezip.files.modelfile import load_model

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from aezip.codec import chunk_codes, chunk_prediction
+from aezip.chunks import chunk_codes, chunk_prediction
 from aezip.coding.latentcoder import fine_codes
 from aezip.errors import InputError
 from aezip.files.modelfile import ModelFile

@@ -31,7 +31,7 @@ def _start_worker(mf: ModelFile, settings: dict) -> None:
 
 
 def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]:
-    from aezip.codec import chunk_codes, encode_chunk, encode_conv_chunk
+    from aezip.chunks import chunk_codes, encode_chunk, encode_conv_chunk
     w = _worker
     if is_conv(w["mf"]):
         return encode_conv_chunk(w["mf"], chunk, w["quality"], w["backend"], w["device"], w["max_error"],
@@ -41,7 +41,7 @@ def _encode_in_worker(chunk: np.ndarray) -> tuple[tuple[bytes, float, int], int]
 
 
 def _decode_in_worker(item: tuple[bytes, int, str]) -> np.ndarray:
-    from aezip.codec import decode_payload
+    from aezip.chunks import decode_payload
     payload, images, where = item
     return decode_payload(_worker["mf"], payload, images, _worker["header"], where)
 
@@ -69,12 +69,12 @@ def encode_chunks(mf: ModelFile, chunks: Iterable[np.ndarray], max_error: int | 
                   device, jobs: int, quality: int | None = None, pixel_methods: tuple[int, ...] | None = None,
                   search: bool = False) -> Iterator[tuple[tuple[bytes, float, int], int]]:
     """(payload, squared error, max error) and image count of each chunk (codes of `quality`, refined by the
-    encoder's search with `search`), in order (pixel_methods: see codec.encode_chunk)."""
-    from aezip.codec import chunk_codes, encode_chunk
+    encoder's search with `search`), in order (pixel_methods: see chunks.encode_chunk)."""
+    from aezip.chunks import chunk_codes, encode_chunk
     from aezip.threads import prefetch
     _check_jobs(jobs)
     if jobs == 1 and is_conv(mf):
-        from aezip.codec import encode_conv_chunk
+        from aezip.chunks import encode_conv_chunk
         return ((encode_conv_chunk(mf, c, quality, backend, device, max_error, pixel_methods, search), len(c))
                 for c in chunks)
     if jobs == 1:
@@ -92,7 +92,7 @@ def decode_chunks(mf: ModelFile, payloads: Iterable[tuple[bytes, int, str]], hea
                   jobs: int) -> Iterator[np.ndarray]:
     """The images (uint8, n x the image shape) of each (payload, image count, where) of a file with this header,
     in order."""
-    from aezip.codec import decode_payload
+    from aezip.chunks import decode_payload
     _check_jobs(jobs)
     if jobs == 1:
         return (decode_payload(mf, p, n, header, where) for p, n, where in payloads)
