@@ -141,6 +141,15 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
                   f"wrote {out} (model id {model.id[:16]})")
 
 
+def _conv_training(info: dict) -> str:
+    """A conv model's training summary: its steps, and the model it continued (--init) with the chain's total."""
+    line = f"{info.get('steps', '?')} steps, batch {info.get('batch', '?')}, augment {','.join(info.get('augment', []))}"
+    init = info.get("init")
+    if isinstance(init, dict):
+        line += f"; continued model {str(init.get('model_id', '?'))[:16]}, {init.get('total_steps', '?')} steps in all"
+    return line
+
+
 CONV_OPTIONS = frozenset({"batch_size", "lr", "seed", "augment", "device"})   # what --arch conv reads besides its own
 
 
@@ -350,7 +359,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
                                  f"widths n={m['n']} m={m['m']} z={m['z']}"),
                 ("rate points", f"{len(m['lambdas'])} (--quality 1..{len(m['lambdas'])}; lambda "
                                 f"{', '.join(map(str, m['lambdas']))})"),
-                ("trained on", m["training"].get("data", "?")))))
+                ("trained on", m["training"].get("data", "?")),
+                ("training", _conv_training(m["training"])))))
             return
         report.result(m, *(f"{k:>16}: {v}" for k, v in (
             ("model id", m["model_id"]), ("bytes", m["bytes"]),

@@ -290,6 +290,9 @@ def test_training_continues_from_a_model_and_records_the_chain(rgb_model, tmp_pa
                        "--init", rgb_model.path, "--steps", "1", "--batch-size", "4")
     assert code == 0 and f"continuing model {rgb_model.id[:16]}" in err
     assert load_model(tmp_path / "c.aezm").info["init"]["total_steps"] == 3
+    code, out, _ = run(capsys, "info", tmp_path / "c.aezm")
+    assert code == 0 and f"1 steps, batch 4, augment flip,invert,channels,contrast,zoom; continued model " \
+                         f"{rgb_model.id[:16]}, 3 steps in all" in out
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--init", rgb_model.path)
     assert_one_line_error(code, err, "--init applies to --arch conv only")
     dec = tmp_path / "c.aezd"
