@@ -158,3 +158,14 @@ def require_matplotlib(*paths: Path | None) -> None:
     if wanted and importlib.util.find_spec("matplotlib") is None:
         raise InputError(f"writing {wanted[0]} needs matplotlib; install it with `pip install matplotlib` "
                                "(or `pip install -e \".[bench]\"`)")
+
+
+def per_sample(channels: int, bits: float) -> str:
+    """' (B bits/sample)' beside bits/pixel where a pixel has several samples."""
+    return f" ({bits:.4f} bits/sample)" if channels and channels > 1 else ""
+
+
+def aez_input(file: Path):
+    """The .aez input: a path, or stdin's bytes for '-' (random access needs them all)."""
+    src = open_input(file)
+    return src.read() if src is sys.stdin.buffer else src

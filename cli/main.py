@@ -14,7 +14,7 @@ from aezip.options import QUANT_NOISES, RECONSTRUCTION_LOSSES, TrainOptions
 from .common import (PATH, STREAM, Report, backend_option, device_option, effort_option, flag_for, force_option,
                      jobs_option,
                      model_option, open_input, output_options, range_option, reporting, resolve_output,
-                     threads_option)
+                     threads_option, aez_input, per_sample)
 
 
 def _int_list(text: str, option: str = "--hidden") -> tuple[int, ...]:
@@ -141,15 +141,6 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
                   f"wrote {out} (model id {model.id[:16]})")
 
 
-def _conv_training(info: dict) -> str:
-    """A conv model's training summary: its steps, and the model it continued (--init) with the chain's total."""
-    line = f"{info.get('steps', '?')} steps, batch {info.get('batch', '?')}, augment {','.join(info.get('augment', []))}"
-    init = info.get("init")
-    if isinstance(init, dict):
-        line += f"; continued model {str(init.get('model_id', '?'))[:16]}, {init.get('total_steps', '?')} steps in all"
-    return line
-
-
 CONV_OPTIONS = frozenset({"batch_size", "lr", "seed", "augment", "device"})   # what --arch conv reads besides its own
 
 
@@ -245,19 +236,8 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     report.result({**r.to_dict(), "output": str(out or STREAM), "model_id": model.id},
                   f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes"
                   f"{f' ({r.model_bytes} of them the embedded model)' if r.model_bytes else ''}, "
-                  f"{r.bits_per_pixel:.4f} bits/pixel{_per_sample(r.channels, r.bits_per_sample)}, "
+                  f"{r.bits_per_pixel:.4f} bits/pixel{per_sample(r.channels, r.bits_per_sample)}, "
                   f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
-
-
-def _per_sample(channels: int, bits: float) -> str:
-    """' (B bits/sample)' beside bits/pixel where a pixel has several samples."""
-    return f" ({bits:.4f} bits/sample)" if channels and channels > 1 else ""
-
-
-def _aez_input(file: Path):
-    """The .aez input: a path, or stdin's bytes for '-' (random access needs them all)."""
-    src = open_input(file)
-    return src.read() if src is sys.stdin.buffer else src
 
 
 @cli.command()
@@ -284,7 +264,7 @@ def decode(file: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     if out is not None:
         from aezip.files.atomic import check_output
         check_output(out, force, inputs=(file, model_path), folder=out.is_dir())
-    src = _aez_input(file)
+    src = aez_input(file)
     with ContainerReader(src) as reader:
         h = check_header(reader)
         lo, hi = parse_range(image_range, h["shape"][0])
@@ -326,89 +306,10 @@ def test_cmd(file: Path, model_path: Path | None, quiet: bool, verbose: int, as_
     from aezip import api
 
     report = Report(quiet, verbose, as_json)
-    src = _aez_input(file)
+    src = aez_input(file)
     with report.progress(None, "test") as progress:
         r = api.verify(src, model_path, progress)
     report.result({**r.to_dict(), "ok": True}, f"{file}: ok ({r.images} images decoded and checked)")
-
-
-@cli.command()
-@click.argument("file", type=PATH)
-@reporting
-def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
-    """Describe a .aez file (all checksums are verified), a model file (.aezm) or a decode-side model (.aezd)."""
-    from aezip import api
-    from aezip.codec import image_channels
-    from aezip.conv.layout import CODER as CONV_CODER
-    from aezip.files.container import MAGIC
-    from aezip.files.decodemodel import is_decoder
-
-    report = Report(quiet, verbose, as_json)
-    src = _aez_input(file)
-    head = src[:9] if isinstance(src, bytes) else _head(src)
-    if head[:8] != MAGIC and (head[8:9] == b"{" or is_decoder(head)):   # safetensors (8-byte length, then JSON)
-        from aezip.files.modelfile import describe
-        m = describe(api.load_model(src))
-        if m.get("kind") == "conv":
-            report.result(m, *(f"{k:>16}: {v}" for k, v in (
-                ("model id", m["model_id"]), ("bytes", m["bytes"]),
-                ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
-                ("decode side", f"{m['decode_side_bytes']} bytes; per rate point (what an --embed-model file holds) "
-                                f"{', '.join(map(str, m['decode_side_rate_bytes']))}"),
-                ("architecture", f"convolutional codec with a hyperprior, {m['channels']} channel(s), any H x W; "
-                                 f"widths n={m['n']} m={m['m']} z={m['z']}"),
-                ("rate points", f"{len(m['lambdas'])} (--quality 1..{len(m['lambdas'])}; lambda "
-                                f"{', '.join(map(str, m['lambdas']))})"),
-                ("trained on", m["training"].get("data", "?")),
-                ("training", _conv_training(m["training"])))))
-            return
-        report.result(m, *(f"{k:>16}: {v}" for k, v in (
-            ("model id", m["model_id"]), ("bytes", m["bytes"]),
-            ("kind", "decode-side model (decodes; cannot encode)" if m["decode_only"] else "model file"),
-            ("decode side", f"{m['decode_side_bytes']} bytes; {m['decode_side_lossy_bytes']} without the max-error "
-                            "coder (what a lossy --embed-model file holds)"),
-            ("image shape", "x".join(map(str, m["image_shape"]))),
-            ("architecture", f"{'-'.join(map(str, [*m['hidden'], m['latent']]))}, {m['levels']} levels" + (
-                ", {patch}x{patch} tiles, margin {margin}, context {context} (any H x W)".format(**m["tiles"])
-                if m["tiles"] else "")),
-            ("code bank", f"{m['code_bank_images']} images"),
-            ("max-error parts", ", ".join(m["max_error_parts"]) or "none (the context, gradient, mixing and generic "
-                                                                  "coders only)"),
-            ("trained on", m["training"].get("data", "?")), ("held-out", m["training"].get("heldout", "?")))))
-        return
-    h = api.info(src)
-    src_fmt = h["source"]
-    rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src_fmt["format"]),
-            ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
-            ("quality", f"{h['quality']} of {h['levels']} rate points" if h["entropy"] == CONV_CODER else
-                        f"{h.get('quality', h['levels'])} of {h['levels']} levels"
-                        + "".join(f", {k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("reconstruction", {}).items())),
-            ("latent coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h["latent_coders"].items())
-             or h["entropy"]),
-            ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
-            ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
-             or "none"),
-            ("encoder backend", h["backend"]),
-            ("latent search", h.get("latent_search", "none (codes rounded to the nearest)")),
-            ("decoder", h["decoder"]), ("chunks", h["chunks"]),
-            ("bytes", h["bytes"]),
-            ("embedded model", f"{h['embedded_model_bytes']} bytes (decodes without -m)" if h["embedded_model_bytes"]
-             else "none"),
-            ("bits/pixel", f"{h['bits_per_pixel']:.4f}{_per_sample(image_channels(h['shape']), h['bits_per_sample'])}"),
-            ("aezip version", h["aezip_version"])]
-    if "shard" in h:
-        sh = h["shard"]
-        rows.append(("shard", f"{sh['index']}/{sh['count']}: images {sh['images'][0]}..{sh['images'][1] - 1} of "
-                              f"{sh['total']} (join the parts with aezip merge)"))
-    report.result(h, *(f"{k:>16}: {v}" for k, v in rows))
-
-
-def _head(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(9)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
 
 
 @cli.command()
@@ -423,9 +324,11 @@ def demo(workdir: Path | None) -> None:
         click.echo(line)
 
 
+from .info import info  # noqa: E402
 from .models import model_group  # noqa: E402
 from .uses import bench, embed, eval_group, restore  # noqa: E402  (the other commands, in their own module)
 
+cli.add_command(info)
 cli.add_command(model_group)
 cli.add_command(embed)
 cli.add_command(eval_group)
