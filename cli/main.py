@@ -124,21 +124,19 @@ def train(data: Path, output: Path | None, image_range: str | None, hidden: str 
     arch, rates, steps, seconds, init = (options.pop(k) for k in ("arch", "rates", "steps", "seconds", "init"))
     if arch == "conv":
         model = _train_conv(images, hidden, rates, steps, seconds, init, quiet, source, options)
-        model.save(out, force=force)
-        report.result({"path": out, "model_id": model.id, "info": model.info},
-                      f"wrote {out} (model id {model.id[:16]}, {model.config.rates} rate points)")
-        return
-    for name, value in (("--rates", rates), ("--steps", steps), ("--seconds", seconds), ("--init", init)):
-        if value is not None:
-            raise InputError(f"{name} applies to --arch conv only")
-    model = api.train(images, hidden=_int_list(hidden) if hidden else None, progress=not quiet,
-                      log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
-                      source=source, **options)
+    else:
+        for name, value in (("--rates", rates), ("--steps", steps), ("--seconds", seconds), ("--init", init)):
+            if value is not None:
+                raise InputError(f"{name} applies to --arch conv only")
+        model = api.train(images, hidden=_int_list(hidden) if hidden else None, progress=not quiet,
+                          log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)),
+                          source=source, **options)
     if model is None:   # a torchrun rank other than 0: rank 0 writes the model
         return
     model.save(out, force=force)
+    rates_note = f", {model.config.rates} rate points" if arch == "conv" else ""
     report.result({"path": out, "model_id": model.id, "info": model.info},
-                  f"wrote {out} (model id {model.id[:16]})")
+                  f"wrote {out} (model id {model.id[:16]}{rates_note})")
 
 
 CONV_OPTIONS = frozenset({"batch_size", "lr", "seed", "augment", "device"})   # what --arch conv reads besides its own

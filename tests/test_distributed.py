@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import aezip
 from aezip.codec import decode_file, encode_dataset
 from aezip.files.data import open_dataset
 from aezip.network.distributed import World, shard, world_from_env
@@ -115,3 +116,24 @@ def test_torchrun_training_rank_zero_alone_writes_a_valid_model(tmp_path, sample
     decode_file(tmp_path / "few.aez", tmp_path / "back.npy", model_path=models / "m.aezm")
     back = np.load(tmp_path / "back.npy")
     assert back.shape == (20, 28, 28) and report.psnr_db > 5
+
+
+def test_torchrun_trains_a_conv_model_with_a_wall_time_budget_the_ranks_agree_on(tmp_path) -> None:
+    """Each rank draws its own batches; the wall-time budget and the learning-rate drop follow rank 0's clock, so
+    both take the same steps (otherwise DDP would wait forever on the rank that stopped) and rank 0 writes."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.integers(0, 256, (40, 20, 24, 3), dtype=np.uint8))
+    models = tmp_path / "models"
+    models.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "AEZIP_BACKEND": "torch"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "aezip.cli.main", "train", str(tmp_path / "train.npy"), "-o", str(models / "c.aezm"),
+           "--arch", "conv", "--rates", "0.001,0.01", "--seconds", "4", "--batch-size", "4"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in models.iterdir()) == ["c.aezm"]
+    assert r.stdout.count("wrote") == 1 and "2 processes x batch 4" in r.stderr
+    mf = load_model(models / "c.aezm")
+    assert mf.info["processes"] == 2 and mf.info["steps"] > 0 and mf.config.rates == 2
+    back = aezip.decompress(aezip.compress(np.load(tmp_path / "train.npy")[:5], mf, quality=1), mf)
+    assert back.shape == (5, 20, 24, 3)

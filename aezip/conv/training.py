@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from aezip.conv.layout import STRIDE, padded
 from aezip.conv.network import ConvCodec
 from aezip.network.augment import augment
+from aezip.network.distributed import World, all_sum, data_parallel, local_device, process_group, world_from_env
 
 DEFAULT_LAMBDAS = (0.00012, 0.00025, 0.0005, 0.001, 0.002, 0.004)
 
@@ -58,16 +59,28 @@ def _batch(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator) -> t
 
 
 def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device | str = "cpu",
-               progress: Callable[[int, float], None] | None = None,
-               init: ConvCodec | None = None) -> tuple[ConvCodec, int]:
+               progress: Callable[[int, float], None] | None = None, init: ConvCodec | None = None,
+               world: World | None = None) -> tuple[ConvCodec | None, int]:
     """A trained codec (eval mode, on the CPU) for uint8 images N x H x W[ x C], and the steps it took;
     progress(step, loss) every 100 steps. `init` (a network of the same architecture) is where training starts
-    instead of random weights: the run continues or fine-tunes it (a fresh optimizer; the same schedule)."""
+    instead of random weights: the run continues or fine-tunes it (a fresh optimizer; the same schedule).
+
+    Under torchrun (RANK/WORLD_SIZE set; or `world`) every process calls this: each draws its own batches, the
+    gradients are averaged (DDP, gloo on the CPU, NCCL on GPUs), a wall-time budget and the learning-rate drop
+    follow rank 0's clock so that every rank takes the same steps; rank 0 gets the model, the others None."""
     if opts.crop % STRIDE or opts.crop < STRIDE:
         raise ValueError(f"crop must be a positive multiple of {STRIDE}, got {opts.crop}")
-    device = torch.device(device)
-    torch.manual_seed(opts.seed)
-    gen = torch.Generator(device=device).manual_seed(opts.seed)
+    world = world_from_env() if world is None else world
+    device = local_device(torch.device(device), world)
+    with process_group(world, device):
+        return _train(images, opts, device, progress if world.is_main else None, init, world)
+
+
+def _train(images: np.ndarray, opts: ConvTrainOptions, device: torch.device,
+           progress: Callable[[int, float], None] | None, init: ConvCodec | None,
+           world: World) -> tuple[ConvCodec | None, int]:
+    torch.manual_seed(opts.seed)                      # the same initial weights on every rank
+    gen = torch.Generator(device=device).manual_seed(opts.seed + world.rank)   # batches and noise: per rank
     images = images[..., None] if images.ndim == 3 else images
     c = images.shape[3]
     data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
@@ -76,22 +89,27 @@ def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device 
     if init is not None:
         model.load_state_dict(init.state_dict())
     model = model.to(device).train()
+    forward = data_parallel(model, world, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=opts.lr)
     lambdas = torch.tensor(opts.lambdas, device=device)
     t0, step, dropped = time.perf_counter(), 0, False
     while True:
         elapsed = time.perf_counter() - t0
         done = step >= opts.steps if opts.steps else elapsed >= opts.seconds
+        drop = step >= 0.85 * opts.steps if opts.steps else elapsed >= 0.85 * opts.seconds
+        if world.distributed and not opts.steps:      # rank 0's clock decides for everyone
+            done, drop = (v > 0 for v in all_sum([float(done and world.is_main), float(drop and world.is_main)],
+                                                 world))
         if done:
             break
-        if not dropped and (step >= 0.85 * opts.steps if opts.steps else elapsed >= 0.85 * opts.seconds):
+        if drop and not dropped:
             for group in optimizer.param_groups:
                 group["lr"] = opts.lr / 10
             dropped = True
         x = _batch(data, opts.crop, opts.batch, gen).float().div_(255.0)
         b, h, w, _ = x.shape
         x = augment(x.reshape(b, -1), (h, w, c), opts.augment, gen).view(b, h, w, c).permute(0, 3, 1, 2)
-        x_hat, bits, _ = model(x)
+        x_hat, bits, _ = forward(x)
         mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
         loss = (bits / (h * w) + lambdas * mse).mean(0).sum()
         optimizer.zero_grad(set_to_none=True)
@@ -101,7 +119,7 @@ def train_conv(images: np.ndarray, opts: ConvTrainOptions, device: torch.device 
         step += 1
         if progress and step % 100 == 0:
             progress(step, loss.item())
-    return model.cpu().eval(), step
+    return (model.cpu().eval() if world.is_main else None), step
 
 
 def default_augment(channels: int) -> tuple[str, ...]:
@@ -114,20 +132,24 @@ def train_conv_model(images: np.ndarray, opts: ConvTrainOptions, device: torch.d
                      log: Callable[[str], None] | None = None, source: dict | None = None, init=None):
     """A convolutional codec model (aezip.conv.model.ConvModel, its decode side made) trained on uint8 images
     N x H x W[ x C], from the float network of the ConvModel `init` if given; `source` goes into its info with the
-    training summary, and `init`'s id and own training summary too."""
+    training summary, and `init`'s id and own training summary too. Under torchrun, None on ranks other than 0."""
     from aezip.conv.model import build_model
 
-    log = log or (lambda m: None)
+    world = world_from_env()
+    log = log if log and world.is_main else (lambda m: None)
     budget = f"{opts.steps} steps" if opts.steps else f"{opts.seconds:g} s"
+    procs = f", {world.size} processes x batch {opts.batch}" if world.distributed else ""
     start = f"continuing model {init.id[:16]} ({init.info.get('steps', '?')} steps): " if init is not None else ""
     log(f"{start}training a convolutional codec: {len(opts.lambdas)} rate points (lambda {', '.join(map(str, opts.lambdas))}),"
         f" widths n={opts.n} m={opts.m} z={opts.z}, {budget}, batch {opts.batch}, augment "
-        f"{','.join(opts.augment) or 'none'}, on {device}")
+        f"{','.join(opts.augment) or 'none'}, on {device}{procs}")
     t0 = time.perf_counter()
     model, steps = train_conv(images, opts, device, lambda step, loss: log(f"step {step}: loss {loss:.4f}"),
                               None if init is None else init.model)
     seconds = time.perf_counter() - t0
-    info = {"arch": "conv", "lambdas": list(opts.lambdas), "steps": steps,
+    if model is None:                  # a torchrun rank other than 0: rank 0 makes the model
+        return None
+    info = {"arch": "conv", "lambdas": list(opts.lambdas), "steps": steps, "processes": world.size,
             "seconds": round(seconds, 1), "batch": opts.batch, "lr": opts.lr, "crop": opts.crop,
             "augment": list(opts.augment), "seed": opts.seed,
             "data": {**(source or {}), "shape": list(images.shape)}}   # N x H x W[ x C], as given

@@ -96,3 +96,11 @@ def all_sum(values: list[float], world: World) -> list[float]:
         t = t.cuda()
     dist.all_reduce(t)
     return t.cpu().tolist()
+
+
+def data_parallel(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
+    """The module wrapped in DistributedDataParallel across the world (itself for a world of one)."""
+    if not world.distributed:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)

@@ -11,7 +11,8 @@ import torch
 
 from aezip import kernels
 from aezip.network.augment import augment
-from aezip.network.distributed import World, all_sum, local_device, process_group, shard, world_from_env
+from aezip.network.distributed import (World, all_sum, data_parallel, local_device, process_group, shard,
+                                      world_from_env)
 from aezip.coding.context import encode_context, fit_context
 from aezip.coding.entropy import encode_codes, frequency_tables
 from aezip.errors import InputError, ParameterError
@@ -112,13 +113,6 @@ class _TrainForward(torch.nn.Module):
         return h, self.model.decode_logits(noisy), bits
 
 
-def _ddp(module: torch.nn.Module, world: World, device: torch.device) -> torch.nn.Module:
-    if not world.distributed:
-        return module
-    from torch.nn.parallel import DistributedDataParallel
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-
-
 VAL_BATCH = 8192   # validation and the final measurements run this many images at a time
 
 
@@ -176,7 +170,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     train_rows = torch.from_numpy(train_idx).to(device)
     model = AutoEncoder(config).to(device)
     density = LatentDensity(config.latent).to(device) if opts.rate_weight > 0 else None
-    forward = _ddp(_TrainForward(model, backend, opts.quant_noise, opts.variable_rate, density), world, device)
+    forward = data_parallel(_TrainForward(model, backend, opts.quant_noise, opts.variable_rate, density), world, device)
     # foreach: one multi-tensor step, the same bits as the single-tensor loop; fused changes the last bits (opt-in)
     groups = [{"params": list(model.parameters())}]
     if density is not None:
@@ -190,7 +184,7 @@ def _train(images: np.ndarray, config: AEConfig, opts: TrainOptions, progress: b
     prior = parse_prior(opts.prior)
     augmentations = parse_augment(opts.augment)
     disc = LatentDiscriminator(config.latent).to(device) if prior else None
-    disc_ddp = _ddp(disc, world, device) if disc else None
+    disc_ddp = data_parallel(disc, world, device) if disc else None
     disc_optim = torch.optim.Adam(disc.parameters(), lr=opts.lr / 2, betas=(0.5, 0.999)) if disc else None
     best = (-math.inf, copy.deepcopy(model.state_dict()), 0)
     bar = _progress(opts.epochs, progress)
