@@ -19,7 +19,6 @@ from aezip.coding.intconv import integer_synthesize
 from aezip.conv.integer import RatePoint
 from aezip.conv.layout import STRIDE, padded
 from aezip.conv.model import ConvConfig, ConvModel
-from aezip.conv.refine import refine_latents
 from aezip.network.tiles import hwc
 
 SYNTH_BLOCK = 1 << 18     # padded pixels synthesized together: bounds the decoder's work arrays (~140 MB at n=64)
@@ -68,6 +67,7 @@ def analyse(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", backend: 
     import torch
     import torch.nn.functional as F
 
+    from aezip.conv.refine import refine_latents
     from aezip.tensors import to_unit
 
     h, w, c = hwc(chunk.shape[1:])
