@@ -127,13 +127,27 @@ def _z_keys(z_shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.arange(z_shape[-1]), z_shape).reshape(-1)
 
 
+def _quantize(y: np.ndarray, z: np.ndarray, hyper: IntegerConvNet, tables: HyperTables
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(z as coded, the residuals q = round(y - mean) as coded, the means, the scale classes) of float latents y and
+    integer hyper-latents z."""
+    z = np.clip(z, -(ESCAPE_LIMIT - 1), ESCAPE_LIMIT - 1)
+    means, classes = _means_and_classes(hyper, tables, z)
+    q = np.clip(np.round(y - means * 2.0 ** -MEAN_FRAC_BITS), -(ESCAPE_LIMIT - 1), ESCAPE_LIMIT - 1)
+    return z, q, means, classes
+
+
+def rounded_latents(y: np.ndarray, z: np.ndarray, hyper: IntegerConvNet, tables: HyperTables) -> np.ndarray:
+    """The integer latents (MEAN_FRAC_BITS fractional bits) `encode` would code for y and z, without coding them."""
+    _, q, means, _ = _quantize(y, z, hyper, tables)
+    return q * 2 ** MEAN_FRAC_BITS + means
+
+
 def encode(y: np.ndarray, z: np.ndarray, hyper: IntegerConvNet, tables: HyperTables
            ) -> tuple[bytes, np.ndarray]:
     """Bytes for float latents y (N x h x w x M) and integer hyper-latents z (N x h' x w' x Cz), and the integer
     latents (MEAN_FRAC_BITS fractional bits) the decoder will rebuild."""
-    z = np.clip(z, -(ESCAPE_LIMIT - 1), ESCAPE_LIMIT - 1)
-    means, classes = _means_and_classes(hyper, tables, z)
-    q = np.clip(np.round(y - means * 2.0 ** -MEAN_FRAC_BITS), -(ESCAPE_LIMIT - 1), ESCAPE_LIMIT - 1)
+    z, q, means, classes = _quantize(y, z, hyper, tables)
     coder = constriction.stream.stack.AnsCoder()
     _push(coder, q.reshape(-1), classes.reshape(-1), tables.y_counts, -tables.radius)   # decoded second
     _push(coder, z.reshape(-1), _z_keys(z.shape), tables.z_counts, tables.z_min)        # decoded first

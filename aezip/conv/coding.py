@@ -104,7 +104,7 @@ def features(mf: ConvModel, rate: int, chunk: np.ndarray, quantized: bool = Fals
     y, z = analyse(mf, rate, chunk, "cpu", backend)
     if quantized:
         point = mf.points[rate]
-        y = hyperprior.encode(y, z, point.hyper, point.tables)[1] * 2.0 ** -hyperprior.MEAN_FRAC_BITS
+        y = hyperprior.rounded_latents(y, z, point.hyper, point.tables) * 2.0 ** -hyperprior.MEAN_FRAC_BITS
     return y.reshape(len(chunk), -1).astype(np.float32)
 
 
