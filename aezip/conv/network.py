@@ -128,6 +128,21 @@ class ConvCodec(nn.Module):
         z = kernels.conv_layer(z, second.weight, second.bias, second.stride[0], "identity", backend=backend)
         return h, torch.round(z)
 
+    def hyper_prior(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the latents' Gaussian means and scales, B x G*M x h x w, that the hyper-synthesis gives hyper-latents
+        z_hat (rounded, or noisy in training); z_hat's bits per image and group, B x G)."""
+        b = len(z_hat)
+        params = self.h_dec(z_hat)
+        shape = (b, self.g * self.m, *params.shape[2:])
+        params = params.view(b, self.g, 2, self.m, *params.shape[2:])
+        scale = F.softplus(params[:, :, 1].reshape(shape)).clamp_min(SCALE_FLOOR)
+        z_bits = -torch.log(self.z_prior.likelihood(z_hat)).reshape(b, self.g, -1).sum(-1) / LOG2
+        return params[:, :, 0].reshape(shape), scale, z_bits
+
+    def latent_bits(self, y_hat: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Bits per image and group (B x G) of latents y_hat under the hyperprior's Gaussians."""
+        return -torch.log(gaussian_likelihood(y_hat, mean, scale)).reshape(len(y_hat), self.g, -1).sum(-1) / LOG2
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x: B x C x H x W in [0, 1] -> (reconstructions B x G x C x H x W, bits per image B x G, the quantized
         latents the synthesis took, B x G*M x h x w)."""
@@ -136,12 +151,9 @@ class ConvCodec(nn.Module):
         if self.prior == "hyper":
             z = self.h_enc(y)
             z_hat = self._quantize(z, self.training)
-            bits = -torch.log(self.z_prior.likelihood(z_hat)).view(b, self.g, -1).sum(-1) / LOG2
-            params = self.h_dec(z_hat).view(b, self.g, 2, self.m, *y.shape[2:])
-            mean = params[:, :, 0].reshape(y.shape)
-            scale = F.softplus(params[:, :, 1].reshape(y.shape)).clamp_min(SCALE_FLOOR)
+            mean, scale, bits = self.hyper_prior(z_hat)
             y_hat = self._quantize(y, self.training, mean)
-            bits = bits - torch.log(gaussian_likelihood(y_hat, mean, scale)).view(b, self.g, -1).sum(-1) / LOG2
+            bits = bits + self.latent_bits(y_hat, mean, scale)
         else:
             y_hat = self._quantize(y, self.training)
             bits = -torch.log(self.y_prior.likelihood(y_hat)).view(b, self.g, -1).sum(-1) / LOG2

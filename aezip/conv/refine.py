@@ -15,9 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from aezip.conv.network import LOG2, SCALE_FLOOR, ConvCodec, gaussian_likelihood
+from aezip.conv.network import ConvCodec
 
 LATENT_SEARCH = "conv-gradient-v1"   # what the header of a file written with the refinement records
 STEPS = 40                           # gradient steps per image
@@ -31,15 +30,12 @@ def objective(net: ConvCodec, x: torch.Tensor, z: torch.Tensor, lam: float, size
     for the gradient), the means and scales those of the rounded hyper-latents z."""
     h, w = size
     with torch.no_grad():
-        params = net.h_dec(z)
-        mean = params[:, :net.m]
-        scale = F.softplus(params[:, net.m:]).clamp_min(SCALE_FLOOR)
-        z_bits = -torch.log(net.z_prior.likelihood(z)).flatten(1).sum(1) / LOG2
+        mean, scale, z_bits = net.hyper_prior(z)
     target = x[:, :, :h, :w]
 
     def of(y: torch.Tensor) -> torch.Tensor:
         y_hat = y + (torch.round(y - mean) + mean - y).detach()
-        bits = z_bits - torch.log(gaussian_likelihood(y_hat, mean, scale)).flatten(1).sum(1) / LOG2
+        bits = (z_bits + net.latent_bits(y_hat, mean, scale))[:, 0]
         x_hat = net.dec(y_hat)[:, :, :h, :w] + 0.5
         return bits / (h * w) + lam * ((x_hat - target) ** 2).mean((1, 2, 3)) * 255 ** 2
     return of
@@ -48,7 +44,7 @@ def objective(net: ConvCodec, x: torch.Tensor, z: torch.Tensor, lam: float, size
 def refine_latents(net: ConvCodec, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: float,
                    size: tuple[int, int], steps: int = STEPS, lr: float = LR) -> torch.Tensor:
     """Latents y (B x M x h x w) refined for images x (B x C x H x W in [0, 1], edge-padded) of a one-group codec
-    `net` with rounded hyper-latents z, for `objective` over the top-left `size` (the images' H x W before padding);
+    `net` (one group) with rounded hyper-latents z, for `objective` over the top-left `size` (the images' H x W before padding);
     the picked y never has a higher objective than the given one."""
     of = objective(net, x, z, lam, size)
     best, best_y = torch.full((len(x),), float("inf"), device=x.device), y.detach().clone()

@@ -145,7 +145,7 @@ def train_conv_model(images: np.ndarray, opts: ConvTrainOptions, device: torch.d
         f"{','.join(opts.augment) or 'none'}, on {device}{procs}")
     t0 = time.perf_counter()
     model, steps = train_conv(images, opts, device, lambda step, loss: log(f"step {step}: loss {loss:.4f}"),
-                              None if init is None else init.model)
+                              None if init is None else init.model, world)
     seconds = time.perf_counter() - t0
     if model is None:                  # a torchrun rank other than 0: rank 0 makes the model
         return None

@@ -12,9 +12,9 @@ from aezip.files.data import Dataset
 from aezip.errors import InputError
 from aezip.conv.model import is_conv
 from aezip.files.modelfile import CodecModel
+from aezip.tensors import to_unit
 
 CONV_CHUNK = 256     # images a convolutional model's features are computed for at once
-from aezip.tensors import to_unit
 
 
 def embed(dataset: Dataset, mf: CodecModel, *, quantized: bool = False, chunk_size: int = 4096,
@@ -84,7 +84,8 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 def probe_report(dataset: Dataset, labels: np.ndarray, mf: CodecModel, train: tuple[int, int],
                  test: tuple[int, int]) -> dict:
     """Linear-probe test accuracy of the model's features, the raw pixels, and PCA with as many components as the
-    model has latents, fit on images train[0]..train[1]-1 and tested on test[0]..test[1]-1."""
+    features have dimensions (at most the training images' count), fit on images train[0]..train[1]-1 and tested
+    on test[0]..test[1]-1."""
     from aezip.bench.baselines import PCACodec
 
     if len(labels) != dataset.shape[0]:
