@@ -95,6 +95,33 @@ def test_a_ladder_of_models_is_measured_as_the_frontier_of_their_points() -> Non
     assert gaps["max_db"] == pytest.approx(21.0 - 14.0 - 4 * math.log(0.10 / 0.06) / math.log(0.2 / 0.06), abs=1e-9)
 
 
+def test_every_lossy_setting_is_compared_as_the_frontier_of_quality_and_max_error_points() -> None:
+    """A ladder that wins at low rates and --max-error points that win at high rates: the curve of every setting
+    keeps only the points no other beats, and is compared with PCA too."""
+    from aezip.bench.bdrate import bd_rate
+    from aezip.bench.report import EVERY_SETTING, Row
+
+    ladder = [Row("aezip m", f"conv, --quality {q}", 1, r, p, 90, 1.0, 1.0)
+              for q, (r, p) in enumerate([(0.5, 24.0), (0.9, 26.5), (1.4, 28.0), (2.0, 29.0)], 1)]
+    bounded = [Row("aezip m", f"conv, --max-error {e}", 1, r, p, e, 1.0, 1.0)
+               for e, (r, p) in ((16, (1.3, 28.8)), (8, (2.0, 34.4)), (4, (2.8, 39.9)))]
+    lossless = Row("aezip m", "conv, --max-error 0", 1, 5.0, float("inf"), 0, 1.0, 1.0)
+    webp = [Row("WebP", f"q {q}, mosaic", 1, r, p, 60, 1.0, 1.0)
+            for q, (r, p) in ((1, (0.4, 23.2)), (10, (0.7, 26.0)), (50, (1.6, 31.4)), (90, (3.4, 41.5)))]
+    pca = [Row("PCA + zstd", f"{k} components", 1, r, p, 255, 1.0, 1.0)
+           for k, (r, p) in enumerate([(0.3, 21.0), (1.0, 25.0), (2.0, 29.0), (3.0, 34.0)])]
+    rows = ladder + bounded + [lossless] + webp + pca
+    bd = bd_rates(rows, ["m"])
+    every = bd[f"{EVERY_SETTING} vs WebP (mosaic)"]["pchip"]
+    frontier = [(0.5, 24.0), (0.9, 26.5), (1.3, 28.8), (2.0, 34.4), (2.8, 39.9)]
+    assert every == pytest.approx(bd_rate([(r.bits_per_pixel, r.psnr_db) for r in webp], frontier, "pchip"))
+    assert every < bd["aezip m --quality vs WebP (mosaic)"]["pchip"]      # over a wider PSNR range, and lower
+    gaps = psnr_gap_summary(rows, ["m"])[f"{EVERY_SETTING} vs PCA + zstd"]
+    assert [r for r, _ in gaps["points"]] == [0.5, 0.9, 1.3, 2.0, 2.8]   # 1.4 and the ladder's 2.0 are beaten
+    assert gaps["inside"] == 5 and gaps["min_db"] == pytest.approx(24.0 - 21.0 - 4 * math.log(0.5 / 0.3)
+                                                                  / math.log(1.0 / 0.3), abs=1e-9)
+
+
 def test_rows_at_effort_max_are_labelled_and_decode(tmp_path, sample_images, tiny_model_path) -> None:
     test = sample_images[:24]
     rows = aezip_rows(test, [("tiny", tiny_model_path)], [4], tmp_path, effort="max")

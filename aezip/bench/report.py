@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 from PIL import Image
 
-from aezip.bench.bdrate import METHODS, bd_rate, psnr_gaps
+from aezip.bench.bdrate import METHODS, bd_rate, frontier, psnr_gaps
 from aezip.bench.baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
 from aezip.codec import Progress, decode_file, encode_dataset
 from aezip.effort import effort_settings
@@ -28,6 +28,10 @@ from aezip.files.modelfile import load_model, model_at_quality
 from aezip.coding.pixelstream import ALONE, MLP
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 16)
+# The curve of every lossy file aezip writes in one run: each model's --quality points and the first model's
+# --max-error points (not the --embed-model file, whose rate counts the model). Its efficient frontier (bdrate) is
+# what a user gets who picks, for each target PSNR, the setting with the smallest file.
+EVERY_SETTING = "aezip every lossy setting (--quality and --max-error)"
 
 
 @dataclass
@@ -204,7 +208,7 @@ def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (2, 4
              step: float = 32.0, reach: float = 0.0) -> list[Row]:
     """PCA fit on the training images; coefficients quantized (one step) and packed with zstd -19; from 2
     components, so that its curve reaches the low PSNR of the coarsest --quality levels. Where its last row codes
-    below `reach` bits/pixel (aezip's top rate), rows follow with more components (x1.5 or x2, up to the data's
+    below `reach` bits/pixel (aezip's top lossy rate), rows follow with more components (x1.5 or x2, up to the data's
     rank) and then finer steps (halved, down to 2), until one reaches it: every aezip point has PCA rows on both
     sides to be compared with."""
     sizes = list(sizes)
@@ -243,9 +247,9 @@ def bd_rates(rows: list[Row], aezip_names: list[str]) -> dict[str, dict[str, flo
 
 def _comparisons(rows: list[Row], aezip_names: list[str]) -> Iterator[tuple[str, list[Row], str, list[Row]]]:
     """(test name, its rows, anchor name, its rows): each model's quality ladder, all the models' ladders together
-    where there are several (the frontier of their points: a ladder of models), and the first model's --max-error
-    curve, each against each lossy baseline curve (PCA + zstd, JPEG and WebP per image and on a mosaic; the
-    --max-error curve not against PCA)."""
+    where there are several (the frontier of their points: a ladder of models), the first model's --max-error
+    curve, and every lossy setting together (EVERY_SETTING), each against each lossy baseline curve (PCA + zstd,
+    JPEG and WebP per image and on a mosaic; the --max-error curve alone not against PCA)."""
     def family(codec: str, where: str = "") -> list[Row]:
         return [r for r in rows if r.codec == codec and where in r.setting]
 
@@ -259,10 +263,19 @@ def _comparisons(rows: list[Row], aezip_names: list[str]) -> Iterator[tuple[str,
         tests["aezip models together --quality"] = [r for n in aezip_names for r in tests[f"aezip {n} --quality"]]
     tests["aezip --max-error"] = [r for r in family(f"aezip {aezip_names[0]}", "--max-error")
                                   if r.max_abs_error > 0]
+    tests[EVERY_SETTING] = _efficient([r for n in aezip_names for r in tests[f"aezip {n} --quality"]]
+                                      + tests["aezip --max-error"])
     for t, test in tests.items():
         for a, anchor in anchors.items():
             if not (t == "aezip --max-error" and a == "PCA + zstd"):
                 yield t, test, a, anchor
+
+
+def _efficient(rows: list[Row]) -> list[Row]:
+    """The rows on their efficient frontier (bdrate.frontier): those no other row beats in both rate and PSNR."""
+    rates, psnrs = frontier(_points(rows))
+    keep = set(zip(rates.tolist(), psnrs.tolist()))
+    return [r for r in rows if (r.bits_per_pixel, r.psnr_db) in keep]
 
 
 def psnr_gap_summary(rows: list[Row], aezip_names: list[str]) -> dict[str, dict]:
@@ -286,7 +299,7 @@ def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tu
     test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
     with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
         rows = aezip_rows(test, models, max_errors, Path(tmp), progress, effort)
-    reach = max(r.bits_per_pixel for r in rows if "--quality" in r.setting)
+    reach = max(r.bits_per_pixel for r in rows if "--embed-model" not in r.setting and r.max_abs_error > 0)
     for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test, reach=reach)):
         rows += group()
         if progress:
