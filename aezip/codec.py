@@ -53,6 +53,8 @@ class CodecReport:
     max_abs_error: int | None = None
     channels: int = 1                 # samples per pixel (3 for RGB)
     model_bytes: int = 0              # of file_bytes, the embedded decode-side model's (--embed-model)
+    picked: str | None = None         # --psnr: the setting picked (aezip.target), after `trials` encodes
+    trials: int = 0
 
     @property
     def bits_per_pixel(self) -> float:
@@ -68,6 +70,8 @@ class CodecReport:
         d["bits_per_pixel"] = self.bits_per_pixel
         d["bits_per_sample"] = self.bits_per_sample
         d["images_per_s"] = self.images / max(self.seconds, 1e-9)
+        if self.picked is None:
+            del d["picked"], d["trials"]
         if d["psnr_db"] == float("inf"):
             d["psnr_db"] = "inf"
         return d

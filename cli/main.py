@@ -176,6 +176,9 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @click.option("--max-error", type=int, default=None, help="Bound every pixel's error by E gray levels (0: lossless).")
 @click.option("--quality", type=int, default=None, metavar="Q",
               help="Latent levels 2..L (L: the model's levels, the default); lower is smaller and coarser.")
+@click.option("--psnr", type=float, default=None, metavar="DB",
+              help="Write the smallest file whose PSNR reaches DB, of any --quality or --max-error (tries each by "
+                   "bisection: up to ~15 encodes; inf: lossless).")
 @click.option("--chunk-size", type=int, default=None,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
@@ -192,7 +195,8 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           quality: int | None, chunk_size: int | None, image_range: str | None, key: str | None, embed_model: bool,
+           quality: int | None, psnr: float | None, chunk_size: int | None, image_range: str | None, key: str | None,
+           embed_model: bool,
            effort: str, jobs: int, shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
@@ -221,10 +225,11 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     lo, hi = parse_range(image_range, dataset.shape[0])
     report.detail(f"model {model.id[:16]} ({model.path}); images {lo}..{hi - 1} of {dataset.shape[0]}")
     try:
-        with report.progress(hi - lo, "encode") as progress:
+        with report.progress(None if psnr is not None else hi - lo, "encode") as progress:   # --psnr: trials
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
-                           jobs=jobs, shard=shard, quality=quality, embed_model=embed_model, effort=effort)
+                           jobs=jobs, shard=shard, quality=quality, embed_model=embed_model, effort=effort,
+                           psnr=psnr, log=report.detail)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "
@@ -235,7 +240,8 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
                   f"wrote {out or 'stdout'}: {r.images} images, {r.file_bytes} bytes"
                   f"{f' ({r.model_bytes} of them the embedded model)' if r.model_bytes else ''}, "
                   f"{r.bits_per_pixel:.4f} bits/pixel{per_sample(r.channels, r.bits_per_sample)}, "
-                  f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s")
+                  f"PSNR {r.psnr_db:.2f} dB, max error {r.max_abs_error}, {r.images / r.seconds:.0f} images/s"
+                  f"{f'; picked {r.picked} of {r.trials} settings tried' if r.picked else ''}")
 
 
 @cli.command()
