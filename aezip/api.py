@@ -116,7 +116,8 @@ def _encode(dataset: Dataset, mf: ModelFile, dst: str | Path | BinaryIO, psnr: f
     from aezip.target import smallest_at_psnr
     for name in ("quality", "max_error", "shard"):
         if args.pop(name, None) is not None:
-            raise ParameterError("psnr", f"picks the setting itself; it does not combine with --{name.replace('_', '-')}")
+            raise ParameterError("psnr", "picks the setting itself; it does not combine with "
+                                         f"--{name.replace('_', '-')}")
     return smallest_at_psnr(dataset, mf, dst, psnr, force=args.pop("force", False), log=log, **args)
 
 

@@ -2,7 +2,7 @@
 
 A model writes lossy files two ways: a `--quality` level of its ladder (conv rate points 1..R; MLP quantizer levels
 2..L), or a `--max-error` bound E (the pixel coders, with or without the model's latents). Which is smaller at a
-given PSNR depends on the data: on noisy photographs the error-bounded coder wins above ~28 dB, on digits the ladder
+given PSNR depends on the data: on noisy photographs the error-bounded coder wins above ~26 dB, on digits the ladder
 everywhere. `smallest_at_psnr` encodes candidates into memory and keeps the smallest whose *measured* PSNR (the one
 `aezip encode` reports: 10 log10(255^2 / MSE over every sample)) is at least the target:
 - on the ladder, the lowest level that reaches it, found by bisection (PSNR rises with the level);
@@ -36,11 +36,12 @@ def check_target(psnr: object) -> float:
 
 
 def ladder_levels(mf: CodecModel) -> list[int]:
-    """The model's --quality levels, lowest rate first."""
+    """The --quality levels of a model's lossy ladder, lowest rate first: its rate points (conv), or its quantizer
+    levels 2..L."""
     return list(range(1, mf.config.rates + 1)) if is_conv(mf) else list(range(2, mf.config.levels + 1))
 
 
-def _lowest(candidates: list, reaches: Callable[[object], bool]) -> object | None:
+def _first_reaching(candidates: list, reaches: Callable[[object], bool]) -> object | None:
     """The first candidate that reaches the target, by bisection, if the last one does; None otherwise."""
     if not candidates or not reaches(candidates[-1]):
         return None
@@ -79,8 +80,8 @@ def smallest_at_psnr(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryI
         return trial(quality, max_error)[1].psnr_db >= target
 
     if math.isfinite(target):
-        _lowest(ladder_levels(mf), lambda q: reaches(q, None))
-        if _lowest(list(range(255, 0, -1)), lambda e: reaches(None, e)) is None:
+        _first_reaching(ladder_levels(mf), lambda q: reaches(q, None))
+        if _first_reaching(list(range(255, 0, -1)), lambda e: reaches(None, e)) is None:
             trial(None, 0)
     else:
         trial(None, 0)

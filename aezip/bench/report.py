@@ -26,6 +26,7 @@ from aezip.metrics import bits_per_pixel, psnr
 from aezip.conv.model import is_conv
 from aezip.files.modelfile import load_model, model_at_quality
 from aezip.coding.pixelstream import ALONE, MLP
+from aezip.target import ladder_levels
 
 MAX_ERRORS = (0, 1, 2, 4, 8, 12, 16, 24, 32)   # up to 32: on noisy photographs the bound beats the ladder from ~25 dB
 # The curve of every lossy file aezip writes in one run: each model's --quality points and the first model's
@@ -88,7 +89,7 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     rows = []
     models = [(name, load_model(path)) for name, path in models]
     first = models[0]
-    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in _ladder(mf)]
+    runs = [(name, mf, q, None, False, None, "") for name, mf in models for q in ladder_levels(mf)]
     runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     at_effort = effort_settings(effort)
@@ -116,11 +117,6 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
         if progress:
             progress(1)
     return rows
-
-
-def _ladder(mf) -> range:
-    """The --quality levels of a model's lossy ladder: its rate points (conv), or its quantizer levels 2..L."""
-    return range(1, mf.config.rates + 1) if is_conv(mf) else range(2, mf.config.levels + 1)
 
 
 def _architecture(mf) -> str:
