@@ -112,7 +112,8 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
     from aezip.files.data import open_dataset, write_dataset
     from aezip.metrics import psnr
     from aezip.files.modelfile import load_model
-    from aezip.uses.restore import denoise, inpaint, missing_pixels
+    from aezip.conv.model import is_conv
+    from aezip.uses.restore import denoise, inpaint, inpaint_conv, missing_pixels
 
     if sum(map(bool, (do_denoise, mask_path, mask_box))) != 1:
         raise click.UsageError("give exactly one of --denoise, --mask and --mask-box")
@@ -120,17 +121,30 @@ def restore(data: Path, output: Path, model_path: Path | None, do_denoise: bool,
     check_output(output, force, inputs=(data, model_path, mask_path, original), folder=output.is_dir())
     dataset = open_dataset(data)
     mf = load_model(model_path)
-    check_fits(dataset.image_shape, mf, str(data))
+    conv = is_conv(mf)
+    if conv:
+        if do_denoise:
+            raise InputError("--denoise needs an MLP model trained with --denoise; a convolutional model fills "
+                             "masked pixels (--mask, --mask-box)")
+        given = [f"--{n}" for n in ("candidates", "estimate", "temperature")
+                 if click.get_current_context().get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InputError(f"{', '.join(given)}: the MLP models' bank search; a convolutional model takes --steps")
+    check_fits(dataset.image_shape, mf, str(data), conv=conv)
     images = dataset.read_all()
     if do_denoise:
         restored, region = denoise(mf.model, images), np.ones(images.shape, bool)
     else:
         mask = open_dataset(mask_path).read_all() if mask_path else None
         missing = missing_pixels(images.shape, mask=mask, mask_box=mask_box)
-        if mf.bank is None and candidates > 0:
-            report.line(f"note: {mf.path.name} has no bank of training codes; searching from the encoder's code only")
-        restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
-                           estimate=estimate, temperature=temperature)
+        if conv:
+            restored = inpaint_conv(mf, images, missing, steps=steps)
+        else:
+            if mf.bank is None and candidates > 0:
+                report.line(f"note: {mf.path.name} has no bank of training codes; searching from the encoder's "
+                            "code only")
+            restored = inpaint(mf.model, images, missing, mf.bank, candidates=candidates, steps=steps,
+                               estimate=estimate, temperature=temperature)
         region = np.broadcast_to(missing, images.shape)
     write_dataset(iter([restored]), restored.shape, dataset.source, output, force=force,
                   inputs=(data, model_path, mask_path, original))

@@ -243,7 +243,7 @@ def test_effort_max_refines_the_latents_and_the_file_decodes_to_what_it_reports(
     assert buf.getvalue() != aezip.compress(images, rgb_model)
 
 
-def test_features_are_the_top_rate_points_latents_and_restore_is_refused(rgb_model, tmp_path, capsys) -> None:
+def test_features_are_the_top_rate_points_latents_and_denoising_is_refused(rgb_model, tmp_path, capsys) -> None:
     from aezip.conv.coding import analyse
     images = _images((20, 24, 3), 7, seed=5)                                 # padded to 32 x 32: 4 x 4 latents
     np.save(tmp_path / "d.npy", images)
@@ -263,9 +263,48 @@ def test_features_are_the_top_rate_points_latents_and_restore_is_refused(rgb_mod
     assert code == 0 and "aezip (96 latents)" in out and "PCA (6 components)" in out     # 6 training images
     code, _, err = run(capsys, "restore", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "r.npy",
                        "--denoise")
-    assert_one_line_error(code, err, "codes images and gives features")
+    assert_one_line_error(code, err, "--denoise needs an MLP model")
     code, _, err = run(capsys, "embed", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "f.npy")
     assert_one_line_error(code, err, "exists")
+
+
+def test_restore_fills_masked_pixels_with_the_most_probable_latents(rgb_model, tmp_path, capsys) -> None:
+    """Known pixels come back unchanged, the box is filled from the model, and the refinement never raises the
+    objective on the known pixels; --candidates is the MLP models' and refused here."""
+    from aezip.conv.refine import objective, refine_latents
+    from aezip.uses.restore import box_mask, inpaint_conv
+
+    images = _images((21, 19, 3), 5, seed=9)
+    missing = box_mask(images.shape[1:], "4,5,8,7")
+    damaged = images.copy()
+    damaged[:, missing] = 0
+    restored = inpaint_conv(rgb_model, damaged, missing, steps=3, rounds=2)
+    assert restored.shape == images.shape and restored.dtype == np.uint8
+    np.testing.assert_array_equal(restored[:, ~missing], images[:, ~missing])
+    assert not np.array_equal(restored[:, missing], damaged[:, missing])
+    np.testing.assert_array_equal(inpaint_conv(rgb_model, damaged, missing, steps=3, rounds=2), restored)
+
+    net = rgb_model.encoder(1)
+    x = torch.nn.functional.pad(torch.from_numpy(damaged).float().permute(0, 3, 1, 2) / 255, (0, 13, 0, 11),
+                                mode="replicate")
+    known = torch.nn.functional.pad(torch.from_numpy(~missing).float().permute(2, 0, 1)[None].repeat(5, 1, 1, 1),
+                                    (0, 13, 0, 11))
+    y, z = net.encode(x)
+    of = objective(net, x, z, rgb_model.config.lambdas[1], (21, 19), known)
+    refined = refine_latents(net, x, y, z, rgb_model.config.lambdas[1], (21, 19), 5, known=known)
+    with torch.no_grad():
+        assert (of(refined) <= of(y)).all()
+
+    np.save(tmp_path / "d.npy", damaged)
+    np.save(tmp_path / "clean.npy", images)
+    code, out, _ = run(capsys, "restore", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "r.npy",
+                       "--mask-box", "4,5,8,7", "--steps", "3", "--original", tmp_path / "clean.npy")
+    assert code == 0 and "restored" in out
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npy")[:, ~missing], images[:, ~missing])
+    code, _, err = run(capsys, "restore", tmp_path / "d.npy", "-m", rgb_model.path, "-o", tmp_path / "s.npy",
+                       "--mask-box", "4,5,8,7", "--candidates", "5")
+    assert_one_line_error(code, err, "--candidates")
+    assert not (tmp_path / "s.npy").exists()
 
 
 def test_training_continues_from_a_model_and_records_the_chain(rgb_model, tmp_path, capsys) -> None:

@@ -23,30 +23,34 @@ STEPS = 40                           # gradient steps per image
 LR = 0.01                            # Adam's step, decaying linearly to 0
 
 
-def objective(net: ConvCodec, x: torch.Tensor, z: torch.Tensor, lam: float, size: tuple[int, int]
-              ) -> Callable[[torch.Tensor], torch.Tensor]:
+def objective(net: ConvCodec, x: torch.Tensor, z: torch.Tensor, lam: float, size: tuple[int, int],
+              known: torch.Tensor | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The rate point's objective per image as a function of latents y: bits of (y_hat, z) per pixel + lam * MSE
-    (8-bit units) over the top-left `size` of images x, y_hat = mean + round(y - mean) (rounding straight through
-    for the gradient), the means and scales those of the rounded hyper-latents z."""
+    (8-bit units) over the top-left `size` of images x (only where `known`, B x C x H x W of 0 / 1, is 1: restore),
+    y_hat = mean + round(y - mean) (rounding straight through for the gradient), the means and scales those of the
+    rounded hyper-latents z."""
     h, w = size
     with torch.no_grad():
         mean, scale, z_bits = net.hyper_prior(z)
     target = x[:, :, :h, :w]
+    weight = torch.ones_like(target) if known is None else known[:, :, :h, :w]
+    counted = weight.sum((1, 2, 3)).clamp_min(1)
 
     def of(y: torch.Tensor) -> torch.Tensor:
         y_hat = y + (torch.round(y - mean) + mean - y).detach()
         bits = (z_bits + net.latent_bits(y_hat, mean, scale))[:, 0]
         x_hat = net.dec(y_hat)[:, :, :h, :w] + 0.5
-        return bits / (h * w) + lam * ((x_hat - target) ** 2).mean((1, 2, 3)) * 255 ** 2
+        return bits / (h * w) + lam * (((x_hat - target) * weight) ** 2).sum((1, 2, 3)) / counted * 255 ** 2
     return of
 
 
 def refine_latents(net: ConvCodec, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, lam: float,
-                   size: tuple[int, int], steps: int = STEPS, lr: float = LR) -> torch.Tensor:
+                   size: tuple[int, int], steps: int = STEPS, lr: float = LR,
+                   known: torch.Tensor | None = None) -> torch.Tensor:
     """Latents y (B x M x h x w) refined for images x (B x C x H x W in [0, 1], edge-padded) of a one-group codec
-    `net` (one group) with rounded hyper-latents z, for `objective` over the top-left `size` (the images' H x W before padding);
-    the picked y never has a higher objective than the given one."""
-    of = objective(net, x, z, lam, size)
+    `net` with rounded hyper-latents z, for `objective` over the top-left `size` (the images' H x W before
+    padding; `known`: only those pixels); the picked y never has a higher objective than the given one."""
+    of = objective(net, x, z, lam, size, known)
     best, best_y = torch.full((len(x),), float("inf"), device=x.device), y.detach().clone()
     y = y.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([y], lr=lr)

@@ -1,5 +1,6 @@
 """Restoring damaged images with the autoencoder: denoising, and filling masked pixels by searching the latent
-space for the codes whose decodings best match the known pixels (images on the learned manifold)."""
+space for the codes whose decodings best match the known pixels (images on the learned manifold; with a
+convolutional model, the latents most probable under its own prior, `inpaint_conv`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,6 @@ def box_mask(image_shape: tuple[int, ...], spec: str) -> np.ndarray:
     mask = np.zeros(image_shape, bool)
     mask[y:y + h, x:x + w] = True
     return mask
-
-
 
 
 def missing_pixels(images_shape: tuple[int, ...], *, mask: np.ndarray | None = None,
@@ -129,3 +128,48 @@ def _search(model: AutoEncoder, x: torch.Tensor, known: torch.Tensor, bank_z: to
             return y[torch.arange(b), err.argmin(1)]
         w = torch.softmax(-err / temperature, dim=1)
         return (w[:, :, None] * y).sum(1)
+
+
+CONV_ROUNDS = 3          # inpaint_conv: encode the image as filled so far, refine, fill; this many times
+
+
+def inpaint_conv(mf, images: np.ndarray, missing: np.ndarray, *, steps: int = 25, rounds: int = CONV_ROUNDS,
+                 batch: int = 64) -> np.ndarray:
+    """Keep the known pixels; fill the missing ones from a convolutional model's top rate point (mf: a ConvModel).
+
+    The missing pixels start at the mean of the image's known ones (per channel). Each round encodes the image as
+    filled so far and refines its latents by `steps` of aezip.conv.refine on the rate point's objective with the
+    squared error counted on the known pixels only: bits + lambda * MSE is, up to constants, minus the log of the
+    prior the model learned for its latents and of a Gaussian likelihood of the known pixels, so the search finds
+    the most probable latents that explain them (MAP). The missing pixels are then set to those latents'
+    decoding (rounded as the coder rounds them)."""
+    import torch.nn.functional as F
+
+    from aezip.conv.layout import padded
+    from aezip.conv.refine import refine_latents
+    from aezip.network.tiles import hwc
+
+    if steps < 0:
+        raise ParameterError("steps", f"must not be negative, got {steps}")
+    rate = mf.config.rates - 1
+    net, lam = mf.encoder(rate), mf.config.lambdas[rate]
+    h, w, c = hwc(images.shape[1:])
+    ph, pw = padded(images.shape[1:])
+    missing = np.broadcast_to(missing, images.shape)
+    out = np.empty(images.shape, np.uint8)
+    for i in range(0, len(images), batch):
+        x = to_unit(images[i:i + batch]).view(-1, h, w, c).permute(0, 3, 1, 2)
+        known = torch.from_numpy(~missing[i:i + batch]).reshape(len(x), h, w, c).permute(0, 3, 1, 2).float()
+        fill = (x * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
+        current = x * known + fill * (1 - known)
+        for _ in range(rounds):
+            xp = F.pad(current, (0, pw - w, 0, ph - h), mode="replicate")
+            with torch.no_grad():
+                y, z = net.encode(xp)
+            y = refine_latents(net, xp, y, z, lam, (h, w), steps, known=F.pad(known, (0, pw - w, 0, ph - h)))
+            with torch.no_grad():
+                mean = net.hyper_prior(z)[0]
+                decoded = net.dec(torch.round(y - mean) + mean)[:, :, :h, :w] + 0.5
+            current = x * known + decoded.clamp(0, 1) * (1 - known)
+        out[i:i + batch] = _to_uint8(current.permute(0, 2, 3, 1), (len(x), *images.shape[1:]))
+    return out
