@@ -100,7 +100,9 @@ class ConvCodec(nn.Module):
             raise ValueError(f"prior {prior!r} is not hyper or factorized")
 
     @staticmethod
-    def _quantize(y: torch.Tensor, training: bool, center: torch.Tensor | float = 0.0) -> torch.Tensor:
+    def quantize(y: torch.Tensor, training: bool, center: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """y with uniform noise in training, else rounded about `center` (center + round(y - center): the coder's
+        rounding of the latents about their means)."""
         if training:
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
         return torch.round(y - center) + center
@@ -150,12 +152,12 @@ class ConvCodec(nn.Module):
         y = self.analysis(x)
         if self.prior == "hyper":
             z = self.h_enc(y)
-            z_hat = self._quantize(z, self.training)
+            z_hat = self.quantize(z, self.training)
             mean, scale, bits = self.hyper_prior(z_hat)
-            y_hat = self._quantize(y, self.training, mean)
+            y_hat = self.quantize(y, self.training, mean)
             bits = bits + self.latent_bits(y_hat, mean, scale)
         else:
-            y_hat = self._quantize(y, self.training)
+            y_hat = self.quantize(y, self.training)
             bits = -torch.log(self.y_prior.likelihood(y_hat)).view(b, self.g, -1).sum(-1) / LOG2
         x_hat = self.dec(y_hat).view(b, self.g, self.c, *x.shape[2:]) + 0.5
         return x_hat, bits, y_hat

@@ -37,7 +37,7 @@ def objective(net: ConvCodec, x: torch.Tensor, z: torch.Tensor, lam: float, size
     counted = weight.sum((1, 2, 3)).clamp_min(1)
 
     def of(y: torch.Tensor) -> torch.Tensor:
-        y_hat = y + (torch.round(y - mean) + mean - y).detach()
+        y_hat = y + (net.quantize(y, False, mean) - y).detach()
         bits = (z_bits + net.latent_bits(y_hat, mean, scale))[:, 0]
         x_hat = net.dec(y_hat)[:, :, :h, :w] + 0.5
         return bits / (h * w) + lam * (((x_hat - target) * weight) ** 2).sum((1, 2, 3)) / counted * 255 ** 2

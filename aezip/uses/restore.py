@@ -169,7 +169,7 @@ def inpaint_conv(mf, images: np.ndarray, missing: np.ndarray, *, steps: int = 25
             y = refine_latents(net, xp, y, z, lam, (h, w), steps, known=F.pad(known, (0, pw - w, 0, ph - h)))
             with torch.no_grad():
                 mean = net.hyper_prior(z)[0]
-                decoded = net.dec(torch.round(y - mean) + mean)[:, :, :h, :w] + 0.5
+                decoded = net.dec(net.quantize(y, False, mean))[:, :, :h, :w] + 0.5
             current = x * known + decoded.clamp(0, 1) * (1 - known)
         out[i:i + batch] = _to_uint8(current.permute(0, 2, 3, 1), (len(x), *images.shape[1:]))
     return out
