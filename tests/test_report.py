@@ -71,6 +71,21 @@ def test_pca_rows_extend_past_aezips_top_rate(sample_images) -> None:
     assert out_of_reach[-1].setting == "60 components, step 2" and out_of_reach[-1].bits_per_pixel < 50
 
 
+def test_pca_at_a_high_rate_searches_past_64_components(sample_images) -> None:
+    """At a rate 64 components cannot use well, the search goes on to more (here up to the rank, 100) and beats
+    the best of the listed counts; at a low rate it stops at the listed counts' best."""
+    from aezip.bench.baselines import PCACodec, pca_best_at_rate
+    test, train = sample_images[:20], sample_images[100:200]
+    full = PCACodec.fit(train, 64)
+    listed = max(psnr(test, full.first(k).decompress(full.first(k).compress(test, s), test.shape, s))
+                 for k in (8, 16, 64) for s in (16, 64))
+    grown = pca_best_at_rate(train, test, 1.0, components=(8, 16, 64), steps=(16, 64))
+    assert grown["components"] in (96, 100) and grown["bits_per_pixel"] <= 1.0
+    assert grown["psnr_db"] > listed + 0.5
+    low = pca_best_at_rate(train, test, 0.3, components=(8, 16, 64), steps=(16, 64))
+    assert low["components"] < 64 and low["bits_per_pixel"] <= 0.3
+
+
 def test_a_ladder_of_models_is_measured_as_the_frontier_of_their_points() -> None:
     """Two models over the same PSNR range, one better below 0.05 bits/pixel, the other above: together (their
     frontier) they beat each alone."""

@@ -17,7 +17,8 @@ import numpy as np
 from PIL import Image
 
 from aezip.bench.bdrate import METHODS, bd_rate, frontier, psnr_gaps
-from aezip.bench.baselines import PCACodec, jpegxl_lossless, pca_best_at_rate, raw_compressors
+from aezip.bench.baselines import (PCACodec, jpegxl_lossless, more_components, pca_best_at_rate,
+                                   raw_compressors)
 from aezip.codec import Progress, decode_file, encode_dataset
 from aezip.effort import effort_settings
 from aezip.files.data import Dataset, array_dataset
@@ -215,7 +216,7 @@ def pca_rows(train: np.ndarray, images: np.ndarray, sizes: Iterable[int] = (2, 4
     k = sizes[-1]
     while rows[-1].bits_per_pixel < reach and (k < rank or step > 2):
         if k < rank:
-            k = min(rank, k * 3 // 2 if k & (k - 1) == 0 else k * 4 // 3)   # 64, 96, 128, 192, 256, ...
+            k = more_components(k, rank)
         else:
             step /= 2
         rows.append(_pca_row(full, images, k, step))
