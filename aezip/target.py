@@ -2,7 +2,7 @@
 
 A model writes lossy files two ways: a `--quality` level of its ladder (conv rate points 1..R; MLP quantizer levels
 2..L), or a `--max-error` bound E (the pixel coders, with or without the model's latents). Which is smaller at a
-given PSNR depends on the data and the model: on noisy gray photographs the error-bounded coder wins above ~26-29
+given PSNR depends on the data and the model: on noisy gray photographs the error-bounded coder wins above ~29-30
 dB, on MNIST digits the ladder up to its top (~20.8 dB) and the bound above it. `smallest_at_psnr` encodes
 candidates into memory and keeps the smallest whose *measured* PSNR (the one `aezip encode` reports:
 10 log10(255^2 / MSE over every sample)) is at least the target:

@@ -20,11 +20,15 @@ import torch.nn as nn
 
 from aezip.conv.network import SCALE_FLOOR, gaussian_likelihood
 from aezip.files.modelfile import load_model
+from aezip.network.tiles import hwc
+from aezip.tensors import to_unit
 
 
 def _unit(path: str) -> torch.Tensor:
-    x = torch.from_numpy(np.load(path)).float().div(255)
-    return x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    """A .npy of uint8 images (N x H x W[ x C], H and W multiples of 16) as N x C x H x W in [0, 1]."""
+    images = np.load(path)
+    h, w, c = hwc(images.shape[1:])
+    return to_unit(images).view(-1, h, w, c).permute(0, 3, 1, 2)
 
 
 def _symbols(net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
