@@ -45,7 +45,31 @@ def pad_images(x: torch.Tensor) -> torch.Tensor:
     return F.pad(x, (0, pw - w, 0, ph - h), mode="replicate")
 
 
-def _batch(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+def padded_data(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images N x H x W[ x C] as one uint8 tensor N x H' x W' x C on `device`, edge-padded (pad_images)."""
+    images = images[..., None] if images.ndim == 3 else images
+    data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    return data.contiguous().to(device)
+
+
+def random_batch(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator,
+                 augments: tuple[str, ...] = ()) -> torch.Tensor:
+    """A training batch B x C x h x w in [0, 1] from uint8 images N x H x W x C (padded_data): random images, random
+    crops of side `crop` where larger, then the augmentations (aezip.network.augment)."""
+    x = _crops(data, crop, batch, gen).float().div_(255.0)
+    b, h, w, c = x.shape
+    return augment(x.reshape(b, -1), (h, w, c), augments, gen).view(b, h, w, c).permute(0, 3, 1, 2)
+
+
+def rd_loss(forward: Callable, x: torch.Tensor, lambdas: torch.Tensor) -> torch.Tensor:
+    """The training objective of images x (B x C x H x W in [0, 1]): over the rate points, the sum of each one's
+    batch mean of bits per pixel position + lambda * MSE (8-bit units); `forward` a ConvCodec (or its DDP)."""
+    x_hat, bits, _ = forward(x)
+    mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
+    return (bits / (x.shape[2] * x.shape[3]) + lambdas * mse).mean(0).sum()
+
+
+def _crops(data: torch.Tensor, crop: int, batch: int, gen: torch.Generator) -> torch.Tensor:
     """A batch of uint8 images N x H x W x C (already padded): random images, random crops where larger."""
     n, h, w, _ = data.shape
     dev = data.device
@@ -81,11 +105,8 @@ def _train(images: np.ndarray, opts: ConvTrainOptions, device: torch.device,
            world: World) -> tuple[ConvCodec | None, int]:
     torch.manual_seed(opts.seed)                      # the same initial weights on every rank
     gen = torch.Generator(device=device).manual_seed(opts.seed + world.rank)   # batches and noise: per rank
-    images = images[..., None] if images.ndim == 3 else images
-    c = images.shape[3]
-    data = pad_images(torch.from_numpy(np.array(images)).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-    data = data.contiguous().to(device)
-    model = ConvCodec(c, len(opts.lambdas), opts.prior, opts.n, opts.m, opts.z)
+    data = padded_data(images, device)
+    model = ConvCodec(data.shape[3], len(opts.lambdas), opts.prior, opts.n, opts.m, opts.z)
     if init is not None:
         model.load_state_dict(init.state_dict())
     model = model.to(device).train()
@@ -106,12 +127,7 @@ def _train(images: np.ndarray, opts: ConvTrainOptions, device: torch.device,
             for group in optimizer.param_groups:
                 group["lr"] = opts.lr / 10
             dropped = True
-        x = _batch(data, opts.crop, opts.batch, gen).float().div_(255.0)
-        b, h, w, _ = x.shape
-        x = augment(x.reshape(b, -1), (h, w, c), opts.augment, gen).view(b, h, w, c).permute(0, 3, 1, 2)
-        x_hat, bits, _ = forward(x)
-        mse = ((x_hat - x[:, None]) ** 2).mean(dim=(2, 3, 4)) * 255 ** 2          # B x G, 8-bit units
-        loss = (bits / (h * w) + lambdas * mse).mean(0).sum()
+        loss = rd_loss(forward, random_batch(data, opts.crop, opts.batch, gen, opts.augment), lambdas)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
