@@ -39,6 +39,7 @@ from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER
 from aezip.conv.model import is_conv
 
 Progress = Callable[[int], None]   # called with the number of images just done
+MAX_ADAPT_STEPS = 100_000          # --adapt: more would be a training run (aezip train --init)
 
 
 @dataclass
@@ -99,10 +100,15 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
 
 
 def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
-                       mf: CodecModel) -> int:
+                       mf: CodecModel, adapt: int = 0) -> int:
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
+    if not 0 <= adapt <= MAX_ADAPT_STEPS:
+        raise ParameterError("adapt", f"must be a number of steps in 0..{MAX_ADAPT_STEPS}, got {adapt}")
+    if adapt and not is_conv(mf):
+        raise ParameterError("adapt", "fine-tunes a convolutional model's encoder (aezip train --arch conv); this "
+                                      "model is an MLP's")
     samples = image_samples(shape)
     most = max_chunk_size(samples)
     if is_conv(mf):
@@ -113,6 +119,13 @@ def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tup
         raise ParameterError("chunk_size", f"must lie in 1..{most} for images of {samples} samples, got "
                                            f"{chunk_size}")
     return chunk_size
+
+
+def _peek(chunks: Iterable[np.ndarray]) -> tuple[np.ndarray | None, Iterator[np.ndarray]]:
+    """The first chunk of a stream (None: it is empty) and the whole stream again."""
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    return first, (chunks if first is None else itertools.chain([first], chunks))
 
 
 def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None = None) -> Iterator[np.ndarray]:
@@ -139,13 +152,14 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
               shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
-              pixel_methods: tuple[int, ...] | None = None, search: bool = False) -> CodecReport:
+              pixel_methods: tuple[int, ...] | None = None, search: bool = False, adapt: int = 0) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
     embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)
     and, for a --max-error file without a quality that is not a shard's part, picks one on the first chunk
-    (pixel_quality; the parts of a sharded encode are coded apart and must agree on it)."""
+    (pixel_quality; the parts of a sharded encode are coded apart and must agree on it); adapt > 0 fine-tunes a
+    convolutional model's encoder for that many steps on the first chunk first (aezip.conv.adapt)."""
     from aezip import kernels                             # torch: only encoding needs it, decoding does not
     from aezip.files.parallel import encode_chunks
     from aezip.files.decodemodel import decoder_bytes
@@ -153,19 +167,24 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
-    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf)
+    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf, adapt)
     conv = is_conv(mf)
     quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
-        chunks = iter(chunks)
-        first = next(chunks, None)
+        first, chunks = _peek(chunks)
         if first is not None:
             from aezip.effort import pixel_quality
             mf.model.to(dev)
             quality = pixel_quality(mf, first, max_error, backend_used, dev, pixel_methods)
-            chunks = itertools.chain([first], chunks)
+    adapted = None
+    if adapt:
+        first, chunks = _peek(chunks)
+        if first is not None:
+            from aezip.conv.adapt import adapt as adapt_encoder
+            mf = adapt_encoder(mf, quality - 1, first, adapt, dev)
+            adapted = {"steps": adapt, "images": len(first)}
     header = {
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
         "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
@@ -182,6 +201,8 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         from aezip.conv.refine import LATENT_SEARCH as CONV_SEARCH
         from aezip.network.search import LATENT_SEARCH
         header["latent_search"] = CONV_SEARCH if conv else LATENT_SEARCH
+    if adapted is not None:      # provenance only, as latent_search
+        header["adapted"] = adapted
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()
@@ -213,17 +234,18 @@ def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO,
                    progress: Progress | None = None, jobs: int = 1,
                    shard: tuple[int, int] | None = None, quality: int | None = None,
                    embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None,
-                   search: bool = False) -> CodecReport:
+                   search: bool = False, adapt: int = 0) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless); quality (2..the model's levels, None: its own quantizer) trades
     size for quality. jobs > 1 codes chunks in that many processes (same bytes); shard (K, N) writes only the
     K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
     model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
-    rows); search refines the latent codes by the encoder's search (`--effort max`, search.py)."""
+    rows); search refines the latent codes by the encoder's search (`--effort max`, search.py); adapt fine-tunes a
+    convolutional model's encoder on the first chunk for that many steps (aezip.conv.adapt)."""
     from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
-    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf)
+    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf, adapt)
     if is_conv(mf):
         conv_coding.check_rate(quality, mf.config)
     else:
@@ -238,7 +260,7 @@ def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO,
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
                 jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None, quality=quality,
-                embed_model=embed_model, pixel_methods=pixel_methods, search=search)
+                embed_model=embed_model, pixel_methods=pixel_methods, search=search, adapt=adapt)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)

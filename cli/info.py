@@ -68,6 +68,7 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
              or "none"),
             ("encoder backend", h["backend"]),
             ("latent search", h.get("latent_search", "none (codes rounded to the nearest)")),
+            ("encoder adapted", _adapted(h.get("adapted"))),
             ("decoder", h["decoder"]), ("chunks", h["chunks"]),
             ("bytes", h["bytes"]),
             ("embedded model", f"{h['embedded_model_bytes']} bytes (decodes without -m)" if h["embedded_model_bytes"]
@@ -79,6 +80,15 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
         rows.append(("shard", f"{sh['index']}/{sh['count']}: images {sh['images'][0]}..{sh['images'][1] - 1} of "
                               f"{sh['total']} (join the parts with aezip merge)"))
     report.result(h, *(f"{k:>16}: {v}" for k, v in rows))
+
+
+def _adapted(record: object) -> str:
+    """A header's `adapted` record (untrusted: provenance only) in words."""
+    if record is None:
+        return "no"
+    if isinstance(record, dict) and all(type(record.get(k)) is int for k in ("steps", "images")):
+        return f"{record['steps']} steps on the first {record['images']} images (encode --adapt)"
+    return "yes (a record this aezip does not read)"
 
 
 def _head(path: Path) -> bytes:

@@ -218,10 +218,12 @@ def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, js
 @click.option("--plot", type=PATH, help="Write the rate-distortion plot (PNG) here (needs matplotlib).")
 @click.option("--grid", type=PATH, help="Write originals beside reconstructions (PNG) here (needs matplotlib).")
 @effort_option
+@click.option("--adapt", type=int, default=0, metavar="STEPS",
+              help="Encode with convolutional models' encoders adapted for STEPS steps (aezip encode --adapt).")
 @reporting
 def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None, train_range: str | None,
-                    json_path: Path | None, plot: Path | None, grid: Path | None, effort: str, quiet: bool,
-                    verbose: int, as_json: bool) -> None:
+                    json_path: Path | None, plot: Path | None, grid: Path | None, effort: str, adapt: int,
+                    quiet: bool, verbose: int, as_json: bool) -> None:
     """aezip beside gzip, bz2, xz, zstd, PNG, WebP, JPEG and PCA on the same images, from real file bytes."""
     require_matplotlib(plot, grid)
     from aezip.files.data import open_dataset
@@ -236,7 +238,7 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     train_r, test = split_ranges(dataset.shape[0], test_range, train_range)
     named = [(Path(m).stem, Path(m)) for m in models] or [("default", None)]
     with report.progress(None, "bench codec", unit="codec") as progress:
-        result = run_codec_report(dataset, test, train_r, named, progress=progress, effort=effort)
+        result = run_codec_report(dataset, test, train_r, named, progress=progress, effort=effort, adapt=adapt)
     pca = result["pca_at_aezip_rate"]
     lines = [f"{result['images']} images {test[0]}..{test[1] - 1} measured (PCA fit on {train_r[0]}.."
              f"{train_r[1] - 1}); bits/pixel from file bytes; model bytes apart: +model = with the model file "

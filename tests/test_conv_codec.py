@@ -243,6 +243,59 @@ def test_effort_max_refines_the_latents_and_the_file_decodes_to_what_it_reports(
     assert buf.getvalue() != aezip.compress(images, rgb_model)
 
 
+def test_adapt_fine_tunes_the_encoder_alone_and_the_file_decodes_with_the_same_model(rgb_model, tmp_path,
+                                                                                     capsys) -> None:
+    from aezip.conv.adapt import adapt
+    from aezip.conv.refine import objective
+    images = _images((37, 45, 3), 5, seed=6)
+    before = {k: v.clone() for k, v in rgb_model.model.state_dict().items()}
+    adapted = adapt(rgb_model, 1, images, 30, lr=0.01)        # a tiny model needs big steps to move
+    assert all(torch.equal(v, rgb_model.model.state_dict()[k]) for k, v in before.items())   # the model is kept
+    assert adapted.points is rgb_model.points and adapted.id == rgb_model.id                # the decode side too
+    old, new = rgb_model.encoder(1).state_dict(), adapted.encoder(1).state_dict()
+    changed = {k for k in old if not torch.equal(old[k], new[k])}
+    assert changed and all(k.startswith(("enc.", "h_enc.")) for k in changed)               # the encoder alone
+    x = torch.nn.functional.pad(torch.from_numpy(images).float().div(255).permute(0, 3, 1, 2), (0, 3, 0, 11),
+                                mode="replicate")
+    with torch.no_grad():
+        costs = []
+        for net in (rgb_model.encoder(1), adapted.encoder(1)):
+            y, z = net.encode(x, "torch")
+            costs.append(objective(net, x, z, rgb_model.config.lambdas[1], (37, 45))(y).mean().item())
+    assert costs[1] < costs[0]                                 # the objective it was tuned for, measured rounded
+    buf = io.BytesIO()
+    report = aezip.encode(images, buf, rgb_model, quality=2, adapt=30)
+    blob = buf.getvalue()
+    decoded = aezip.decompress(blob, rgb_model)
+    assert report.psnr_db == pytest.approx(aezip.metrics.psnr(images.reshape(5, -1), decoded.reshape(5, -1)))
+    assert aezip.info(blob)["adapted"] == {"steps": 30, "images": 5}
+    assert blob != aezip.compress(images, rgb_model, quality=2)
+    assert aezip.compress(images, rgb_model, quality=2, adapt=30) == blob                  # seeded: the same bytes
+    (tmp_path / "a.aez").write_bytes(blob)
+    code, out, _ = run(capsys, "info", tmp_path / "a.aez")
+    assert code == 0 and "encoder adapted: 30 steps on the first 5 images" in out
+
+
+def test_info_reads_an_untrusted_adapted_record_without_failing() -> None:
+    from cli.info import _adapted
+    assert _adapted(None) == "no" and _adapted({"steps": 5, "images": 2}).startswith("5 steps on the first 2 ")
+    for hostile in ({"steps": "5", "images": 2}, {"steps": True, "images": 1}, [1, 2], "x" * 10_000, 7):
+        assert _adapted(hostile) == "yes (a record this aezip does not read)"
+
+
+def test_adapt_is_refused_where_it_cannot_serve(rgb_model, tmp_path, capsys) -> None:
+    images = _images((16, 16, 3), 2)
+    for steps in (-1, 100_001):
+        with pytest.raises(ParameterError, match="adapt"):
+            aezip.compress(images, rgb_model, adapt=steps)
+    with pytest.raises(ParameterError, match="convolutional"):
+        aezip.compress(_images((28, 28), 2), aezip.load_model(), adapt=5)
+    np.save(tmp_path / "d.npy", _images((28, 28), 2))
+    assert_one_line_error(*run(capsys, "encode", tmp_path / "d.npy", "-o", tmp_path / "d.aez", "--adapt", "5")[::2],
+                          "convolutional")
+    assert not (tmp_path / "d.aez").exists()
+
+
 def test_features_are_the_top_rate_points_latents_and_denoising_is_refused(rgb_model, tmp_path, capsys) -> None:
     from aezip.conv.coding import analyse
     images = _images((20, 24, 3), 7, seed=5)                                 # padded to 32 x 32: 4 x 4 latents
@@ -352,6 +405,10 @@ def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -
         assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes
         assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=q - 1))
     assert rows[3].decoder_bytes == len(decoder_bytes(rgb_model, rate=1))         # the prior included
+    adapted = aezip_rows(images, [("c", rgb_model.path)], [], tmp_path, adapt=3)
+    assert [r.setting.split(", ")[-2:] for r in adapted[:2]] == [["--quality 1", "--adapt 3"],
+                                                                 ["--quality 2", "--adapt 3"]]
+    assert adapted[1].bytes == len(aezip.compress(images, rgb_model, quality=2, adapt=3))
 
 
 def test_decoding_is_the_same_in_processes_with_1_and_2_threads(rgb_model, tmp_path) -> None:

@@ -5,6 +5,7 @@ decode-side format (aezip.files.decodemodel), so `-m`, `--embed-model`, `aezip i
 both. Every tensor of an untrusted file is checked against the config before it is used."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,13 @@ class ConvModel(CodecModel):
         if rate not in self._encoders:
             self._encoders[rate] = self.model.single(rate)
         return self._encoders[rate]
+
+    def with_encoder(self, rate: int, net) -> "ConvModel":
+        """This model with rate point `rate`'s encoder (a one-group ConvCodec) replaced by `net` (aezip.conv.adapt);
+        everything decoding reads is shared, unchanged."""
+        other = copy.copy(self)
+        other._encoders = {**self._encoders, rate: net}
+        return other
 
     def tensors(self) -> dict[str, np.ndarray]:
         """Every tensor of the model file: `float.*` the network, `conv.rate<g>.*` rate point g's decode side (those
