@@ -104,7 +104,7 @@ def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tup
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
-    if not 0 <= adapt <= MAX_ADAPT_STEPS:
+    if isinstance(adapt, bool) or not isinstance(adapt, (int, np.integer)) or not 0 <= adapt <= MAX_ADAPT_STEPS:
         raise ParameterError("adapt", f"must be a number of steps in 0..{MAX_ADAPT_STEPS}, got {adapt}")
     if adapt and not is_conv(mf):
         raise ParameterError("adapt", "fine-tunes a convolutional model's encoder (aezip train --arch conv); this "

@@ -285,7 +285,7 @@ def test_info_reads_an_untrusted_adapted_record_without_failing() -> None:
 
 def test_adapt_is_refused_where_it_cannot_serve(rgb_model, tmp_path, capsys) -> None:
     images = _images((16, 16, 3), 2)
-    for steps in (-1, 100_001):
+    for steps in (-1, 100_001, 2.5, True):
         with pytest.raises(ParameterError, match="adapt"):
             aezip.compress(images, rgb_model, adapt=steps)
     with pytest.raises(ParameterError, match="convolutional"):
