@@ -78,11 +78,12 @@ def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
     the number of components: those listed, then more (more_components, up to the data's rank) for as long as the
     largest one tried gives the best PSNR so far (at high rates 64 components are far from enough)."""
     rank = min(int(np.prod(test.shape[1:])), len(train))
-    sizes = [k for k in components if k <= rank] or [rank]
     full = PCACodec.fit(train, rank)
-    best, i = None, 0
-    while i < len(sizes):
-        k, i = sizes[i], i + 1
+    best: dict | None = None
+
+    def search(k: int) -> None:
+        """Every listed step with the first k components; keeps the best within max_bpp."""
+        nonlocal best
         codec = full.first(k)
         for step in steps:
             payload = codec.compress(test, step)
@@ -92,6 +93,12 @@ def pca_best_at_rate(train: np.ndarray, test: np.ndarray, max_bpp: float,
                 if best is None or p > best["psnr_db"]:
                     best = {"components": k, "step": step, "bytes": len(payload), "bits_per_pixel": bpp,
                             "psnr_db": p}
-        if i == len(sizes) and k < rank and best is not None and best["components"] == k:
-            sizes.append(more_components(k, rank))
+
+    sizes = [k for k in components if k <= rank] or [rank]
+    for k in sizes:
+        search(k)
+    k = sizes[-1]
+    while k < rank and best is not None and best["components"] == k:
+        k = more_components(k, rank)
+        search(k)
     return best
