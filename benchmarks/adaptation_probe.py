@@ -1,8 +1,9 @@
 """Which parts of a conv model pay when fine-tuned on the very images it codes? A probe before building more of
 `aezip encode --adapt` (aezip/conv/adapt.py, which adapts the encoder alone).
 
-The whole model (every rate point) is fine-tuned on the images to be coded for a wall-time budget (Adam, the
-training objective of aezip.conv.training.rd_loss, no augmentation), with only the named parts trainable:
+The whole model (every rate point) is fine-tuned on the images to be coded for a wall-time budget
+(aezip.conv.adapt.fine_tune: what `--adapt` runs, Adam on the training objective, no augmentation), with only the
+named parts trainable:
   enc         the analysis and hyper-analysis: encode side only, free (what `--adapt` does)
   dec-bias    the synthesis' biases and inverse-GDN betas
   hyper-bias  the hyper-synthesis' biases
@@ -19,15 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
 
 import aezip
 from aezip.bench.bdrate import bd_rate
+from aezip.conv.adapt import fine_tune
 from aezip.conv.model import build_model
-from aezip.conv.training import padded_data, random_batch, rd_loss
 from aezip.metrics import psnr
 
 PARTS = {"enc": ("enc.", "h_enc."), "dec-bias": ("dec.",), "hyper-bias": ("h_dec.",), "zprior": ("z_prior.",)}
@@ -55,26 +55,14 @@ def main() -> None:
     if not set(parts) <= {*PARTS, "all"}:
         ap.error(f"parts: {args.parts}")
     torch.set_num_threads(1)
-    torch.manual_seed(0)
     images = np.load(args.images)
     mf = aezip.load_model(args.model)
-    model = mf.model.train()
-    for name, p in model.named_parameters():
-        p.requires_grad_(trainable(name, parts))
-    params = [p for p in model.parameters() if p.requires_grad]
+    model = mf.model
     decode_side = sum(p.numel() for n, p in model.named_parameters()
-                      if p.requires_grad and not n.startswith(PARTS["enc"]))
-    optimizer = torch.optim.Adam(params, lr=args.lr)
-    data, lambdas = padded_data(images), torch.tensor(mf.config.lambdas)
-    gen = torch.Generator().manual_seed(0)
-    t0, steps = time.perf_counter(), 0
-    while time.perf_counter() - t0 < args.seconds:
-        loss = rd_loss(model, random_batch(data, 64, 64, gen), lambdas)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
-    adapted = build_model(model.eval(), dict(mf.info), images)
+                      if trainable(n, parts) and not n.startswith(PARTS["enc"]))
+    steps = fine_tune(model, images, mf.config.lambdas, lambda name: trainable(name, parts), 10 ** 9,
+                      lr=args.lr, seconds=args.seconds)
+    adapted = build_model(model, dict(mf.info), images)
     webp = [(r["bits_per_pixel"], r["psnr_db"]) for r in json.load(open(args.report))["rows"]
             if r["codec"] == "WebP" and "mosaic" in r["setting"]]
     points = []

@@ -17,6 +17,9 @@ ladder's BD-rate against WebP on a mosaic from +13.1 % to +9.3 % (README "Convol
 """
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -29,23 +32,37 @@ CROP = 64          # larger images train on random crops of this side, as in tra
 ADAPTED = ("enc.", "h_enc.")   # the parameters adapted: the analysis and hyper-analysis, encode side only
 
 
-def adapt(mf: ConvModel, rate: int, images: np.ndarray, steps: int, device: torch.device | str = "cpu",
-          lr: float = LR) -> ConvModel:
-    """`mf` with rate point `rate`'s (0-based) encoder fine-tuned for `steps` Adam steps of size `lr` on uint8
-    images N x H x W[ x C] (the module docstring); the model itself is not changed."""
-    net = mf.model.single(rate).to(device).train()
+def fine_tune(net, images: np.ndarray, lambdas: tuple[float, ...], trainable: Callable[[str], bool], steps: int,
+              device: torch.device | str = "cpu", lr: float = LR, seconds: float | None = None) -> int:
+    """Fine-tune the ConvCodec `net` (its G rate points' `lambdas`) in place on uint8 images N x H x W[ x C]: Adam
+    steps of size `lr` on rd_loss over seeded random batches, only the parameters whose names `trainable` accepts,
+    for `steps` steps or, where given, until `seconds` have passed, whichever comes first; returns the steps taken.
+    The global RNG is left as it was; net ends in eval mode with no parameter requiring a gradient."""
+    net.to(device).train()
     for name, p in net.named_parameters():
-        p.requires_grad_(name.startswith(ADAPTED))
+        p.requires_grad_(trainable(name))
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     data = padded_data(images, device)
-    lam = torch.tensor([mf.config.lambdas[rate]], device=device)
+    lam = torch.tensor(lambdas, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
+    start, done = time.perf_counter(), 0
     with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
         torch.manual_seed(0)                          # the training noise (ConvCodec.quantize)
-        for _ in range(steps):
+        while done < steps and (seconds is None or time.perf_counter() - start < seconds):
             loss = rd_loss(net, random_batch(data, CROP, BATCH, gen), lam)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            done += 1
     net.requires_grad_(False)
-    return mf.with_encoder(rate, net.eval())
+    net.eval()
+    return done
+
+
+def adapt(mf: ConvModel, rate: int, images: np.ndarray, steps: int, device: torch.device | str = "cpu",
+          lr: float = LR) -> ConvModel:
+    """`mf` with rate point `rate`'s (0-based) encoder fine-tuned for `steps` Adam steps of size `lr` on uint8
+    images N x H x W[ x C] (the module docstring); the model itself is not changed."""
+    net = mf.model.single(rate)
+    fine_tune(net, images, (mf.config.lambdas[rate],), lambda name: name.startswith(ADAPTED), steps, device, lr)
+    return mf.with_encoder(rate, net)
