@@ -3,13 +3,16 @@
 Layout (integers big-endian):
     magic (8) | format version u16 | header length u32 | header JSON | header CRC32 u32
     [version 3: model length u32 | the decode-side model (decodemodel.py) | its CRC32 u32]
+    [version 4: model length u32 (0: none) | the decode-side model | its CRC32 u32 |
+                patch length u32 | the decoder patch (aezip.conv.patch) | its CRC32 u32]
     chunk 0 payload | CRC32 u32 | chunk 1 payload | CRC32 u32 | ...
     index: per chunk (offset u64, payload length u32, images u32)     | index CRC32 u32
     trailer: index offset u64 | chunk count u32 | CRC32 of every byte before the trailer u32 | end magic (4)
 The index at the end gives random access (`--range`) without reading other chunks; the trailer makes any
 truncation visible, and the CRCs make any flipped byte visible. Files without an embedded model are written as
 version 2, byte for byte as before; version 3 differs only by the model section (`encode --embed-model`), so an
-aezip that reads versions 1-2 refuses it by its version.
+aezip that reads versions 1-2 refuses it by its version; version 4 adds a decoder patch (`encode --adapt-decoder`), the
+model section then possibly empty, so an aezip that would decode it with the unpatched model refuses it instead.
 """
 from __future__ import annotations
 
@@ -27,9 +30,11 @@ MAGIC = b"\x89AEZ\r\n\x1a\n"
 END_MAGIC = b"AEZ!"
 FORMAT_VERSION = 2                 # 2: file names stored compressed in the header
 EMBEDDED_VERSION = 3               # 3: version 2 with the decode-side model after the header
-READ_VERSIONS = (1, 2, 3)
+PATCHED_VERSION = 4                # 4: version 3 (the model section may be empty) with a decoder patch after it
+READ_VERSIONS = (1, 2, 3, 4)
 MAX_HEADER_BYTES = 64 << 20
 MAX_MODEL_BYTES = 256 << 20
+MAX_PATCH_BYTES = 1 << 16
 _PREFIX = struct.Struct(">8sHI")
 _CRC = struct.Struct(">I")
 _INDEX_ROW = struct.Struct(">QII")
@@ -45,19 +50,20 @@ class ChunkEntry:
 
 
 class ContainerWriter:
-    """Write a .aez file chunk by chunk (after the decode-side model's bytes, if `model` is given); `close()` writes
-    the index and trailer."""
+    """Write a .aez file chunk by chunk (after the decode-side model's bytes and the decoder patch, where given);
+    `close()` writes the index and trailer."""
 
-    def __init__(self, f: BinaryIO, header: dict, model: bytes | None = None) -> None:
+    def __init__(self, f: BinaryIO, header: dict, model: bytes | None = None, patch: bytes | None = None) -> None:
         self._f = f
         self._crc = 0
         self._pos = 0
         self._entries: list[tuple[int, int, int]] = []
         body = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        version = FORMAT_VERSION if model is None else EMBEDDED_VERSION
+        version = PATCHED_VERSION if patch is not None else FORMAT_VERSION if model is None else EMBEDDED_VERSION
         self._write(_PREFIX.pack(MAGIC, version, len(body)) + body + _CRC.pack(zlib.crc32(body)))
-        if model is not None:
-            self._write(_CRC.pack(len(model)) + model + _CRC.pack(zlib.crc32(model)))
+        sections = [model or b"", patch] if patch is not None else [] if model is None else [model]
+        for section in sections:
+            self._write(_CRC.pack(len(section)) + section + _CRC.pack(zlib.crc32(section)))
 
     def _write(self, data: bytes) -> None:
         self._f.write(data)
@@ -130,14 +136,10 @@ class ContainerReader:
             raise self._fail("damaged header (not valid JSON)") from None
         if not isinstance(self.header, dict):
             raise self._fail("damaged header (not a JSON object)")
-        self._model: tuple[int, int] | None = None     # (offset, length) of the embedded model
-        if self.version >= EMBEDDED_VERSION:
-            length = f.read(4)
-            (n,) = _CRC.unpack(length) if len(length) == 4 else (-1,)
-            if not 0 < n <= min(MAX_MODEL_BYTES, self.size - f.tell() - 4):
-                raise self._fail("truncated or damaged file (the embedded model's length is out of range)")
-            self._model = (f.tell(), n)
-            f.seek(n + 4, 1)
+        self._model = self._section("embedded model", MAX_MODEL_BYTES, self.version == EMBEDDED_VERSION) \
+            if self.version >= EMBEDDED_VERSION else None
+        self._patch = self._section("decoder patch", MAX_PATCH_BYTES, True) if self.version >= PATCHED_VERSION \
+            else None
         self._header_end = f.tell()
         if self.size < self._header_end + 4 + _TRAILER.size:
             raise self._fail("truncated file (no chunk index or trailer)")
@@ -166,21 +168,45 @@ class ContainerReader:
         if expected_offset != index_offset:
             raise self._fail("damaged chunk index (the chunks do not fill the file up to the index)")
 
+    def _section(self, what: str, most: int, required: bool) -> tuple[int, int] | None:
+        """(offset, length) of the length-prefixed section at the read position, which it skips (None: an empty
+        section, where it may be empty)."""
+        f = self._f
+        length = f.read(4)
+        (n,) = _CRC.unpack(length) if len(length) == 4 else (-1,)
+        if not (1 if required else 0) <= n <= min(most, self.size - f.tell() - 4):
+            raise self._fail(f"truncated or damaged file (the {what}'s length is out of range)")
+        at = f.tell()
+        f.seek(n + 4, 1)
+        return (at, n) if n else None
+
+    def _read_section(self, section: tuple[int, int] | None, what: str) -> bytes | None:
+        if section is None:
+            return None
+        offset, n = section
+        self._f.seek(offset)
+        data, crc = self._f.read(n), self._f.read(4)
+        if len(data) < n or len(crc) < 4 or _CRC.unpack(crc)[0] != zlib.crc32(data):
+            raise self._fail(f"damaged {what} (CRC mismatch)")
+        return data
+
     @property
     def model_bytes(self) -> int:
         """The size of the embedded decode-side model (0: none)."""
         return self._model[1] if self._model else 0
 
+    @property
+    def patch_bytes(self) -> int:
+        """The size of the decoder patch (0: none)."""
+        return self._patch[1] if self._patch else 0
+
     def embedded_model(self) -> bytes | None:
         """The embedded decode-side model's bytes, its CRC checked (None: the file has none)."""
-        if self._model is None:
-            return None
-        offset, n = self._model
-        self._f.seek(offset)
-        data, crc = self._f.read(n), self._f.read(4)
-        if len(data) < n or len(crc) < 4 or _CRC.unpack(crc)[0] != zlib.crc32(data):
-            raise self._fail("damaged embedded model (CRC mismatch)")
-        return data
+        return self._read_section(self._model, "embedded model")
+
+    def decoder_patch(self) -> bytes | None:
+        """The decoder patch's bytes (aezip.conv.patch), its CRC checked (None: the file has none)."""
+        return self._read_section(self._patch, "decoder patch")
 
     @property
     def total_images(self) -> int:
