@@ -63,17 +63,19 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
              chunk_size: int | None = None, quality: int | None = None, embed_model: bool = False,
-             effort: str = "best", psnr: float | None = None, adapt: int = 0) -> bytes:
+             effort: str = "best", psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False) -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
     (0: lossless, None: the model's lossy reconstruction); quality (2..the model's levels; None: the model's own
     quantizer) trades size for quality; psnr instead asks for the smallest file of any quality or max_error whose
     PSNR reaches it (aezip.target); embed_model puts the decode-side model into the file; effort "fast" codes
     max_error chunks without the learned pixel models (faster, possibly larger), "max" also searches the latent
     codes for ones that decode closer (much slower to encode; the decoder is the same); adapt > 0 fine-tunes a
-    convolutional model's encoder on the images for that many steps first (aezip.conv.adapt)."""
+    convolutional model's encoder on the images for that many steps first (aezip.conv.adapt), adapt_decoder its
+    synthesis biases with it (the file carries them: aezip.conv.patch)."""
     buf = io.BytesIO()
     _encode(array_dataset(images), _model(model), buf, psnr, chunk_size=chunk_size, max_error=max_error,
-            quality=quality, embed_model=embed_model, adapt=adapt, **effort_settings(effort))
+            quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder,
+            **effort_settings(effort))
     return buf.getvalue()
 
 
@@ -92,7 +94,8 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            backend: str | None = None, device: str = "auto", force: bool = False,
            progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None,
            quality: int | None = None, embed_model: bool = False, effort: str = "best",
-           psnr: float | None = None, adapt: int = 0, log: Callable[[str], None] | None = None) -> CodecReport:
+           psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False,
+           log: Callable[[str], None] | None = None) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
     image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
     processes (same bytes); shard (K, N) writes the K-th of N parts (join them with `merge`); quality (2..the
@@ -102,11 +105,13 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
     without the model file; effort "fast" codes max_error chunks without the learned pixel models (faster,
     possibly larger; "best" tries every coder; "max" also searches the latent codes for ones that decode closer,
     much slower to encode); adapt > 0 fine-tunes a convolutional model's encoder on the first chunk for that many
-    steps first (aezip.conv.adapt: smaller files for pictures unlike the model's training set)."""
+    steps first (aezip.conv.adapt: smaller files for pictures unlike the model's training set), adapt_decoder its
+    synthesis biases with it (the file carries them: aezip.conv.patch)."""
     dataset = open_data(src, key)
     return _encode(dataset, _model(model), dst, psnr, chunk_size=chunk_size, max_error=max_error, backend=backend,
                    device=device, image_range=image_range, force=force, progress=progress, jobs=jobs, shard=shard,
-                   quality=quality, embed_model=embed_model, adapt=adapt, log=log, **effort_settings(effort))
+                   quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder, log=log,
+                   **effort_settings(effort))
 
 
 def _encode(dataset: Dataset, mf: ModelFile, dst: str | Path | BinaryIO, psnr: float | None, *,

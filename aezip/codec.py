@@ -100,7 +100,7 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
 
 
 def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
-                       mf: CodecModel, adapt: int = 0) -> int:
+                       mf: CodecModel, adapt: int = 0, adapt_decoder: bool = False, sharded: bool = False) -> int:
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
         raise ParameterError("max_error", f"must be an integer in 0..255 (or None: lossy), got {max_error}")
@@ -109,6 +109,11 @@ def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tup
     if adapt and not is_conv(mf):
         raise ParameterError("adapt", "fine-tunes a convolutional model's encoder (aezip train --arch conv); this "
                                       "model is an MLP's")
+    if adapt_decoder and not adapt:
+        raise ParameterError("adapt_decoder", "adapts the decoder with the encoder: give adapt a number of steps")
+    if adapt_decoder and sharded:
+        raise ParameterError("adapt_decoder", "gives each part of a sharded encode its own decoder, and parts that "
+                                              "merge share one: encode without shards")
     samples = image_samples(shape)
     most = max_chunk_size(samples)
     if is_conv(mf):
@@ -152,14 +157,16 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
               shard: dict | None = None, quality: int | None = None, embed_model: bool = False,
-              pixel_methods: tuple[int, ...] | None = None, search: bool = False, adapt: int = 0) -> CodecReport:
+              pixel_methods: tuple[int, ...] | None = None, search: bool = False, adapt: int = 0,
+              adapt_decoder: bool = False) -> CodecReport:
     """Write images (`chunks` of `chunk_size`, `shape` together) as one .aez container to the binary stream f;
     jobs > 1 codes chunks in that many processes (same bytes); `shard` marks the container as one part of a
     sharded encode (see shards.py); `quality` (2..the model's levels) picks a level of the quantizer ladder;
     embed_model writes the decode-side model the file needs into it; search refines the latent codes (search.py)
     and, for a --max-error file without a quality that is not a shard's part, picks one on the first chunk
     (pixel_quality; the parts of a sharded encode are coded apart and must agree on it); adapt > 0 fine-tunes a
-    convolutional model's encoder for that many steps on the first chunk first (aezip.conv.adapt)."""
+    convolutional model's encoder for that many steps on the first chunk first (aezip.conv.adapt), and with
+    adapt_decoder its synthesis biases too, the file carrying them as a decoder patch (aezip.conv.patch)."""
     from aezip import kernels                             # torch: only encoding needs it, decoding does not
     from aezip.files.parallel import encode_chunks
     from aezip.files.decodemodel import decoder_bytes
@@ -167,7 +174,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
-    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf, adapt)
+    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf, adapt, adapt_decoder, shard is not None)
     conv = is_conv(mf)
     quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
@@ -178,12 +185,14 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
             from aezip.effort import pixel_quality
             mf.model.to(dev)
             quality = pixel_quality(mf, first, max_error, backend_used, dev, pixel_methods)
-    adapted = None
+    model = decoder_bytes(mf, max_error_parts=max_error is not None, rate=quality - 1 if conv else None) \
+        if embed_model else None                  # the model file's own decode side: a decoder patch applies to it
+    adapted = patch = None
     if adapt:
         first, chunks = _peek(chunks)
         if first is not None:
-            from aezip.conv.adapt import adapt as adapt_encoder
-            mf = adapt_encoder(mf, quality - 1, first, adapt, dev)
+            from aezip.conv.adapt import adapt as adapt_codec
+            mf, patch = adapt_codec(mf, quality - 1, first, adapt, dev, decoder=adapt_decoder)
             adapted = {"steps": adapt, "images": len(first)}
     header = {
         "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
@@ -207,9 +216,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         header["shard"] = shard
     start = time.perf_counter()
     sse, max_err, samples, images = 0.0, 0, 0, 0
-    model = decoder_bytes(mf, max_error_parts=max_error is not None, rate=quality - 1 if conv else None) \
-        if embed_model else None
-    writer = ContainerWriter(f, header, model)
+    writer = ContainerWriter(f, header, model, patch)
     per_image = image_samples(shape)
     for (payload, chunk_sse, chunk_max), n in encode_chunks(mf, chunks, max_error, backend_used, dev, jobs,
                                                             quality, pixel_methods, search):
@@ -234,18 +241,19 @@ def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO,
                    progress: Progress | None = None, jobs: int = 1,
                    shard: tuple[int, int] | None = None, quality: int | None = None,
                    embed_model: bool = False, pixel_methods: tuple[int, ...] | None = None,
-                   search: bool = False, adapt: int = 0) -> CodecReport:
+                   search: bool = False, adapt: int = 0, adapt_decoder: bool = False) -> CodecReport:
     """Write `dataset` (or its images in image_range, A:B) to one .aez file, or to a binary stream; max_error
     bounds every pixel's error (0: lossless); quality (2..the model's levels, None: its own quantizer) trades
     size for quality. jobs > 1 codes chunks in that many processes (same bytes); shard (K, N) writes only the
     K-th of N parts of the whole dataset (join them with shards.merge_parts); embed_model writes the decode-side
     model into the file (see decodemodel.py); pixel_methods limits the pixel coders tried under max_error (bench
     rows); search refines the latent codes by the encoder's search (`--effort max`, search.py); adapt fine-tunes a
-    convolutional model's encoder on the first chunk for that many steps (aezip.conv.adapt)."""
+    convolutional model's encoder on the first chunk for that many steps (aezip.conv.adapt), adapt_decoder its
+    synthesis biases with it (the file carries them)."""
     from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
-    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf, adapt)
+    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf, adapt, adapt_decoder, shard is not None)
     if is_conv(mf):
         conv_coding.check_rate(quality, mf.config)
     else:
@@ -260,7 +268,8 @@ def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO,
     chunks = rechunk(dataset.chunks(chunk_size), chunk_size, lo, hi)
     args = dict(chunk_size=chunk_size, max_error=max_error, backend=backend, device=device, progress=progress,
                 jobs=jobs, shard=shard_entry(shard, lo, hi, dataset.shape[0]) if shard else None, quality=quality,
-                embed_model=embed_model, pixel_methods=pixel_methods, search=search, adapt=adapt)
+                embed_model=embed_model, pixel_methods=pixel_methods, search=search, adapt=adapt,
+                adapt_decoder=adapt_decoder)
     shape = (hi - lo, *dataset.image_shape)
     if hasattr(out, "write"):
         return encode_to(out, chunks, shape, source, mf, **args)
@@ -299,6 +308,17 @@ def model_for(reader: ContainerReader, model: str | Path | CodecModel | None) ->
                           f"its model")
     if h["max_error"] is not None and mf.residual_prior is None:
         raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
+    patch = reader.decoder_patch()
+    if patch is not None:
+        if not conv:
+            raise FormatError(f"{reader.path}: a decoder patch in a file of an MLP model (damaged file)")
+        from aezip.conv.patch import apply_patch
+        rate = h["quality"] - 1
+        if mf.points[rate] is not None:       # else decoding says the decode-side model lacks the rate point
+            try:
+                mf = mf.with_point(rate, apply_patch(mf.points[rate], patch, rate))
+            except FormatError as exc:
+                raise FormatError(f"{reader.path}: {exc}") from None
     return mf
 
 

@@ -64,6 +64,7 @@ def file_info(path: str | Path | bytes | BinaryIO) -> dict:
         pixels = int(np.prod(h["shape"][:3]))                 # positions: N x H x W
         h.update({"path": str(reader.path), "format_version": reader.version, "chunks": len(reader.chunks),
                   "bytes": reader.size, "embedded_model_bytes": reader.model_bytes,
+                  "decoder_patch_bytes": reader.patch_bytes,
                   "bits_per_pixel": reader.size * 8 / pixels,
                   "bits_per_sample": reader.size * 8 / pixels / image_channels(h["shape"])})
     return h

@@ -73,6 +73,8 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
             ("bytes", h["bytes"]),
             ("embedded model", f"{h['embedded_model_bytes']} bytes (decodes without -m)" if h["embedded_model_bytes"]
              else "none"),
+            ("decoder patch", f"{h['decoder_patch_bytes']} bytes (encode --adapt-decoder)" if h["decoder_patch_bytes"]
+             else "none"),
             ("bits/pixel", f"{h['bits_per_pixel']:.4f}{per_sample(image_channels(h['shape']), h['bits_per_sample'])}"),
             ("aezip version", h["aezip_version"])]
     if "shard" in h:

@@ -188,8 +188,11 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @effort_option
 @click.option("--adapt", type=int, default=0, metavar="STEPS",
               help="--arch conv models: first fine-tune the encoder on the first chunk's images for STEPS steps "
-                   "(~500: smaller files for pictures unlike the model's training set; the decoder and the model "
-                   "file are unchanged).")
+                   "(~500: smaller files for pictures unlike the model's training set; the model file is "
+                   "unchanged, and so is the decoder unless --adapt-decoder).")
+@click.option("--adapt-decoder", is_flag=True,
+              help="With --adapt: also fine-tune the decoder's biases; the file carries them (a few hundred bytes, "
+                   "counted in its size) and still decodes with the same model.")
 @jobs_option
 @click.option("--shard", "shard_spec", metavar="K/N|auto", help="Write only part K of N (auto: torchrun's "
               "RANK/WORLD_SIZE); {k} and {n} in -o are replaced. Join the parts with `aezip merge`.")
@@ -200,7 +203,7 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
            quality: int | None, psnr: float | None, chunk_size: int | None, image_range: str | None, key: str | None,
-           embed_model: bool, effort: str, adapt: int, jobs: int, shard_spec: str | None,
+           embed_model: bool, effort: str, adapt: int, adapt_decoder: bool, jobs: int, shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
     """Write the dataset DATA ('-': a .npy or IDX on stdin) into one .aez file (or one part of it)."""
@@ -232,7 +235,7 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
                            jobs=jobs, shard=shard, quality=quality, embed_model=embed_model, effort=effort,
-                           psnr=psnr, adapt=adapt, log=report.detail)
+                           psnr=psnr, adapt=adapt, adapt_decoder=adapt_decoder, log=report.detail)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "

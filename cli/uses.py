@@ -220,10 +220,12 @@ def bench_kernels_cmd(batches: str, device: str, reps: int, no_compile: bool, js
 @effort_option
 @click.option("--adapt", type=int, default=0, metavar="STEPS",
               help="Encode with convolutional models' encoders adapted for STEPS steps (aezip encode --adapt).")
+@click.option("--adapt-decoder", is_flag=True, help="With --adapt: their decoders' biases too (aezip encode "
+                                                     "--adapt-decoder).")
 @reporting
 def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None, train_range: str | None,
                     json_path: Path | None, plot: Path | None, grid: Path | None, effort: str, adapt: int,
-                    quiet: bool, verbose: int, as_json: bool) -> None:
+                    adapt_decoder: bool, quiet: bool, verbose: int, as_json: bool) -> None:
     """aezip beside gzip, bz2, xz, zstd, PNG, WebP, JPEG and PCA on the same images, from real file bytes."""
     require_matplotlib(plot, grid)
     from aezip.files.data import open_dataset
@@ -238,7 +240,8 @@ def bench_codec_cmd(data: Path, models: tuple[Path, ...], test_range: str | None
     train_r, test = split_ranges(dataset.shape[0], test_range, train_range)
     named = [(Path(m).stem, Path(m)) for m in models] or [("default", None)]
     with report.progress(None, "bench codec", unit="codec") as progress:
-        result = run_codec_report(dataset, test, train_r, named, progress=progress, effort=effort, adapt=adapt)
+        result = run_codec_report(dataset, test, train_r, named, progress=progress, effort=effort, adapt=adapt,
+                                  adapt_decoder=adapt_decoder)
     pca = result["pca_at_aezip_rate"]
     lines = [f"{result['images']} images {test[0]}..{test[1] - 1} measured (PCA fit on {train_r[0]}.."
              f"{train_r[1] - 1}); bits/pixel from file bytes; model bytes apart: +model = with the model file "

@@ -113,7 +113,8 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
 
 def _conv_files(workdir: Path) -> list[Path]:
     """Files of a tiny convolutional model (`conv.aezm`, two rate points) at each rate and under a max error, its
-    decode side embedded, and `conv-plain.aez` without it (the model-file cases name it)."""
+    decode side embedded, one with a decoder patch too, and `conv-plain.aez` without it (the model-file cases name
+    it)."""
     from aezip.api import train_conv
     images = np.random.default_rng(3).integers(0, 256, (10, 20, 28, 3), dtype=np.uint8)
     mf = train_conv(images, lambdas=(0.001, 0.01), steps=2, batch_size=4, widths=(8, 6, 4), device="cpu")
@@ -121,7 +122,8 @@ def _conv_files(workdir: Path) -> list[Path]:
     np.save(workdir / "conv.npy", images[:7])
     out = []
     for name, kw in (("conv-1", {"quality": 1, "embed_model": True}), ("conv-2", {"quality": 2, "embed_model": True}),
-                     ("conv-e", {"quality": 1, "max_error": 2, "embed_model": True}), ("conv-plain", {"quality": 2})):
+                     ("conv-e", {"quality": 1, "max_error": 2, "embed_model": True}), ("conv-plain", {"quality": 2}),
+                     ("conv-patch", {"quality": 2, "embed_model": True, "adapt": 3, "adapt_decoder": True})):
         encode_dataset(open_dataset(workdir / "conv.npy"), mf, workdir / f"{name}.aez", chunk_size=3, **kw)
         out.append(workdir / f"{name}.aez")
     return out
@@ -199,6 +201,12 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
     """One hostile variant of a well-formed .aez file; most keep every checksum valid."""
     parts = aezcraft.parse(data)
     h = parts.header_json
+    if parts.patch is not None and rng.random() < 0.3:   # the decoder patch: bytes flipped, cut or grown
+        raw = bytearray(parts.patch)
+        for _ in range(rng.randint(1, 4)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        parts.patch = rng.choice([bytes(raw), bytes(raw[:rng.randrange(len(raw))]), bytes(raw) + bytes(3)])
+        return aezcraft.build(parts)
     if parts.model is not None and rng.random() < 0.3:   # the embedded model
         if rng.random() < 0.15:
             parts.model = rng.choice([None, b"", parts.model[:rng.randrange(len(parts.model))]])
@@ -227,7 +235,9 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
         h[rng.choice(["shape", "chunk_size", "max_error", "levels", "latent", "quality"])] = rng.choice(
             [[h["shape"][0] + rng.randint(-2, 2), *h["shape"][1:]], rng.randint(-3, 2 ** 20), 0, 1, 127, 128, 255])
     elif kind == 4 and len(parts.payloads) > 0:          # index rows: repeated, reordered, recounted
-        off = 14 + len(parts.header) + 4 + (len(parts.model) + 8 if parts.model is not None else 0)
+        sections = [parts.model or b"", parts.patch] if parts.patch is not None else [parts.model] \
+            if parts.model is not None else []
+        off = 14 + len(parts.header) + 4 + sum(len(x) + 8 for x in sections)
         rows = []
         for p, n in zip(parts.payloads, parts.images):
             rows.append((off, len(p), n))

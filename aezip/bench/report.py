@@ -80,13 +80,14 @@ def _pixel_model_runs(mf) -> list[tuple[tuple[int, ...], str]]:
 
 
 def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], max_errors: Iterable[int],
-               workdir: Path, progress: Progress | None = None, effort: str = "best", adapt: int = 0) -> list[Row]:
+               workdir: Path, progress: Progress | None = None, effort: str = "best", adapt: int = 0,
+               adapt_decoder: bool = False) -> list[Row]:
     """Encode and decode real .aez files (each timing includes writing and reading the file): each model lossy at
     every level of its quality ladder (2..L), the first model lossy with --embed-model (decoded without the model),
     the first model at each max error (each chunk's cheapest pixel coder), and the first model lossless with only
     its pixel model without latents, and only its pixel model with latents (where it has them); every encode at
     `effort` (`aezip encode --effort`), and a convolutional model's with its encoder adapted for `adapt` steps
-    (`aezip encode --adapt`)."""
+    (`aezip encode --adapt`), its decoder's biases too with `adapt_decoder` (the files carry them)."""
     dataset = array_dataset(images)
     rows = []
     models = [(name, load_model(path)) for name, path in models]
@@ -102,13 +103,14 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
         report, t_enc = _timed(lambda: encode_dataset(dataset, mf, aez, max_error=max_error, force=True,
                                                       quality=quality, embed_model=embed,
                                                       pixel_methods=methods or at_effort["pixel_methods"],
-                                                      search=at_effort["search"], adapt=steps))
+                                                      search=at_effort["search"], adapt=steps,
+                                                      adapt_decoder=adapt_decoder and steps > 0))
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=None if embed else mf, force=True))
         recon = np.load(out)
         setting = _architecture(mf) + (
             "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
-            label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else ""))
+            label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else "") + (" --adapt-decoder" if steps and adapt_decoder else ""))
         author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
         rate = (quality or mf.config.rates) - 1 if is_conv(mf) else None   # a conv file needs its one rate point
         kind = (author.id, max_error is not None, rate)
@@ -291,13 +293,15 @@ def psnr_gap_summary(rows: list[Row], aezip_names: list[str]) -> dict[str, dict]
 
 def run_codec_report(data: Dataset, test_range: tuple[int, int], train_range: tuple[int, int],
                      models: list[tuple[str, Path | None]], max_errors: Iterable[int] = MAX_ERRORS,
-                     progress: Progress | None = None, effort: str = "best", adapt: int = 0) -> dict:
+                     progress: Progress | None = None, effort: str = "best", adapt: int = 0,
+                     adapt_decoder: bool = False) -> dict:
     """Every row and the BD-rates, as one JSON-ready dict; progress(1) after each codec setting; aezip encodes at
-    `effort`, convolutional models' encoders adapted for `adapt` steps."""
+    `effort`, convolutional models' encoders adapted for `adapt` steps (their decoders' biases too with
+    `adapt_decoder`)."""
     images = data.read_all()
     test, train = images[test_range[0]:test_range[1]], images[train_range[0]:train_range[1]]
     with tempfile.TemporaryDirectory(prefix="aezip-bench-") as tmp:
-        rows = aezip_rows(test, models, max_errors, Path(tmp), progress, effort, adapt)
+        rows = aezip_rows(test, models, max_errors, Path(tmp), progress, effort, adapt, adapt_decoder)
     reach = max(r.bits_per_pixel for r in rows if "--embed-model" not in r.setting and r.max_abs_error > 0)
     for group in (lambda: raw_rows(test), lambda: image_codec_rows(test), lambda: pca_rows(train, test, reach=reach)):
         rows += group()

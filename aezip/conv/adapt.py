@@ -14,6 +14,9 @@ one machine and thread count write the same bytes every time (tested); float tra
 between machines, thread counts and GPU runs, and so can the bytes, never the pixels that given bytes decode to.
 Where it pays: on the held-out gray photographs a 500-step adaptation (~2.5 min on one thread here) moved the conv
 ladder's BD-rate against WebP on a mosaic from +13.1 % to +9.3 % (README "Convolutional models").
+
+With `decoder` (`--adapt-decoder`) the synthesis biases and inverse-GDN betas train with the encoder, and the file
+carries what changed as a decoder patch (aezip.conv.patch): a few hundred bytes, counted in the file's rate.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import numpy as np
 import torch
 
 from aezip.conv.model import ConvModel
+from aezip.conv.patch import PATCHED, make_patch
 from aezip.conv.training import padded_data, random_batch, rd_loss
 
 LR = 2e-4          # Adam's step: a fifth of training's default (10^-3), as for a fine-tune
@@ -60,9 +64,15 @@ def fine_tune(net, images: np.ndarray, lambdas: tuple[float, ...], trainable: Ca
 
 
 def adapt(mf: ConvModel, rate: int, images: np.ndarray, steps: int, device: torch.device | str = "cpu",
-          lr: float = LR) -> ConvModel:
-    """`mf` with rate point `rate`'s (0-based) encoder fine-tuned for `steps` Adam steps of size `lr` on uint8
-    images N x H x W[ x C] (the module docstring); the model itself is not changed."""
+          lr: float = LR, decoder: bool = False) -> tuple[ConvModel, bytes | None]:
+    """(`mf` with rate point `rate`'s (0-based) encoder fine-tuned for `steps` Adam steps of size `lr` on uint8
+    images N x H x W[ x C] (the module docstring) and, with `decoder`, its synthesis biases and betas with it; the
+    decoder patch the file must carry then (aezip.conv.patch), else None). The model itself is not changed."""
     net = mf.model.single(rate)
-    fine_tune(net, images, (mf.config.lambdas[rate],), lambda name: name.startswith(ADAPTED), steps, device, lr)
-    return mf.with_encoder(rate, net)
+    parts = ADAPTED + (PATCHED if decoder else ())
+    fine_tune(net, images, (mf.config.lambdas[rate],), lambda name: name.startswith(parts), steps, device, lr)
+    adapted = mf.with_encoder(rate, net)
+    if not decoder:
+        return adapted, None
+    point, patch = make_patch(mf.points[rate], net, rate)
+    return adapted.with_point(rate, point), patch

@@ -158,6 +158,12 @@ class ConvModel(CodecModel):
         other._encoders = {**self._encoders, rate: net}
         return other
 
+    def with_point(self, rate: int, point: RatePoint) -> "ConvModel":
+        """This model with rate point `rate`'s decode side replaced by `point` (a decoder patch, aezip.conv.patch)."""
+        other = copy.copy(self)
+        other.points = [point if g == rate else p for g, p in enumerate(self.points)]
+        return other
+
     def tensors(self) -> dict[str, np.ndarray]:
         """Every tensor of the model file: `float.*` the network, `conv.rate<g>.*` rate point g's decode side (those
         it holds), `residual.prior` the max-error coder's prior."""
