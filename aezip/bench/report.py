@@ -110,7 +110,8 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
         setting = _architecture(mf) + (
             "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
-            label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else "") + (" --adapt-decoder" if steps and adapt_decoder else ""))
+            label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else "")
+            + (" --adapt-decoder" if steps and adapt_decoder else ""))
         author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
         rate = (quality or mf.config.rates) - 1 if is_conv(mf) else None   # a conv file needs its one rate point
         kind = (author.id, max_error is not None, rate)

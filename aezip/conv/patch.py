@@ -28,13 +28,13 @@ import numpy as np
 from aezip.coding.intconv import ACT_FRAC_BITS, net_from_tensors, net_tensors
 from aezip.conv.integer import RatePoint, synthesis_plan
 from aezip.errors import FormatError
+from aezip.files.container import MAX_PATCH_BYTES
 
 MAGIC = b"AEZP"
 VERSION = 1
 BIAS, BETA = 0, 1
 PATCHED = ("dec.0.bias", "dec.1.beta", "dec.2.bias", "dec.3.beta", "dec.4.bias")   # the float parameters adapted
 STEP_BITS = 10           # a delta's step: 2^-10 of the value's real unit (biases in activations, betas in norms)
-MAX_BYTES = 1 << 16      # a patch larger than this is not one aezip writes
 _HEAD = struct.Struct(">4sBBB")
 _VECTOR = struct.Struct(">BBBBH")
 _WIDTHS = {1: ">i1", 2: ">i2"}
@@ -79,14 +79,14 @@ def make_patch(point: RatePoint, net, rate: int) -> tuple[RatePoint, bytes | Non
 def apply_patch(point: RatePoint, blob: bytes, rate: int) -> RatePoint:
     """Rate point `rate` (0-based) patched by an untrusted patch's bytes, every bound of a stored network checked;
     FormatError naming what is wrong otherwise."""
-    if not _HEAD.size <= len(blob) <= MAX_BYTES:
+    if not _HEAD.size <= len(blob) <= MAX_PATCH_BYTES:
         raise FormatError(f"decoder patch of {len(blob)} bytes is not one aezip writes")
     magic, version, patch_rate, count = _HEAD.unpack_from(blob)
     if magic != MAGIC or version != VERSION:
         raise FormatError(f"not an aezip decoder patch of version {VERSION}")
     if patch_rate != rate:
         raise FormatError(f"the decoder patch is for rate point {patch_rate + 1}, the file's is {rate + 1}")
-    known = {(layer, kind): (base, frac) for layer, kind, base, frac in _vectors(point)}
+    known = {(layer, kind): base for layer, kind, base, _ in _vectors(point)}
     tensors = net_tensors(point.synthesis, "s")
     pos, seen = _HEAD.size, set()
     for _ in range(count):
@@ -97,7 +97,7 @@ def apply_patch(point: RatePoint, blob: bytes, rate: int) -> RatePoint:
         if (layer, kind) not in known or (layer, kind) in seen or width not in _WIDTHS:
             raise FormatError(f"decoder patch vector ({layer}, {kind}, width {width}) is unknown or repeated")
         seen.add((layer, kind))
-        base, _ = known[(layer, kind)]
+        base = known[(layer, kind)]
         if length != len(base) or pos + width * length > len(blob):
             raise FormatError(f"decoder patch vector ({layer}, {kind}) has {length} values where the model has "
                               f"{len(base)}, or runs past the patch")
