@@ -14,7 +14,7 @@ from aezip.coding.pixelstream import ALONE, CODER_METHODS, MLP, decode_pixels, e
 from aezip.coding.quality import coarse_codes
 from aezip.coding.residual import RESIDUAL_CODER, decode_residual
 from aezip.conv import coding as conv_coding
-from aezip.conv.layout import CODER as CONV_CODER
+from aezip.conv.layout import CODER as CONV_CODER, MAX_RATES, PER_CHUNK_CODER
 from aezip.errors import AezipError, FormatError
 from aezip.files.header import image_samples
 from aezip.files.modelfile import CodecModel, ModelFile
@@ -22,6 +22,7 @@ from aezip.network.tiles import predict
 from aezip.threads import block_pool
 
 _PAYLOAD = struct.Struct(">III")   # images, latent stream length, residual stream length
+_BOUNDED = 0x80                    # a per-chunk setting's first byte: this flag | the rate point (1..MAX_RATES)
 
 
 def pack_payload(n: int, latent: bytes, residual: bytes, pixel_crc: int) -> bytes:
@@ -37,6 +38,38 @@ def unpack_payload(payload: bytes, where: str) -> tuple[int, bytes, bytes, int]:
     body = payload[_PAYLOAD.size:]
     (crc,) = struct.unpack(">I", body[lat + res:])
     return n, body[:lat], body[lat:lat + res], crc
+
+
+def setting_prefix(quality: int, max_error: int | None) -> bytes:
+    """What a chunk of a per-chunk file (PER_CHUNK_CODER, aezip.mixed) starts with: its rate point `quality`
+    (1..MAX_RATES) in one byte, flagged where the chunk has an error bound, then the bound (0..255) in a second."""
+    if not 1 <= quality <= MAX_RATES or not (max_error is None or 0 <= max_error <= 255):
+        raise ValueError(f"no chunk setting of rate point {quality} and max error {max_error}")
+    return bytes([quality]) if max_error is None else bytes([_BOUNDED | quality, max_error])
+
+
+def read_setting(payload: bytes, where: str) -> tuple[int, int | None, bytes]:
+    """(rate point, error bound or None, the rest) of an untrusted chunk payload of a per-chunk file
+    (setting_prefix); FormatError where it is too short to hold one, or names rate point 0."""
+    if len(payload) < 2:
+        raise FormatError(f"{where}: chunk payload too short")
+    bounded = bool(payload[0] & _BOUNDED)
+    quality, max_error = payload[0] & ~_BOUNDED, payload[1] if bounded else None
+    if quality == 0:
+        raise FormatError(f"{where}: the chunk names rate point 0")
+    return quality, max_error, payload[2 if bounded else 1:]
+
+
+def chunk_setting(mf: CodecModel, payload: bytes, header: dict, where: str) -> tuple[bytes, dict]:
+    """(the rest of a per-chunk file's chunk payload, the header that chunk decodes with: its own rate point and
+    bound) from the untrusted setting it starts with (setting_prefix)."""
+    quality, max_error, rest = read_setting(payload, where)
+    if quality > header["levels"]:
+        raise FormatError(f"{where}: the chunk's rate point {quality} is outside 1..{header['levels']}")
+    if max_error is not None and (header["residual"] is None or mf.residual_prior is None):
+        raise FormatError(f"{where}: a bounded chunk, but the file names no pixel coder or its decode-side model "
+                          "holds none")
+    return rest, dict(header, entropy=CONV_CODER, quality=quality, max_error=max_error)
 
 
 def chunk_codes(mf: ModelFile, chunk: np.ndarray, backend: str, device, quality: int | None = None,
@@ -88,7 +121,7 @@ def encode_chunk(mf: ModelFile, chunk: np.ndarray, codes: np.ndarray, max_error:
     coder = latent_coder(mf, quality)
     recon, centroid = chunk_prediction(mf, chunk, codes, quality)
     latent = encode_latents(mf, codes, quality, chunk.shape[1:], coder, centroid)
-    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
+    return chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
 
 
 def encode_conv_chunk(mf: CodecModel, chunk: np.ndarray, quality: int, backend: str, device,
@@ -98,10 +131,10 @@ def encode_conv_chunk(mf: CodecModel, chunk: np.ndarray, quality: int, backend: 
     payload (under max_error: its reconstruction the pixel coders' prediction, as an MLP model's; `search`: latents
     refined, aezip.conv.refine); also its squared error and max error."""
     latent, recon = conv_coding.encode_images(mf, quality - 1, chunk, device, backend, search)
-    return _chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
+    return chunk_result(mf, chunk, latent, recon, max_error, pixel_methods)
 
 
-def _chunk_result(mf: CodecModel, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
+def chunk_result(mf: CodecModel, chunk: np.ndarray, latent: bytes, recon: np.ndarray, max_error: int | None,
                   pixel_methods: tuple[int, ...] | None) -> tuple[bytes, float, int]:
     """A chunk's payload from its latent stream and the decoder's prediction (n x D): under max_error with the
     cheapest pixel stream (and no latents where that stream needs none), its decoded pixels' checksum at the end;
@@ -146,6 +179,8 @@ def _chunk_pixels(header: dict, latent: bytes, residual: bytes, n: int, mf: Code
 def decode_payload(mf: CodecModel, payload: bytes, images: int, header: dict, where: str) -> np.ndarray:
     """A chunk's payload (the index says it holds `images`) into its images, its pixel checksum checked."""
     image_shape = tuple(header["shape"][1:])
+    if header["entropy"] == PER_CHUNK_CODER:
+        payload, header = chunk_setting(mf, payload, header, where)
     n, latent, residual, crc = unpack_payload(payload, where)
     if n != images:
         raise FormatError(f"{where}: the chunk holds {n} images, the index says {images}")

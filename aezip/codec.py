@@ -35,7 +35,8 @@ from aezip.coding.quality import LADDER_CODER, check_quality
 from aezip.coding.pixelstream import CODER_METHODS, PIXEL_CODER
 from aezip.coding.residual import RESIDUAL_CODER
 from aezip.conv import coding as conv_coding
-from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER
+from aezip.conv.layout import (ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER, CODERS as CONV_CODERS,
+                               PER_CHUNK_CODER)
 from aezip.conv.model import is_conv
 
 Progress = Callable[[int], None]   # called with the number of images just done
@@ -99,7 +100,7 @@ def image_channels(shape: tuple[int, ...] | list[int]) -> int:
     return int(shape[3]) if len(shape) == 4 else 1
 
 
-def _check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
+def check_encode_args(max_error: int | None, chunk_size: int | None, shape: tuple[int, ...],
                        mf: CodecModel, adapt: int = 0, adapt_decoder: bool = False, sharded: bool = False) -> int:
     """Check the encoder's arguments; returns the chunk size (None: the default for images of this size)."""
     if max_error is not None and not 0 <= max_error <= 255:
@@ -153,6 +154,30 @@ def rechunk(parts: Iterable[np.ndarray], size: int, lo: int = 0, hi: int | None 
         yield np.concatenate(pending)
 
 
+def file_header(mf: CodecModel, shape: tuple[int, ...], source: Source, chunk_size: int, backend: str, entropy: str,
+                max_error: int | None, bounded: bool, search: bool, adapted: dict | None) -> dict:
+    """A .aez header's fields every encode writes (aezip.files.header): the images, the model, the coders (a pixel
+    coder where chunks are `bounded`), and where the encoder searched or adapted (provenance: decoding reads the
+    bytes as always)."""
+    conv = is_conv(mf)
+    header = {
+        "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
+        "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
+        "max_error": max_error, "backend": backend, "aezip_version": __version__,
+        "chunk_size": chunk_size, "decoder": CONV_ARITHMETIC if conv else ARITHMETIC,
+        "entropy": entropy, "residual": PIXEL_CODER if bounded else None,
+    }
+    if not conv and mf.config.patch:
+        header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
+    if search:
+        from aezip.conv.refine import LATENT_SEARCH as CONV_SEARCH
+        from aezip.network.search import LATENT_SEARCH
+        header["latent_search"] = CONV_SEARCH if conv else LATENT_SEARCH
+    if adapted is not None:
+        header["adapted"] = adapted
+    return header
+
+
 def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...], source: Source, mf: CodecModel, *,
               chunk_size: int | None = None, max_error: int | None = None, backend: str | None = None,
               device: str = "auto", progress: Progress | None = None, jobs: int = 1,
@@ -174,7 +199,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     check_fits(tuple(shape[1:]), mf, str(source.format), any_size=True)
     if mf.decode_only:
         raise InputError(f"{mf.path}: a decode-side model holds no encoder; encode with the model file (.aezm)")
-    chunk_size = _check_encode_args(max_error, chunk_size, shape, mf, adapt, adapt_decoder, shard is not None)
+    chunk_size = check_encode_args(max_error, chunk_size, shape, mf, adapt, adapt_decoder, shard is not None)
     conv = is_conv(mf)
     quality = conv_coding.check_rate(quality, mf.config) if conv else check_quality(quality, mf.config.levels)
     dev = resolve_device(device)
@@ -185,7 +210,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
             from aezip.effort import pixel_quality
             mf.model.to(dev)
             quality = pixel_quality(mf, first, max_error, backend_used, dev, pixel_methods)
-    model = decoder_bytes(mf, max_error_parts=max_error is not None, rate=quality - 1 if conv else None) \
+    model = decoder_bytes(mf, max_error_parts=max_error is not None, rates=(quality - 1,) if conv else None) \
         if embed_model else None                  # the model file's own decode side: a decoder patch applies to it
     adapted = patch = None
     if adapt:
@@ -194,24 +219,10 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
             from aezip.conv.adapt import adapt as adapt_codec
             mf, patch = adapt_codec(mf, quality - 1, first, adapt, dev, decoder=adapt_decoder)
             adapted = {"steps": adapt, "images": len(first)}
-    header = {
-        "shape": [int(s) for s in shape], "dtype": "uint8", "source": source.to_dict(),
-        "model_id": mf.id, "levels": mf.config.levels, "latent": mf.config.latent,
-        "max_error": max_error, "backend": backend_used, "aezip_version": __version__,
-        "chunk_size": chunk_size, "decoder": CONV_ARITHMETIC if conv else ARITHMETIC,
-        "entropy": CONV_CODER if conv else latent_coder(mf, quality),
-        "residual": PIXEL_CODER if max_error is not None else None,
-    }
-    if not conv and mf.config.patch:
-        header["tiles"] = {"patch": mf.config.patch, "context": mf.config.context}
+    header = file_header(mf, shape, source, chunk_size, backend_used, CONV_CODER if conv else latent_coder(mf, quality),
+                         max_error, max_error is not None, search, adapted)
     if quality is not None:
         header["quality"] = quality
-    if search:                   # provenance only: the decoder reads the codes as always
-        from aezip.conv.refine import LATENT_SEARCH as CONV_SEARCH
-        from aezip.network.search import LATENT_SEARCH
-        header["latent_search"] = CONV_SEARCH if conv else LATENT_SEARCH
-    if adapted is not None:      # provenance only, as latent_search
-        header["adapted"] = adapted
     if shard is not None:
         header["shard"] = shard
     start = time.perf_counter()
@@ -253,7 +264,7 @@ def encode_dataset(dataset: Dataset, mf: CodecModel, out: str | Path | BinaryIO,
     from aezip.files.shards import shard_entry, shard_range
 
     check_fits(dataset.image_shape, mf, str(dataset.path), any_size=True)
-    chunk_size = _check_encode_args(max_error, chunk_size, dataset.shape, mf, adapt, adapt_decoder, shard is not None)
+    chunk_size = check_encode_args(max_error, chunk_size, dataset.shape, mf, adapt, adapt_decoder, shard is not None)
     if is_conv(mf):
         conv_coding.check_rate(quality, mf.config)
     else:
@@ -303,22 +314,25 @@ def model_for(reader: ContainerReader, model: str | Path | CodecModel | None) ->
     h, cfg, conv = reader.header, mf.config, is_conv(mf)
     tiles = {"patch": cfg.patch, "context": cfg.context} if not conv and cfg.patch else None
     if (h["levels"], h["latent"], h.get("tiles")) != (cfg.levels, cfg.latent, tiles) or cfg.fits(
-            tuple(h["shape"][1:])) or conv != (h["entropy"] == CONV_CODER):
+            tuple(h["shape"][1:])) or conv != (h["entropy"] in CONV_CODERS):
         raise FormatError(f"{reader.path}: the header's image shape, tiles, levels, latent size or coder contradict "
                           f"its model")
     if h["max_error"] is not None and mf.residual_prior is None:
         raise FormatError(f"{reader.path}: a --max-error file, but its decode-side model holds no max-error coder")
-    patch = reader.decoder_patch()
-    if patch is not None:
+    section = reader.decoder_patch()
+    if section is not None:
         if not conv:
             raise FormatError(f"{reader.path}: a decoder patch in a file of an MLP model (damaged file)")
-        from aezip.conv.patch import apply_patch
-        rate = h["quality"] - 1
-        if mf.points[rate] is not None:       # else decoding says the decode-side model lacks the rate point
-            try:
-                mf = mf.with_point(rate, apply_patch(mf.points[rate], patch, rate))
-            except FormatError as exc:
-                raise FormatError(f"{reader.path}: {exc}") from None
+        from aezip.conv.patch import apply_patch, unpack_patches
+        try:
+            patches = unpack_patches(section) if h["entropy"] == PER_CHUNK_CODER else {h["quality"] - 1: section}
+            for rate, patch in patches.items():
+                if rate >= cfg.rates:
+                    raise FormatError(f"a decoder patch for rate point {rate + 1} of a model of {cfg.rates}")
+                if mf.points[rate] is not None:   # else decoding says the decode-side model lacks the rate point
+                    mf = mf.with_point(rate, apply_patch(mf.points[rate], patch, rate))
+        except FormatError as exc:
+            raise FormatError(f"{reader.path}: {exc}") from None
     return mf
 
 

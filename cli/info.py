@@ -58,12 +58,14 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
     src_fmt = h["source"]
     rows = [("shape", "x".join(map(str, h["shape"]))), ("dtype", h["dtype"]), ("source format", src_fmt["format"]),
             ("model id", h["model_id"]), ("levels", h["levels"]), ("latent", h["latent"]),
-            ("quality", f"{h['quality']} of {h['levels']} rate points" if h["entropy"] == CONV_CODER else
+            ("quality", _per_chunk(h["chunk_settings"]) if "chunk_settings" in h else
+                        f"{h['quality']} of {h['levels']} rate points" if h["entropy"] == CONV_CODER else
                         f"{h.get('quality', h['levels'])} of {h['levels']} levels"
                         + "".join(f", {k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("reconstruction", {}).items())),
             ("latent coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h["latent_coders"].items())
              or h["entropy"]),
-            ("max error", "none (lossy)" if h["max_error"] is None else h["max_error"]),
+            ("max error", "per chunk (above)" if "chunk_settings" in h else "none (lossy)" if h["max_error"] is None
+             else h["max_error"]),
             ("pixel coders", ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in h.get("pixel_coders", {}).items())
              or "none"),
             ("encoder backend", h["backend"]),
@@ -82,6 +84,11 @@ def info(file: Path, quiet: bool, verbose: int, as_json: bool) -> None:
         rows.append(("shard", f"{sh['index']}/{sh['count']}: images {sh['images'][0]}..{sh['images'][1] - 1} of "
                               f"{sh['total']} (join the parts with aezip merge)"))
     report.result(h, *(f"{k:>16}: {v}" for k, v in rows))
+
+
+def _per_chunk(settings: dict[str, int]) -> str:
+    """A per-chunk file's settings (encode --per-chunk) in words."""
+    return "per chunk: " + ", ".join(f"{k}: {v} chunk{'s' * (v != 1)}" for k, v in settings.items())
 
 
 def _adapted(record: object) -> str:

@@ -129,7 +129,7 @@ def test_embedded_model_files_decode_without_the_model_and_hold_one_rate_point(r
     blob = aezip.compress(images, rgb_model, quality=1, embed_model=True)
     with ContainerReader(blob) as reader:
         embedded = load_decoder_bytes(reader.embedded_model(), "embedded")
-        assert reader.model_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=0))
+        assert reader.model_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rates=(0,)))
     assert reader.model_bytes < len(decoder_bytes(rgb_model))             # the file's rate point only
     assert np.array_equal(aezip.decompress(blob), aezip.decompress(aezip.compress(images, rgb_model, quality=1),
                                                                     rgb_model))
@@ -389,7 +389,7 @@ def test_training_continues_from_a_model_and_records_the_chain(rgb_model, tmp_pa
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--init", rgb_model.path)
     assert_one_line_error(code, err, "--init applies to --arch conv only")
     dec = tmp_path / "c.aezd"
-    dec.write_bytes(decoder_bytes(rgb_model, rate=0))
+    dec.write_bytes(decoder_bytes(rgb_model, rates=(0,)))
     code, _, err = run(capsys, "train", tmp_path / "d.npy", "-o", tmp_path / "x.aezm", "--arch", "conv",
                        "--init", dec, "--steps", "1")
     assert_one_line_error(code, err, "decode-side model")
@@ -404,8 +404,8 @@ def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -
     assert rows[3].max_abs_error == 0 and rows[4].max_abs_error <= 4
     for q, row in zip((1, 2), rows):
         assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes
-        assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rate=q - 1))
-    assert rows[3].decoder_bytes == len(decoder_bytes(rgb_model, rate=1))         # the prior included
+        assert row.decoder_bytes == len(decoder_bytes(rgb_model, max_error_parts=False, rates=(q - 1,)))
+    assert rows[3].decoder_bytes == len(decoder_bytes(rgb_model, rates=(1,)))         # the prior included
     adapted = aezip_rows(images, [("c", rgb_model.path)], [], tmp_path, adapt=3)
     assert [r.setting.split(", ")[-2:] for r in adapted[:2]] == [["--quality 1", "--adapt 3"],
                                                                  ["--quality 2", "--adapt 3"]]

@@ -113,10 +113,10 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
             label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else "")
             + (" --adapt-decoder" if steps and adapt_decoder else ""))
         author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
-        rate = (quality or mf.config.rates) - 1 if is_conv(mf) else None   # a conv file needs its one rate point
-        kind = (author.id, max_error is not None, rate)
+        rates = ((quality or mf.config.rates) - 1,) if is_conv(mf) else None   # a conv file needs its one rate point
+        kind = (author.id, max_error is not None, rates)
         if not embed and kind not in decoders:
-            decoders[kind] = len(decoder_bytes(author, max_error_parts=max_error is not None, rate=rate))
+            decoders[kind] = len(decoder_bytes(author, max_error_parts=max_error is not None, rates=rates))
         decoder = 0 if embed else decoders[kind]
         rows.append(_row(f"aezip {name}", setting, report.file_bytes, images, recon, t_enc, t_dec,
                          0 if embed else author.path.stat().st_size, decoder))

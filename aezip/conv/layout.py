@@ -3,6 +3,9 @@ header's coder and decoder names, the padding stride and the bound on rate point
 from __future__ import annotations
 
 CODER = "conv-hyperprior-v1"           # a .aez header's `entropy` for these files (aezip.conv.coding)
+PER_CHUNK_CODER = "conv-hyperprior-v1-per-chunk"   # and for files whose chunks each name their setting
+#                                        (aezip.mixed: a rate point, and an error bound or none, per chunk)
+CODERS = (CODER, PER_CHUNK_CODER)
 ARITHMETIC = "fixed-point-conv-v1"     # and its `decoder`: aezip.coding.intconv's fixed point
 STRIDE = 16                            # images are padded to a multiple of this (three stride-2 layers, then the
 #                                        hyper-latents' one)

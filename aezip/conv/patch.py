@@ -116,3 +116,36 @@ def apply_patch(point: RatePoint, blob: bytes, rate: int) -> RatePoint:
     except ValueError as exc:
         raise FormatError(f"the decoder patch breaks a bound of the fixed-point decoder ({exc})") from None
     return dataclasses.replace(point, synthesis=synthesis)
+
+
+_COUNT = struct.Struct(">B")
+_LENGTH = struct.Struct(">H")
+
+
+def pack_patches(patches: list[bytes]) -> bytes:
+    """The decoder patches of a file of per-chunk settings (aezip.mixed), one per rate point it adapted, in one
+    section: count u8 | per patch: length u16 | the patch."""
+    return _COUNT.pack(len(patches)) + b"".join(_LENGTH.pack(len(p)) + p for p in patches)
+
+
+def unpack_patches(section: bytes) -> dict[int, bytes]:
+    """{rate point (0-based): its patch's bytes} of an untrusted section of pack_patches (each patch is checked when
+    applied); FormatError if the section is not one, or names a rate point twice."""
+    if not section:
+        raise FormatError("an empty decoder patch section")
+    (count,), pos, out = _COUNT.unpack_from(section), _COUNT.size, {}
+    for _ in range(count):
+        if pos + _LENGTH.size > len(section):
+            raise FormatError("the decoder patch section is truncated")
+        (n,) = _LENGTH.unpack_from(section, pos)
+        blob = section[pos + _LENGTH.size:pos + _LENGTH.size + n]
+        pos += _LENGTH.size + n
+        if len(blob) != n or n < _HEAD.size:
+            raise FormatError("the decoder patch section is truncated")
+        rate = _HEAD.unpack_from(blob)[2]
+        if rate in out:
+            raise FormatError(f"the decoder patch section patches rate point {rate + 1} twice")
+        out[rate] = blob
+    if pos != len(section):
+        raise FormatError(f"{len(section) - pos} bytes follow the decoder patch section's last patch")
+    return out

@@ -34,6 +34,7 @@ import re
 import struct
 import zlib
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 
@@ -62,13 +63,15 @@ MAX_ERROR_PARTS = ("residual.", WITH_LATENTS, ALONE, RASTER)   # the max-error c
 #                                                                raster network: only --max-error files
 
 
-def decode_tensors(mf: ModelFile, *, max_error_parts: bool = True, rate: int | None = None) -> dict[str, np.ndarray]:
+def decode_tensors(mf: ModelFile, *, max_error_parts: bool = True,
+                   rates: Collection[int] | None = None) -> dict[str, np.ndarray]:
     """The tensors decoding reads: the model file's, named as there, but the float network and the bank; without
     the max-error coder's prior and pixel model when max_error_parts is False (enough for lossy files); of a
-    convolutional model only rate point `rate` (0-based; what a file of one --quality needs) where it is given."""
+    convolutional model only the rate points `rates` (0-based; what a file of those --quality settings needs) where
+    they are given."""
     drop = ENCODE_SIDE + (() if max_error_parts else MAX_ERROR_PARTS)
-    if rate is not None:
-        drop += tuple(f"conv.rate{g}." for g in range(mf.config.rates) if g != rate)
+    if rates is not None:
+        drop += tuple(f"conv.rate{g}." for g in range(mf.config.rates) if g not in rates)
     return {k: v for k, v in model_tensors(mf).items() if not k.startswith(drop)}
 
 
@@ -103,12 +106,12 @@ def pack(manifest: dict, data: bytes, preset: int = XZ_PRESET) -> bytes:
         payload, preset=preset)
 
 
-def decoder_bytes(mf: ModelFile, *, max_error_parts: bool = True, rate: int | None = None) -> bytes:
+def decoder_bytes(mf: ModelFile, *, max_error_parts: bool = True, rates: Collection[int] | None = None) -> bytes:
     """The decode-side model of `mf` (see decode_tensors), same bytes for the same model."""
     if not mf.id:
         raise ValueError("a decode-side model names its model file: save the model first")
     entries, data = [], []
-    for name, t in sorted(decode_tensors(mf, max_error_parts=max_error_parts, rate=rate).items()):
+    for name, t in sorted(decode_tensors(mf, max_error_parts=max_error_parts, rates=rates).items()):
         small = narrow(np.asarray(t))
         entries.append([name, t.dtype.name, small.dtype.name, list(t.shape)])
         data.append(_planes(small))

@@ -13,7 +13,8 @@ from aezip.errors import FormatError
 from aezip.coding.chunktables import CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3
 from aezip.coding.context import CONTEXT_CODER
 from aezip.coding.quality import LADDER_CODER
-from aezip.conv.layout import ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER, MAX_RATES, padded
+from aezip.conv.layout import (ARITHMETIC as CONV_ARITHMETIC, CODER as CONV_CODER, CODERS as CONV_CODERS, MAX_RATES,
+                               PER_CHUNK_CODER, padded)
 
 MAX_IMAGE_SAMPLES = 1 << 26          # 8,192 x 8,192 RGB fits
 MAX_CHUNK_SAMPLES = 1 << 23          # 8.4 M samples per chunk: ~10,700 images of 28x28
@@ -59,7 +60,7 @@ def validate_header(h: object, *, decoder: str, entropy: tuple[str, ...], residu
     ladder coder, the context coder (context.py) or the chunk-tables coder (chunktables.py), which serve every
     level. A convolutional codec's file (aezip.conv) has its own coder and decoder arithmetic and is checked by
     _check_conv instead."""
-    if isinstance(h, dict) and h.get("entropy") == CONV_CODER:
+    if isinstance(h, dict) and h.get("entropy") in CONV_CODERS:
         return _check_conv(h, residual)
     _check_common(h)
     shape, levels, latent, chunk, e = (h[k] for k in ("shape", "levels", "latent", "chunk_size", "max_error"))
@@ -114,16 +115,23 @@ def _check_common(h: object) -> None:
 
 def _check_conv(h: dict, residual: tuple[str, ...]) -> dict:
     """A convolutional codec's header: its decoder arithmetic, a rate point `quality` 1..levels (levels: the model's
-    rate points), a pixel coder where it has a max error, no tiles, and a bounded count of latents per chunk."""
+    rate points), a pixel coder where it has a max error, no tiles, and a bounded count of latents per chunk. A
+    file whose chunks name their own setting (PER_CHUNK_CODER) has no quality and no max error in its header, and
+    names the pixel coder its bounded chunks use, if any (their settings are checked chunk by chunk: aezip.chunks)."""
     _check_common(h)
     _need(h.get("decoder") == CONV_ARITHMETIC, f"decoder arithmetic {h.get('decoder')!r} is not supported with latent "
                                                f"coder {CONV_CODER} ({CONV_ARITHMETIC})")
-    levels, q = h["levels"], h.get("quality")
+    levels, q, e = h["levels"], h.get("quality"), h["max_error"]
     _need(levels <= MAX_RATES, f"header levels {levels!r}: a convolutional model has at most {MAX_RATES} rate points")
-    _need(_is_int(q) and 1 <= q <= levels, f"header quality {q!r} outside 1..{levels} (the model's rate points)")
-    e = h["max_error"]
-    _need(h.get("residual") is None if e is None else h.get("residual") in residual,
-          f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
+    if h["entropy"] == PER_CHUNK_CODER:
+        _need("quality" not in h and e is None, "header quality and max_error: a file of per-chunk settings has "
+                                                "neither (its chunks name theirs)")
+        _need(h.get("residual") is None or h.get("residual") in residual,
+              f"residual coder {h.get('residual')!r} is not supported")
+    else:
+        _need(_is_int(q) and 1 <= q <= levels, f"header quality {q!r} outside 1..{levels} (the model's rate points)")
+        _need(h.get("residual") is None if e is None else h.get("residual") in residual,
+              f"residual coder {h.get('residual')!r} is not supported with max_error {e!r}")
     _need("tiles" not in h, "a convolutional codec's file has no tiles")
     ph, pw = padded(tuple(h["shape"][1:]))
     symbols = ph * pw // 64 * h["latent"] * h["chunk_size"]

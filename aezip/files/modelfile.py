@@ -288,7 +288,7 @@ def describe(mf: ModelFile) -> dict:
     if cfg.kind == "conv":
         return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
                 "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
-                "decode_side_rate_bytes": [len(decoder_bytes(mf, rate=g)) if p is not None else None
+                "decode_side_rate_bytes": [len(decoder_bytes(mf, rates=(g,))) if p is not None else None
                                            for g, p in enumerate(mf.points)], **cfg.to_dict(), "training": mf.info}
     return {"path": str(mf.path), "model_id": mf.id, "bytes": mf.path.stat().st_size if mf.path else None,
             "decode_only": mf.decode_only, "decode_side_bytes": len(decoder_bytes(mf)),
