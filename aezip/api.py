@@ -63,7 +63,8 @@ def open_data(src: str | Path | np.ndarray | BinaryIO | Dataset, key: str | None
 
 def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *, max_error: int | None = None,
              chunk_size: int | None = None, quality: int | None = None, embed_model: bool = False,
-             effort: str = "best", psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False) -> bytes:
+             effort: str = "best", psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False,
+             per_chunk: bool = False) -> bytes:
     """The bytes of a .aez file holding `images` (uint8, N x H x W[ x C]); max_error bounds every pixel's error
     (0: lossless, None: the model's lossy reconstruction); quality (2..the model's levels; None: the model's own
     quantizer) trades size for quality; psnr instead asks for the smallest file of any quality or max_error whose
@@ -71,10 +72,11 @@ def compress(images: np.ndarray, model: str | Path | ModelFile | None = None, *,
     max_error chunks without the learned pixel models (faster, possibly larger), "max" also searches the latent
     codes for ones that decode closer (much slower to encode; the decoder is the same); adapt > 0 fine-tunes a
     convolutional model's encoder on the images for that many steps first (aezip.conv.adapt), adapt_decoder its
-    synthesis biases with it (the file carries them: aezip.conv.patch)."""
+    synthesis biases with it (the file carries them: aezip.conv.patch); per_chunk (with psnr, a convolutional model)
+    lets each chunk take its own rate point or bound (aezip.mixed)."""
     buf = io.BytesIO()
     _encode(array_dataset(images), _model(model), buf, psnr, chunk_size=chunk_size, max_error=max_error,
-            quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder,
+            quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder, per_chunk=per_chunk,
             **effort_settings(effort))
     return buf.getvalue()
 
@@ -94,7 +96,7 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
            backend: str | None = None, device: str = "auto", force: bool = False,
            progress: Progress | None = None, jobs: int = 1, shard: tuple[int, int] | None = None,
            quality: int | None = None, embed_model: bool = False, effort: str = "best",
-           psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False,
+           psnr: float | None = None, adapt: int = 0, adapt_decoder: bool = False, per_chunk: bool = False,
            log: Callable[[str], None] | None = None) -> CodecReport:
     """Write a dataset (a path, an array, or a stream holding a .npy or IDX) to a .aez file or binary stream.
     image_range (A:B) keeps images A..B-1; key picks the image array of a .npz; jobs > 1 codes chunks in that many
@@ -106,25 +108,31 @@ def encode(src: str | Path | np.ndarray | BinaryIO | Dataset, dst: str | Path | 
     possibly larger; "best" tries every coder; "max" also searches the latent codes for ones that decode closer,
     much slower to encode); adapt > 0 fine-tunes a convolutional model's encoder on the first chunk for that many
     steps first (aezip.conv.adapt: smaller files for pictures unlike the model's training set), adapt_decoder its
-    synthesis biases with it (the file carries them: aezip.conv.patch)."""
+    synthesis biases with it (the file carries them: aezip.conv.patch); per_chunk (with psnr, a convolutional
+    model) writes the smallest file whose chunks each take their own rate point or bound (aezip.mixed)."""
     dataset = open_data(src, key)
     return _encode(dataset, _model(model), dst, psnr, chunk_size=chunk_size, max_error=max_error, backend=backend,
                    device=device, image_range=image_range, force=force, progress=progress, jobs=jobs, shard=shard,
-                   quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder, log=log,
-                   **effort_settings(effort))
+                   quality=quality, embed_model=embed_model, adapt=adapt, adapt_decoder=adapt_decoder,
+                   per_chunk=per_chunk, log=log, **effort_settings(effort))
 
 
 def _encode(dataset: Dataset, mf: ModelFile, dst: str | Path | BinaryIO, psnr: float | None, *,
-            log: Callable[[str], None] | None = None, **args) -> CodecReport:
+            log: Callable[[str], None] | None = None, per_chunk: bool = False, **args) -> CodecReport:
     """encode_dataset, or with a PSNR target the smallest setting that reaches it (quality, max_error and shard
-    are then the target's to pick, and given ones an error)."""
+    are then the target's to pick, and given ones an error), per chunk where asked."""
     if psnr is None:
+        if per_chunk:
+            raise ParameterError("per_chunk", "chooses each chunk's setting for a target: give --psnr")
         return encode_dataset(dataset, mf, dst, **args)
-    from aezip.target import smallest_at_psnr
     for name in ("quality", "max_error", "shard"):
         if args.pop(name, None) is not None:
             raise ParameterError("psnr", "picks the setting itself; it does not combine with "
                                          f"--{name.replace('_', '-')}")
+    if per_chunk:
+        from aezip.mixed import encode_per_chunk
+        return encode_per_chunk(dataset, mf, dst, psnr, log=log, **args)
+    from aezip.target import smallest_at_psnr
     return smallest_at_psnr(dataset, mf, dst, psnr, force=args.pop("force", False), log=log, **args)
 
 

@@ -179,6 +179,9 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @click.option("--psnr", type=float, default=None, metavar="DB",
               help="Write the smallest file whose PSNR reaches DB, of any --quality or --max-error (tries each by "
                    "bisection: up to ~15 encodes; inf: lossless).")
+@click.option("--per-chunk", is_flag=True,
+              help="With --psnr, --arch conv models: let each chunk (default 32 images) take its own rate point or "
+                   "error bound, the mix that reaches DB in the fewest bytes (codes every chunk at every setting).")
 @click.option("--chunk-size", type=int, default=None,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
@@ -202,7 +205,8 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
 @force_option
 @reporting
 def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | None, max_error: int | None,
-           quality: int | None, psnr: float | None, chunk_size: int | None, image_range: str | None, key: str | None,
+           quality: int | None, psnr: float | None, per_chunk: bool, chunk_size: int | None, image_range: str | None,
+           key: str | None,
            embed_model: bool, effort: str, adapt: int, adapt_decoder: bool, jobs: int, shard_spec: str | None,
            device: str, backend: str | None, threads: int | None, force: bool, quiet: bool, verbose: int,
            as_json: bool) -> None:
@@ -231,11 +235,12 @@ def encode(data: Path, output: Path | None, to_stdout: bool, model_path: Path | 
     lo, hi = parse_range(image_range, dataset.shape[0])
     report.detail(f"model {model.id[:16]} ({model.path}); images {lo}..{hi - 1} of {dataset.shape[0]}")
     try:
-        with report.progress(None if psnr is not None else hi - lo, "encode") as progress:   # --psnr: trials
+        with report.progress(hi - lo if psnr is None or per_chunk else None, "encode") as progress:   # --psnr: trials
             r = api.encode(dataset, out or sys.stdout.buffer, model, max_error=max_error, chunk_size=chunk_size,
                            image_range=image_range, backend=backend, device=device, force=force, progress=progress,
                            jobs=jobs, shard=shard, quality=quality, embed_model=embed_model, effort=effort,
-                           psnr=psnr, adapt=adapt, adapt_decoder=adapt_decoder, log=report.detail)
+                           psnr=psnr, adapt=adapt, adapt_decoder=adapt_decoder, per_chunk=per_chunk,
+                           log=report.detail)
     except ModelMismatchError as exc:
         if model_path is None:
             raise ModelMismatchError(f"{exc}; the embedded model is for MNIST-like 28x28 digits: train one for "

@@ -399,8 +399,12 @@ def test_bench_rows_cover_the_rate_ladder_with_real_files(rgb_model, tmp_path) -
     from aezip.bench.report import aezip_rows
     images = _images((32, 32, 3), 4)
     rows = aezip_rows(images, [("c", rgb_model.path)], [0, 4], tmp_path)
-    assert [r.setting.split(", ")[-1] for r in rows] == ["--quality 1", "--quality 2", "--embed-model",
-                                                         "--max-error 0", "--max-error 4"]
+    assert [r.setting.split(", ")[-1] for r in rows[:5]] == ["--quality 1", "--quality 2", "--embed-model",
+                                                             "--max-error 0", "--max-error 4"]
+    targets = [int(r.setting.split("--psnr ")[1].split()[0]) for r in rows[5:]]     # then per-chunk files
+    assert targets == list(range(targets[0], targets[-1] + 1))
+    assert all(r.psnr_db >= t for r, t in zip(rows[5:], targets))
+    assert targets[0] == int(np.ceil(min(r.psnr_db for r in rows[:2]))) and targets[-1] == int(rows[4].psnr_db)
     assert rows[3].max_abs_error == 0 and rows[4].max_abs_error <= 4
     for q, row in zip((1, 2), rows):
         assert row.bytes == len(aezip.compress(images, rgb_model, quality=q))          # the file's bytes

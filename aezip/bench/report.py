@@ -7,6 +7,7 @@ also gives the rate with its model's bytes added, for aezip both the model file'
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -34,6 +35,7 @@ MAX_ERRORS = (0, 1, 2, 4, 8, 12, 16, 24, 32)   # up to 32: on noisy photographs 
 # --max-error points (not the --embed-model file, whose rate counts the model). Its efficient frontier (bdrate) is
 # what a user gets who picks, for each target PSNR, the setting with the smallest file.
 EVERY_SETTING = "aezip every lossy setting (--quality and --max-error)"
+PER_CHUNK = "aezip --psnr --per-chunk"   # a conv model's per-chunk files (aezip.mixed), one per whole dB
 
 
 @dataclass
@@ -96,6 +98,7 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
     runs += [(*first, None, None, True, None, "")] + [(*first, None, e, False, None, "") for e in max_errors]
     runs += [(*first, None, 0, False, m, label) for m, label in _pixel_model_runs(first[1])]
     at_effort = effort_settings(effort)
+    tail = _effort_suffix(effort, adapt, adapt_decoder)
     decoders: dict[tuple, int] = {}   # the decode-side model's size, per model id and kind of file
     for name, mf, quality, max_error, embed, methods, label in runs:
         aez, out = workdir / "x.aez", workdir / "x.npy"
@@ -110,8 +113,7 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
         setting = _architecture(mf) + (
             "" if quality is None else f", --quality {quality}") + (
             "" if max_error is None else f", --max-error {max_error}") + (", --embed-model" if embed else "") + (
-            label + ("" if effort == "best" else f", --effort {effort}") + (f", --adapt {steps}" if steps else "")
-            + (" --adapt-decoder" if steps and adapt_decoder else ""))
+            label + (tail if steps else _effort_suffix(effort, 0, False)))
         author = model_at_quality(mf, quality)   # the model the file names (the default's sibling at coarse levels)
         rates = ((quality or mf.config.rates) - 1,) if is_conv(mf) else None   # a conv file needs its one rate point
         kind = (author.id, max_error is not None, rates)
@@ -122,7 +124,43 @@ def aezip_rows(images: np.ndarray, models: Iterable[tuple[str, Path | None]], ma
                          0 if embed else author.path.stat().st_size, decoder))
         if progress:
             progress(1)
+    if is_conv(first[1]):
+        rows += per_chunk_rows(images, *first, [r for r in rows if r.codec == f"aezip {first[0]}"], workdir, effort,
+                               adapt, adapt_decoder, progress)
     return rows
+
+
+def per_chunk_rows(images: np.ndarray, name: str, mf, own: list[Row], workdir: Path, effort: str = "best",
+                   adapt: int = 0, adapt_decoder: bool = False, progress: Progress | None = None) -> list[Row]:
+    """A convolutional model's `encode --psnr T --per-chunk` files (aezip.mixed), decoded for real, at every whole
+    dB T from the lowest PSNR of its rows `own` to the highest of their lossy ones; the candidates are coded once
+    for every target, and each row's encode time is theirs plus its file's writing."""
+    from aezip.mixed import any_bounded, choose_file, code_candidates, used_rates, write_file
+    lossy = [r.psnr_db for r in own if r.max_abs_error > 0 and "--embed-model" not in r.setting]
+    at_effort = effort_settings(effort)
+    dataset = array_dataset(images)
+    cands, t_cand = _timed(lambda: code_candidates(dataset, mf, adapt=adapt, adapt_decoder=adapt_decoder,
+                                                   **at_effort))
+    rows = []
+    for target in range(math.ceil(min(lossy)), math.floor(max(lossy)) + 1):
+        aez, out = workdir / "x.aez", workdir / "x.npy"
+        picked = choose_file(cands, target)
+        with open(aez, "wb") as f:
+            report, t_write = _timed(write_file, f, cands, picked, dataset.source)
+        _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
+        decoder = decoder_bytes(mf, max_error_parts=any_bounded(picked), rates=[r - 1 for r in used_rates(picked)])
+        rows.append(_row(f"aezip {name}", f"{_architecture(mf)}, --psnr {target} --per-chunk"
+                         + _effort_suffix(effort, adapt, adapt_decoder), report.file_bytes, images, np.load(out),
+                         t_cand + t_write, t_dec, mf.path.stat().st_size, len(decoder)))
+        if progress:
+            progress(1)
+    return rows
+
+
+def _effort_suffix(effort: str, adapt: int, adapt_decoder: bool) -> str:
+    """The encoder options part of a row's setting."""
+    return (("" if effort == "best" else f", --effort {effort}") + (f", --adapt {adapt}" if adapt else "")
+            + (" --adapt-decoder" if adapt and adapt_decoder else ""))
 
 
 def _architecture(mf) -> str:
@@ -267,6 +305,9 @@ def _comparisons(rows: list[Row], aezip_names: list[str]) -> Iterator[tuple[str,
                                   if r.max_abs_error > 0]
     tests[EVERY_SETTING] = _efficient([r for n in aezip_names for r in tests[f"aezip {n} --quality"]]
                                       + tests["aezip --max-error"])
+    per_chunk = family(f"aezip {aezip_names[0]}", "--per-chunk")
+    if per_chunk:
+        tests[PER_CHUNK] = per_chunk
     for t, test in tests.items():
         for a, anchor in anchors.items():
             if not (t == "aezip --max-error" and a == "PCA + zstd"):
