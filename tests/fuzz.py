@@ -113,9 +113,10 @@ def make_corpus(workdir: Path) -> tuple[Path, list[Path]]:
 
 def _conv_files(workdir: Path) -> list[Path]:
     """Files of a tiny convolutional model (`conv.aezm`, two rate points) at each rate and under a max error, its
-    decode side embedded, one with a decoder patch too, and `conv-plain.aez` without it (the model-file cases name
-    it)."""
+    decode side embedded, one with a decoder patch too, one of per-chunk settings with patches (aezip.mixed), and
+    `conv-plain.aez` without it (the model-file cases name it)."""
     from aezip.api import train_conv
+    from aezip.mixed import encode_per_chunk
     images = np.random.default_rng(3).integers(0, 256, (10, 20, 28, 3), dtype=np.uint8)
     mf = train_conv(images, lambdas=(0.001, 0.01), steps=2, batch_size=4, widths=(8, 6, 4), device="cpu")
     mf.save(workdir / "conv.aezm")
@@ -126,7 +127,9 @@ def _conv_files(workdir: Path) -> list[Path]:
                      ("conv-patch", {"quality": 2, "embed_model": True, "adapt": 3, "adapt_decoder": True})):
         encode_dataset(open_dataset(workdir / "conv.npy"), mf, workdir / f"{name}.aez", chunk_size=3, **kw)
         out.append(workdir / f"{name}.aez")
-    return out
+    encode_per_chunk(open_dataset(workdir / "conv.npy"), mf, workdir / "conv-mixed.aez", 12.0, chunk_size=2,
+                     embed_model=True, adapt=2, adapt_decoder=True)
+    return out + [workdir / "conv-mixed.aez"]
 
 
 def _tile_files(workdir: Path) -> list[Path]:
