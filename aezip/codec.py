@@ -127,7 +127,7 @@ def check_encode_args(max_error: int | None, chunk_size: int | None, shape: tupl
     return chunk_size
 
 
-def _peek(chunks: Iterable[np.ndarray]) -> tuple[np.ndarray | None, Iterator[np.ndarray]]:
+def peek(chunks: Iterable[np.ndarray]) -> tuple[np.ndarray | None, Iterator[np.ndarray]]:
     """The first chunk of a stream (None: it is empty) and the whole stream again."""
     chunks = iter(chunks)
     first = next(chunks, None)
@@ -205,7 +205,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
     dev = resolve_device(device)
     backend_used = kernels.resolve_backend(backend, dev)
     if search and max_error is not None and quality is None and shard is None:   # parts of a shard must agree
-        first, chunks = _peek(chunks)
+        first, chunks = peek(chunks)
         if first is not None:
             from aezip.effort import pixel_quality
             mf.model.to(dev)
@@ -214,7 +214,7 @@ def encode_to(f: BinaryIO, chunks: Iterable[np.ndarray], shape: tuple[int, ...],
         if embed_model else None                  # the model file's own decode side: a decoder patch applies to it
     adapted = patch = None
     if adapt:
-        first, chunks = _peek(chunks)
+        first, chunks = peek(chunks)
         if first is not None:
             from aezip.conv.adapt import adapt as adapt_codec
             mf, patch = adapt_codec(mf, quality - 1, first, adapt, dev, decoder=adapt_decoder)

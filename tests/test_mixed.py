@@ -20,7 +20,7 @@ from aezip.files.data import array_dataset
 from aezip.files.decodemodel import decoder_bytes
 from aezip.files.header import validate_header
 from aezip.metrics import psnr, psnr_from_mse
-from aezip.mixed import Candidate, choose, choose_file, code_candidates, sse_budget, write_file
+from aezip.mixed import Candidate, Group, choose, choose_file, code_candidates, sse_budget, write_file
 from tests import aezcraft
 from tests.test_cli import assert_one_line_error, run
 from tests.test_conv_codec import TINY, _images
@@ -75,9 +75,10 @@ def test_the_choice_fits_the_budget_and_is_near_the_optimum() -> None:
                  + [Candidate(1, None, b"x" * int(rng.integers(1, 60)), int(rng.integers(1, 500)), 1, True)
                     for _ in range(int(rng.integers(1, 5)))] for _ in range(int(rng.integers(2, 5)))]
         budget = int(rng.integers(0, 1000))
-        choice = choose(cands, budget)
-        assert sum(cs[k].sse for cs, k in zip(cands, choice)) <= budget
-        worse.append(sum(cs[k].size for cs, k in zip(cands, choice)) / _brute_force(cands, budget) - 1)
+        chunks = choose([Group([], [cs], [1]) for cs in cands], budget)
+        assert [n for _, n in chunks] == [1] * len(cands) and all(x in cs for (x, _), cs in zip(chunks, cands))
+        assert sum(x.sse for x, _ in chunks) <= budget
+        worse.append(sum(x.size for x, _ in chunks) / _brute_force(cands, budget) - 1)
     assert np.mean(worse) < 0.02 and np.mean(np.array(worse) == 0) > 0.8     # a heuristic: measured 0.9 %, 90 %
 
 
@@ -86,38 +87,45 @@ def test_per_chunk_files_reach_the_target_and_decode_on_each_chunks_setting(mode
         blob, report = _per_chunk(images, model, target)
         decoded = aezip.decompress(blob, model)
         assert report.psnr_db >= target and psnr(images, decoded) == pytest.approx(report.psnr_db)
-        assert report.file_bytes == len(blob) and report.picked.startswith(f"per chunk of {CHUNK} images")
+        assert report.file_bytes == len(blob) and report.picked.startswith("per chunk (")
         settings = _settings(blob)
-        assert len(settings) == 4
-        for k, (rate, bound) in enumerate(settings):
+        with ContainerReader(blob) as reader:
+            counts = [c.images for c in reader.chunks]
+        assert counts in ([20], [6, 6, 6, 2])                             # the group whole, or its parts
+        for (rate, bound), a, n in zip(settings, np.cumsum([0] + counts), counts):
             assert 1 <= rate <= 2
-            err = np.abs(images[k * CHUNK:(k + 1) * CHUNK].astype(int) - decoded[k * CHUNK:(k + 1) * CHUNK]).max()
+            err = np.abs(images[a:a + n].astype(int) - decoded[a:a + n]).max()
             assert bound is None or err <= bound                            # each chunk keeps its own bound
         if target == float("inf"):
             assert np.array_equal(decoded, images) and {b for _, b in settings} == {0}
         info = aezip.info(blob)
-        assert sum(info["chunk_settings"].values()) == 4 and info["entropy"] == "conv-hyperprior-v1-per-chunk"
+        assert sum(info["chunk_settings"].values()) == len(counts) and info["entropy"] == "conv-hyperprior-v1-per-chunk"
 
 
 def test_a_per_chunk_file_is_never_larger_than_one_setting_for_every_chunk(model, images) -> None:
     target = 20.0
     blob, _ = _per_chunk(images, model, target)
-    for quality in (1, 2):                                          # a uniform choice pays one setting byte a chunk
-        one = aezip.compress(images, model, quality=quality, chunk_size=CHUNK)
-        if psnr(images, aezip.decompress(one, model)) >= target:
-            assert len(blob) <= len(one) + 4
-    for bound in (16, 32):
-        one = aezip.compress(images, model, max_error=bound, chunk_size=CHUNK)
-        if psnr(images, aezip.decompress(one, model)) >= target:
-            assert len(blob) <= len(one) + 2 * 4
+    for chunk_size, chunks in ((CHUNK, 4), (None, 1)):                # the parts, or the group whole
+        for setting in ({"quality": 1}, {"quality": 2}, {"max_error": 16}, {"max_error": 32}):
+            one = aezip.compress(images, model, chunk_size=chunk_size, **setting)
+            if psnr(images, aezip.decompress(one, model)) >= target:   # a uniform choice pays its settings' bytes
+                assert len(blob) <= len(one) + len(setting_prefix(1, setting.get("max_error"))) * chunks
 
 
 def test_mixtures_beat_single_settings_between_rate_points() -> None:
     """Two chunks, two rate points: halfway in error, mixing costs less than the finer point for both."""
     lo = [Candidate(1, None, b"a" * 10, 900, 9, True), Candidate(2, None, b"b" * 40, 100, 3, True),
           Candidate(1, 0, b"c" * 90, 0, 0, False)]
-    cands = [lo, list(lo)]
-    assert [cands[i][k].rate for i, k in enumerate(choose(cands, 1000))] in ([1, 2], [2, 1])
+    assert sorted(x.rate for x, _ in choose([Group([], [lo, list(lo)], [1, 1])], 1000)) == [1, 2]
+
+
+def test_a_group_goes_whole_where_that_is_smaller() -> None:
+    """A group of two parts: coded whole it takes fewer bytes at the same error, and the choice takes it."""
+    part = [Candidate(1, None, b"p" * 30, 100, 3, True), Candidate(1, 0, b"q" * 90, 0, 0, False)]
+    whole = [Candidate(1, None, b"w" * 50, 200, 3, True), Candidate(1, 0, b"z" * 170, 0, 0, False)]
+    assert [(x.body[:1], n) for x, n in choose([Group(whole, [part, list(part)], [4, 3])], 200)] == [(b"w", 7)]
+    assert [(x.body[:1], n) for x, n in choose([Group(whole, [part, list(part)], [4, 3])], 199)] == [(b"p", 4),
+                                                                                                      (b"q", 3)]
 
 
 def test_embedded_and_adapted_per_chunk_files_decode_without_help(model, images) -> None:
@@ -165,7 +173,7 @@ def test_the_cli_writes_and_describes_a_per_chunk_file(model, images, tmp_path, 
     code, out, err = run(capsys, "encode", tmp_path / "d.npy", "-o", tmp_path / "d.aez", "-m", model.path,
                          "--psnr", "20", "--per-chunk", "--chunk-size", str(CHUNK))
     assert code == 0, err
-    assert "picked per chunk of 6 images (" in out
+    assert "picked per chunk (" in out and " images in " in out
     code, out, _ = run(capsys, "info", tmp_path / "d.aez")
     assert code == 0 and "quality: per chunk: --" in out and "max error: per chunk (above)" in out
     code, _, err = run(capsys, "encode", tmp_path / "d.npy", "-o", tmp_path / "e.aez", "-m", model.path,
@@ -192,7 +200,7 @@ def test_damaged_settings_and_headers_are_refused(model, images) -> None:
     lossy, _ = _per_chunk(images, model, 10.0)                            # no pixel coder named in the header
     assert all(b is None for _, b in _settings(lossy))
     with pytest.raises(FormatError, match="names no pixel coder"):
-        aezip.decompress(_rewrite_chunk(lossy, 1, setting_prefix(1, 4)), model)
+        aezip.decompress(_rewrite_chunk(lossy, 0, setting_prefix(1, 4)), model)
     rate = _settings(lossy)[0][0]
     with pytest.raises(FormatError, match="checksum"):                    # latents read at another rate point
         aezip.decompress(_rewrite_chunk(lossy, 0, setting_prefix(3 - rate, None)), model)
