@@ -149,11 +149,8 @@ def code_candidates(dataset: Dataset, mf: CodecModel, *, chunk_size: int | None 
             mf, patches = _adapt_every_rate(mf, first, adapt, dev, adapt_decoder)
             adapted = {"steps": adapt, "images": len(first)}
     out = Candidates([], mf, original, patches, adapted, chunk_size, group_size, shape, backend, search, 0.0)
-    code = lambda images: _chunk_candidates(mf, images, bounds, backend, dev, pixel_methods, search)  # noqa: E731
     for group in groups:
-        parts = [group[a:a + chunk_size] for a in range(0, len(group), chunk_size)]
-        out.groups.append(Group(code(group) if len(parts) > 1 else [], [code(p) for p in parts],
-                                [len(p) for p in parts]))
+        out.groups.append(_group_candidates(mf, group, chunk_size, bounds, backend, dev, pixel_methods, search))
         if progress:
             progress(len(group))
     out.seconds = time.perf_counter() - start
@@ -173,21 +170,35 @@ def _adapt_every_rate(mf: CodecModel, images: np.ndarray, steps: int, dev,
     return mf, patches
 
 
-def _chunk_candidates(mf: CodecModel, chunk: np.ndarray, bounds, backend: str, dev,
-                      pixel_methods: tuple[int, ...] | None, search: bool) -> list[Candidate]:
-    """One chunk at every rate point lossy and under every bound; a bounded stream that reads no latents is the
-    same at every rate point and is kept once."""
-    out, alone = [], set()
+def _group_candidates(mf: CodecModel, group: np.ndarray, chunk_size: int, bounds, backend: str, dev,
+                      pixel_methods: tuple[int, ...] | None, search: bool) -> Group:
+    """A group whole (where it has several parts) and each of its parts at every rate point, lossy and under every
+    bound; the images analysed once per rate point (conv.coding.encode_parts)."""
+    cuts = list(range(0, len(group), chunk_size)) + [len(group)]
+    whole, parts = [], [[] for _ in cuts[1:]]
+    alone: list[set] = [set() for _ in range(len(cuts))]    # bounds whose streams need no latents, per chunk
     for rate in range(1, mf.config.rates + 1):
-        latent, recon = conv_coding.encode_images(mf, rate - 1, chunk, dev, backend, search)
-        for e in (None, *bounds):
-            if e in alone:
-                continue
-            payload, sse, max_abs = chunk_result(mf, chunk, latent, recon, e, pixel_methods)
-            latents = bool(unpack_payload(payload, "candidate")[1])
-            if e is not None and not latents:
-                alone.add(e)
-            out.append(Candidate(rate, e, payload, int(sse), max_abs, latents))
+        stream, streams, recon = conv_coding.encode_parts(mf, rate - 1, group, cuts, dev, backend, search)
+        if len(parts) > 1:
+            whole += _candidates(mf, rate, group, stream, recon, bounds, pixel_methods, alone[-1])
+        for k, (a, b) in enumerate(zip(cuts, cuts[1:])):
+            parts[k] += _candidates(mf, rate, group[a:b], streams[k], recon[a:b], bounds, pixel_methods, alone[k])
+    return Group(whole, parts, [b - a for a, b in zip(cuts, cuts[1:])])
+
+
+def _candidates(mf: CodecModel, rate: int, chunk: np.ndarray, latent: bytes, recon: np.ndarray, bounds,
+                pixel_methods: tuple[int, ...] | None, alone: set) -> list[Candidate]:
+    """One chunk at one rate point, lossy and under every bound not in `alone` (the bounds whose streams read no
+    latents at an earlier rate point: the same at every one, kept once; this one's are added to it)."""
+    out = []
+    for e in (None, *bounds):
+        if e in alone:
+            continue
+        payload, sse, max_abs = chunk_result(mf, chunk, latent, recon, e, pixel_methods)
+        latents = bool(unpack_payload(payload, "candidate")[1])
+        if e is not None and not latents:
+            alone.add(e)
+        out.append(Candidate(rate, e, payload, int(sse), max_abs, latents))
     return out
 
 

@@ -96,6 +96,23 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", bac
     return data, _synthesize(point, latents, chunk.shape[1:])
 
 
+def encode_parts(mf: ConvModel, rate: int, images: np.ndarray, cuts: list[int], device="cpu",
+                 backend: str | None = None, refine: bool = False) -> tuple[bytes, list[bytes], np.ndarray]:
+    """(the latent stream of all `images` as one chunk, that of each part between consecutive `cuts`, the decoded
+    pixels n x H*W*C) at rate point `rate`: the images analysed once (each image's latents and pixels do not depend
+    on the chunk it is coded in), for aezip.mixed's two grains."""
+    y, z = analyse(mf, rate, images, device, backend, refine)
+    point = mf.points[rate]
+    whole, latents = hyperprior.encode(y, z, point.hyper, point.tables)
+    parts = []
+    for a, b in zip(cuts, cuts[1:]):
+        data, part = hyperprior.encode(y[a:b], z[a:b], point.hyper, point.tables)
+        if not np.array_equal(part, latents[a:b]):
+            raise AssertionError("a part's quantized latents differ from the whole's")
+        parts.append(data)
+    return whole, parts, _synthesize(point, latents, images.shape[1:])
+
+
 def features(mf: ConvModel, rate: int, chunk: np.ndarray, quantized: bool = False, backend: str | None = None
              ) -> np.ndarray:
     """float32 features n x (h * w * M) of uint8 images n x H x W[ x C] (all of one shape) at rate point `rate`:
