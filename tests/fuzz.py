@@ -30,6 +30,7 @@ from PIL import Image
 from aezip.cli.main import main
 from aezip.codec import encode_dataset
 from aezip.coding.pixelstream import GRADIENT, MIXING, MIXING_EXACT, MIXING_LATENTS
+from aezip.conv.layout import PER_CHUNK_CODER
 from aezip.files.data import open_dataset
 from aezip.files.decodemodel import pack, save_decoder, unpack
 from aezip.bench.demo import sample_path
@@ -257,9 +258,15 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
             i = rng.randrange(len(rows))
             rows[i] = (rows[i][0] + rng.randint(-8, 8), rows[i][1] + rng.randint(-8, 8), rows[i][2])
         parts.rows = rows
-    elif kind == 5 and parts.payloads:                   # a chunk payload's fields or streams
+    elif kind == 5 and parts.payloads:                   # a chunk payload's fields or streams (or its setting)
         i = rng.randrange(len(parts.payloads))
-        n, lat, res, crc = aezcraft.payload_parts(parts.payloads[i])
+        prefix, payload = b"", parts.payloads[i]
+        if h.get("entropy") == PER_CHUNK_CODER:          # the chunk's setting first (aezip.mixed)
+            cut = 2 if payload[0] & 0x80 else 1
+            prefix, payload = payload[:cut], payload[cut:]
+            if rng.random() < 0.3:
+                prefix = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 2])))
+        n, lat, res, crc = aezcraft.payload_parts(payload)
         what = rng.randrange(5)
         if what == 0:
             n = rng.choice([0, n + 1, max(0, n - 1), 2 ** 32 - 1])
@@ -272,7 +279,7 @@ def mutate_aez(data: bytes, rng: random.Random) -> bytes:
             lat = lat[:j] + bytes([lat[j] ^ (1 << rng.randrange(8))]) + lat[j + 1:]
         else:
             crc ^= 1
-        parts.payloads[i] = aezcraft.make_payload(n, lat, res, crc)
+        parts.payloads[i] = prefix + aezcraft.make_payload(n, lat, res, crc)
         if rng.random() < 0.3:
             parts.payloads[i] = parts.payloads[i][:rng.randrange(len(parts.payloads[i]) + 1)]
     elif kind == 6:                                      # the header is not valid JSON, or not an object
