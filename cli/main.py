@@ -180,8 +180,9 @@ def _train_conv(images, hidden: str | None, rates: str | None, steps: int | None
               help="Write the smallest file whose PSNR reaches DB, of any --quality or --max-error (tries each by "
                    "bisection: up to ~15 encodes; inf: lossless).")
 @click.option("--per-chunk", is_flag=True,
-              help="With --psnr, --arch conv models: let each chunk (default 32 images) take its own rate point or "
-                   "error bound, the mix that reaches DB in the fewest bytes (codes every chunk at every setting).")
+              help="With --psnr, --arch conv models: let each chunk (--chunk-size, default 64 images) take its own rate "
+                   "point or error bound, the mix that reaches DB in the fewest bytes (codes every chunk at every "
+                   "setting).")
 @click.option("--chunk-size", type=int, default=None,
               help="Images per chunk, the unit of random access [default: 1024, fewer for large images].")
 @range_option
