@@ -48,6 +48,13 @@ def setting_prefix(quality: int, max_error: int | None) -> bytes:
     return bytes([quality]) if max_error is None else bytes([_BOUNDED | quality, max_error])
 
 
+def setting_name(quality: int, max_error: int | None, latents: bool) -> str:
+    """A per-chunk file's chunk setting in the encoder's words (a bounded stream without latents names no rate)."""
+    if max_error is None:
+        return f"--quality {quality}"
+    return f"--max-error {max_error}" + (f" at rate point {quality}" if latents else "")
+
+
 def read_setting(payload: bytes, where: str) -> tuple[int, int | None, bytes]:
     """(rate point, error bound or None, the rest) of an untrusted chunk payload of a per-chunk file
     (setting_prefix); FormatError where it is too short to hold one, or names rate point 0."""

@@ -9,7 +9,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from aezip.codec import check_header, image_channels, source_of
-from aezip.chunks import read_setting, unpack_payload
+from aezip.chunks import read_setting, setting_name, unpack_payload
 from aezip.coding.chunktables import CENTROID_BIT, CHUNK_CODER, CHUNK_CODER_V2, CHUNK_CODER_V3, LATENT_METHODS
 from aezip.coding.latentcoder import marks_centroids
 from aezip.coding.pixelstream import CODER_METHODS, METHOD_NAMES
@@ -48,12 +48,7 @@ def chunk_settings(reader: ContainerReader) -> dict[str, int]:
     if reader.header["entropy"] != PER_CHUNK_CODER:
         return {}
 
-    def name(latent: bytes, _: bytes, setting: Setting) -> str:
-        quality, max_error = setting
-        if max_error is None:
-            return f"--quality {quality}"
-        return f"--max-error {max_error}" + (f" at rate point {quality}" if latent else "")
-    return _count_chunks(reader, name)
+    return _count_chunks(reader, lambda latent, _, setting: setting_name(*setting, bool(latent)))
 
 
 def latent_methods(reader: ContainerReader) -> dict[str, int]:

@@ -44,7 +44,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from aezip.chunks import chunk_result, setting_prefix, unpack_payload
+from aezip.chunks import chunk_result, setting_name, setting_prefix, unpack_payload
 from aezip.codec import CodecReport, Progress, file_header, image_channels, peek, rechunk
 from aezip.conv import coding as conv_coding
 from aezip.conv.layout import PER_CHUNK_CODER
@@ -271,18 +271,16 @@ def _choose(groups: list[Group], budget: int, layout: str) -> list[Chunk]:
             mid = math.sqrt(max(lo, hi * 1e-12) * hi)
             lo, hi = (mid, hi) if pick(mid)[3] > budget else (lo, mid)
     pk, wk, whole, error = pick(hi)
-    items = []    # (bytes row, errors row, candidates, choice, images) of each chunk of the file, in order
+    items = []    # (candidates, choice, images) of each chunk of the file, in order
     starts = np.cumsum([0] + [len(g.parts) for g in groups])
     for i, g in enumerate(groups):
         if whole[i]:
-            j = wholes.index(i)
-            items.append((whole_m[0][j], whole_m[1][j], g.whole, int(wk[j]), sum(g.images)))
+            items.append((g.whole, int(wk[wholes.index(i)]), sum(g.images)))
         else:
-            items += [(part_m[0][r], part_m[1][r], g.parts[r - starts[i]], int(pk[r]), g.images[r - starts[i]])
+            items += [(g.parts[r - starts[i]], int(pk[r]), g.images[r - starts[i]])
                       for r in range(starts[i], starts[i + 1])]
-    choice = _fill(np.array([it[3] for it in items]), np.stack([it[0] for it in items]),
-                   np.stack([it[1] for it in items]), budget - error)
-    return [(it[2][k], it[4]) for it, k in zip(items, choice)]
+    choice = _fill(np.array([k for _, k, _ in items]), *_matrices([cs for cs, _, _ in items], width), budget - error)
+    return [(cs[k], n) for (cs, _, n), k in zip(items, choice)]
 
 
 def _fill(choice: np.ndarray, sizes: np.ndarray, sses: np.ndarray, slack: float) -> np.ndarray:
@@ -386,8 +384,7 @@ def describe(picked: list[Chunk]) -> str:
     for x, n in picked:
         key = (x.max_error is not None, x.rate if x.latents else 0, x.max_error or 0)
         counts.setdefault(key, []).append(n)
-    words = [(f"--max-error {e}" + (f" at rate point {r}" if r else "") if b else f"--quality {r}")
-             + f": {sum(ns)} images in {len(ns)} chunk{'s' * (len(ns) != 1)}"
+    words = [setting_name(r, e if b else None, r > 0) + f": {sum(ns)} images in {len(ns)} chunk{'s' * (len(ns) != 1)}"
              for (b, r, e), ns in sorted(counts.items())]
     return f"per chunk ({'; '.join(words)})"
 

@@ -135,7 +135,7 @@ def per_chunk_rows(images: np.ndarray, name: str, mf, own: list[Row], workdir: P
     """A convolutional model's `encode --psnr T --per-chunk` files (aezip.mixed), decoded for real, at every whole
     dB T from the lowest PSNR of its rows `own` to the highest of their lossy ones; the candidates are coded once
     for every target, and each row's encode time is theirs plus its file's writing."""
-    from aezip.mixed import any_bounded, choose_file, code_candidates, used_rates, write_file
+    from aezip.mixed import any_bounded, choose_file, code_candidates, sections, used_rates, write_file
     lossy = [r.psnr_db for r in own if r.max_abs_error > 0 and "--embed-model" not in r.setting]
     at_effort = effort_settings(effort)
     dataset = array_dataset(images)
@@ -148,7 +148,7 @@ def per_chunk_rows(images: np.ndarray, name: str, mf, own: list[Row], workdir: P
         with open(aez, "wb") as f:
             report, t_write = _timed(write_file, f, cands, picked, dataset.source)
         _, t_dec = _timed(lambda: decode_file(aez, out, model_path=mf, force=True))
-        decoder = decoder_bytes(mf, max_error_parts=any_bounded(picked), rates=[r - 1 for r in used_rates(picked)])
+        decoder, _ = sections(cands, used_rates(picked), any_bounded(picked), embed=True)   # cached per rate set
         rows.append(_row(f"aezip {name}", f"{_architecture(mf)}, --psnr {target} --per-chunk"
                          + _effort_suffix(effort, adapt, adapt_decoder), report.file_bytes, images, np.load(out),
                          t_cand + t_write, t_dec, mf.path.stat().st_size, len(decoder)))

@@ -90,10 +90,8 @@ def encode_images(mf: ConvModel, rate: int, chunk: np.ndarray, device="cpu", bac
                   refine: bool = False) -> tuple[bytes, np.ndarray]:
     """(the latent stream, the decoded pixels n x H*W*C) of uint8 images n x H x W[ x C] at rate point `rate`
     (`analyse` gives the latents)."""
-    y, z = analyse(mf, rate, chunk, device, backend, refine)
-    point = mf.points[rate]
-    data, latents = hyperprior.encode(y, z, point.hyper, point.tables)
-    return data, _synthesize(point, latents, chunk.shape[1:])
+    data, _, pixels = encode_parts(mf, rate, chunk, [], device, backend, refine)
+    return data, pixels
 
 
 def encode_parts(mf: ConvModel, rate: int, images: np.ndarray, cuts: list[int], device="cpu",
